@@ -1,0 +1,1 @@
+"""Plumbing to the outside: Kafka, schema registry, NetSuite, POS simulators."""

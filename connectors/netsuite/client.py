@@ -1,0 +1,215 @@
+"""Async NetSuite REST client (record service + SuiteQL) over one ``httpx.AsyncClient``.
+
+Every request is signed just before it is sent (fresh nonce/timestamp), so callers may
+retry a call freely. The client itself does not retry: the sink owns retry policy and
+uses ``NetSuiteError.kind`` to decide.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from . import wire
+from .auth import NetSuiteCredentials, TbaSigner
+from .errors import NetSuiteError
+
+RequestHook = Callable[[str, str, int | None, float], None]
+"""``on_request(record_type, method, status, seconds)``; status is None without a response."""
+
+_REST = "/services/rest"
+SUITEQL_MAX_LIMIT = 1000
+
+
+def _noop_hook(record_type: str, method: str, status: int | None, seconds: float) -> None:
+    return None
+
+
+def id_from_location(location: str) -> str:
+    """The new record's internal id: last path segment of the ``Location`` header."""
+    return urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def eid(external_id: str) -> str:
+    """The ``eid:`` id slot for an external id (percent-encoded for the URL path)."""
+    return "eid:" + quote(external_id, safe="")
+
+
+class NetSuiteClient:
+    """Thin async wrapper over NetSuite's record and query REST services."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: NetSuiteCredentials,
+        *,
+        timeout: float = 30.0,
+        max_connections: int = 10,
+        on_request: RequestHook | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """``max_connections`` should not exceed the account's concurrency limit.
+
+        Extra connections beyond the account limit only produce 429s.
+        """
+        self._base = base_url.rstrip("/")
+        self._signer = TbaSigner(credentials)
+        self._on_request = on_request or _noop_hook
+        self._http = httpx.AsyncClient(
+            timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"NetSuiteClient(base_url={self._base!r})"
+
+    async def __aenter__(self) -> NetSuiteClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._http.aclose()
+
+    # -- record service ---------------------------------------------------------------
+
+    async def create(self, record_type: str, body: dict[str, Any]) -> str:
+        """POST a new record; returns its internal id parsed from ``Location`` (204)."""
+        resp = await self._send("POST", self._record_path(record_type), record_type, json=body)
+        location = resp.headers.get("Location")
+        if not location:
+            raise NetSuiteError(resp.status_code, "NO_LOCATION", detail="create without Location",
+                                method="POST", url_path=self._record_path(record_type))
+        return id_from_location(location)
+
+    async def upsert(
+        self,
+        record_type: str,
+        external_id: str,
+        body: dict[str, Any],
+        *,
+        resolve_id: bool = True,
+        replace: str | None = None,
+    ) -> str | None:
+        """PUT ``{type}/eid:{external_id}``: insert or update; returns the internal id.
+
+        Whether NetSuite sends ``Location`` on an upsert is unconfirmed. When it does, the
+        id comes from it for free. When it does not, and ``resolve_id`` is true, one extra
+        GET ``eid:`` resolves it; that costs a round-trip and a concurrency slot, so pass
+        ``resolve_id=False`` when the id is not needed (then ``None`` may be returned).
+        ``replace`` (e.g. ``"item"``) replaces sublist lines instead of merging, which is
+        what a replay of the same transaction needs: without it item lines are appended.
+        """
+        path = f"{self._record_path(record_type)}/{eid(external_id)}"
+        params = {"replace": replace} if replace else None
+        resp = await self._send("PUT", path, record_type, json=body, params=params)
+        location = resp.headers.get("Location")
+        if location:
+            return id_from_location(location)
+        if not resolve_id:
+            return None
+        record = await self.get(record_type, eid(external_id))
+        return str(record["id"])
+
+    async def get(self, record_type: str, id_or_eid: str, expand: bool = False) -> dict[str, Any]:
+        """GET one record by internal id or ``eid:X``; ``expand`` inlines sublists."""
+        params = {"expandSubResources": "true"} if expand else None
+        resp = await self._send(
+            "GET", f"{self._record_path(record_type)}/{id_or_eid}", record_type, params=params
+        )
+        return resp.json()
+
+    async def patch(
+        self, record_type: str, id_or_eid: str, body: dict[str, Any], *, replace: str | None = None
+    ) -> None:
+        """PATCH a record; omitted fields stay as they are (204)."""
+        params = {"replace": replace} if replace else None
+        await self._send("PATCH", f"{self._record_path(record_type)}/{id_or_eid}", record_type,
+                         json=body, params=params)
+
+    async def delete(self, record_type: str, id_or_eid: str) -> None:
+        """DELETE a record (204)."""
+        await self._send("DELETE", f"{self._record_path(record_type)}/{id_or_eid}", record_type)
+
+    # -- SuiteQL ------------------------------------------------------------------------
+
+    async def suiteql(
+        self, query: str, limit: int = SUITEQL_MAX_LIMIT, params: list[Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Run a SuiteQL query, following pages until ``hasMore`` is false.
+
+        Values come back as strings; the per-row ``links`` key is dropped.
+        """
+        if not 1 <= limit <= SUITEQL_MAX_LIMIT:
+            raise ValueError(f"limit must be 1..{SUITEQL_MAX_LIMIT}")
+        body: dict[str, Any] = {"q": query}
+        if params:
+            body["params"] = params
+        rows: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            resp = await self._send(
+                "POST", f"{_REST}/query/v1/suiteql", "suiteql", json=body,
+                params={"limit": str(limit), "offset": str(offset)},
+                headers={"Prefer": "transient"},
+            )
+            page = resp.json()
+            for item in page.get("items", []):
+                rows.append({k: v for k, v in item.items() if k != "links"})
+            if not page.get("hasMore"):
+                return rows
+            offset += limit
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    @staticmethod
+    def _record_path(record_type: str) -> str:
+        return f"{_REST}/record/v1/{record_type}"
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        record_type: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        # Bodies go through wire.dumps so Decimal amounts reach NetSuite exactly.
+        content = None if json is None else wire.dumps(json)
+        if content is not None:
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        request = self._http.build_request(
+            method, self._base + path, content=content, params=params, headers=headers
+        )
+        request.headers["Authorization"] = self._signer.authorization(method, str(request.url))
+        started = time.perf_counter()
+        try:
+            resp = await self._http.send(request)
+        except httpx.TimeoutException as exc:
+            self._on_request(record_type, method, None, time.perf_counter() - started)
+            raise NetSuiteError(None, "TIMEOUT", detail=type(exc).__name__, method=method,
+                                url_path=path) from exc
+        except httpx.TransportError as exc:
+            self._on_request(record_type, method, None, time.perf_counter() - started)
+            raise NetSuiteError(None, "CONNECTION_ERROR", detail=type(exc).__name__,
+                                method=method, url_path=path) from exc
+        self._on_request(record_type, method, resp.status_code, time.perf_counter() - started)
+        if resp.status_code >= 400:
+            try:
+                body: Any = resp.json()
+            except ValueError:
+                body = resp.text
+            raise NetSuiteError.from_response(resp.status_code, body, method=method,
+                                              url_path=path)
+        return resp

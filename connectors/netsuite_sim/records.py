@@ -1,0 +1,365 @@
+"""Record types the simulator serves: group, references, validation and GET rendering.
+
+Add a record type by registering a ``RecordType`` in ``RECORD_TYPES``; the routes,
+store, external-id rules and SuiteQL ``transaction`` table pick it up generically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from .errors import SimError, invalid_value
+from .store import Record, Store, now_utc
+
+Validator = Callable[[Store, dict[str, Any]], dict[str, Any]]
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class RecordType:
+    """How one REST record type behaves in the sim."""
+
+    name: str  # canonical path name, e.g. "cashSale"
+    group: str  # "transaction" | "entity": shares internal ids and external ids
+    validate: Validator
+    refs: dict[str, str] = field(default_factory=dict)  # body field -> referenced type
+    line_refs: dict[str, str] = field(default_factory=dict)  # line field -> referenced type
+    tran_type: str | None = None  # SuiteQL transaction.type, e.g. "CashSale"
+    known_fields: frozenset[str] | None = None  # None = accept any field name
+
+
+# -- references -------------------------------------------------------------------------
+
+def ref_id(value: Any) -> str | None:
+    """Id of a reference given as ``{"id": ..}``, a bare id, or ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        value = value.get("id")
+        return None if value is None else str(value)
+    return str(value)
+
+
+def normalize_ref(store: Store, target: str, value: Any, path: str) -> dict[str, str] | None:
+    """Turn any accepted reference form into ``{"id": "<str>"}``; resolves ``externalId``."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and "id" not in value and "externalId" in value:
+        record = store.by_external_id("entity", str(value["externalId"])) \
+            if target == "customer" else None
+        if record is None:
+            raise invalid_value(value["externalId"], path.rsplit(".", 1)[-1], path)
+        return {"id": record.id}
+    rid = ref_id(value)
+    if rid is None:
+        raise invalid_value(value, path.rsplit(".", 1)[-1], path)
+    return {"id": rid}
+
+
+def ref_name(store: Store, target: str, rid: str) -> str | None:
+    """Display name NetSuite would put in ``refName``."""
+    if target == "customer":
+        cust = store.customer(rid)
+        if cust is None:
+            return None
+        f = cust.fields
+        return f.get("entityId") or f.get("companyName") or \
+            " ".join(x for x in (f.get("firstName"), f.get("lastName")) if x) or None
+    table = {"item": store.items, "location": store.locations,
+             "paymentMethod": store.payment_methods, "salesTaxItem": store.tax_codes,
+             "subsidiary": store.subsidiaries, "employee": store.employees}.get(target)
+    row = table.get(rid) if table is not None else None
+    if row is None:
+        return None
+    return row.get("itemid") or row.get("name") or row.get("entityid")
+
+
+# -- amounts ----------------------------------------------------------------------------
+
+def _decimal(value: Any, path: str) -> Decimal:
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise invalid_value(value, path.rsplit(".", 1)[-1], path) from None
+    if not result.is_finite():
+        raise invalid_value(value, path.rsplit(".", 1)[-1], path)
+    return result
+
+
+def _num(value: Decimal) -> float:
+    return float(value.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+# -- customer ---------------------------------------------------------------------------
+
+def validate_customer(store: Store, body: dict[str, Any]) -> dict[str, Any]:
+    """Entity checks kept minimal: a name of some kind, and a real subsidiary if given."""
+    out = dict(body)
+    if "subsidiary" in out and out["subsidiary"] is not None:
+        out["subsidiary"] = normalize_ref(store, "subsidiary", out["subsidiary"], "subsidiary")
+        if out["subsidiary"]["id"] not in store.subsidiaries:
+            raise invalid_value(out["subsidiary"]["id"], "subsidiary", "subsidiary")
+    names = ("entityId", "companyName", "firstName", "lastName")
+    if not any(out.get(n) for n in names):
+        raise SimError(400, "USER_ERROR", "Please enter value(s) for: Name")
+    if not out.get("entityId"):
+        out["entityId"] = out.get("companyName") or \
+            " ".join(str(out[n]) for n in ("firstName", "lastName") if out.get(n))
+    return out
+
+
+# -- cashSale ---------------------------------------------------------------------------
+
+CASH_SALE_FIELDS = frozenset({
+    "externalId", "entity", "tranDate", "tranId", "subsidiary", "location", "department",
+    "class", "currency", "exchangeRate", "memo", "otherRefNum", "postingPeriod", "account",
+    "undepFunds", "paymentOption", "paymentOperation", "handlingMode",
+    "paymentProcessingProfile", "checkNumber", "createdFrom", "discountItem", "discountRate",
+    "promoCode", "giftCertRedemption", "taxDetails", "taxDetailsOverride", "taxItem", "taxRate",
+    "isTaxable", "toBeEmailed", "toBePrinted", "customForm", "salesRep", "item", "promotions",
+    "source",
+    # computed / read-only: accepted on input and recomputed
+    "subtotal", "taxTotal", "total", "status", "createdDate", "lastModifiedDate", "id", "links",
+})
+LINE_FIELDS = frozenset({
+    "item", "quantity", "rate", "amount", "grossAmt", "taxCode", "taxAmount", "tax1Amt",
+    "taxRate1", "isTaxable", "location", "department", "class", "description", "price",
+    "units", "line", "inventoryDetail", "serialNumbers", "options", "links",
+})
+_COMPUTED = ("subtotal", "taxTotal", "total", "status", "createdDate", "lastModifiedDate",
+             "id", "links")
+
+
+def _check_names(body: dict[str, Any], known: frozenset[str], prefix: str, custom: str) -> None:
+    # The sim enforces X-NetSuite-PropertyNameValidation=error semantics (Oracle's default is
+    # "warning", which silently drops the field): a misspelt or removed field such as
+    # cashSale.paymentMethod must fail loudly in tests instead of posting a payment-less sale.
+    for name in body:
+        if name not in known and not name.startswith(custom):
+            raise SimError(400, "INVALID_CONTENT",
+                           f"Error while accessing a resource. Invalid field name: {name}",
+                           f"{prefix}{name}")
+
+
+def validate_cash_sale(store: Store, body: dict[str, Any]) -> dict[str, Any]:
+    """Checks a real account makes on a cash sale; computes line amounts and totals."""
+    _check_names(body, CASH_SALE_FIELDS, "", "custbody")
+    out = {k: v for k, v in body.items() if k not in _COMPUTED}
+    if out.get("entity") is None:
+        raise SimError(400, "USER_ERROR", "Please enter value(s) for: Customer", "entity")
+    out["entity"] = normalize_ref(store, "customer", out["entity"], "entity")
+    if store.customer(out["entity"]["id"]) is None:
+        raise invalid_value(out["entity"]["id"], "entity", "entity")
+    # The sandbox has "Make Locations Mandatory" on, as most multi-store retailers do.
+    if out.get("location") is None:
+        raise SimError(400, "USER_ERROR", "Please enter value(s) for: Location", "location")
+    _check_ref(store, out, "location", store.locations, "location", "location")
+    if out.get("subsidiary") is not None:
+        _check_ref(store, out, "subsidiary", store.subsidiaries, "subsidiary", "subsidiary")
+    if out.get("paymentOption") is not None:
+        _check_ref(store, out, "paymentOption", store.payment_methods, "paymentMethod",
+                   "paymentOption")
+    if out.get("salesRep") is not None:
+        _check_ref(store, out, "salesRep", store.employees, "employee", "salesRep")
+    sublist = out.get("item") or {}
+    lines = sublist.get("items") if isinstance(sublist, dict) else None
+    if not lines:
+        raise SimError(400, "USER_ERROR", "You must enter at least one line item for this "
+                       "transaction.", "item")
+    subtotal = tax_total = Decimal(0)
+    new_lines: list[dict[str, Any]] = []
+    for index, raw in enumerate(lines):
+        previous = Decimal(str(new_lines[-1]["amount"])) if new_lines else Decimal(0)
+        line, tax = _validate_line(store, raw, index, previous)
+        subtotal += Decimal(str(line["amount"]))
+        tax_total += tax
+        new_lines.append(line)
+    out["item"] = {"items": new_lines}
+    out.setdefault("tranDate", now_utc().date().isoformat())
+    out["subtotal"] = _num(subtotal)
+    out["taxTotal"] = _num(tax_total)
+    out["total"] = _num(subtotal + tax_total)
+    out["status"] = {"id": "B", "refName": "Not Deposited"}
+    return out
+
+
+def _check_ref(store: Store, holder: dict[str, Any], key: str, table: dict[str, Any],
+               target: str, path: str) -> None:
+    holder[key] = normalize_ref(store, target, holder[key], path)
+    if holder[key]["id"] not in table:
+        raise invalid_value(holder[key]["id"], path.rsplit(".", 1)[-1], path)
+
+
+def _validate_line(store: Store, raw: Any, index: int,
+                   previous: Decimal) -> tuple[dict[str, Any], Decimal]:
+    base = f"item.items[{index}]"
+    if not isinstance(raw, dict):
+        raise SimError(400, "INVALID_CONTENT", "Error while accessing a resource. "
+                       "Invalid sublist line.", base)
+    _check_names(raw, LINE_FIELDS, f"{base}.", "custcol")
+    line = {k: v for k, v in raw.items() if k != "links"}
+    if line.get("item") is None:
+        raise SimError(400, "USER_ERROR", "Please enter value(s) for: Item", f"{base}.item")
+    line["item"] = normalize_ref(store, "item", line["item"], f"{base}.item")
+    item = store.items.get(line["item"]["id"])
+    if item is None or item.get("isinactive"):
+        raise invalid_value(line["item"]["id"], "item", f"{base}.item")
+    if line.get("location") is not None:
+        _check_ref(store, line, "location", store.locations, "location", f"{base}.location")
+    quantity = _decimal(line.get("quantity", 1), f"{base}.quantity")
+    rate_text = str(line.get("rate", ""))
+    if item.get("itemtype") == "Discount" and rate_text.endswith("%"):
+        # A percentage discount line applies to the line just above it.
+        pct = _decimal(rate_text[:-1], f"{base}.rate")
+        amount = (previous * pct / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+        line.pop("quantity", None)
+        line["rate"] = rate_text
+        line["amount"] = _num(amount)
+        return _line_tax(store, line, base)
+    if line.get("rate") is not None:
+        rate = _decimal(line["rate"], f"{base}.rate")
+        amount = rate * quantity  # rate given: amount is always quantity x rate
+    elif line.get("amount") is not None:
+        amount = _decimal(line["amount"], f"{base}.amount")
+        rate = amount / quantity if quantity else Decimal(0)
+    else:
+        rate = _decimal(item.get("basePrice", 0), f"{base}.rate")
+        amount = rate * quantity
+    line["quantity"] = float(quantity)
+    line["rate"] = float(rate)
+    line["amount"] = _num(amount)
+    return _line_tax(store, line, base)
+
+
+def _line_tax(store: Store, line: dict[str, Any], base: str) -> tuple[dict[str, Any], Decimal]:
+    tax = Decimal(0)
+    if line.get("taxCode") is not None:
+        _check_ref(store, line, "taxCode", store.tax_codes, "salesTaxItem", f"{base}.taxCode")
+        pct = _decimal(store.tax_codes[line["taxCode"]["id"]].get("rate", 0), f"{base}.taxCode")
+        tax = (Decimal(str(line["amount"])) * pct / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+        line["taxAmount"] = _num(tax)
+    return line, tax
+
+
+RECORD_TYPES: dict[str, RecordType] = {
+    rt.name.lower(): rt
+    for rt in (
+        RecordType("customer", "entity", validate_customer, refs={"subsidiary": "subsidiary"}),
+        RecordType(
+            "cashSale", "transaction", validate_cash_sale,
+            refs={"entity": "customer", "location": "location", "subsidiary": "subsidiary",
+                  "paymentOption": "paymentMethod", "salesRep": "employee"},
+            line_refs={"item": "item", "location": "location", "taxCode": "salesTaxItem"},
+            tran_type="CashSale", known_fields=CASH_SALE_FIELDS,
+        ),
+    )
+}
+
+
+def lookup_type(name: str) -> RecordType:
+    """Path record names are matched case-insensitively (Oracle's samples mix casings)."""
+    rt = RECORD_TYPES.get(name.lower())
+    if rt is None:
+        raise SimError(400, "INVALID_REQUEST", f"Record type '{name}' does not exist.")
+    return rt
+
+
+# -- sublist merge (PATCH / PUT-update) ---------------------------------------------------
+
+def merge(old: dict[str, Any], patch: dict[str, Any], replace: set[str]) -> dict[str, Any]:
+    """Apply NetSuite's update rules: omitted fields stay, item lines keyed by ``line``.
+
+    Without ``replace`` unmatched request lines are appended after the existing lines;
+    with ``?replace=item`` unmatched existing lines are dropped. ``None`` empties a sublist.
+    """
+    out = dict(old)
+    for key, value in patch.items():
+        old_value = old.get(key)
+        is_sublist = isinstance(old_value, dict) and "items" in old_value
+        if not is_sublist:
+            out[key] = value
+            continue
+        new_lines = value.get("items") if isinstance(value, dict) else None
+        if new_lines is None:
+            out[key] = {"items": []}
+            continue
+        existing = {ln.get("line"): ln for ln in old_value["items"]}
+        kept: list[dict[str, Any]] = [] if key in replace else list(old_value["items"])
+        for ln in new_lines:
+            if isinstance(ln, dict) and ln.get("line") in existing:
+                merged = {**existing[ln["line"]], **ln}
+                if key in replace:
+                    kept.append(merged)
+                else:
+                    kept[kept.index(existing[ln["line"]])] = merged
+            else:
+                kept.append({k: v for k, v in ln.items() if k != "line"}
+                            if isinstance(ln, dict) else ln)
+        out[key] = {"items": kept}
+    return out
+
+
+def number_lines(fields: dict[str, Any]) -> None:
+    """Give new sublist lines a 1-based ``line`` key, keeping existing keys stable."""
+    for value in fields.values():
+        if isinstance(value, dict) and isinstance(value.get("items"), list):
+            used = [ln["line"] for ln in value["items"] if isinstance(ln.get("line"), int)]
+            nxt = max(used, default=0) + 1
+            for ln in value["items"]:
+                if not isinstance(ln.get("line"), int):
+                    ln["line"] = nxt
+                    nxt += 1
+
+
+# -- GET rendering ------------------------------------------------------------------------
+
+def render(store: Store, rt: RecordType, record: Record, rest_base: str,
+           expand: bool) -> dict[str, Any]:
+    """NetSuite GET shape: refs as ``{links,id,refName}``, sublists link-only unless expanded."""
+    self_href = f"{rest_base}/record/v1/{rt.name}/{record.id}"
+    out: dict[str, Any] = {"links": [{"rel": "self", "href": self_href}], "id": record.id}
+    for key, value in record.fields.items():
+        if isinstance(value, dict) and isinstance(value.get("items"), list):
+            sub_href = f"{self_href}/{key}"
+            if expand:
+                out[key] = render_sublist(store, rt, value["items"], sub_href)
+            else:
+                out[key] = {"links": [{"rel": "self", "href": sub_href}]}
+        elif key in rt.refs and isinstance(value, dict):
+            out[key] = render_ref(store, rt.refs[key], value, rest_base)
+        else:
+            out[key] = value
+    out["createdDate"] = record.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out["lastModifiedDate"] = record.modified.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out
+
+
+def render_sublist(store: Store, rt: RecordType, lines: list[dict[str, Any]],
+                   href: str) -> dict[str, Any]:
+    """Expanded sublist: the collection shape with each line's refs rendered."""
+    rest_base = href.split("/record/v1/", 1)[0]
+    items = []
+    for ln in lines:
+        row: dict[str, Any] = {"links": [{"rel": "self", "href": f"{href}/{ln.get('line')}"}]}
+        for key, value in ln.items():
+            if key in rt.line_refs and isinstance(value, dict):
+                row[key] = render_ref(store, rt.line_refs[key], value, rest_base)
+            else:
+                row[key] = value
+        items.append(row)
+    return {"links": [{"rel": "self", "href": href}], "count": len(items), "hasMore": False,
+            "items": items, "offset": 0, "totalResults": len(items)}
+
+
+def render_ref(store: Store, target: str, value: dict[str, Any], rest_base: str) -> dict[str, Any]:
+    rid = str(value.get("id"))
+    out: dict[str, Any] = {
+        "links": [{"rel": "self", "href": f"{rest_base}/record/v1/{target}/{rid}"}], "id": rid,
+    }
+    name = ref_name(store, target, rid)
+    if name is not None:
+        out["refName"] = name
+    return out

@@ -1,0 +1,156 @@
+"""In-memory account state: reference tables from the seed plus REST-writable records.
+
+Records live per *group* (transaction, entity) because NetSuite shares internal ids and
+external ids across a group, not per record type. External ids are compared
+case-insensitively. Only the event loop thread touches the store, so no locks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+# Seed keys for customers/employees -> REST body field names.
+_CUSTOMER_FIELDS = {
+    "entityid": "entityId", "firstname": "firstName", "lastname": "lastName",
+    "isperson": "isPerson", "email": "email", "phone": "phone", "externalid": "externalId",
+    "isinactive": "isInactive", "loyalty_id": "custentity_loyalty_id", "companyname": "companyName",
+}
+# Where each group's new internal ids start when the seed holds none of that group.
+_ID_FLOOR = {"transaction": 100000, "entity": 10000}
+
+
+def load_seed(seed_path: str | Path | None = None) -> dict[str, Any]:
+    """Read the seed JSON; default is ``data/sandbox.json`` shipped in ``tillbridge.connectors``."""
+    if seed_path is None:
+        text = resources.files("tillbridge.connectors").joinpath("data/sandbox.json").read_text(
+            encoding="utf-8")
+    else:
+        text = Path(seed_path).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass
+class Record:
+    """One REST record: its canonical type, internal id and stored body fields."""
+
+    type: str
+    id: str
+    fields: dict[str, Any]
+    created: datetime = field(default_factory=now_utc)
+    modified: datetime = field(default_factory=now_utc)
+
+    @property
+    def external_id(self) -> str | None:
+        value = self.fields.get("externalId")
+        return None if value is None else str(value)
+
+
+@dataclass
+class Stats:
+    """What the admin ``/__sim/stats`` endpoint reports."""
+
+    created: Counter[str] = field(default_factory=Counter)
+    updated: Counter[str] = field(default_factory=Counter)
+    deleted: Counter[str] = field(default_factory=Counter)
+    status_codes: Counter[int] = field(default_factory=Counter)
+
+
+class Store:
+    """Reference tables (read-only via REST) and records (read-write via REST)."""
+
+    def __init__(self, seed: dict[str, Any]) -> None:
+        self.items: dict[str, dict[str, Any]] = {str(i["id"]): dict(i) for i in seed["items"]}
+        self.locations = {str(r["id"]): dict(r) for r in seed["locations"]}
+        self.payment_methods = {str(r["id"]): dict(r) for r in seed["payment_methods"]}
+        self.tax_codes = {str(r["id"]): dict(r) for r in seed.get("tax_codes", [])}
+        self.subsidiaries = {str(r["id"]): dict(r) for r in seed.get("subsidiaries", [])}
+        self.employees = {str(r["id"]): dict(r) for r in seed.get("employees", [])}
+        self.guest_customer_id = str(seed.get("guest_customer_id", ""))
+        self.stats = Stats()
+        self._records: dict[str, dict[str, Record]] = {"transaction": {}, "entity": {}}
+        self._eids: dict[str, dict[str, str]] = {"transaction": {}, "entity": {}}
+        self._next_id: dict[str, int] = dict(_ID_FLOOR)
+        for emp in self.employees.values():  # employees are entities: they consume ids
+            self._bump("entity", str(emp["id"]))
+        for cust in seed.get("customers", []):
+            fields = {_CUSTOMER_FIELDS.get(k, k): v for k, v in cust.items() if k != "id"}
+            if "subsidiary" in fields and fields["subsidiary"] is not None:
+                fields["subsidiary"] = {"id": str(fields["subsidiary"])}
+            self.put(Record("customer", str(cust["id"]), fields), "entity")
+
+    # -- ids ---------------------------------------------------------------------------
+
+    def _bump(self, group: str, record_id: str) -> None:
+        if record_id.isdigit():
+            self._next_id[group] = max(self._next_id[group], int(record_id) + 1)
+
+    def new_id(self, group: str) -> str:
+        """Allocate an internal id unique across the whole group."""
+        value = self._next_id[group]
+        self._next_id[group] = value + 1
+        return str(value)
+
+    # -- records -----------------------------------------------------------------------
+
+    def put(self, record: Record, group: str) -> None:
+        """Insert or replace a record and index its external id."""
+        old = self._records[group].get(record.id)
+        if old is not None and old.external_id:
+            self._eids[group].pop(old.external_id.lower(), None)
+        self._records[group][record.id] = record
+        if record.external_id:
+            self._eids[group][record.external_id.lower()] = record.id
+        self._bump(group, record.id)
+
+    def get(self, group: str, record_type: str, record_id: str) -> Record | None:
+        """A record of this type by internal id (another type's id in the group is a miss)."""
+        record = self._records[group].get(record_id)
+        return record if record is not None and record.type == record_type else None
+
+    def by_external_id(self, group: str, external_id: str) -> Record | None:
+        """Any record of the group holding this external id (case-insensitive)."""
+        record_id = self._eids[group].get(external_id.lower())
+        return None if record_id is None else self._records[group][record_id]
+
+    def delete(self, group: str, record: Record) -> None:
+        self._records[group].pop(record.id, None)
+        if record.external_id:
+            self._eids[group].pop(record.external_id.lower(), None)
+
+    def records(self, group: str, record_type: str | None = None) -> list[Record]:
+        """Records of a group (optionally one type), in id order."""
+        rows = self._records[group].values()
+        selected = [r for r in rows if record_type is None or r.type == record_type]
+        return sorted(selected, key=lambda r: (len(r.id), r.id))
+
+    def held(self) -> Counter[str]:
+        """Records currently held, per type."""
+        return Counter(r.type for group in self._records.values() for r in group.values())
+
+    # -- reference data ----------------------------------------------------------------
+
+    def customer(self, customer_id: str) -> Record | None:
+        return self.get("entity", "customer", customer_id)
+
+    def set_item(self, sku: str, active: bool) -> dict[str, Any]:
+        """Add an item by SKU, or (de)activate an existing one; returns the item row."""
+        for item in self.items.values():
+            if str(item["itemid"]).lower() == sku.lower():
+                item["isinactive"] = not active
+                return item
+        new_id = str(max((int(i) for i in self.items if i.isdigit()), default=1000) + 1)
+        item = {"id": new_id, "itemid": sku, "displayname": sku, "itemtype": "InvtPart",
+                "isinactive": not active, "basePrice": "0.00",
+                "locations": sorted(self.locations)}
+        self.items[new_id] = item
+        return item

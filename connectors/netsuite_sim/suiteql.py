@@ -1,0 +1,240 @@
+"""A deliberately small SuiteQL subset over the sim's tables.
+
+Grammar: ``SELECT cols|*|COUNT(*) [AS a] FROM table [WHERE col = v [AND col = v ...]]
+[ORDER BY col [ASC|DESC], ...]`` with ``v`` a quoted string, a number or ``?`` (from
+``params``). Anything else is rejected rather than half-supported, so a query that works
+here has a fair chance of working on a real account.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SimError
+from .records import RECORD_TYPES, ref_id
+from .store import Record, Store
+
+Row = dict[str, Any]
+
+_QUERY = re.compile(
+    r"^\s*SELECT\s+(?P<cols>.+?)\s+FROM\s+(?P<table>\w+)"
+    r"(?:\s+WHERE\s+(?P<where>.+?))?"
+    r"(?:\s+ORDER\s+BY\s+(?P<order>.+?))?\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_COND = re.compile(r"^\s*(\w+)\s*(=|<>|!=)\s*('(?:[^']|'')*'|-?\d+(?:\.\d+)?|\?)\s*$")
+_COL = re.compile(r"^\s*(COUNT\s*\(\s*\*\s*\)|\w+)(?:\s+(?:AS\s+)?(\w+))?\s*$", re.IGNORECASE)
+_AND = re.compile(r"\s+AND\s+", re.IGNORECASE)
+
+
+def _invalid(query: str) -> SimError:
+    return SimError(400, "INVALID_PARAMETER",
+                    f"Invalid search query. Detailed unprocessed description follows. "
+                    f"Search error occurred: Invalid or unsupported search: {query}")
+
+
+def _unknown(identifier: str, table: str) -> SimError:
+    return SimError(400, "INVALID_PARAMETER", f"Unknown identifier '{identifier}'. Available "
+                    f"identifiers are: {{{table}={table}}}.")
+
+
+def sql_value(value: Any) -> str | None:
+    """SuiteQL renders every value as a string; booleans are 'T'/'F'."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "T" if value else "F"
+    if isinstance(value, dict):
+        return ref_id(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: tuple[str, ...]
+    rows: Callable[[Store], list[Row]]
+
+
+def _ref_rows(attr: str, columns: tuple[str, ...]) -> Table:
+    def rows(store: Store) -> list[Row]:
+        return [{c: r.get(c) for c in columns} for r in getattr(store, attr).values()]
+    return Table(columns, rows)
+
+
+def _item_rows(store: Store) -> list[Row]:
+    return [{"id": i["id"], "itemid": i["itemid"], "displayname": i.get("displayname"),
+             "itemtype": i.get("itemtype"), "isinactive": i.get("isinactive", False),
+             "baseprice": i.get("basePrice"), "taxschedule": i.get("taxschedule"),
+             "externalid": i.get("externalid")} for i in store.items.values()]
+
+
+def _item_location_rows(store: Store) -> list[Row]:
+    return [{"item": i["id"], "location": loc} for i in store.items.values()
+            for loc in i.get("locations", [])]
+
+
+def _employee_rows(store: Store) -> list[Row]:
+    return [{"id": e["id"], "entityid": e.get("entityid"), "issalesrep": e.get("issalesrep"),
+             "custentity_pos_employee_id": e.get("pos_employee_id"),
+             "isinactive": e.get("isinactive", False)} for e in store.employees.values()]
+
+
+_CUSTOMER_COLS = ("id", "entityid", "companyname", "firstname", "lastname", "email", "phone",
+                  "isperson", "isinactive", "externalid", "subsidiary", "custentity_loyalty_id",
+                  "datecreated", "lastmodifieddate")
+
+
+def _stamp(record: Record, attr: str) -> str:
+    return getattr(record, attr).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _customer_rows(store: Store) -> list[Row]:
+    out = []
+    for rec in store.records("entity", "customer"):
+        lower = {k.lower(): v for k, v in rec.fields.items()}
+        row = {c: lower.get(c) for c in _CUSTOMER_COLS}
+        row.update(id=rec.id, datecreated=_stamp(rec, "created"),
+                   lastmodifieddate=_stamp(rec, "modified"))
+        out.append(row)
+    return out
+
+
+_TRAN_COLS = ("id", "tranid", "trandate", "type", "recordtype", "entity", "status", "externalid",
+              "location", "foreigntotal", "memo", "otherrefnum", "createddate",
+              "lastmodifieddate")
+
+
+def _transaction_rows(store: Store) -> list[Row]:
+    types = {rt.name: rt for rt in RECORD_TYPES.values()}
+    out = []
+    for rec in store.records("transaction"):
+        f = rec.fields
+        out.append({
+            "id": rec.id, "tranid": f.get("tranId"), "trandate": f.get("tranDate"),
+            "type": types[rec.type].tran_type, "recordtype": rec.type.lower(),
+            "entity": f.get("entity"), "status": f.get("status"), "externalid": f.get("externalId"),
+            "location": f.get("location"), "foreigntotal": f.get("total"),
+            "memo": f.get("memo"), "otherrefnum": f.get("otherRefNum"),
+            "createddate": _stamp(rec, "created"), "lastmodifieddate": _stamp(rec, "modified"),
+        })
+    return out
+
+
+def _transaction_line_rows(store: Store) -> list[Row]:
+    out = []
+    for rec in store.records("transaction"):
+        for ln in (rec.fields.get("item") or {}).get("items", []):
+            out.append({"transaction": rec.id, "id": ln.get("line"), "mainline": False,
+                        "item": ln.get("item"), "quantity": ln.get("quantity"),
+                        "rate": ln.get("rate"), "netamount": ln.get("amount"),
+                        "location": ln.get("location") or rec.fields.get("location")})
+    return out
+
+
+TABLES: dict[str, Table] = {
+    "item": Table(("id", "itemid", "displayname", "itemtype", "isinactive", "baseprice",
+                   "taxschedule", "externalid"), _item_rows),
+    "aggregateitemlocation": Table(("item", "location"), _item_location_rows),
+    "location": _ref_rows("locations", ("id", "name", "isinactive", "subsidiary")),
+    "paymentmethod": _ref_rows("payment_methods", ("id", "name", "isinactive")),
+    "salestaxitem": _ref_rows("tax_codes", ("id", "itemid", "rate", "isinactive")),
+    "subsidiary": _ref_rows("subsidiaries", ("id", "name", "currency")),
+    "employee": Table(("id", "entityid", "issalesrep", "custentity_pos_employee_id",
+                       "isinactive"), _employee_rows),
+    "customer": Table(_CUSTOMER_COLS, _customer_rows),
+    "transaction": Table(_TRAN_COLS, _transaction_rows),
+    "transactionline": Table(("transaction", "id", "mainline", "item", "quantity", "rate",
+                              "netamount", "location"), _transaction_line_rows),
+}
+
+
+def _literal(token: str, params: list[Any]) -> str:
+    if token == "?":  # noqa: S105 - a bind marker, not a password
+        if not params:
+            raise SimError(400, "INVALID_PARAMETER", "Not enough parameters for the query.")
+        return str(sql_value(params.pop(0)))
+    if token.startswith("'"):
+        return token[1:-1].replace("''", "'")
+    return token
+
+
+def run(query: str, params: list[Any] | None = None) -> Callable[[Store], list[Row]]:
+    """Parse ``query`` now (errors surface immediately) and return a function producing rows."""
+    match = _QUERY.match(query)
+    if not match:
+        raise _invalid(query)
+    table_name = match["table"].lower()
+    table = TABLES.get(table_name)
+    if table is None:
+        raise _unknown(match["table"], match["table"])
+    pending = list(params or [])
+
+    def column(name: str) -> str:
+        col = name.lower()
+        if col not in table.columns:
+            raise _unknown(name, table_name)
+        return col
+
+    select: list[tuple[str, str]] = []  # (source column | "*count", output key)
+    if match["cols"].strip() == "*":
+        select = [(c, c) for c in table.columns]
+    else:
+        for n, part in enumerate(match["cols"].split(","), start=1):
+            m = _COL.match(part)
+            if not m:
+                raise _invalid(query)
+            alias = m[2].lower() if m[2] else None
+            if m[1].upper().startswith("COUNT"):
+                select.append(("*count", alias or f"expr{n}"))
+            else:
+                select.append((column(m[1]), alias or m[1].lower()))
+    counting = any(src == "*count" for src, _ in select)
+    if counting and len(select) > 1:
+        raise _invalid(query)  # no GROUP BY in this subset
+
+    conds: list[tuple[str, str, str]] = []
+    if match["where"]:
+        for part in _AND.split(match["where"]):
+            m = _COND.match(part)
+            if not m:
+                raise _invalid(query)
+            conds.append((column(m[1]), m[2], _literal(m[3], pending)))
+
+    order: list[tuple[str, bool]] = []
+    if match["order"]:
+        for part in match["order"].split(","):
+            bits = part.split()
+            if not bits or len(bits) > 2 or (len(bits) == 2 and bits[1].upper() not in
+                                              ("ASC", "DESC")):
+                raise _invalid(query)
+            order.append((column(bits[0]), len(bits) == 2 and bits[1].upper() == "DESC"))
+
+    def execute(store: Store) -> list[Row]:
+        rows = [{k: sql_value(v) for k, v in r.items()} for r in table.rows(store)]
+        for col, op, value in conds:
+            if op == "=":
+                rows = [r for r in rows if r[col] == value]
+            else:
+                rows = [r for r in rows if r[col] is not None and r[col] != value]
+        for col, desc in reversed(order):
+            rows.sort(key=lambda r, c=col: _sort_key(r[c]), reverse=desc)
+        if counting:
+            return [{select[0][1]: str(len(rows))}]
+        # Null values are left out of a row, as NetSuite's REST SuiteQL does.
+        return [{out: r[src] for src, out in select if r[src] is not None} for r in rows]
+
+    return execute
+
+
+def _sort_key(value: str | None) -> tuple[int, float, str]:
+    if value is None:
+        return (2, 0.0, "")
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)

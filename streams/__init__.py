@@ -1,0 +1,1 @@
+"""Faust app, pipeline stages and command line."""

@@ -1,0 +1,202 @@
+"""The worker's collaborators (codec, mappings, reference data, NetSuite) and the per-record
+handlers the Faust agents call.
+
+Handlers never raise for a record's content: every path ends in a produced message (routed,
+result or dead letter) and a counter. Anything unexpected is dead-lettered as
+``internal_error`` by the agent shell in ``app.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.kafka.serde import AvroCodec, DecodeError
+from tillbridge.connectors.netsuite.auth import NetSuiteCredentials
+from tillbridge.connectors.netsuite.client import NetSuiteClient
+
+from . import metrics, route
+from .deadletter import Headers, dlq_headers, header
+from .enrich import Enrichment, enrich_sale
+from .records import Rejection, SaleRec
+from .refdata import Mappings, ReferenceData
+from .settings import Settings
+from .sink import Posted, SalePoster
+from .validate import validate_sale
+
+log = logging.getLogger(__name__)
+
+RawHeaders = list[tuple[str, bytes | None]]
+
+
+@dataclass
+class Outbound:
+    """One message a handler wants produced."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: RawHeaders
+
+
+def dead_letter(src: Source, rej: Rejection, *, exc: BaseException | None = None,
+                details: object | None = None) -> Outbound:
+    """The DLQ message for a record: original bytes, source coordinates, reason headers."""
+    metrics.DEAD_LETTERED.labels(src.topic, rej.stage, rej.reason).inc()
+    return Outbound(topics.dlq_topic(rej.stage if rej.stage in topics.DLQ_STAGES else "sink"),
+                    src.key, src.value,
+                    dlq_headers(rej, topic=src.topic, partition=src.partition, offset=src.offset,
+                                original=src.headers, exc=exc, netsuite_details=details))
+
+
+def internal_error(src: Source, stage: str, exc: BaseException) -> Outbound:
+    rej = Rejection(stage, "internal_error", f"{stage}.unexpected",
+                    f"{type(exc).__name__}: {exc}"[:500], {})
+    return dead_letter(src, rej, exc=exc)
+
+
+class Pipeline:
+    """Built once per worker; `start()` loads reference data before any record is handled."""
+
+    def __init__(self, settings: Settings, *, codec: AvroCodec | None = None,
+                 mappings: Mappings | None = None) -> None:
+        self.settings = settings
+        self.codec = codec or AvroCodec(cast(str, settings.schema_registry_url))
+        self.mappings = mappings or Mappings.load(settings.mappings_path)
+        self.refdata = ReferenceData()
+        self.ready = asyncio.Event()
+        self.client: NetSuiteClient | None = None
+        self.poster: SalePoster | None = None
+
+    def _credentials(self) -> NetSuiteCredentials:
+        s = self.settings
+        return NetSuiteCredentials(s.netsuite_account_id, s.netsuite_consumer_key,
+                                   s.netsuite_consumer_secret, s.netsuite_token_id,
+                                   s.netsuite_token_secret)
+
+    async def start(self) -> None:
+        """Connect to NetSuite and load reference data; retried until it succeeds."""
+        s = self.settings
+        self.client = NetSuiteClient(
+            cast(str, s.netsuite_base_url), self._credentials(), timeout=s.netsuite_timeout_s,
+            max_connections=s.netsuite_max_concurrency, on_request=metrics.ns_request_hook)
+        self.poster = SalePoster(self.client, max_attempts=s.netsuite_max_attempts,
+                                 discount_item=self.mappings.discount_item)
+        delay = 0.5
+        while True:
+            try:
+                await self.refdata.load(self.client)
+            except Exception as exc:  # noqa: BLE001 - keep waiting, say why
+                log.warning("reference data load failed (%s); retrying in %.1fs", exc, delay)
+            if self.refdata.ready:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        metrics.REFDATA_ITEMS.set(len(self.refdata.items))
+        metrics.READY.set(1)
+        log.info("reference data loaded: %d items, %d loyalty customers; mappings v%s",
+                 len(self.refdata.items), len(self.refdata.customers_by_loyalty),
+                 self.mappings.version)
+        self.ready.set()
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+    # -- ingest: decode -> validate -> enrich -> route ------------------------------------
+    def ingest(self, src: Source) -> Outbound:
+        metrics.CONSUMED.labels(src.topic).inc()
+        try:
+            sale = cast(SaleRec, self.codec.decode(src.value or b"", src.topic))
+        except DecodeError as err:
+            return dead_letter(src, Rejection("decode", err.reason, f"decode.{err.reason}",
+                                              str(err), {"length": str(len(src.value or b""))}))
+        rejection = validate_sale(sale)
+        if rejection is not None:
+            return dead_letter(src, rejection)
+        metrics.VALIDATED.labels(src.topic).inc()
+        enriched = enrich_sale(sale, self.mappings, self.refdata)
+        if isinstance(enriched, Rejection):
+            return dead_letter(src, enriched)
+        dest = route.destination(src.topic)
+        if isinstance(dest, Rejection):
+            return dead_letter(src, dest)
+        metrics.ROUTED.labels(src.topic, dest).inc()
+        headers: Headers = [(k, v) for k, v in src.headers if v is not None]
+        headers += [(route.H_ENRICHMENT, enriched.to_json()),
+                    (route.H_SRC_TOPIC, src.topic.encode()),
+                    (route.H_SRC_PARTITION, str(src.partition).encode()),
+                    (route.H_SRC_OFFSET, str(src.offset).encode())]
+        return Outbound(dest, src.key, src.value, headers)
+
+    # -- sink: post to NetSuite -----------------------------------------------------------
+    @staticmethod
+    def origin(src: Source) -> Source:
+        """The record as it was on its input topic (for DLQ coordinates after the hop)."""
+        hdr = src.headers
+        internal = {route.H_ENRICHMENT, route.H_SRC_TOPIC, route.H_SRC_PARTITION,
+                    route.H_SRC_OFFSET}
+        return Source(header(hdr, route.H_SRC_TOPIC) or src.topic,
+                      int(header(hdr, route.H_SRC_PARTITION) or src.partition),
+                      int(header(hdr, route.H_SRC_OFFSET) or src.offset),
+                      src.key, src.value, [(k, v) for k, v in hdr if k not in internal])
+
+    async def sink(self, src: Source, posted: Any) -> Outbound:
+        """Post one routed sale; ``posted`` is the dedupe table (POS txn key -> result)."""
+        origin = self.origin(src)
+        sale = cast(SaleRec, self.codec.decode(src.value or b"", origin.topic))
+        raw = header(src.headers, route.H_ENRICHMENT)
+        enr = Enrichment.from_json(raw.encode()) if raw else enrich_sale(
+            sale, self.mappings, self.refdata)
+        if isinstance(enr, Rejection):
+            return dead_letter(origin, enr)
+        dedupe_key = f"{sale['store_id']}/{sale['pos_transaction_id']}"
+        previous = posted.get(dedupe_key)
+        if previous is not None:
+            metrics.DUPLICATES.labels(origin.topic).inc()
+            return self._result(sale, "duplicate", previous, None)
+        assert self.poster is not None, "Pipeline.start() not awaited"
+        outcome = await self.poster.post(sale, enr)
+        if isinstance(outcome, tuple):
+            rejection, details = outcome
+            return dead_letter(origin, rejection, details=details)
+        posted[dedupe_key] = {"netsuite_id": outcome.netsuite_id,
+                              "record_type": outcome.record_type,
+                              "external_id": outcome.external_id}
+        metrics.POSTED.labels(outcome.record_type).inc()
+        metrics.EVENT_TO_RECORD.observe(
+            max(0.0, time.time() - sale["completed_at"].timestamp()))
+        return self._result(sale, "posted", posted[dedupe_key], outcome)
+
+    @staticmethod
+    def _result(sale: SaleRec, outcome: str, record: dict[str, str],
+                posted: Posted | None) -> Outbound:
+        doc = {
+            "pos_transaction_id": sale["pos_transaction_id"],
+            "store_id": sale["store_id"],
+            "register_id": sale["register_id"],
+            "outcome": outcome,
+            **record,
+            "customer_id": posted.customer_id if posted else None,
+            "customer_rule": posted.customer_rule if posted else None,
+            "event_time": sale["completed_at"].isoformat(),
+            "result_time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        }
+        return Outbound(topics.RESULTS, sale["pos_transaction_id"].encode(),
+                        json.dumps(doc).encode(), [("tillbridge.outcome", outcome.encode())])

@@ -1,0 +1,110 @@
+"""The one settings object: every knob, its environment variable, default and meaning.
+
+Read once at start (``Settings.from_env()``) and passed down; connectors never read the
+environment themselves, so tests can build them with explicit values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from tillbridge.connectors.netsuite import auth
+
+
+def _opt(env: str, default: str | int | float | None, doc: str):  # noqa: ANN202
+    """Declare a setting: type comes from the annotation, value from ``env`` or ``default``."""
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """tillbridge configuration. ``tillbridge settings`` prints this table with live values."""
+
+    kafka_bootstrap_servers: str | None = _opt(
+        "KAFKA_BOOTSTRAP_SERVERS", None,
+        "Kafka bootstrap servers (host:port,...). Unset: the demo and tests start the embedded "
+        "Tansu broker.")
+    schema_registry_url: str | None = _opt(
+        "SCHEMA_REGISTRY_URL", None,
+        "Confluent-compatible schema registry. Unset: the embedded registry is started.")
+    netsuite_account_id: str = _opt("NETSUITE_ACCOUNT_ID", auth.DEV_ACCOUNT_ID,
+                                    "NetSuite account id (OAuth realm), e.g. 1234567_SB1.")
+    netsuite_consumer_key: str = _opt("NETSUITE_CONSUMER_KEY", auth.DEV_CONSUMER_KEY,
+                                      "TBA integration record consumer key.")
+    netsuite_consumer_secret: str = _opt("NETSUITE_CONSUMER_SECRET", auth.DEV_CONSUMER_SECRET,
+                                         "TBA consumer secret (never logged).")
+    netsuite_token_id: str = _opt("NETSUITE_TOKEN_ID", auth.DEV_TOKEN_ID, "TBA token id.")
+    netsuite_token_secret: str = _opt("NETSUITE_TOKEN_SECRET", auth.DEV_TOKEN_SECRET,
+                                      "TBA token secret (never logged).")
+    netsuite_base_url: str | None = _opt(
+        "NETSUITE_BASE_URL", None,
+        "Base URL up to the host, e.g. https://1234567-sb1.suitetalk.api.netsuite.com. Unset: "
+        "the demo starts the simulator.")
+    netsuite_timeout_s: float = _opt("NETSUITE_TIMEOUT_S", 30.0, "Per-request timeout.")
+    netsuite_max_concurrency: int = _opt(
+        "NETSUITE_MAX_CONCURRENCY", 5,
+        "This worker's share of the account's concurrent-request limit.")
+    netsuite_max_attempts: int = _opt(
+        "NETSUITE_MAX_ATTEMPTS", 5, "Attempts for a retryable NetSuite failure (429, 5xx).")
+    app_id: str = _opt("TILLBRIDGE_APP_ID", "tillbridge",
+                       "Faust app id: consumer group and changelog topic prefix.")
+    topic_partitions: int = _opt("TILLBRIDGE_TOPIC_PARTITIONS", 4,
+                                 "Partitions of the topics tillbridge creates.")
+    web_host: str = _opt("TILLBRIDGE_WEB_HOST", "127.0.0.1",
+                         "Worker web server bind address (/metrics, /ready).")
+    web_port: int = _opt("TILLBRIDGE_WEB_PORT", 6066, "Worker web server port.")
+    data_dir: str = _opt("TILLBRIDGE_DATA_DIR", ".tillbridge", "Worker state (tables).")
+    mappings_path: str | None = _opt(
+        "TILLBRIDGE_MAPPINGS", None,
+        "Mappings file (store/tender -> NetSuite ids). Unset: the packaged example.")
+    fetch_max_wait_ms: int = _opt(
+        "TILLBRIDGE_FETCH_MAX_WAIT_MS", 50,
+        "Consumer fetch wait. Faust hard-codes 1500 ms; Tansu does not wake a waiting fetch, so "
+        "each hop would add ~750 ms. Harmless on Apache Kafka (fetches return on data).")
+    session_timeout_s: float = _opt("TILLBRIDGE_SESSION_TIMEOUT_S", 6.0,
+                                    "Consumer group session timeout.")
+    rebalance_timeout_s: float = _opt(
+        "TILLBRIDGE_REBALANCE_TIMEOUT_S", 3.0,
+        "Group rebalance timeout. Tansu makes every join wait this long: keep it short.")
+    commit_interval_s: float = _opt("TILLBRIDGE_COMMIT_INTERVAL_S", 1.0,
+                                    "How often processed offsets are committed.")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Build from environment variables; explicit ``overrides`` win."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f.type, raw, f.metadata["env"])
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(env var, value with secrets masked, doc) rows."""
+        rows = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            shown = "***" if "secret" in f.name and value else str(value)
+            rows.append((f.metadata["env"], shown, f.metadata["doc"]))
+        return rows
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.data_dir)
+
+
+def _coerce(type_: object, raw: str, env: str) -> object:
+    kind = str(type_)
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{env}={raw!r}: expected {kind.split()[0]}") from exc
+    return raw

@@ -1,0 +1,157 @@
+"""Sink stage: turn an enriched sale into NetSuite records, idempotently by externalId.
+
+``build_cash_sale`` is pure (tested without HTTP). ``SalePoster`` does the I/O: a customer
+upsert when the shopper is new, then a cashSale upsert on ``eid:``. PUT-by-externalId makes a
+replayed or duplicated event update the same record instead of creating a second one; the
+worker's dedupe table in front of it saves the request in the common case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from tillbridge.connectors.netsuite.client import NetSuiteClient
+from tillbridge.connectors.netsuite.errors import NetSuiteError
+
+from .enrich import CustomerPlan, Enrichment
+from .records import Rejection, SaleRec
+
+STAGE = "sink"
+
+
+def sale_external_id(sale: SaleRec) -> str:
+    """One namespace for all transaction types: the record kind is part of the id."""
+    return f"pos-sale-{sale['store_id']}-{sale['pos_transaction_id']}"
+
+
+def _money(value: Decimal) -> Decimal:
+    # Stays Decimal: the NetSuite client writes Decimals as exact JSON number literals.
+    return value
+
+
+def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
+                    discount_item: str | None = None) -> dict[str, Any]:
+    """The cashSale body for one POS sale. Line discounts become discount-item lines."""
+    lines: list[dict[str, Any]] = []
+    for line, item_id in zip(sale["lines"], enr.items, strict=True):
+        lines.append({
+            "item": {"id": item_id},
+            "quantity": _money(line["quantity"]),
+            "rate": _money(line["unit_price"]),
+            "amount": _money((line["quantity"] * line["unit_price"]).quantize(Decimal("0.01"))),
+            "description": line.get("description") or line["sku"],
+            "location": {"id": enr.location},
+        })
+        for disc in line["discounts"]:
+            if discount_item:
+                lines.append({"item": {"id": discount_item}, "rate": -_money(disc["amount"]),
+                              "amount": -_money(disc["amount"]),
+                              "description": f"{disc['code']} {disc.get('promotion_id') or ''}"})
+    if discount_item:
+        for disc in sale["order_discounts"]:
+            lines.append({"item": {"id": discount_item}, "rate": -_money(disc["amount"]),
+                          "amount": -_money(disc["amount"]),
+                          "description": f"{disc['code']} {disc.get('promotion_id') or ''}"})
+    # The largest tender names the payment option; split tenders are itemised in the memo
+    # (a split-tender sale becomes invoice + payments in the order-to-cash record set).
+    primary = max(range(len(sale["tenders"])), key=lambda i: sale["tenders"][i]["amount"])
+    tender_memo = ", ".join(f"{t['tender_type']} {t['amount']}" for t in sale["tenders"])
+    return {
+        "externalId": sale_external_id(sale),
+        "entity": {"id": customer_id},
+        "subsidiary": {"id": enr.subsidiary},
+        "location": {"id": enr.location},
+        "tranDate": sale["business_date"],
+        "otherRefNum": sale["receipt"]["receipt_number"],
+        "memo": (f"POS {sale['store_id']}/{sale['register_id']} txn "
+                 f"{sale['pos_transaction_id']}; tenders: {tender_memo}")[:999],
+        "paymentOption": {"id": enr.payment_methods[primary]},
+        "item": {"items": lines},
+    }
+
+
+def build_customer(plan: CustomerPlan, subsidiary: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "externalId": plan.external_id,
+        "isPerson": True,
+        "firstName": plan.first_name or "POS",
+        "lastName": plan.last_name or "Customer",
+        "subsidiary": {"id": subsidiary},
+    }
+    if plan.email:
+        body["email"] = plan.email
+    if plan.phone:
+        body["phone"] = plan.phone
+    if plan.loyalty_id:
+        body["custentity_loyalty_id"] = plan.loyalty_id
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    record_type: str
+    netsuite_id: str
+    external_id: str
+    customer_id: str
+    customer_rule: str
+
+
+def _rejection(err: NetSuiteError, record_type: str, external_id: str) -> Rejection:
+    reason = {"auth": "netsuite_auth", "retryable": "netsuite_unavailable"}.get(
+        err.kind, "netsuite_rejected")
+    return Rejection(STAGE, reason, f"netsuite.{record_type}",
+                     f"NetSuite {err.status} {err.code}: {err.detail}",
+                     {"record_type": record_type, "external_id": external_id,
+                      "status": str(err.status), "error_code": err.code or "",
+                      "error_path": err.error_path or ""})
+
+
+class SalePoster:
+    """Posts enriched sales; retries retryable failures with full-jitter exponential backoff."""
+
+    def __init__(self, client: NetSuiteClient, *, max_attempts: int = 5,
+                 base_delay: float = 0.2, max_delay: float = 5.0,
+                 discount_item: str | None = None) -> None:
+        self.client = client
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.discount_item = discount_item
+
+    async def _upsert(self, record_type: str, external_id: str, body: dict[str, Any]) -> str:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                # replace=item: a replayed upsert must not append the lines a second time.
+                internal_id = await self.client.upsert(
+                    record_type, external_id, body,
+                    replace="item" if record_type != "customer" else None)
+                if internal_id is None:
+                    raise RuntimeError(f"NetSuite gave no id for {record_type} eid:{external_id}")
+                return internal_id
+            except NetSuiteError as err:
+                if err.kind != "retryable" or attempt >= self.max_attempts:
+                    raise
+                cap = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+                await asyncio.sleep(random.uniform(0, cap))
+
+    async def post(self, sale: SaleRec, enr: Enrichment) -> Posted | tuple[Rejection, object]:
+        """Post one sale. Returns Posted, or (Rejection, NetSuite error details)."""
+        plan = enr.customer
+        customer_id = plan.id
+        record_type, external_id = "customer", plan.external_id or ""
+        try:
+            if customer_id is None:
+                customer_id = await self._upsert(
+                    "customer", external_id, build_customer(plan, enr.subsidiary))
+            record_type, external_id = "cashSale", sale_external_id(sale)
+            body = build_cash_sale(sale, enr, customer_id, self.discount_item)
+            ns_id = await self._upsert(record_type, external_id, body)
+        except NetSuiteError as err:
+            return _rejection(err, record_type, external_id), err.details
+        return Posted(record_type, ns_id, external_id, customer_id, plan.rule)

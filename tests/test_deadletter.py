@@ -1,0 +1,47 @@
+"""DLQ headers: Connect names where they fit, reason/rule/inputs/fix, attempts across replays."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from tillbridge.streams.deadletter import dlq_headers, header
+from tillbridge.streams.reasons import CATALOGUE
+from tillbridge.streams.records import Rejection
+
+REJ = Rejection("validate", "totals_mismatch", "totals.total", "total is 1 but lines give 2",
+                {"stated": "1", "computed": "2"})
+
+
+def test_headers_say_where_what_which_rule_and_fix() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    h = dlq_headers(REJ, topic="pos.sale.v1", partition=3, offset=17,
+                    original=[("traceparent", b"00-abc")], now=t0)
+    assert header(h, "__connect.errors.topic") == "pos.sale.v1"
+    assert header(h, "__connect.errors.partition") == "3"
+    assert header(h, "__connect.errors.offset") == "17"
+    assert header(h, "__connect.errors.stage") == "validate"
+    assert header(h, "tillbridge.reason") == "totals_mismatch"
+    assert header(h, "tillbridge.rule") == "totals.total"
+    assert json.loads(header(h, "tillbridge.inputs") or "") == {"stated": "1", "computed": "2"}
+    assert header(h, "tillbridge.fix") == CATALOGUE["totals_mismatch"].fix
+    assert header(h, "tillbridge.attempts") == "1"
+    assert header(h, "tillbridge.first_failure") == header(h, "tillbridge.last_failure")
+    assert header(h, "traceparent") == "00-abc", "original headers are kept"
+
+
+def test_second_failure_keeps_first_time_and_counts_attempts() -> None:
+    t0, t1 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    first = dlq_headers(REJ, topic="t", partition=0, offset=1, now=t0)
+    second = dlq_headers(REJ, topic="t", partition=0, offset=1, original=first, now=t1)
+    assert header(second, "tillbridge.attempts") == "2"
+    assert header(second, "tillbridge.first_failure", ).startswith("2026-01-01")
+    assert header(second, "tillbridge.last_failure").startswith("2026-01-02")
+    assert sum(1 for k, _ in second if k == "tillbridge.reason") == 1
+
+
+def test_unknown_reason_code_is_refused() -> None:
+    with pytest.raises(ValueError, match="catalogue"):
+        Rejection("validate", "made_up", "r", "m")

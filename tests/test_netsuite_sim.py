@@ -1,0 +1,226 @@
+"""The simulator at the HTTP level: status codes, headers and bodies as NetSuite sends them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tillbridge.connectors.netsuite.auth import TbaSigner
+from tillbridge.connectors.netsuite_sim import SimServer, create_app
+
+REST = "/services/rest"
+CASH_SALE = {
+    "entity": {"id": "5001"},
+    "location": {"id": "1"},
+    "paymentOption": {"id": "2"},
+    "item": {"items": [{"item": {"id": "1001"}, "quantity": 3, "rate": 24.5},
+                       {"item": {"id": "1002"}, "quantity": 1, "amount": 26}]},
+}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[SimServer]:
+    with SimServer() as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(server: SimServer) -> Iterator[SimServer]:
+    httpx.post(server.base_url + "/__sim/reset").raise_for_status()
+    yield server
+
+
+def call(sim: SimServer, method: str, path: str, json: Any = None,
+         headers: dict[str, str] | None = None, params: dict[str, Any] | None = None
+         ) -> httpx.Response:
+    request = httpx.Request(method, sim.base_url + REST + path, json=json, params=params,
+                            headers=headers)
+    request.headers["Authorization"] = TbaSigner(sim.credentials).authorization(
+        method, str(request.url))
+    with httpx.Client() as client:
+        return client.send(request)
+
+
+def detail(resp: httpx.Response) -> dict[str, Any]:
+    body = resp.json()
+    assert set(body) >= {"type", "title", "status", "o:errorDetails"}
+    assert body["status"] == resp.status_code
+    return body["o:errorDetails"][0]
+
+
+def test_create_is_204_with_location_and_get_has_netsuite_shape(sim: SimServer) -> None:
+    resp = call(sim, "POST", "/record/v1/cashSale", {**CASH_SALE, "externalId": "POS-1"})
+    assert resp.status_code == 204
+    assert resp.content == b""
+    location = resp.headers["Location"]
+    assert location.startswith(sim.base_url + REST + "/record/v1/cashSale/")
+    new_id = location.rsplit("/", 1)[1]
+
+    got = call(sim, "GET", f"/record/v1/cashSale/{new_id}")
+    assert got.status_code == 200
+    assert got.headers["content-type"] == "application/vnd.oracle.resource+json; type=singular"
+    body = got.json()
+    assert body["id"] == new_id
+    assert body["entity"]["id"] == "5001"
+    assert body["entity"]["refName"] == "Sam Garcia"
+    assert body["entity"]["links"][0]["href"].endswith("/record/v1/customer/5001")
+    assert body["item"] == {"links": [{"rel": "self", "href": location + "/item"}]}
+    assert body["total"] == 3 * 24.5 + 26
+
+    expanded = call(sim, "GET", "/record/v1/cashSale/eid:pos-1",
+                    params={"expandSubResources": "true"}).json()
+    lines = expanded["item"]["items"]
+    assert [ln["amount"] for ln in lines] == [73.5, 26.0]
+    assert lines[0]["item"]["refName"] == "TEE-001"
+
+
+def test_unknown_and_inactive_items_are_invalid_content(sim: SimServer) -> None:
+    for bad in ("999999", "1007"):  # 1007 is TEE-007, inactive in the seed
+        body = {**CASH_SALE, "item": {"items": [CASH_SALE["item"]["items"][0],
+                                                 {"item": {"id": bad}, "quantity": 1}]}}
+        resp = call(sim, "POST", "/record/v1/cashSale", body)
+        assert resp.status_code == 400
+        d = detail(resp)
+        assert d["o:errorCode"] == "INVALID_CONTENT"
+        assert d["o:errorPath"] == "item.items[1].item"
+        assert bad in d["detail"]
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [({"entity": {"id": "1"}}, "entity"), ({"location": {"id": "77"}}, "location"),
+     ({"paymentOption": {"id": "99"}}, "paymentOption"),
+     ({"paymentMethod": {"id": "2"}}, "paymentMethod")],
+)
+def test_header_references_are_validated(sim: SimServer, change: dict[str, Any],
+                                         path: str) -> None:
+    resp = call(sim, "POST", "/record/v1/cashSale", {**CASH_SALE, **change})
+    assert resp.status_code == 400
+    assert detail(resp)["o:errorPath"] == path
+
+
+def test_duplicate_external_id_is_user_error_across_transaction_types(sim: SimServer) -> None:
+    assert call(sim, "POST", "/record/v1/cashSale",
+                {**CASH_SALE, "externalId": "dup-1"}).status_code == 204
+    resp = call(sim, "POST", "/record/v1/cashsale", {**CASH_SALE, "externalId": "DUP-1"})
+    assert resp.status_code == 400
+    d = detail(resp)
+    assert d["o:errorCode"] == "USER_ERROR"
+    assert d["detail"] == "Error while accessing a resource. This entity already exists."
+    # Customers are another group: the same external id is free there.
+    assert call(sim, "POST", "/record/v1/customer",
+                {"externalId": "dup-1", "firstName": "A", "lastName": "B"}).status_code == 204
+
+
+def test_upsert_put_eid_creates_then_updates(sim: SimServer) -> None:
+    first = call(sim, "PUT", "/record/v1/cashSale/eid:U-1", CASH_SALE)
+    assert first.status_code == 204
+    assert "Location" not in first.headers
+    second = call(sim, "PUT", "/record/v1/cashSale/eid:u-1", {"memo": "again"},
+                  params={"replace": "item"})
+    assert second.status_code == 204
+    stats = httpx.get(sim.base_url + "/__sim/stats").json()["records"]["cashSale"]
+    assert stats == {"created": 1, "updated": 1, "deleted": 0, "held": 1}
+    assert call(sim, "GET", "/record/v1/cashSale/eid:U-1").json()["memo"] == "again"
+    assert call(sim, "PUT", "/record/v1/cashSale/123", CASH_SALE).status_code == 400
+
+
+def test_patch_delete_and_404(sim: SimServer) -> None:
+    new_id = call(sim, "POST", "/record/v1/cashSale", CASH_SALE).headers["Location"].rsplit(
+        "/", 1)[1]
+    resp = call(sim, "PATCH", f"/record/v1/cashSale/{new_id}",
+                {"item": {"items": [{"line": 1, "quantity": 1}]}})
+    assert resp.status_code == 204
+    assert call(sim, "GET", f"/record/v1/cashSale/{new_id}").json()["subtotal"] == 24.5 + 26
+    assert call(sim, "DELETE", f"/record/v1/cashSale/{new_id}").status_code == 204
+    resp = call(sim, "GET", f"/record/v1/cashSale/{new_id}")
+    assert resp.status_code == 404
+    assert detail(resp) == {"detail": "Record does not exist.", "o:errorCode": "NONEXISTENT_ID"}
+    # A customer id is not a cash sale id.
+    assert call(sim, "GET", "/record/v1/cashSale/5001").status_code == 404
+
+
+def test_auth_failures_are_invalid_login(sim: SimServer) -> None:
+    url = sim.base_url + REST + "/record/v1/customer/5001"
+    assert httpx.get(url).status_code == 401
+    header = TbaSigner(sim.credentials).authorization("GET", url)
+    assert httpx.get(url, headers={"Authorization": header}).status_code == 200
+    replay = httpx.get(url, headers={"Authorization": header})
+    assert replay.status_code == 401
+    assert detail(replay)["o:errorCode"] == "INVALID_LOGIN"
+
+
+def test_suiteql_paging_strings_and_links(sim: SimServer) -> None:
+    q = {"q": "SELECT id, itemid, isinactive FROM item ORDER BY id"}
+    total = len(sim.state.store.items)
+    seen: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        resp = call(sim, "POST", "/query/v1/suiteql", q, headers={"Prefer": "transient"},
+                    params={"limit": 10, "offset": offset})
+        assert resp.status_code == 200
+        page = resp.json()
+        assert page["offset"] == offset
+        assert page["totalResults"] == total
+        assert page["count"] == len(page["items"])
+        seen.extend(page["items"])
+        if not page["hasMore"]:
+            break
+        offset += 10
+    assert offset == (total - 1) // 10 * 10 and len(seen) == total
+    assert [r["id"] for r in seen] == sorted(sim.state.store.items, key=int)
+    assert all(row["links"] == [] for row in seen)
+    assert all(isinstance(v, str) for row in seen for k, v in row.items() if k != "links")
+    assert seen[6] == {"links": [], "id": "1007", "itemid": "TEE-007", "isinactive": "T"}
+
+    count = call(sim, "POST", "/query/v1/suiteql",
+                 {"q": "SELECT COUNT(*) AS n FROM item WHERE isinactive = 'T'"},
+                 headers={"Prefer": "transient"}).json()
+    assert count["items"] == [{"links": [], "n": "8"}]
+
+
+@pytest.mark.parametrize(
+    ("query", "params"),
+    [("SELECT nope FROM item", {}), ("SELECT * FROM nosuchtable", {}),
+     ("SELECT id FROM item", {"limit": 10, "offset": 5}),
+     ("SELECT id FROM item", {"limit": 2000})],
+)
+def test_suiteql_rejections(sim: SimServer, query: str, params: dict[str, int]) -> None:
+    resp = call(sim, "POST", "/query/v1/suiteql", {"q": query},
+                headers={"Prefer": "transient"}, params=params)
+    assert resp.status_code == 400
+    assert detail(resp)["o:errorCode"] == "INVALID_PARAMETER"
+
+
+def test_suiteql_sees_created_transactions(sim: SimServer) -> None:
+    call(sim, "POST", "/record/v1/cashSale", {**CASH_SALE, "externalId": "Q-1"})
+    rows = call(sim, "POST", "/query/v1/suiteql",
+                {"q": "SELECT id, type, externalid FROM transaction WHERE externalid = ?",
+                 "params": ["Q-1"]}, headers={"Prefer": "transient"}).json()["items"]
+    assert len(rows) == 1 and rows[0]["type"] == "CashSale"
+
+
+def test_admin_item_deactivate_and_reactivate(sim: SimServer) -> None:
+    admin = sim.base_url + "/__sim/items/TEE-001"
+    assert httpx.post(admin + "/deactivate").json()["isinactive"] is True
+    assert call(sim, "POST", "/record/v1/cashSale", CASH_SALE).status_code == 400
+    assert httpx.post(admin).json()["isinactive"] is False
+    assert call(sim, "POST", "/record/v1/cashSale", CASH_SALE).status_code == 204
+    new = httpx.post(sim.base_url + "/__sim/items/NEW-SKU", json={"basePrice": "5.00"}).json()
+    assert new["itemid"] == "NEW-SKU" and new["id"] not in ("1001",)
+
+
+def test_stats_count_requests_by_status(sim: SimServer) -> None:
+    call(sim, "GET", "/record/v1/customer/5001")
+    call(sim, "GET", "/record/v1/customer/1")
+    by_status = httpx.get(sim.base_url + "/__sim/stats").json()["requests"]["by_status"]
+    assert by_status == {"200": 1, "404": 1}
+
+
+def test_create_app_is_an_asgi_app_with_its_own_state() -> None:
+    app = create_app(concurrency_limit=3, latency_ms=5)
+    assert app.state.sim.config.concurrency_limit == 3
+    assert app.state.sim.store.items["1001"]["itemid"] == "TEE-001"

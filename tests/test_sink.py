@@ -1,0 +1,119 @@
+"""Sink stage against the NetSuite simulator over real HTTP (no broker needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal as D
+
+import httpx
+import pytest
+
+from tests.factories import make_sale
+from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
+from tillbridge.connectors.netsuite.wire import dumps
+from tillbridge.connectors.netsuite_sim import SimServer
+from tillbridge.streams.enrich import enrich_sale
+from tillbridge.streams.refdata import Mappings, ReferenceData
+from tillbridge.streams.sink import Posted, SalePoster, build_cash_sale, sale_external_id
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimServer() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _reset(sim):
+    httpx.post(f"{sim.base_url}/__sim/reset")
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+async def _post(sim, sale, creds=None, loaded_ref=None):
+    maps = Mappings.load()
+    async with NetSuiteClient(sim.base_url, creds or NetSuiteCredentials.dev()) as client:
+        ref = loaded_ref or ReferenceData()
+        if loaded_ref is None:
+            await ref.load(client)
+        enr = enrich_sale(sale, maps, ref)
+        poster = SalePoster(client, max_attempts=2, base_delay=0.01,
+                            discount_item=maps.discount_item)
+        outcome = await poster.post(sale, enr)
+        record = None
+        if isinstance(outcome, Posted):
+            record = await client.get("cashSale", outcome.netsuite_id, expand=True)
+        return outcome, record, ref
+
+
+def _stats(sim):
+    return httpx.get(f"{sim.base_url}/__sim/stats").json()["records"]
+
+
+def test_cash_sale_body_keeps_money_exact_and_traceable() -> None:
+    from tillbridge.streams.enrich import CustomerPlan, Enrichment
+
+    enr = Enrichment("1", "1", ["1001"], ["2", "1"], CustomerPlan("guest_fallback", "4999"), 1)
+    body = build_cash_sale(make_sale(), enr, "4999", discount_item="2001")
+    assert body["externalId"] == "pos-sale-S001-S001-R01-000042"
+    assert body["paymentOption"] == {"id": "2"}, "largest tender names the payment option"
+    wire = json.loads(dumps(body), parse_float=D)
+    assert wire["item"]["items"][0]["rate"] == D("19.99")
+    assert wire["item"]["items"][1]["amount"] == D("-2.00"), "line discount as discount line"
+    assert "S001/R01" in body["memo"]
+
+
+def test_sale_posts_once_even_when_replayed(sim) -> None:
+    sale = make_sale()
+    first, record, _ = _run(_post(sim, sale))
+    assert isinstance(first, Posted)
+    assert record["externalId"] == sale_external_id(sale)
+    assert record["entity"]["id"] == "4999"
+    assert len(record["item"]["items"]) == 2
+    again, record2, _ = _run(_post(sim, sale))
+    assert isinstance(again, Posted) and again.netsuite_id == first.netsuite_id
+    assert len(record2["item"]["items"]) == 2, "replay must not append lines again"
+    assert _stats(sim)["cashSale"]["created"] == 1
+
+
+def test_new_identified_customer_is_created_once(sim) -> None:
+    outcomes = []
+    for n in range(2):
+        sale = make_sale(pos_transaction_id=f"T-{n}")
+        sale["customer"].update(loyalty_id="LOY-NEW-1", email="ann@example.com",
+                                first_name="Ann", last_name="Lee", anonymous_tag=None)
+        outcome, record, _ = _run(_post(sim, sale))
+        assert isinstance(outcome, Posted)
+        outcomes.append(outcome)
+    # The first sale creates the customer; the reloaded snapshot then matches its loyalty id.
+    assert [o.customer_rule for o in outcomes] == ["new_identified", "loyalty_id"]
+    assert outcomes[0].customer_id == outcomes[1].customer_id
+    stats = _stats(sim)
+    assert stats["customer"]["created"] == 1
+    assert stats["cashSale"]["created"] == 2
+
+
+def test_item_deactivated_after_enrichment_is_rejected_with_netsuite_details(sim) -> None:
+    sale = make_sale()
+    _, _, ref = _run(_post(sim, make_sale(pos_transaction_id="warm")))
+    httpx.post(f"{sim.base_url}/__sim/items/TEE-001/deactivate").raise_for_status()
+    outcome, _, _ = _run(_post(sim, sale, loaded_ref=ref))
+    rejection, details = outcome
+    assert rejection.reason == "netsuite_rejected"
+    assert rejection.inputs["error_code"] == "INVALID_CONTENT"
+    assert rejection.inputs["error_path"] == "item.items[0].item"
+    assert details and details[0]["o:errorCode"] == "INVALID_CONTENT"
+
+
+def test_bad_credentials_are_refused_and_classified_auth(sim) -> None:
+    good = NetSuiteCredentials.dev()
+    _, _, ref = _run(_post(sim, make_sale(pos_transaction_id="warm")))
+    bad = NetSuiteCredentials(good.account_id, good.consumer_key, good.consumer_secret,
+                              good.token_id, "wrong-secret")
+    outcome, _, _ = _run(_post(sim, make_sale(), creds=bad, loaded_ref=ref))
+    rejection, _ = outcome
+    assert rejection.reason == "netsuite_auth"
+    assert "wrong-secret" not in rejection.message + json.dumps(rejection.inputs)
