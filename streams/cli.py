@@ -146,6 +146,17 @@ def show_settings() -> None:
     console.print(table)
 
 
+def _wire_subcommands() -> None:
+    from .dlq import dlq_app
+    from .preflight import preflight_command
+
+    app.command("preflight")(preflight_command)
+    app.add_typer(dlq_app, name="dlq")
+
+
+_wire_subcommands()
+
+
 def _need_kafka(s: Settings) -> Settings:
     if not s.kafka_bootstrap_servers or not s.schema_registry_url:
         console.print("[red]set KAFKA_BOOTSTRAP_SERVERS and SCHEMA_REGISTRY_URL[/]")

@@ -97,7 +97,8 @@ class Pipeline:
             cast(str, s.netsuite_base_url), self._credentials(), timeout=s.netsuite_timeout_s,
             max_connections=s.netsuite_max_concurrency, on_request=metrics.ns_request_hook)
         self.poster = SalePoster(self.client, max_attempts=s.netsuite_max_attempts,
-                                 discount_item=self.mappings.discount_item)
+                                 discount_item=self.mappings.discount_item,
+                                 write_mode=s.netsuite_write_mode)
         delay = 0.5
         while True:
             try:
@@ -179,6 +180,11 @@ class Pipeline:
         posted[dedupe_key] = {"netsuite_id": outcome.netsuite_id,
                               "record_type": outcome.record_type,
                               "external_id": outcome.external_id}
+        if not outcome.created:
+            # NetSuite already held this externalId: an earlier attempt (before a restart,
+            # or a duplicate our table had not seen) landed. Nothing new was created.
+            metrics.DUPLICATES.labels(origin.topic).inc()
+            return self._result(sale, "duplicate", posted[dedupe_key], outcome)
         metrics.POSTED.labels(outcome.record_type).inc()
         metrics.EVENT_TO_RECORD.observe(
             max(0.0, time.time() - sale["completed_at"].timestamp()))

@@ -48,6 +48,10 @@ class Settings:
         "This worker's share of the account's concurrent-request limit.")
     netsuite_max_attempts: int = _opt(
         "NETSUITE_MAX_ATTEMPTS", 5, "Attempts for a retryable NetSuite failure (429, 5xx).")
+    netsuite_write_mode: str = _opt(
+        "NETSUITE_WRITE_MODE", "create",
+        "How sales are written, both idempotent by externalId: create (POST; a repeat is "
+        "refused as 'already exists' and looked up; 1 request) or upsert (PUT eid:; 2).")
     app_id: str = _opt("TILLBRIDGE_APP_ID", "tillbridge",
                        "Faust app id: consumer group and changelog topic prefix.")
     topic_partitions: int = _opt("TILLBRIDGE_TOPIC_PARTITIONS", 4,
@@ -68,6 +72,10 @@ class Settings:
     rebalance_timeout_s: float = _opt(
         "TILLBRIDGE_REBALANCE_TIMEOUT_S", 3.0,
         "Group rebalance timeout. Tansu makes every join wait this long: keep it short.")
+    agents: str = _opt(
+        "TILLBRIDGE_AGENTS", "ingest,sink",
+        "Agents this worker runs: ingest (decode/validate/enrich/route), sink (NetSuite). "
+        "Split them to scale the NetSuite side apart from validation.")
     commit_interval_s: float = _opt("TILLBRIDGE_COMMIT_INTERVAL_S", 1.0,
                                     "How often processed offsets are committed.")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from tillbridge.connectors.netsuite.client import NetSuiteClient
+from tillbridge.connectors.netsuite.client import NetSuiteClient, eid
 from tillbridge.connectors.netsuite.errors import NetSuiteError
 
 from .enrich import CustomerPlan, Enrichment
@@ -98,6 +98,7 @@ class Posted:
     external_id: str
     customer_id: str
     customer_rule: str
+    created: bool = True  # False: NetSuite already held it (a duplicate or a replay)
 
 
 def _rejection(err: NetSuiteError, record_type: str, external_id: str) -> Rejection:
@@ -115,25 +116,48 @@ class SalePoster:
 
     def __init__(self, client: NetSuiteClient, *, max_attempts: int = 5,
                  base_delay: float = 0.2, max_delay: float = 5.0,
-                 discount_item: str | None = None) -> None:
+                 discount_item: str | None = None, write_mode: str = "create") -> None:
+        if write_mode not in ("create", "upsert"):
+            raise ValueError(f"write_mode must be create or upsert, not {write_mode!r}")
         self.client = client
+        self.write_mode = write_mode
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.discount_item = discount_item
 
-    async def _upsert(self, record_type: str, external_id: str, body: dict[str, Any]) -> str:
+    async def _write_once(self, record_type: str, external_id: str,
+                          body: dict[str, Any]) -> tuple[str | None, bool]:
+        """One idempotent write. Transactions are immutable once posted, so by default they
+        are created (one request; the id comes back in Location) and NetSuite's "already
+        exists" answer for a repeated externalId means an earlier attempt landed: look it
+        up. ``upsert`` mode PUTs on ``eid:`` instead (two requests: NetSuite returns no
+        Location on upsert, so the id needs a GET). Customers are always upserted so a
+        later event can enrich them."""
+        if record_type == "customer" or self.write_mode == "upsert":
+            # replace=item: a replayed upsert must not append the lines a second time.
+            return await self.client.upsert(
+                record_type, external_id, body,
+                replace="item" if record_type != "customer" else None), True
+        try:
+            return await self.client.create(record_type, body), True
+        except NetSuiteError as err:
+            if not err.already_exists:
+                raise
+        found = await self.client.get(record_type, eid(external_id))
+        return str(found["id"]), False
+
+    async def _write(self, record_type: str, external_id: str,
+                     body: dict[str, Any]) -> tuple[str, bool]:
+        """(internal id, created) with retries of retryable failures."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                # replace=item: a replayed upsert must not append the lines a second time.
-                internal_id = await self.client.upsert(
-                    record_type, external_id, body,
-                    replace="item" if record_type != "customer" else None)
+                internal_id, created = await self._write_once(record_type, external_id, body)
                 if internal_id is None:
                     raise RuntimeError(f"NetSuite gave no id for {record_type} eid:{external_id}")
-                return internal_id
+                return internal_id, created
             except NetSuiteError as err:
                 if err.kind != "retryable" or attempt >= self.max_attempts:
                     raise
@@ -147,11 +171,11 @@ class SalePoster:
         record_type, external_id = "customer", plan.external_id or ""
         try:
             if customer_id is None:
-                customer_id = await self._upsert(
+                customer_id, _ = await self._write(
                     "customer", external_id, build_customer(plan, enr.subsidiary))
             record_type, external_id = "cashSale", sale_external_id(sale)
             body = build_cash_sale(sale, enr, customer_id, self.discount_item)
-            ns_id = await self._upsert(record_type, external_id, body)
+            ns_id, created = await self._write(record_type, external_id, body)
         except NetSuiteError as err:
             return _rejection(err, record_type, external_id), err.details
-        return Posted(record_type, ns_id, external_id, customer_id, plan.rule)
+        return Posted(record_type, ns_id, external_id, customer_id, plan.rule, created)

@@ -29,7 +29,7 @@ from tillbridge.connectors.netsuite_sim import SimServer
 from .settings import Settings
 
 ALL_TOPICS = ([t.name for t in topics.EVENT_TOPICS] + [topics.ROUTED_REALTIME, topics.RESULTS]
-              + list(topics.DLQ_TOPICS))
+              + list(topics.DLQ_TOPICS) + [topics.DLQ_AUDIT])
 
 
 @dataclasses.dataclass
@@ -57,7 +57,7 @@ def local_stack(settings: Settings, *, sim_latency_ms: float = 0.0) -> Iterator[
             overrides["netsuite_base_url"] = sim.base_url
         resolved = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
         ensure_topics(resolved.kafka_bootstrap_servers or "", ALL_TOPICS,
-                      partitions=resolved.topic_partitions)
+                      partitions=resolved.topic_partitions, configs=topics.TOPIC_CONFIGS)
         yield Stack(resolved, sim)
 
 

@@ -33,7 +33,7 @@ def _run(coro):
     return asyncio.run(coro)
 
 
-async def _post(sim, sale, creds=None, loaded_ref=None):
+async def _post(sim, sale, creds=None, loaded_ref=None, write_mode="create"):
     maps = Mappings.load()
     async with NetSuiteClient(sim.base_url, creds or NetSuiteCredentials.dev()) as client:
         ref = loaded_ref or ReferenceData()
@@ -41,7 +41,7 @@ async def _post(sim, sale, creds=None, loaded_ref=None):
             await ref.load(client)
         enr = enrich_sale(sale, maps, ref)
         poster = SalePoster(client, max_attempts=2, base_delay=0.01,
-                            discount_item=maps.discount_item)
+                            discount_item=maps.discount_item, write_mode=write_mode)
         outcome = await poster.post(sale, enr)
         record = None
         if isinstance(outcome, Posted):
@@ -66,15 +66,17 @@ def test_cash_sale_body_keeps_money_exact_and_traceable() -> None:
     assert "S001/R01" in body["memo"]
 
 
-def test_sale_posts_once_even_when_replayed(sim) -> None:
+@pytest.mark.parametrize("mode", ["create", "upsert"])
+def test_sale_posts_once_even_when_replayed(sim, mode) -> None:
     sale = make_sale()
-    first, record, _ = _run(_post(sim, sale))
+    first, record, _ = _run(_post(sim, sale, write_mode=mode))
     assert isinstance(first, Posted)
     assert record["externalId"] == sale_external_id(sale)
     assert record["entity"]["id"] == "4999"
     assert len(record["item"]["items"]) == 2
-    again, record2, _ = _run(_post(sim, sale))
+    again, record2, _ = _run(_post(sim, sale, write_mode=mode))
     assert isinstance(again, Posted) and again.netsuite_id == first.netsuite_id
+    assert first.created and (not again.created or mode == "upsert")
     assert len(record2["item"]["items"]) == 2, "replay must not append lines again"
     assert _stats(sim)["cashSale"]["created"] == 1
 

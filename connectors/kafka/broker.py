@@ -16,7 +16,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -109,12 +109,15 @@ class EmbeddedBroker:
 
 def ensure_topics(
     bootstrap: str, names: Iterable[str], partitions: int = 4, replication: int = 1,
-    timeout: float = 15.0,
+    timeout: float = 15.0, configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Create the topics that do not exist yet (idempotent)."""
+    """Create the topics that do not exist yet (idempotent); ``configs``: per-topic settings
+    (e.g. ``cleanup.policy``) applied at creation only."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=timeout).topics)
-    new = [NewTopic(n, partitions, replication) for n in names if n not in existing]
+    configs = configs or {}
+    new = [NewTopic(n, partitions, replication, config=dict(configs.get(n, {})))
+           for n in names if n not in existing]
     if not new:
         return
     for name, fut in admin.create_topics(new, operation_timeout=timeout).items():

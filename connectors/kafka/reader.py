@@ -23,6 +23,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes | None]]
+    timestamp: int = 0  # ms since epoch (CreateTime unless the topic says LogAppendTime)
 
     def header(self, name: str) -> str | None:
         for k, v in reversed(self.headers):
@@ -69,7 +70,7 @@ class TopicTail:
                     raise RuntimeError(f"reading {msg.topic()}: {err}")
                 self.records[msg.topic()].append(Record(
                     msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
-                    list(msg.headers() or [])))
+                    list(msg.headers() or []), msg.timestamp()[1]))
                 new += 1
 
     def count(self, topic: str | None = None) -> int:

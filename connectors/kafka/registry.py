@@ -616,6 +616,7 @@ class RegistryServer:
             return self
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see netsuite_sim.server
         sock.bind((self._host, self._port))
         self._socket = sock
         config = uvicorn.Config(

@@ -56,3 +56,13 @@ def dlq_topic(stage: str) -> str:
 
 
 DLQ_TOPICS: tuple[str, ...] = tuple(dlq_topic(s) for s in DLQ_STAGES)
+
+#: Who replayed or discarded which dead letter, and why (JSON, keyed by the DLQ record id).
+#: Keyed and compacted so the latest action per record is kept for good; `tillbridge dlq`
+#: reads it to hide handled records and to make replay idempotent.
+DLQ_AUDIT = "tillbridge.dlq.audit.v1"
+
+#: Topic-level settings for topics that need more than the broker defaults.
+TOPIC_CONFIGS: dict[str, dict[str, str]] = {
+    DLQ_AUDIT: {"cleanup.policy": "compact"},
+}

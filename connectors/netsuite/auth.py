@@ -8,8 +8,9 @@ object can be logged or end up in a traceback without leaking anything.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Protocol, Self, runtime_checkable
 
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, SIGNATURE_TYPE_AUTH_HEADER, Client
 
@@ -45,10 +46,10 @@ class NetSuiteCredentials:
         )
 
     @classmethod
-    def from_env(cls) -> Self:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         """Read ``NETSUITE_*`` variables, falling back to the dev defaults."""
         dev = cls.dev()
-        env = os.environ
+        env = os.environ if env is None else env
         return cls(
             account_id=env.get("NETSUITE_ACCOUNT_ID", dev.account_id),
             consumer_key=env.get("NETSUITE_CONSUMER_KEY", dev.consumer_key),
@@ -56,6 +57,21 @@ class NetSuiteCredentials:
             token_id=env.get("NETSUITE_TOKEN_ID", dev.token_id),
             token_secret=env.get("NETSUITE_TOKEN_SECRET", dev.token_secret),
         )
+
+
+@runtime_checkable
+class Authenticator(Protocol):
+    """What ``NetSuiteClient`` needs from an auth scheme (TBA or OAuth 2.0 M2M).
+
+    ``authorize`` is called at send time, once per HTTP attempt, and returns the whole
+    ``Authorization`` header value. ``invalidate`` is called after a 401 so the next
+    ``authorize`` does not reuse whatever was cached. Implementations keep secrets out
+    of ``repr`` and of exception messages.
+    """
+
+    async def authorize(self, method: str, url: str) -> str: ...
+
+    def invalidate(self) -> None: ...
 
 
 def default_base_url(account_id: str) -> str:
@@ -102,3 +118,11 @@ class TbaSigner:
         )
         _, headers, _ = client.sign(url, http_method=method.upper())
         return headers["Authorization"]
+
+    async def authorize(self, method: str, url: str) -> str:
+        """``Authenticator`` entry point: a fresh nonce and timestamp on every call."""
+        return self.authorization(method, url)
+
+    def invalidate(self) -> None:
+        """Nothing is cached: every ``authorize`` already signs anew."""
+        return None

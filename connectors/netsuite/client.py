@@ -1,8 +1,9 @@
 """Async NetSuite REST client (record service + SuiteQL) over one ``httpx.AsyncClient``.
 
-Every request is signed just before it is sent (fresh nonce/timestamp), so callers may
-retry a call freely. The client itself does not retry: the sink owns retry policy and
-uses ``NetSuiteError.kind`` to decide.
+Every request waits for a slot of the worker's ``ConcurrencyLimiter`` and is then
+authorized just before it is sent (TBA: fresh nonce/timestamp; OAuth 2.0: cached Bearer
+token), so callers may retry a call freely. The client itself does not retry:
+``retry.ReliableClient`` wraps it with the retry, idempotency and circuit-breaker policy.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from . import wire
-from .auth import NetSuiteCredentials, TbaSigner
+from .auth import Authenticator, NetSuiteCredentials, TbaSigner
 from .errors import NetSuiteError
+from .governance import ConcurrencyLimiter
 
 RequestHook = Callable[[str, str, int | None, float], None]
 """``on_request(record_type, method, status, seconds)``; status is None without a response."""
@@ -45,19 +47,28 @@ class NetSuiteClient:
     def __init__(
         self,
         base_url: str,
-        credentials: NetSuiteCredentials,
+        credentials: NetSuiteCredentials | Authenticator,
         *,
         timeout: float = 30.0,
         max_connections: int = 10,
         on_request: RequestHook | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        limiter: ConcurrencyLimiter | None = None,
     ) -> None:
-        """``max_connections`` should not exceed the account's concurrency limit.
+        """``credentials``: TBA credentials, or any ``Authenticator`` (TBA or OAuth 2.0).
 
+        ``limiter`` caps in-flight requests at this worker's share of the account limit;
+        pass one shared instance to every client of a worker. Without it the client gets
+        its own limiter of ``max_connections`` slots (what the pool allowed before).
         Extra connections beyond the account limit only produce 429s.
         """
         self._base = base_url.rstrip("/")
-        self._signer = TbaSigner(credentials)
+        self._auth: Authenticator = (
+            TbaSigner(credentials) if isinstance(credentials, NetSuiteCredentials)
+            else credentials
+        )
+        self.limiter = limiter or ConcurrencyLimiter(max_connections)
+        max_connections = max(max_connections, self.limiter.limit)
         self._on_request = on_request or _noop_hook
         self._http = httpx.AsyncClient(
             timeout=timeout,
@@ -77,8 +88,15 @@ class NetSuiteClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pooled connections."""
+        """Close the pooled connections (and the authenticator's, if it has any)."""
         await self._http.aclose()
+        closer = getattr(self._auth, "aclose", None)
+        if closer is not None:
+            await closer()
+
+    def invalidate_auth(self) -> None:
+        """After a 401: drop cached credentials so the next request authorizes anew."""
+        self._auth.invalidate()
 
     # -- record service ---------------------------------------------------------------
 
@@ -192,7 +210,15 @@ class NetSuiteClient:
         request = self._http.build_request(
             method, self._base + path, content=content, params=params, headers=headers
         )
-        request.headers["Authorization"] = self._signer.authorization(method, str(request.url))
+        async with self.limiter.slot():
+            # Authorized inside the slot: a TBA timestamp must not age while queueing.
+            request.headers["Authorization"] = await self._auth.authorize(
+                method, str(request.url))
+            return await self._send_signed(request, method, path, record_type)
+
+    async def _send_signed(
+        self, request: httpx.Request, method: str, path: str, record_type: str
+    ) -> httpx.Response:
         started = time.perf_counter()
         try:
             resp = await self._http.send(request)

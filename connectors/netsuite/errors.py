@@ -100,3 +100,17 @@ class NetSuiteError(Exception):
         if self.already_exists:
             return "already_exists"
         return "permanent"
+
+
+class NetSuiteUnavailable(Exception):
+    """NetSuite cannot take requests right now (circuit open, throttling budget spent).
+
+    Deliberately *not* a ``NetSuiteError``: nothing is wrong with the event, so a sink that
+    dead-letters on ``except NetSuiteError`` must not catch it by accident. The caller
+    should keep the event, pause (``retry_after`` seconds is a hint) and try again.
+    """
+
+    def __init__(self, reason: str, retry_after: float = 0.0) -> None:
+        self.reason = reason
+        self.retry_after = max(0.0, retry_after)
+        super().__init__(f"NetSuite unavailable ({reason}); retry in {self.retry_after:.1f}s")

@@ -11,9 +11,10 @@ from starlette.responses import JSONResponse
 
 _RFC = "https://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html"
 _TYPES = {400: "#sec10.4.1", 401: "#sec10.4.2", 403: "#sec10.4.4", 404: "#sec10.4.5",
-          405: "#sec10.4.6", 429: "#sec10.4.1", 500: "#sec10.5.1"}
+          405: "#sec10.4.6", 429: "#sec10.4.1", 500: "#sec10.5.1", 503: "#sec10.5.4"}
 _TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 429: "Bad Request", 500: "Internal Server Error"}
+           405: "Method Not Allowed", 429: "Bad Request", 500: "Internal Server Error",
+           503: "Service Unavailable"}
 ERROR_MEDIA_TYPE = "application/vnd.oracle.resource+json; type=error"
 
 INVALID_LOGIN_DETAIL = (
@@ -28,7 +29,8 @@ class SimError(Exception):
 
     def __init__(
         self, status: int, code: str, detail: str, path: str | None = None,
-        top_level_code: str | None = None,
+        top_level_code: str | None = None, *, title: str | None = None,
+        type_suffix: str | None = None, headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(f"{status} {code}: {detail}")
         self.status = status
@@ -36,6 +38,9 @@ class SimError(Exception):
         self.detail = detail
         self.path = path
         self.top_level_code = top_level_code
+        self.title = title
+        self.type_suffix = type_suffix
+        self.headers = headers
 
     def body(self) -> dict[str, Any]:
         """The JSON envelope."""
@@ -43,8 +48,8 @@ class SimError(Exception):
         if self.path is not None:
             item["o:errorPath"] = self.path
         body: dict[str, Any] = {
-            "type": _RFC + _TYPES.get(self.status, ""),
-            "title": _TITLES.get(self.status, "Error"),
+            "type": _RFC + (self.type_suffix or _TYPES.get(self.status, "")),
+            "title": self.title or _TITLES.get(self.status, "Error"),
             "status": self.status,
         }
         if self.top_level_code:
@@ -54,7 +59,8 @@ class SimError(Exception):
 
     def response(self) -> JSONResponse:
         """A Starlette response carrying the envelope."""
-        return JSONResponse(self.body(), status_code=self.status, media_type=ERROR_MEDIA_TYPE)
+        return JSONResponse(self.body(), status_code=self.status, media_type=ERROR_MEDIA_TYPE,
+                            headers=self.headers)
 
 
 def invalid_login() -> SimError:
@@ -84,3 +90,31 @@ def invalid_value(value: Any, field: str, path: str) -> SimError:
 
 def unexpected(error_id: str) -> SimError:
     return SimError(500, "UNEXPECTED_ERROR", f"An unexpected error occurred. Error ID: {error_id}")
+
+
+def required(label: str, path: str | None = None) -> SimError:
+    """NetSuite's wording for a missing mandatory field (label as shown in the UI)."""
+    return SimError(400, "USER_ERROR", f"Please enter value(s) for: {label}", path)
+
+
+def user_error(detail: str, path: str | None = None) -> SimError:
+    """A business-rule refusal; NetSuite prefixes these with the resource phrase."""
+    return SimError(400, "USER_ERROR", f"Error while accessing a resource. {detail}", path)
+
+
+def idempotency_conflict(job_location: str) -> SimError:
+    # Oracle's sample really is status 400 with the 409 title and type (rfc2616 10.4.10).
+    return SimError(
+        400, "IDEMPOTENCY_ERROR",
+        "A request with the same idempotency key is already submitted. See the \"Location\" "
+        "header for a link to the previously submitted job",
+        title="Conflict", type_suffix="#sec10.4.10", headers={"Location": job_location},
+    )
+
+
+def service_unavailable(retry_after_s: int) -> SimError:
+    # The body NetSuite sends during an outage or maintenance window is not documented; the
+    # usual envelope with a 503 is the most likely shape and what clients must cope with.
+    return SimError(503, "SERVICE_UNAVAILABLE",
+                    "The service is temporarily unavailable. Try again later.",
+                    headers={"Retry-After": str(max(1, retry_after_s))})

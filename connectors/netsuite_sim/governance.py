@@ -1,13 +1,11 @@
 """Account governance and injected faults, applied around every NetSuite API request.
 
-``SimConfig`` is mutable at runtime (``POST /__sim/config``). Faults are small objects
-with ``before``/``after`` hooks so later work can add error rates, outages or
-commit-then-timeout without touching the routes.
+``SimConfig`` is mutable at runtime (``POST /__sim/config``). Faults (``faults.py``) are
+small objects with ``before``/``after`` hooks, so the routes know nothing about them.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
@@ -16,25 +14,68 @@ from starlette.responses import Response
 
 from .errors import concurrency_exceeded
 
+LATENCY_DISTRIBUTIONS = ("uniform", "normal", "exponential")
+
 
 @dataclass
 class SimConfig:
-    """Runtime knobs of the simulated account."""
+    """Runtime knobs of the simulated account (constructor flags and ``/__sim/config``)."""
 
     concurrency_limit: int = 15  # in-flight cap; NetSuite dev accounts are 5, premium 15
-    latency_ms: float = 0.0  # fixed extra latency per request, spent while holding a slot
+    latency_ms: float = 0.0  # extra latency per request, spent while holding a slot
     upsert_location: bool = False  # send Location on PUT eid: upserts (unconfirmed in docs)
+    # Spread around latency_ms: uniform +/- jitter, normal with sigma = jitter, or an
+    # exponential tail with mean = jitter (the long-tail shape real SuiteTalk calls show).
+    latency_jitter_ms: float = 0.0
+    latency_distribution: str = "uniform"
+    error_rate: float = 0.0  # share of record/query requests failing 500 UNEXPECTED_ERROR
+    seed: int = 0  # seeds the fault RNG (error rate, jitter, commit-then-timeout rate)
+    # Commit the write, then withhold the response past the client's timeout: a share
+    # of successful writes (rate) and/or the next N successful writes (count).
+    commit_then_timeout_rate: float = 0.0
+    commit_then_timeout_count: int = 0
+    timeout_after_commit_s: float = 35.0  # > NetSuiteClient's 30 s default timeout
+    slow_suiteql_ms: float = 0.0  # extra latency on SuiteQL only
+    async_delay_ms: float = 50.0  # an async job completes this long after submission
 
     def update(self, values: dict[str, Any]) -> None:
-        """Apply known keys with type coercion; unknown keys raise ``KeyError``."""
+        """Apply known keys with type coercion; unknown keys raise ``KeyError``.
+
+        ``commit_then_timeout`` is a shorthand: a JSON integer >= 1 is a count, a number
+        in [0, 1) (or any float) is a rate. Values are checked before anything changes.
+        """
+        values = dict(values)
+        shorthand = values.pop("commit_then_timeout", None)
+        if shorthand is not None:
+            key = "commit_then_timeout_count" if isinstance(shorthand, int) and not \
+                isinstance(shorthand, bool) and shorthand >= 1 else "commit_then_timeout_rate"
+            values[key] = shorthand
         kinds = {f.name for f in fields(self)}
+        staged = SimConfig(**self.as_dict())
         for key, value in values.items():
             if key not in kinds:
                 raise KeyError(key)
-            current = getattr(self, key)
+            current = getattr(staged, key)
             if isinstance(current, bool) and isinstance(value, str):
                 value = value.strip().lower() in ("1", "true", "yes", "t")
-            setattr(self, key, type(current)(value))
+            setattr(staged, key, type(current)(value))
+        staged.check()
+        for key in values:
+            setattr(self, key, getattr(staged, key))
+
+    def check(self) -> None:
+        """Refuse values that make no sense (``ValueError``)."""
+        for name in ("error_rate", "commit_then_timeout_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within 0..1")
+        if self.latency_distribution not in LATENCY_DISTRIBUTIONS:
+            raise ValueError(f"latency_distribution must be one of {LATENCY_DISTRIBUTIONS}")
+        for name in ("latency_ms", "latency_jitter_ms", "timeout_after_commit_s",
+                     "slow_suiteql_ms", "async_delay_ms", "commit_then_timeout_count"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.concurrency_limit < 1:
+            raise ValueError("concurrency_limit must be at least 1")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,18 +110,3 @@ class ConcurrencyGate:
 
     def rejection(self) -> Response:
         return concurrency_exceeded().response()
-
-
-class FixedLatency:
-    """Adds ``latency_ms`` before the handler runs, while the request holds its slot."""
-
-    def __init__(self, config: SimConfig) -> None:
-        self._config = config
-
-    async def before(self, request: Request) -> Response | None:
-        if self._config.latency_ms > 0:
-            await asyncio.sleep(self._config.latency_ms / 1000)
-        return None
-
-    async def after(self, request: Request, response: Response) -> Response:
-        return response

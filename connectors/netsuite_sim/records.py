@@ -1,7 +1,8 @@
 """Record types the simulator serves: group, references, validation and GET rendering.
 
-Add a record type by registering a ``RecordType`` in ``RECORD_TYPES``; the routes,
-store, external-id rules and SuiteQL ``transaction`` table pick it up generically.
+Add a record type by listing a ``RecordType`` in ``catalog.RECORD_TYPES``; the routes,
+store, external-id rules and SuiteQL ``transaction`` table pick it up generically. The
+helpers here (reference checks, item-line pricing) are shared by every transaction type.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .errors import SimError, invalid_value
 from .store import Record, Store, now_utc
 
 Validator = Callable[[Store, dict[str, Any]], dict[str, Any]]
+Deriver = Callable[[Store, Record], dict[str, Any]]
 CENT = Decimal("0.01")
 
 
@@ -29,6 +31,10 @@ class RecordType:
     line_refs: dict[str, str] = field(default_factory=dict)  # line field -> referenced type
     tran_type: str | None = None  # SuiteQL transaction.type, e.g. "CashSale"
     known_fields: frozenset[str] | None = None  # None = accept any field name
+    # Fields computed from other records at read time (status, amountRemaining, ...):
+    # stored fields in, fields to render out. Derived, never stored, so deletes and
+    # updates of linked records can't leave them stale.
+    derive: Deriver | None = None
 
 
 # -- references -------------------------------------------------------------------------
@@ -48,8 +54,9 @@ def normalize_ref(store: Store, target: str, value: Any, path: str) -> dict[str,
     if value is None:
         return None
     if isinstance(value, dict) and "id" not in value and "externalId" in value:
-        record = store.by_external_id("entity", str(value["externalId"])) \
-            if target == "customer" else None
+        group = "entity" if target == "customer" else \
+            "transaction" if target in TRANSACTION_TARGETS else None
+        record = store.by_external_id(group, str(value["externalId"])) if group else None
         if record is None:
             raise invalid_value(value["externalId"], path.rsplit(".", 1)[-1], path)
         return {"id": record.id}
@@ -59,8 +66,28 @@ def normalize_ref(store: Store, target: str, value: Any, path: str) -> dict[str,
     return {"id": rid}
 
 
+# Reference targets that are transactions (resolved in the transaction group).
+TRANSACTION_TARGETS = frozenset({
+    "transaction", "salesOrder", "invoice", "cashSale", "customerPayment", "customerDeposit",
+    "creditMemo", "cashRefund", "customerRefund", "returnAuthorization", "itemFulfillment",
+})
+_TRAN_LABELS = {
+    "salesOrder": "Sales Order", "invoice": "Invoice", "cashSale": "Cash Sale",
+    "customerPayment": "Payment", "customerDeposit": "Customer Deposit",
+    "creditMemo": "Credit Memo", "cashRefund": "Cash Refund", "customerRefund": "Customer Refund",
+    "returnAuthorization": "Return Authorization", "itemFulfillment": "Item Fulfillment",
+    "inventoryAdjustment": "Inventory Adjustment", "deposit": "Deposit",
+    "journalEntry": "Journal",
+}
+
+
 def ref_name(store: Store, target: str, rid: str) -> str | None:
     """Display name NetSuite would put in ``refName``."""
+    if target in TRANSACTION_TARGETS:
+        tran = store.transaction(rid)
+        if tran is None:
+            return None
+        return f"{_TRAN_LABELS.get(tran.type, tran.type)} #{tran.fields.get('tranId', rid)}"
     if target == "customer":
         cust = store.customer(rid)
         if cust is None:
@@ -70,7 +97,8 @@ def ref_name(store: Store, target: str, rid: str) -> str | None:
             " ".join(x for x in (f.get("firstName"), f.get("lastName")) if x) or None
     table = {"item": store.items, "location": store.locations,
              "paymentMethod": store.payment_methods, "salesTaxItem": store.tax_codes,
-             "subsidiary": store.subsidiaries, "employee": store.employees}.get(target)
+             "subsidiary": store.subsidiaries, "employee": store.employees,
+             "account": store.accounts}.get(target)
     row = table.get(rid) if table is not None else None
     if row is None:
         return None
@@ -79,7 +107,7 @@ def ref_name(store: Store, target: str, rid: str) -> str | None:
 
 # -- amounts ----------------------------------------------------------------------------
 
-def _decimal(value: Any, path: str) -> Decimal:
+def to_decimal(value: Any, path: str) -> Decimal:
     try:
         result = Decimal(str(value))
     except InvalidOperation:
@@ -89,7 +117,7 @@ def _decimal(value: Any, path: str) -> Decimal:
     return result
 
 
-def _num(value: Decimal) -> float:
+def money(value: Decimal) -> float:
     return float(value.quantize(CENT, rounding=ROUND_HALF_UP))
 
 
@@ -128,12 +156,13 @@ LINE_FIELDS = frozenset({
     "item", "quantity", "rate", "amount", "grossAmt", "taxCode", "taxAmount", "tax1Amt",
     "taxRate1", "isTaxable", "location", "department", "class", "description", "price",
     "units", "line", "inventoryDetail", "serialNumbers", "options", "links",
+    "orderLine", "orderDoc",  # set by transforms: the source transaction's line
 })
 _COMPUTED = ("subtotal", "taxTotal", "total", "status", "createdDate", "lastModifiedDate",
              "id", "links")
 
 
-def _check_names(body: dict[str, Any], known: frozenset[str], prefix: str, custom: str) -> None:
+def check_names(body: dict[str, Any], known: frozenset[str], prefix: str, custom: str) -> None:
     # The sim enforces X-NetSuite-PropertyNameValidation=error semantics (Oracle's default is
     # "warning", which silently drops the field): a misspelt or removed field such as
     # cashSale.paymentMethod must fail loudly in tests instead of posting a payment-less sale.
@@ -146,7 +175,7 @@ def _check_names(body: dict[str, Any], known: frozenset[str], prefix: str, custo
 
 def validate_cash_sale(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     """Checks a real account makes on a cash sale; computes line amounts and totals."""
-    _check_names(body, CASH_SALE_FIELDS, "", "custbody")
+    check_names(body, CASH_SALE_FIELDS, "", "custbody")
     out = {k: v for k, v in body.items() if k not in _COMPUTED}
     if out.get("entity") is None:
         raise SimError(400, "USER_ERROR", "Please enter value(s) for: Customer", "entity")
@@ -156,14 +185,16 @@ def validate_cash_sale(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     # The sandbox has "Make Locations Mandatory" on, as most multi-store retailers do.
     if out.get("location") is None:
         raise SimError(400, "USER_ERROR", "Please enter value(s) for: Location", "location")
-    _check_ref(store, out, "location", store.locations, "location", "location")
+    check_ref(store, out, "location", store.locations, "location", "location")
     if out.get("subsidiary") is not None:
-        _check_ref(store, out, "subsidiary", store.subsidiaries, "subsidiary", "subsidiary")
+        check_ref(store, out, "subsidiary", store.subsidiaries, "subsidiary", "subsidiary")
     if out.get("paymentOption") is not None:
-        _check_ref(store, out, "paymentOption", store.payment_methods, "paymentMethod",
+        check_ref(store, out, "paymentOption", store.payment_methods, "paymentMethod",
                    "paymentOption")
     if out.get("salesRep") is not None:
-        _check_ref(store, out, "salesRep", store.employees, "employee", "salesRep")
+        check_ref(store, out, "salesRep", store.employees, "employee", "salesRep")
+    if out.get("createdFrom") is not None:
+        check_transaction(store, out, "createdFrom", {"salesOrder"})
     sublist = out.get("item") or {}
     lines = sublist.get("items") if isinstance(sublist, dict) else None
     if not lines:
@@ -173,33 +204,46 @@ def validate_cash_sale(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     new_lines: list[dict[str, Any]] = []
     for index, raw in enumerate(lines):
         previous = Decimal(str(new_lines[-1]["amount"])) if new_lines else Decimal(0)
-        line, tax = _validate_line(store, raw, index, previous)
+        line, tax = validate_line(store, raw, index, previous)
         subtotal += Decimal(str(line["amount"]))
         tax_total += tax
         new_lines.append(line)
     out["item"] = {"items": new_lines}
     out.setdefault("tranDate", now_utc().date().isoformat())
-    out["subtotal"] = _num(subtotal)
-    out["taxTotal"] = _num(tax_total)
-    out["total"] = _num(subtotal + tax_total)
+    out["subtotal"] = money(subtotal)
+    out["taxTotal"] = money(tax_total)
+    out["total"] = money(subtotal + tax_total)
     out["status"] = {"id": "B", "refName": "Not Deposited"}
     return out
 
 
-def _check_ref(store: Store, holder: dict[str, Any], key: str, table: dict[str, Any],
+def check_ref(store: Store, holder: dict[str, Any], key: str, table: dict[str, Any],
                target: str, path: str) -> None:
+    """Normalise ``holder[key]`` and refuse ids missing (or inactive) in ``table``."""
     holder[key] = normalize_ref(store, target, holder[key], path)
-    if holder[key]["id"] not in table:
+    row = table.get(holder[key]["id"])
+    if row is None or (isinstance(row, dict) and row.get("isinactive")):
         raise invalid_value(holder[key]["id"], path.rsplit(".", 1)[-1], path)
 
 
-def _validate_line(store: Store, raw: Any, index: int,
+def check_transaction(store: Store, holder: dict[str, Any], key: str, types: set[str],
+                      path: str | None = None) -> Record:
+    """Normalise a transaction reference and return the record; wrong type = invalid value."""
+    path = path or key
+    holder[key] = normalize_ref(store, "transaction", holder[key], path)
+    record = store.transaction(holder[key]["id"])
+    if record is None or record.type not in types:
+        raise invalid_value(holder[key]["id"], path.rsplit(".", 1)[-1], path)
+    return record
+
+
+def validate_line(store: Store, raw: Any, index: int,
                    previous: Decimal) -> tuple[dict[str, Any], Decimal]:
     base = f"item.items[{index}]"
     if not isinstance(raw, dict):
         raise SimError(400, "INVALID_CONTENT", "Error while accessing a resource. "
                        "Invalid sublist line.", base)
-    _check_names(raw, LINE_FIELDS, f"{base}.", "custcol")
+    check_names(raw, LINE_FIELDS, f"{base}.", "custcol")
     line = {k: v for k, v in raw.items() if k != "links"}
     if line.get("item") is None:
         raise SimError(400, "USER_ERROR", "Please enter value(s) for: Item", f"{base}.item")
@@ -208,63 +252,53 @@ def _validate_line(store: Store, raw: Any, index: int,
     if item is None or item.get("isinactive"):
         raise invalid_value(line["item"]["id"], "item", f"{base}.item")
     if line.get("location") is not None:
-        _check_ref(store, line, "location", store.locations, "location", f"{base}.location")
-    quantity = _decimal(line.get("quantity", 1), f"{base}.quantity")
+        check_ref(store, line, "location", store.locations, "location", f"{base}.location")
+    quantity = to_decimal(line.get("quantity", 1), f"{base}.quantity")
     rate_text = str(line.get("rate", ""))
     if item.get("itemtype") == "Discount" and rate_text.endswith("%"):
         # A percentage discount line applies to the line just above it.
-        pct = _decimal(rate_text[:-1], f"{base}.rate")
+        pct = to_decimal(rate_text[:-1], f"{base}.rate")
         amount = (previous * pct / 100).quantize(CENT, rounding=ROUND_HALF_UP)
         line.pop("quantity", None)
         line["rate"] = rate_text
-        line["amount"] = _num(amount)
-        return _line_tax(store, line, base)
+        line["amount"] = money(amount)
+        return line_tax(store, line, base)
     if line.get("rate") is not None:
-        rate = _decimal(line["rate"], f"{base}.rate")
+        rate = to_decimal(line["rate"], f"{base}.rate")
         amount = rate * quantity  # rate given: amount is always quantity x rate
     elif line.get("amount") is not None:
-        amount = _decimal(line["amount"], f"{base}.amount")
+        amount = to_decimal(line["amount"], f"{base}.amount")
         rate = amount / quantity if quantity else Decimal(0)
     else:
-        rate = _decimal(item.get("basePrice", 0), f"{base}.rate")
+        rate = to_decimal(item.get("basePrice", 0), f"{base}.rate")
         amount = rate * quantity
     line["quantity"] = float(quantity)
     line["rate"] = float(rate)
-    line["amount"] = _num(amount)
-    return _line_tax(store, line, base)
+    line["amount"] = money(amount)
+    return line_tax(store, line, base)
 
 
-def _line_tax(store: Store, line: dict[str, Any], base: str) -> tuple[dict[str, Any], Decimal]:
+def line_tax(store: Store, line: dict[str, Any], base: str) -> tuple[dict[str, Any], Decimal]:
     tax = Decimal(0)
     if line.get("taxCode") is not None:
-        _check_ref(store, line, "taxCode", store.tax_codes, "salesTaxItem", f"{base}.taxCode")
-        pct = _decimal(store.tax_codes[line["taxCode"]["id"]].get("rate", 0), f"{base}.taxCode")
+        check_ref(store, line, "taxCode", store.tax_codes, "salesTaxItem", f"{base}.taxCode")
+        pct = to_decimal(store.tax_codes[line["taxCode"]["id"]].get("rate", 0), f"{base}.taxCode")
         tax = (Decimal(str(line["amount"])) * pct / 100).quantize(CENT, rounding=ROUND_HALF_UP)
-        line["taxAmount"] = _num(tax)
+        line["taxAmount"] = money(tax)
     return line, tax
 
 
-RECORD_TYPES: dict[str, RecordType] = {
-    rt.name.lower(): rt
-    for rt in (
-        RecordType("customer", "entity", validate_customer, refs={"subsidiary": "subsidiary"}),
-        RecordType(
-            "cashSale", "transaction", validate_cash_sale,
-            refs={"entity": "customer", "location": "location", "subsidiary": "subsidiary",
-                  "paymentOption": "paymentMethod", "salesRep": "employee"},
-            line_refs={"item": "item", "location": "location", "taxCode": "salesTaxItem"},
-            tran_type="CashSale", known_fields=CASH_SALE_FIELDS,
-        ),
-    )
-}
-
-
-def lookup_type(name: str) -> RecordType:
-    """Path record names are matched case-insensitively (Oracle's samples mix casings)."""
-    rt = RECORD_TYPES.get(name.lower())
-    if rt is None:
-        raise SimError(400, "INVALID_REQUEST", f"Record type '{name}' does not exist.")
-    return rt
+CORE_TYPES: tuple[RecordType, ...] = (
+    RecordType("customer", "entity", validate_customer, refs={"subsidiary": "subsidiary"}),
+    RecordType(
+        "cashSale", "transaction", validate_cash_sale,
+        refs={"entity": "customer", "location": "location", "subsidiary": "subsidiary",
+              "paymentOption": "paymentMethod", "salesRep": "employee",
+              "createdFrom": "salesOrder", "account": "account"},
+        line_refs={"item": "item", "location": "location", "taxCode": "salesTaxItem"},
+        tran_type="CashSale", known_fields=CASH_SALE_FIELDS,
+    ),
+)
 
 
 # -- sublist merge (PATCH / PUT-update) ---------------------------------------------------
@@ -321,7 +355,8 @@ def render(store: Store, rt: RecordType, record: Record, rest_base: str,
     """NetSuite GET shape: refs as ``{links,id,refName}``, sublists link-only unless expanded."""
     self_href = f"{rest_base}/record/v1/{rt.name}/{record.id}"
     out: dict[str, Any] = {"links": [{"rel": "self", "href": self_href}], "id": record.id}
-    for key, value in record.fields.items():
+    fields = rt.derive(store, record) if rt.derive else record.fields
+    for key, value in fields.items():
         if isinstance(value, dict) and isinstance(value.get("items"), list):
             sub_href = f"{self_href}/{key}"
             if expand:
@@ -345,7 +380,7 @@ def render_sublist(store: Store, rt: RecordType, lines: list[dict[str, Any]],
     for ln in lines:
         row: dict[str, Any] = {"links": [{"rel": "self", "href": f"{href}/{ln.get('line')}"}]}
         for key, value in ln.items():
-            if key in rt.line_refs and isinstance(value, dict):
+            if key in rt.line_refs and isinstance(value, dict) and "id" in value:
                 row[key] = render_ref(store, rt.line_refs[key], value, rest_base)
             else:
                 row[key] = value
@@ -355,7 +390,11 @@ def render_sublist(store: Store, rt: RecordType, lines: list[dict[str, Any]],
 
 
 def render_ref(store: Store, target: str, value: dict[str, Any], rest_base: str) -> dict[str, Any]:
+    """``{links, id, refName}``; a transaction link names the record's real type."""
     rid = str(value.get("id"))
+    if target in TRANSACTION_TARGETS:
+        tran = store.transaction(rid)
+        target = tran.type if tran is not None else target
     out: dict[str, Any] = {
         "links": [{"rel": "self", "href": f"{rest_base}/record/v1/{target}/{rid}"}], "id": rid,
     }

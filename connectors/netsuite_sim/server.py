@@ -49,6 +49,9 @@ class SimServer:
         """Bind a free port and serve until ``stop``; returns once accepting connections."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # uvicorn leaves a socket it is handed without TCP_NODELAY: every response with a
+        # body then waits ~40 ms for the client's delayed ACK on a kept-alive connection.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", 0))
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False,
@@ -90,7 +93,11 @@ def serve(
     concurrency_limit: int = 15,
     latency_ms: float = 0,
     log_level: str = "info",
+    **app_kwargs: Any,
 ) -> None:
-    """Blocking server for ``tillbridge netsuite-sim --host H --port P``."""
-    app = create_app(seed_path, credentials, concurrency_limit, latency_ms)
+    """Blocking server for ``tillbridge netsuite-sim --host H --port P``.
+
+    ``app_kwargs`` are ``create_app`` flags (faults such as ``error_rate``).
+    """
+    app = create_app(seed_path, credentials, concurrency_limit, latency_ms, **app_kwargs)
     uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off")

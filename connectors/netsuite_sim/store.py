@@ -63,6 +63,8 @@ class Stats:
     updated: Counter[str] = field(default_factory=Counter)
     deleted: Counter[str] = field(default_factory=Counter)
     status_codes: Counter[int] = field(default_factory=Counter)
+    transforms: Counter[str] = field(default_factory=Counter)  # "fromType->toType"
+    faults: Counter[str] = field(default_factory=Counter)  # injected fault -> times fired
 
 
 class Store:
@@ -75,6 +77,7 @@ class Store:
         self.tax_codes = {str(r["id"]): dict(r) for r in seed.get("tax_codes", [])}
         self.subsidiaries = {str(r["id"]): dict(r) for r in seed.get("subsidiaries", [])}
         self.employees = {str(r["id"]): dict(r) for r in seed.get("employees", [])}
+        self.accounts = {str(r["id"]): dict(r) for r in seed.get("accounts", [])}
         self.guest_customer_id = str(seed.get("guest_customer_id", ""))
         self.stats = Stats()
         self._records: dict[str, dict[str, Record]] = {"transaction": {}, "entity": {}}
@@ -132,6 +135,15 @@ class Store:
         rows = self._records[group].values()
         selected = [r for r in rows if record_type is None or r.type == record_type]
         return sorted(selected, key=lambda r: (len(r.id), r.id))
+
+    def transaction(self, record_id: str) -> Record | None:
+        """Any transaction by internal id (ids are unique across the group)."""
+        return self._records["transaction"].get(record_id)
+
+    def created_from(self, source_id: str, record_type: str) -> list[Record]:
+        """Transactions of ``record_type`` whose ``createdFrom`` points at ``source_id``."""
+        return [r for r in self.records("transaction", record_type)
+                if (r.fields.get("createdFrom") or {}).get("id") == source_id]
 
     def held(self) -> Counter[str]:
         """Records currently held, per type."""

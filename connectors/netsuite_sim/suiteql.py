@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .catalog import RECORD_TYPES
 from .errors import SimError
-from .records import RECORD_TYPES, ref_id
+from .records import ref_id
 from .store import Record, Store
 
 Row = dict[str, Any]
@@ -105,34 +106,60 @@ def _customer_rows(store: Store) -> list[Row]:
 
 
 _TRAN_COLS = ("id", "tranid", "trandate", "type", "recordtype", "entity", "status", "externalid",
-              "location", "foreigntotal", "memo", "otherrefnum", "createddate",
+              "location", "foreigntotal", "memo", "otherrefnum", "account", "createddate",
               "lastmodifieddate")
+# Sublists that become transactionline rows: item lines, adjustment lines, journal lines
+# and a bank deposit's other/cash-back lines. Apply-type sublists are links, not lines.
+_LINE_SUBLISTS = ("item", "inventory", "line", "other", "cashback")
 
 
 def _transaction_rows(store: Store) -> list[Row]:
     types = {rt.name: rt for rt in RECORD_TYPES.values()}
     out = []
     for rec in store.records("transaction"):
-        f = rec.fields
+        rt = types[rec.type]
+        f = rt.derive(store, rec) if rt.derive else rec.fields
         out.append({
             "id": rec.id, "tranid": f.get("tranId"), "trandate": f.get("tranDate"),
-            "type": types[rec.type].tran_type, "recordtype": rec.type.lower(),
-            "entity": f.get("entity"), "status": f.get("status"), "externalid": f.get("externalId"),
-            "location": f.get("location"), "foreigntotal": f.get("total"),
-            "memo": f.get("memo"), "otherrefnum": f.get("otherRefNum"),
+            "type": rt.tran_type, "recordtype": rec.type.lower(),
+            "entity": f.get("entity") or f.get("customer"), "status": f.get("status"),
+            "externalid": f.get("externalId"), "location": f.get("location"),
+            "foreigntotal": f.get("total"), "memo": f.get("memo"),
+            "otherrefnum": f.get("otherRefNum"), "account": f.get("account"),
             "createddate": _stamp(rec, "created"), "lastmodifieddate": _stamp(rec, "modified"),
         })
     return out
 
 
+_LINE_COLS = ("transaction", "id", "mainline", "item", "quantity", "rate", "netamount",
+              "location", "entity", "account", "debit", "credit", "createdfrom")
+
+
 def _transaction_line_rows(store: Store) -> list[Row]:
+    """A mainline row (id 0, as in NetSuite) per transaction, then one row per line."""
     out = []
     for rec in store.records("transaction"):
-        for ln in (rec.fields.get("item") or {}).get("items", []):
-            out.append({"transaction": rec.id, "id": ln.get("line"), "mainline": False,
-                        "item": ln.get("item"), "quantity": ln.get("quantity"),
-                        "rate": ln.get("rate"), "netamount": ln.get("amount"),
-                        "location": ln.get("location") or rec.fields.get("location")})
+        f = rec.fields
+        entity = f.get("entity") or f.get("customer")
+        out.append({"transaction": rec.id, "id": 0, "mainline": True, "entity": entity,
+                    "netamount": f.get("total"), "location": f.get("location"),
+                    "account": f.get("account"), "createdfrom": f.get("createdFrom")})
+        for name in _LINE_SUBLISTS:
+            sublist = f.get(name)
+            lines = sublist.get("items", []) if isinstance(sublist, dict) else []
+            for ln in lines:
+                out.append({
+                    "transaction": rec.id, "id": ln.get("line"), "mainline": False,
+                    "item": ln.get("item"), "quantity": ln.get("quantity",
+                                                               ln.get("adjustQtyBy")),
+                    "rate": ln.get("rate"),
+                    "netamount": ln.get("amount", ln.get("debit") or (
+                        -ln["credit"] if ln.get("credit") else None)),
+                    "location": ln.get("location") or f.get("location"),
+                    "entity": ln.get("entity") or entity, "account": ln.get("account"),
+                    "debit": ln.get("debit"), "credit": ln.get("credit"),
+                    "createdfrom": f.get("createdFrom"),
+                })
     return out
 
 
@@ -148,8 +175,9 @@ TABLES: dict[str, Table] = {
                        "isinactive"), _employee_rows),
     "customer": Table(_CUSTOMER_COLS, _customer_rows),
     "transaction": Table(_TRAN_COLS, _transaction_rows),
-    "transactionline": Table(("transaction", "id", "mainline", "item", "quantity", "rate",
-                              "netamount", "location"), _transaction_line_rows),
+    "transactionline": Table(_LINE_COLS, _transaction_line_rows),
+    "account": _ref_rows("accounts", ("id", "acctnumber", "name", "accttype", "isinactive",
+                                      "subsidiary")),
 }
 
 

@@ -95,6 +95,7 @@ class _SaleFactory:
         self.sequences: dict[tuple[str, str], int] = {}
         self.new_customers = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=64)
+        self.min_lines = 1
 
     # -- small helpers -------------------------------------------------------
     def uuid(self) -> str:
@@ -227,7 +228,7 @@ class _SaleFactory:
         started = completed - timedelta(milliseconds=rng.randint(20_000, 300_000))
         customer = self.customer()
         member = customer["loyalty_id"] is not None
-        size = rng.choices(_BASKET_SIZES, _BASKET_WEIGHTS)[0]
+        size = max(rng.choices(_BASKET_SIZES, _BASKET_WEIGHTS)[0], self.min_lines)
         items = rng.sample(store.items, min(size, len(store.items)))
         lines = []
         for n, item in enumerate(items, start=1):
@@ -338,6 +339,7 @@ def generate(
     dirty: float = 0.0,
     *,
     start: datetime = DEFAULT_START,
+    min_lines: int = 1,
 ) -> Iterator[GeneratedEvent]:
     """Yield ``count`` sale events; about ``dirty`` of them (0..1) dirty, kinds in equal shares.
 
@@ -350,6 +352,7 @@ def generate(
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     factory = _SaleFactory(seed, start, reference())
+    factory.min_lines = min_lines  # benchmarks ask for ~1 KB sales (bigger baskets)
     for _ in range(count):
         if dirty and factory.rng.random() < dirty:
             kind = factory.rng.choice(DIRTY_KINDS)
