@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tillbridge.connectors.kafka import topics
 
+from . import lag as lag_mod
 from . import metrics, transport
 from .emit import Emitter
 from .pipeline import Outbound, Pipeline, Source, internal_error
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 INGEST_BATCH = 1000
 INGEST_WITHIN_S = 0.01
 SINK_BATCH_PER_SLOT = 8
+LAG_INTERVAL_S = 10.0
 SINK_WITHIN_S = 0.01
 
 
@@ -98,6 +100,21 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
     @app.task
     async def load_reference_data() -> None:
         await pipe.start()
+
+    reliable = lag_mod.watermarks_reliable(bootstrap, settings.lag_from_watermarks)
+    metrics.LAG_RELIABLE.set(1 if reliable else 0)
+
+    @app.timer(interval=LAG_INTERVAL_S)
+    async def export_lag() -> None:
+        if not reliable:
+            return
+        try:
+            for tp in app.consumer.assignment():
+                value = lag_mod.lag(app.consumer.highwater(tp), await app.consumer.position(tp))
+                if value is not None:
+                    metrics.LAG.labels(tp.topic, str(tp.partition)).set(value)
+        except Exception as exc:  # noqa: BLE001 - a metric must never stop the worker
+            log.debug("lag export skipped: %s", exc)
 
     emitters: list[Emitter] = []
     _flush_emitters_before_commit(app, emitters)

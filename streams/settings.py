@@ -76,6 +76,10 @@ class Settings:
         "TILLBRIDGE_AGENTS", "ingest,sink",
         "Agents this worker runs: ingest (decode/validate/enrich/route), sink (NetSuite). "
         "Split them to scale the NetSuite side apart from validation.")
+    lag_from_watermarks: str = _opt(
+        "TILLBRIDGE_LAG_FROM_WATERMARKS", "auto",
+        "Export consumer lag from high watermarks: auto (not on Tansu, whose watermarks are "
+        "wrong), on, off.")
     commit_interval_s: float = _opt("TILLBRIDGE_COMMIT_INTERVAL_S", 1.0,
                                     "How often processed offsets are committed.")
 

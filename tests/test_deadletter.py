@@ -45,3 +45,14 @@ def test_second_failure_keeps_first_time_and_counts_attempts() -> None:
 def test_unknown_reason_code_is_refused() -> None:
     with pytest.raises(ValueError, match="catalogue"):
         Rejection("validate", "made_up", "r", "m")
+
+
+def test_lag_is_not_claimed_on_tansu() -> None:
+    """The embedded broker's watermarks are wrong: auto mode must not trust them."""
+    from tillbridge.connectors.kafka.broker import EmbeddedBroker
+    from tillbridge.streams.lag import lag, watermarks_reliable
+
+    with EmbeddedBroker() as broker:
+        assert watermarks_reliable(broker.bootstrap, "auto") is False
+        assert watermarks_reliable(broker.bootstrap, "on") is True
+    assert lag(10, 4) == 6 and lag(3, 5) == 0 and lag(None, 1) is None

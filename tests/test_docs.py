@@ -1,0 +1,24 @@
+"""The README is the operator's manual: it must list every reason code and every setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tillbridge.streams.reasons import CATALOGUE
+from tillbridge.streams.settings import Settings
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_readme_lists_every_reason_code() -> None:
+    missing = [code for code in CATALOGUE if f"| `{code}` |" not in README]
+    assert not missing, f"README reason catalogue lacks {missing}"
+
+
+def test_readme_lists_every_setting() -> None:
+    missing = [env for env, _, _ in Settings.from_env({}).describe() if f"`{env}`" not in README]
+    assert not missing, f"README configuration table lacks {missing}"
+
+
+def test_readme_shows_the_two_commands() -> None:
+    assert "make demo" in README and "make test" in README
