@@ -129,7 +129,7 @@ def main() -> None:
               f"{p['cpu_us']:6.0f} CPU us/event, peak RSS {p['rss_mb']:.0f} MB")
         print(f"ratio: {p['rate'] / b['rate']:.2f}")
     if not args.skip_latency:
-        with local_stack(base_settings) as stack:
+        with local_stack(base_settings, sim_process=True) as stack:
             s = stack.settings
             pairs = encoded_sales(s.schema_registry_url or "", args.latency_events, seed=11)
             lat = latency(s, pairs, args.latency_rate)

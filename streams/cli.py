@@ -89,14 +89,24 @@ def netsuite_sim(
     port: int = 8000,
     latency_ms: Annotated[float, typer.Option(help="Added latency per request.")] = 0.0,
     concurrency_limit: Annotated[int, typer.Option(help="Account concurrency limit.")] = 15,
+    fault: Annotated[list[str] | None, typer.Option(
+        "--set", help="Simulator flag KEY=VALUE, e.g. error_rate=0.05, outage_s=30, "
+        "commit_then_timeout=0.01, slow_suiteql_ms=500 (see GET /__sim/stats config).")] = None,
+    log_level: str = "warning",
 ) -> None:
     """Run the NetSuite sandbox simulator: http://HOST:PORT/services/rest/..."""
     from tillbridge.connectors.netsuite_sim import serve
 
     from .stack import _creds
 
+    flags: dict[str, object] = {}
+    for item in fault or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--set takes KEY=VALUE, not {item!r}")
+        flags[key] = json.loads(raw) if raw[:1].isdigit() or raw in ("true", "false") else raw
     serve(host, port, credentials=_creds(Settings.from_env()), latency_ms=latency_ms,
-          concurrency_limit=concurrency_limit)
+          concurrency_limit=concurrency_limit, log_level=log_level, **flags)
 
 
 @app.command("pos-sim")

@@ -83,7 +83,7 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
     quiet = console is None
     console = console or Console(quiet=True)
     started = time.monotonic()
-    with local_stack(settings) as stack:
+    with local_stack(settings, sim_process=True) as stack:
         s = stack.settings
         console.log(f"broker {s.kafka_bootstrap_servers}, registry {s.schema_registry_url}, "
                     f"NetSuite {s.netsuite_base_url}")

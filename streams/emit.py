@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,12 @@ class Emitter:
                 break
             except BufferError:  # local queue full: let deliveries drain
                 self._producer.poll(0.05)
+            except KafkaException as exc:
+                # Refused before queueing (e.g. larger than the topic allows). Letting this
+                # escape would make Faust ack the input unprocessed; stop without a commit.
+                log.critical("cannot produce to %s: %s; exiting so the input is reprocessed",
+                             topic, exc)
+                os._exit(EXIT_UNDELIVERABLE)
         self._producer.poll(0)
 
     def _flush_blocking(self) -> None:

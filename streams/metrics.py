@@ -23,6 +23,13 @@ POSTED = Counter("tillbridge_records_posted", "NetSuite records created or upser
 DUPLICATES = Counter("tillbridge_duplicates_prevented",
                      "Events for a POS transaction that was already posted.",
                      ["topic"], registry=REGISTRY)
+DOUBLE_SCANS = Counter("tillbridge_double_scan_suspected",
+                       "Sales whose basket repeats an earlier one under a new POS transaction "
+                       "id within the double-scan window (posted, flagged).",
+                       ["topic"], registry=REGISTRY)
+PARTIAL_COMPLETED = Counter("tillbridge_partial_syncs_completed",
+                            "Sales whose customer was written earlier but whose cashSale was "
+                            "not, completed on a later attempt.", registry=REGISTRY)
 NS_REQUESTS = Counter("tillbridge_netsuite_requests", "NetSuite HTTP requests by outcome.",
                       ["record_type", "method", "outcome"], registry=REGISTRY)
 NS_LATENCY = Histogram("tillbridge_netsuite_request_duration_seconds",

@@ -23,11 +23,18 @@ from tillbridge.connectors.netsuite.client import NetSuiteClient
 
 from . import metrics, route
 from .deadletter import Headers, dlq_headers, header
+from .duplicates import (
+    H_DOUBLE_SCAN,
+    DoubleScanWindow,
+    fingerprint,
+    partial_entry,
+    sync_state,
+)
 from .enrich import Enrichment, enrich_sale
 from .records import Rejection, SaleRec
 from .refdata import Mappings, ReferenceData
 from .settings import Settings
-from .sink import Posted, SalePoster
+from .sink import Posted, SalePoster, promotion_audit_records
 from .validate import validate_sale
 
 log = logging.getLogger(__name__)
@@ -83,6 +90,7 @@ class Pipeline:
         self.ready = asyncio.Event()
         self.client: NetSuiteClient | None = None
         self.poster: SalePoster | None = None
+        self.double_scans = DoubleScanWindow(settings.double_scan_window_s)
 
     def _credentials(self) -> NetSuiteCredentials:
         s = self.settings
@@ -132,7 +140,8 @@ class Pipeline:
         if rejection is not None:
             return dead_letter(src, rejection)
         metrics.VALIDATED.labels(src.topic).inc()
-        enriched = enrich_sale(sale, self.mappings, self.refdata)
+        enriched = enrich_sale(sale, self.mappings, self.refdata,
+                               tax_tolerance_cents=self.settings.tax_tolerance_cents)
         if isinstance(enriched, Rejection):
             return dead_letter(src, enriched)
         dest = route.destination(src.topic)
@@ -144,6 +153,13 @@ class Pipeline:
                     (route.H_SRC_TOPIC, src.topic.encode()),
                     (route.H_SRC_PARTITION, str(src.partition).encode()),
                     (route.H_SRC_OFFSET, str(src.offset).encode())]
+        earlier = self.double_scans.check(
+            fingerprint(sale), f"{sale['store_id']}/{sale['pos_transaction_id']}",
+            sale["completed_at"].timestamp())
+        if earlier is not None:
+            # Possibly the same basket scanned twice: still posted, flagged and counted.
+            metrics.DOUBLE_SCANS.labels(src.topic).inc()
+            headers.append((H_DOUBLE_SCAN, earlier.encode()))
         return Outbound(dest, src.key, src.value, headers)
 
     # -- sink: post to NetSuite -----------------------------------------------------------
@@ -152,47 +168,79 @@ class Pipeline:
         """The record as it was on its input topic (for DLQ coordinates after the hop)."""
         hdr = src.headers
         internal = {route.H_ENRICHMENT, route.H_SRC_TOPIC, route.H_SRC_PARTITION,
-                    route.H_SRC_OFFSET}
+                    route.H_SRC_OFFSET, H_DOUBLE_SCAN}
         return Source(header(hdr, route.H_SRC_TOPIC) or src.topic,
                       int(header(hdr, route.H_SRC_PARTITION) or src.partition),
                       int(header(hdr, route.H_SRC_OFFSET) or src.offset),
                       src.key, src.value, [(k, v) for k, v in hdr if k not in internal])
 
     async def sink(self, src: Source, posted: Any) -> Outbound:
-        """Post one routed sale; ``posted`` is the dedupe table (POS txn key -> result)."""
+        """Post one routed sale; the result or dead letter only.
+
+        Kept for callers that produce one message per record; it drops the promotion audit
+        records, so the worker should call :meth:`sink_all`.
+        """
+        return (await self.sink_all(src, posted))[0]
+
+    async def sink_all(self, src: Source, posted: Any) -> list[Outbound]:
+        """Post one routed sale; ``posted`` is the dedupe table (POS txn key -> state).
+
+        Returns the result (or dead letter) first, then, for a newly created cashSale, one
+        message per discount/promotion for ``tillbridge.audit.promotions.v1``.
+        """
         origin = self.origin(src)
         sale = cast(SaleRec, self.codec.decode(src.value or b"", origin.topic))
         raw = header(src.headers, route.H_ENRICHMENT)
         enr = Enrichment.from_json(raw.encode()) if raw else enrich_sale(
-            sale, self.mappings, self.refdata)
+            sale, self.mappings, self.refdata,
+            tax_tolerance_cents=self.settings.tax_tolerance_cents)
         if isinstance(enr, Rejection):
-            return dead_letter(origin, enr)
+            return [dead_letter(origin, enr)]
+        flags = {"double_scan_of": header(src.headers, H_DOUBLE_SCAN)}
         dedupe_key = f"{sale['store_id']}/{sale['pos_transaction_id']}"
         previous = posted.get(dedupe_key)
-        if previous is not None:
+        state = sync_state(previous)
+        if state == "complete":
             metrics.DUPLICATES.labels(origin.topic).inc()
-            return self._result(sale, "duplicate", previous, None)
+            return [self._result(sale, "duplicate", previous, None, flags)]
         assert self.poster is not None, "Pipeline.start() not awaited"
-        outcome = await self.poster.post(sale, enr)
+        resume = previous["customer_id"] if state == "partial" else None
+        outcome = await self.poster.post(sale, enr, customer_id=resume)
         if isinstance(outcome, tuple):
             rejection, details = outcome
-            return dead_letter(origin, rejection, details=details)
+            written = rejection.inputs.get("customer_id")
+            if written:
+                # Customer written, cashSale not: a partial sync, completed on the next try.
+                posted[dedupe_key] = partial_entry(written, enr.customer.external_id)
+            return [dead_letter(origin, rejection, details=details)]
         posted[dedupe_key] = {"netsuite_id": outcome.netsuite_id,
                               "record_type": outcome.record_type,
                               "external_id": outcome.external_id}
+        if resume is not None:
+            metrics.PARTIAL_COMPLETED.inc()
+            flags["completed_partial"] = True
         if not outcome.created:
             # NetSuite already held this externalId: an earlier attempt (before a restart,
             # or a duplicate our table had not seen) landed. Nothing new was created.
             metrics.DUPLICATES.labels(origin.topic).inc()
-            return self._result(sale, "duplicate", posted[dedupe_key], outcome)
+            return [self._result(sale, "duplicate", posted[dedupe_key], outcome, flags)]
         metrics.POSTED.labels(outcome.record_type).inc()
         metrics.EVENT_TO_RECORD.observe(
             max(0.0, time.time() - sale["completed_at"].timestamp()))
-        return self._result(sale, "posted", posted[dedupe_key], outcome)
+        result = self._result(sale, "posted", posted[dedupe_key], outcome, flags)
+        return [result, *self._promotion_audit(sale, outcome)]
+
+    @staticmethod
+    def _promotion_audit(sale: SaleRec, outcome: Posted) -> list[Outbound]:
+        key = outcome.external_id.encode()
+        return [Outbound(topics.AUDIT_PROMOTIONS, key, json.dumps(rec).encode(),
+                         [("tillbridge.record", b"promotion")])
+                for rec in promotion_audit_records(sale, outcome.external_id,
+                                                   outcome.netsuite_id)]
 
     @staticmethod
     def _result(sale: SaleRec, outcome: str, record: dict[str, str],
-                posted: Posted | None) -> Outbound:
+                posted: Posted | None, flags: dict[str, Any] | None = None) -> Outbound:
         doc = {
             "pos_transaction_id": sale["pos_transaction_id"],
             "store_id": sale["store_id"],
@@ -201,6 +249,8 @@ class Pipeline:
             **record,
             "customer_id": posted.customer_id if posted else None,
             "customer_rule": posted.customer_rule if posted else None,
+            "customer_enriched": posted.customer_enriched if posted else False,
+            **{k: v for k, v in (flags or {}).items() if v},
             "event_time": sale["completed_at"].isoformat(),
             "result_time": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }

@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from tillbridge.connectors.kafka.topics import SALE
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteError, default_base_url
 
 from .preflight_model import (
-    CustomerStrategy,
     NetSuiteSnapshot,
     NsItem,
     NsRef,
@@ -45,21 +43,11 @@ class PreflightAbort(Exception):
 
 def load_rollout_config(path: str | Path | None = None) -> RolloutConfig:
     """Mappings file (default: the packaged one) with the optional rollout keys checked."""
-    if path is None:
-        ref = resources.files("tillbridge.connectors").joinpath("data/mappings.json")
-        text, source = ref.read_text(encoding="utf-8"), "packaged mappings.json"
-    else:
-        try:
-            text, source = Path(path).read_text(encoding="utf-8"), str(path)
-        except OSError as exc:
-            raise MappingError(f"{path}: cannot read mappings file: {exc.strerror}") from exc
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MappingError(f"{source}: not JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise MappingError(f"{source}: expected a JSON object")
-    return rollout_config(doc, source)
+        return RolloutConfig.of(Mappings.load(path))
+    except (AttributeError, TypeError) as exc:
+        raise MappingError(f"{path or 'packaged mappings.json'}: malformed mappings: "
+                           f"{exc}") from exc
 
 
 def rollout_config(doc: dict[str, Any], source: str = "<memory>") -> RolloutConfig:
@@ -68,37 +56,7 @@ def rollout_config(doc: dict[str, Any], source: str = "<memory>") -> RolloutConf
         mappings = Mappings.from_dict(doc, source)
     except (AttributeError, TypeError) as exc:
         raise MappingError(f"{source}: malformed mappings: {exc}") from exc
-    return RolloutConfig(mappings, _str_map(doc, "skus", source),
-                         _str_map(doc, "price_levels", source),
-                         _strategy(doc.get("customer_strategy"), source))
-
-
-def _str_map(doc: dict[str, Any], key: str, source: str) -> dict[str, str]:
-    raw = doc.get(key) or {}
-    if not isinstance(raw, dict) or not all(v for v in raw.values()):
-        raise MappingError(f"{source}: {key} must map codes to non-empty values")
-    return {str(k): str(v) for k, v in raw.items()}
-
-
-_MODES = ("guest", "create_all", "threshold")
-
-
-def _strategy(raw: object, source: str) -> CustomerStrategy:
-    if raw is None:
-        return CustomerStrategy()
-    spec: dict[str, Any] = {"mode": raw} if isinstance(raw, str) else raw  # type: ignore[assignment]
-    if not isinstance(spec, dict) or spec.get("mode") not in _MODES:
-        raise MappingError(f"{source}: customer_strategy.mode must be one of {', '.join(_MODES)}")
-    threshold = None
-    if spec["mode"] == "threshold":
-        try:
-            threshold = Decimal(str(spec.get("threshold", spec.get("amount"))))
-        except InvalidOperation:
-            threshold = None
-        if threshold is None or not threshold.is_finite() or threshold <= 0:
-            raise MappingError(f"{source}: customer_strategy threshold needs a positive "
-                               "'threshold' amount")
-    return CustomerStrategy(spec["mode"], threshold, bool(spec.get("enrich", True)), True)
+    return RolloutConfig.of(mappings)
 
 
 # -- POS catalogue ---------------------------------------------------------------------------

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from .refdata import Mappings
+from .refdata import CustomerStrategy, Mappings
+
+__all__ = ["CustomerStrategy"]  # re-exported: it moved to refdata with the parsing
 
 Severity = Literal["error", "warning"]
 
@@ -211,30 +213,13 @@ class TrafficSummary:
     other: int = 0  # decoded but not sales (e.g. another record type)
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerStrategy:
-    """Which shoppers become NetSuite customers (seed: create all, above a threshold, or guest)."""
-
-    mode: Literal["guest", "create_all", "threshold"] = "guest"
-    threshold: Decimal | None = None
-    enrich: bool = True
-    configured: bool = False
-
-    def describe(self) -> str:
-        if self.mode == "create_all":
-            text = "create every identified shopper as a customer"
-        elif self.mode == "threshold":
-            text = f"create a customer only for sales of {self.threshold} or more"
-        else:
-            text = "book to the guest customer"
-            if self.enrich:
-                text += ", enrich identified shoppers by loyalty id"
-        return text + ("" if self.configured else " (default: not set in mappings)")
-
-
 @dataclass(frozen=True)
 class RolloutConfig:
-    """The mappings file plus the optional rollout keys preflight understands."""
+    """The mappings file plus the optional rollout keys preflight understands.
+
+    The keys are parsed by :class:`Mappings` (the worker uses them too); this keeps them
+    under the names the checks use.
+    """
 
     mappings: Mappings
     skus: dict[str, str] = field(default_factory=dict)  # POS SKU -> NetSuite itemid
@@ -243,6 +228,10 @@ class RolloutConfig:
 
     def itemid(self, sku: str) -> str:
         return self.skus.get(sku, sku)
+
+    @classmethod
+    def of(cls, mappings: Mappings) -> RolloutConfig:
+        return cls(mappings, mappings.skus, mappings.price_levels, mappings.customer_strategy)
 
 
 @dataclass(frozen=True, slots=True)

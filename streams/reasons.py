@@ -60,6 +60,47 @@ _CATALOGUE = (
     Reason("unknown_tender", "enrich", "A tender code maps to no NetSuite payment method.",
            "New tender type at the till.", "Add the tender to the mappings file, then replay.",
            True),
+    # -- added with the business rules (issue: customer, item/location, tender, tax,
+    # -- discount and promotion rules). Appended, never renamed.
+    Reason("invalid_discount", "validate",
+           "A discount is negative, or larger than the amount it discounts.",
+           "Coupon applied to the wrong line, or stacked promotions exceeding the price.",
+           "Correct the discount at the POS and republish.", False),
+    Reason("unknown_variant", "enrich",
+           "A SKU mapped under `skus` names a NetSuite itemid that does not exist.",
+           "Variant (matrix child) not created yet, renamed, or a typo in the mapping "
+           "(see closest match).",
+           "Fix the `skus` entry in the mappings file or create the variant, then replay.",
+           True),
+    Reason("item_not_stocked", "enrich",
+           "A line's item is not stocked at the sale's NetSuite location.",
+           "The item's Locations sublist lacks the store's location.",
+           "Add the location to the item in NetSuite (or fix the store mapping), then replay.",
+           True),
+    Reason("invalid_location", "enrich",
+           "The store's mapped NetSuite location is missing or inactive.",
+           "Location deactivated in NetSuite, or a wrong id in the store mapping.",
+           "Reactivate the location or fix the store's mapping, then replay.", True),
+    Reason("invalid_payment_method", "enrich",
+           "A tender maps to a payment method NetSuite does not have or has inactive.",
+           "Payment method retired in NetSuite, or a wrong id in the tender mapping.",
+           "Reactivate the payment method or remap the tender, then replay.", True),
+    Reason("unknown_tax_code", "enrich", "A line's tax code is not a NetSuite tax code.",
+           "POS tax group not set up as a NetSuite sales tax item, or spelt differently.",
+           "Create the tax code in NetSuite or fix the POS tax group, then replay.", True),
+    Reason("inactive_tax_code", "enrich", "A line's tax code is inactive in NetSuite.",
+           "Tax code retired in NetSuite (rate change) while the till still uses it.",
+           "Reactivate the tax code or update the POS tax group, then replay.", True),
+    Reason("tax_mismatch", "enrich",
+           "A line's tax differs from its taxable amount at the store's jurisdiction rate "
+           "by more than the tolerance.",
+           "Wrong rate at the till, or a stale rate or store tax code in NetSuite/mappings.",
+           "Compare rate_expected with the till's rate in the DLQ inputs; fix the side that "
+           "is wrong, then replay (or republish).", True),
+    Reason("discount_unmapped", "enrich",
+           "The sale has discounts but no usable NetSuite discount item to book them.",
+           "`discount_item` unset in the mappings file, or that item missing or inactive.",
+           "Set or repair `discount_item`, then replay.", True),
     Reason("netsuite_rejected", "sink", "NetSuite refused the record (4xx validation error).",
            "Reference data changed after enrichment, or a field NetSuite requires.",
            "Read o:errorDetails in the headers, fix the data in NetSuite, then replay.", True),
@@ -76,6 +117,15 @@ _CATALOGUE = (
 )
 
 CATALOGUE: dict[str, Reason] = {r.code: r for r in _CATALOGUE}
+
+
+def markdown_table() -> str:
+    """The README's reason table, generated so the manual cannot drift from the code."""
+    rows = ["| code | stage | meaning | typical cause | what to do | replayable |",
+            "|---|---|---|---|---|---|"]
+    rows += [f"| `{r.code}` | {r.stage} | {r.meaning} | {r.cause} | {r.fix} | "
+             f"{'yes' if r.replayable else 'no'} |" for r in _CATALOGUE]
+    return "\n".join(rows)
 
 
 def reason(code: str) -> Reason:

@@ -1,17 +1,24 @@
 """Reference data the enrich stage resolves against: mappings files and NetSuite snapshots.
 
-Mappings (store -> location, tender -> payment method) are versioned JSON files that NetSuite
-does not hold. Items and customers come from NetSuite over SuiteQL. A worker refuses to
-enrich against an empty snapshot: `ReferenceData.ready` gates the readiness endpoint.
+Mappings (store -> location, tender -> payment method, POS SKU -> variant itemid, customer
+strategy) are versioned JSON files that NetSuite does not hold. Items, stocking, locations,
+payment methods, tax codes and customers come from NetSuite over SuiteQL. A worker refuses
+to enrich against an empty snapshot: `ReferenceData.ready` gates the readiness endpoint.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+from tillbridge.connectors.netsuite.errors import NetSuiteError
+
+log = logging.getLogger(__name__)
 
 
 class MappingError(ValueError):
@@ -25,6 +32,68 @@ class StoreMapping:
     tax_code: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CustomerStrategy:
+    """Which shoppers become NetSuite customers (seed: create all, above a threshold, or guest).
+
+    ``guest`` with ``enrich`` (the default) books walk-ins to the guest customer and upserts
+    identified shoppers (today's behaviour); ``guest`` without ``enrich`` books every shopper
+    not already in NetSuite to the guest customer and never updates customers.
+    """
+
+    mode: Literal["guest", "create_all", "threshold"] = "guest"
+    threshold: Decimal | None = None
+    enrich: bool = True
+    configured: bool = False
+
+    def describe(self) -> str:
+        if self.mode == "create_all":
+            text = "create every identified shopper as a customer"
+        elif self.mode == "threshold":
+            text = f"create a customer only for sales of {self.threshold} or more"
+        else:
+            text = "book to the guest customer"
+            if self.enrich:
+                text += ", enrich identified shoppers by loyalty id"
+        return text + ("" if self.configured else " (default: not set in mappings)")
+
+    def creates(self, total: Decimal) -> bool:
+        """Whether an identified shopper NetSuite does not know becomes a new customer."""
+        if self.mode == "create_all":
+            return True
+        if self.mode == "threshold":
+            return self.threshold is not None and total >= self.threshold
+        return self.enrich
+
+
+_MODES = ("guest", "create_all", "threshold")
+
+
+def _str_map(doc: dict[str, Any], key: str, source: str) -> dict[str, str]:
+    raw = doc.get(key) or {}
+    if not isinstance(raw, dict) or not all(v for v in raw.values()):
+        raise MappingError(f"{source}: {key} must map codes to non-empty values")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def _strategy(raw: object, source: str) -> CustomerStrategy:
+    if raw is None:
+        return CustomerStrategy()
+    spec: dict[str, Any] = {"mode": raw} if isinstance(raw, str) else raw  # type: ignore[assignment]
+    if not isinstance(spec, dict) or spec.get("mode") not in _MODES:
+        raise MappingError(f"{source}: customer_strategy.mode must be one of {', '.join(_MODES)}")
+    threshold = None
+    if spec["mode"] == "threshold":
+        try:
+            threshold = Decimal(str(spec.get("threshold", spec.get("amount"))))
+        except InvalidOperation:
+            threshold = None
+        if threshold is None or not threshold.is_finite() or threshold <= 0:
+            raise MappingError(f"{source}: customer_strategy threshold needs a positive "
+                               "'threshold' amount")
+    return CustomerStrategy(spec["mode"], threshold, bool(spec.get("enrich", True)), True)
+
+
 @dataclass(frozen=True)
 class Mappings:
     version: int
@@ -33,6 +102,11 @@ class Mappings:
     guest_customer: str
     discount_item: str | None = None
     source: str = "<memory>"
+    #: POS SKU -> NetSuite itemid, for variants (matrix children) whose itemid differs.
+    skus: dict[str, str] = field(default_factory=dict)
+    #: POS price tier -> NetSuite price level id or name.
+    price_levels: dict[str, str] = field(default_factory=dict)
+    customer_strategy: CustomerStrategy = CustomerStrategy()
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Mappings:
@@ -41,11 +115,16 @@ class Mappings:
             ref = resources.files("tillbridge.connectors").joinpath("data/mappings.json")
             text, source = ref.read_text(encoding="utf-8"), "packaged mappings.json"
         else:
-            text, source = Path(path).read_text(encoding="utf-8"), str(path)
+            try:
+                text, source = Path(path).read_text(encoding="utf-8"), str(path)
+            except OSError as exc:
+                raise MappingError(f"{path}: cannot read mappings file: {exc.strerror}") from exc
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise MappingError(f"{source}: not JSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise MappingError(f"{source}: expected a JSON object")
         return cls.from_dict(doc, source)
 
     @classmethod
@@ -53,12 +132,16 @@ class Mappings:
         for key in ("version", "stores", "tenders", "guest_customer"):
             if key not in doc:
                 raise MappingError(f"{source}: missing top-level key {key!r}")
+        for key in ("stores", "tenders"):
+            if not isinstance(doc[key], dict):
+                raise MappingError(f"{source}: {key} must be an object")
         stores = {}
         for code, entry in doc["stores"].items():
             if not isinstance(entry, dict) or not entry.get("location"):
                 raise MappingError(f"{source}: stores.{code} needs a 'location' id")
+            tax = entry.get("tax_code")
             stores[code] = StoreMapping(str(entry["location"]), str(entry.get("subsidiary", "1")),
-                                        entry.get("tax_code"))
+                                        str(tax) if tax else None)
         tenders = {}
         for code, method in doc["tenders"].items():
             if not method:
@@ -66,7 +149,13 @@ class Mappings:
             tenders[code] = str(method)
         discount = doc.get("discount_item")
         return cls(int(doc["version"]), stores, tenders, str(doc["guest_customer"]),
-                   str(discount) if discount else None, source)
+                   str(discount) if discount else None, source,
+                   _str_map(doc, "skus", source), _str_map(doc, "price_levels", source),
+                   _strategy(doc.get("customer_strategy"), source))
+
+    def itemid(self, sku: str) -> str:
+        """The NetSuite itemid a POS SKU sells as (a variant mapping, else the SKU itself)."""
+        return self.skus.get(sku, sku)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +165,85 @@ class ItemRef:
     active: bool
 
 
+@dataclass(frozen=True, slots=True)
+class NamedRef:
+    """A location or payment method: enough to say whether it can be used."""
+
+    id: str
+    name: str
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TaxCodeRef:
+    """A sales tax item (legacy tax): ``rate`` is a percentage, as NetSuite shows it."""
+
+    id: str
+    itemid: str
+    rate: Decimal
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRef:
+    """What post-purchase enrichment compares an event's shopper details with."""
+
+    id: str
+    loyalty_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
 class SuiteQL(Protocol):
     async def suiteql(self, query: str, limit: int = 1000) -> list[dict[str, Any]]: ...
 
 
+def norm_email(value: str | None) -> str | None:
+    """Emails match case-insensitively, ignoring surrounding blanks."""
+    return value.strip().lower() or None if value else None
+
+
+def norm_phone(value: str | None) -> str | None:
+    """Phones match on their digits; fewer than 7 digits is not a usable key."""
+    digits = "".join(ch for ch in value or "" if ch.isdigit())
+    return digits if len(digits) >= 7 else None
+
+
+def _unique_index(pairs: list[tuple[str | None, str]]) -> dict[str, str]:
+    """key -> id, leaving out keys shared by several customers (ambiguous: never guessed)."""
+    seen: dict[str, str | None] = {}
+    for key, cid in pairs:
+        if key:
+            seen[key] = cid if seen.get(key, cid) == cid else None
+    return {k: v for k, v in seen.items() if v is not None}
+
+
 @dataclass
 class ReferenceData:
-    """NetSuite reference snapshot used by enrich. Empty until `load` completes."""
+    """NetSuite reference snapshot used by enrich. Empty until `load` completes.
+
+    Every field is a plain dict. Optional tables that an account does not expose leave
+    their dict empty (``item_locations`` None), and the rule that needs them is skipped
+    rather than failing every sale.
+    """
 
     items: dict[str, ItemRef] = field(default_factory=dict)
     customers_by_loyalty: dict[str, str] = field(default_factory=dict)
     ready: bool = False
+    #: item internal id -> location ids it is stocked at; None when not readable.
+    item_locations: dict[str, frozenset[str]] | None = None
+    locations: dict[str, NamedRef] = field(default_factory=dict)
+    payment_methods: dict[str, NamedRef] = field(default_factory=dict)
+    #: keyed by internal id and by itemid (POS lines name the itemid, mappings the id)
+    tax_codes: dict[str, TaxCodeRef] = field(default_factory=dict)
+    customers_by_email: dict[str, str] = field(default_factory=dict)
+    customers_by_phone: dict[str, str] = field(default_factory=dict)
+    customers: dict[str, CustomerRef] = field(default_factory=dict)
+
+    def item_by_id(self, item_id: str) -> ItemRef | None:
+        return next((i for i in self.items.values() if i.id == item_id), None)
 
     async def load(self, client: SuiteQL) -> None:
         rows = await client.suiteql("SELECT id, itemid, isinactive FROM item")
@@ -96,4 +253,54 @@ class ReferenceData:
             "SELECT id, custentity_loyalty_id FROM customer")
         self.customers_by_loyalty = {
             r["custentity_loyalty_id"]: r["id"] for r in custs if r.get("custentity_loyalty_id")}
+        await self._load_optional(client)
         self.ready = bool(self.items)
+
+    async def _load_optional(self, client: SuiteQL) -> None:
+        """Tables the business rules use; an account without one loses only that rule."""
+        stocked = await _rows(client, "SELECT item, location FROM aggregateitemlocation")
+        if stocked is not None:
+            by_item: dict[str, set[str]] = {}
+            for r in stocked:
+                by_item.setdefault(str(r["item"]), set()).add(str(r["location"]))
+            self.item_locations = {k: frozenset(v) for k, v in by_item.items()}
+        for attr, query in (("locations", "SELECT id, name, isinactive FROM location"),
+                            ("payment_methods", "SELECT id, name, isinactive FROM paymentmethod")):
+            rows = await _rows(client, query) or []
+            setattr(self, attr, {r["id"]: NamedRef(r["id"], r.get("name", ""),
+                                                   r.get("isinactive") != "T") for r in rows})
+        taxes: dict[str, TaxCodeRef] = {}
+        for r in await _rows(client, "SELECT id, itemid, rate, isinactive FROM salestaxitem") or []:
+            try:
+                rate = Decimal(str(r.get("rate") or "0").rstrip("%"))
+            except InvalidOperation:
+                continue
+            ref = TaxCodeRef(r["id"], r.get("itemid", r["id"]), rate, r.get("isinactive") != "T")
+            taxes[ref.itemid] = taxes[ref.id] = ref
+        self.tax_codes = taxes
+        rows = await _rows(client, "SELECT id, custentity_loyalty_id, email, phone, firstname, "
+                                   "lastname, isinactive FROM customer") or []
+        active = [r for r in rows if r.get("isinactive") != "T"]
+        self.customers = {r["id"]: CustomerRef(r["id"], r.get("custentity_loyalty_id"),
+                                               r.get("email"), r.get("phone"),
+                                               r.get("firstname"), r.get("lastname"))
+                          for r in active}
+        self.customers_by_email = _unique_index([(norm_email(r.get("email")), r["id"])
+                                                 for r in active])
+        self.customers_by_phone = _unique_index([(norm_phone(r.get("phone")), r["id"])
+                                                 for r in active])
+
+
+async def _rows(client: SuiteQL, query: str) -> list[dict[str, Any]] | None:
+    """Rows, or None when the account refuses the query (400: table/column not exposed).
+
+    Anything else (auth, outage) propagates so the load is retried as a whole.
+    """
+    try:
+        return await client.suiteql(query)
+    except NetSuiteError as exc:
+        if exc.status != 400:
+            raise
+        log.warning("reference data: %s not readable (%s); its rule is skipped",
+                    query.split(" FROM ")[-1], exc.code)
+        return None

@@ -82,6 +82,14 @@ class Settings:
         "wrong), on, off.")
     commit_interval_s: float = _opt("TILLBRIDGE_COMMIT_INTERVAL_S", 1.0,
                                     "How often processed offsets are committed.")
+    tax_tolerance_cents: int = _opt(
+        "TILLBRIDGE_TAX_TOLERANCE_CENTS", 1,
+        "How far (cents) a line's tax may be from its taxable amount at the store's rate "
+        "before the sale is dead-lettered as tax_mismatch.")
+    double_scan_window_s: int = _opt(
+        "TILLBRIDGE_DOUBLE_SCAN_WINDOW_S", 600,
+        "Same basket (store, register, lines, total, tenders) under a new POS transaction id "
+        "within this many seconds is flagged as a possible double-scan (still posted).")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:

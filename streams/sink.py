@@ -1,14 +1,22 @@
 """Sink stage: turn an enriched sale into NetSuite records, idempotently by externalId.
 
-``build_cash_sale`` is pure (tested without HTTP). ``SalePoster`` does the I/O: a customer
-upsert when the shopper is new, then a cashSale upsert on ``eid:``. PUT-by-externalId makes a
-replayed or duplicated event update the same record instead of creating a second one; the
-worker's dedupe table in front of it saves the request in the common case.
+``build_cash_sale`` and ``promotion_audit_records`` are pure (tested without HTTP).
+``SalePoster`` does the I/O: a customer upsert when the shopper is new (or a PATCH of the
+fields a matched customer lacks: post-purchase enrichment), then the cashSale, created by
+externalId. A replayed or duplicated event never makes a second record; the worker's dedupe
+table in front of it saves the request in the common case.
+
+Tenders: each tender line maps to its own payment method (enrich checks every one, validate
+checks they add up to the total). The cashSale has a single ``paymentOption``, so the
+largest tender (the first on a tie) is the primary and names it; the whole split is
+recorded in the memo ("tenders: GIFT_CARD 10.00, VISA 31.26"). A split-tender sale as
+separate payment records is the order-to-cash record set's job (invoice + payments).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,6 +29,11 @@ from .enrich import CustomerPlan, Enrichment
 from .records import Rejection, SaleRec
 
 STAGE = "sink"
+log = logging.getLogger(__name__)
+
+#: Custom line field carrying the POS promotion ids (the simulator accepts any custcol_*;
+#: on a real account it is a Transaction Line Field of type Free-Form Text).
+PROMO_FIELD = "custcol_pos_promotion_ids"
 
 
 def sale_external_id(sale: SaleRec) -> str:
@@ -33,32 +46,42 @@ def _money(value: Decimal) -> Decimal:
     return value
 
 
+def _discount_line(item_id: str, disc: dict[str, Any]) -> dict[str, Any]:
+    line: dict[str, Any] = {"item": {"id": item_id}, "rate": -_money(disc["amount"]),
+                            "amount": -_money(disc["amount"]),
+                            "description": f"{disc['code']} {disc.get('promotion_id') or ''}"}
+    if disc.get("promotion_id"):
+        line[PROMO_FIELD] = disc["promotion_id"]
+    return line
+
+
 def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
                     discount_item: str | None = None) -> dict[str, Any]:
-    """The cashSale body for one POS sale. Line discounts become discount-item lines."""
+    """The cashSale body for one POS sale. Line discounts become discount-item lines right
+    after the line they discount; promotion ids ride on both as ``custcol_pos_promotion_ids``."""
     lines: list[dict[str, Any]] = []
     for line, item_id in zip(sale["lines"], enr.items, strict=True):
-        lines.append({
+        body_line: dict[str, Any] = {
             "item": {"id": item_id},
             "quantity": _money(line["quantity"]),
             "rate": _money(line["unit_price"]),
             "amount": _money((line["quantity"] * line["unit_price"]).quantize(Decimal("0.01"))),
             "description": line.get("description") or line["sku"],
             "location": {"id": enr.location},
-        })
+        }
+        promos = list(dict.fromkeys(line.get("promotion_ids") or []))
+        if promos:
+            body_line[PROMO_FIELD] = ",".join(promos)
+        lines.append(body_line)
         for disc in line["discounts"]:
             if discount_item:
-                lines.append({"item": {"id": discount_item}, "rate": -_money(disc["amount"]),
-                              "amount": -_money(disc["amount"]),
-                              "description": f"{disc['code']} {disc.get('promotion_id') or ''}"})
+                lines.append(_discount_line(discount_item, disc))
     if discount_item:
         for disc in sale["order_discounts"]:
-            lines.append({"item": {"id": discount_item}, "rate": -_money(disc["amount"]),
-                          "amount": -_money(disc["amount"]),
-                          "description": f"{disc['code']} {disc.get('promotion_id') or ''}"})
+            lines.append(_discount_line(discount_item, disc))
     # The largest tender names the payment option; split tenders are itemised in the memo
     # (a split-tender sale becomes invoice + payments in the order-to-cash record set).
-    primary = max(range(len(sale["tenders"])), key=lambda i: sale["tenders"][i]["amount"])
+    primary = primary_tender(sale)
     tender_memo = ", ".join(f"{t['tender_type']} {t['amount']}" for t in sale["tenders"])
     return {
         "externalId": sale_external_id(sale),
@@ -72,6 +95,42 @@ def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
         "paymentOption": {"id": enr.payment_methods[primary]},
         "item": {"items": lines},
     }
+
+
+def primary_tender(sale: SaleRec) -> int:
+    """Index of the tender that names the cashSale's paymentOption: the largest, first on ties."""
+    return max(range(len(sale["tenders"])), key=lambda i: sale["tenders"][i]["amount"])
+
+
+def promotion_audit_records(sale: SaleRec, external_id: str,
+                            netsuite_id: str | None = None) -> list[dict[str, Any]]:
+    """One JSON-ready record per discount and per promotion id on a posted sale.
+
+    Every discount is listed (``promotion_id`` None when the till gave none, e.g. a loyalty
+    reward) and so is a line promotion id that moved no discount amount (amount "0.00"), so
+    any promotion's effect can be traced from NetSuite back to the receipt line and back.
+    Amounts are strings: exact decimals.
+    """
+    base = {"pos_transaction_id": sale["pos_transaction_id"], "store_id": sale["store_id"],
+            "register_id": sale["register_id"], "business_date": sale["business_date"],
+            "netsuite_external_id": external_id, "netsuite_id": netsuite_id}
+    out: list[dict[str, Any]] = []
+    for line in sale["lines"]:
+        seen: set[str] = set()
+        for disc in line["discounts"]:
+            out.append({**base, "line_no": line["line_no"], "sku": line["sku"],
+                        "promotion_id": disc.get("promotion_id"), "discount_code": disc["code"],
+                        "amount": str(disc["amount"])})
+            if disc.get("promotion_id"):
+                seen.add(disc["promotion_id"])
+        for promo in dict.fromkeys(line.get("promotion_ids") or []):
+            if promo not in seen:
+                out.append({**base, "line_no": line["line_no"], "sku": line["sku"],
+                            "promotion_id": promo, "discount_code": None, "amount": "0.00"})
+    for disc in sale["order_discounts"]:
+        out.append({**base, "line_no": None, "sku": None, "promotion_id": disc.get("promotion_id"),
+                    "discount_code": disc["code"], "amount": str(disc["amount"])})
+    return out
 
 
 def build_customer(plan: CustomerPlan, subsidiary: str) -> dict[str, Any]:
@@ -99,6 +158,7 @@ class Posted:
     customer_id: str
     customer_rule: str
     created: bool = True  # False: NetSuite already held it (a duplicate or a replay)
+    customer_enriched: bool = False  # a matched customer got the fields the event added
 
 
 def _rejection(err: NetSuiteError, record_type: str, external_id: str) -> Rejection:
@@ -164,18 +224,48 @@ class SalePoster:
                 cap = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
                 await asyncio.sleep(random.uniform(0, cap))
 
-    async def post(self, sale: SaleRec, enr: Enrichment) -> Posted | tuple[Rejection, object]:
-        """Post one sale. Returns Posted, or (Rejection, NetSuite error details)."""
+    async def _enrich_customer(self, plan: CustomerPlan) -> bool:
+        """PATCH the fields a matched customer lacks. Best effort: the sale must not wait
+        on (or fail for) a nicety; a failure is logged and the next sale tries again."""
+        if plan.id is None or not plan.updates:
+            return False
+        try:
+            await self.client.patch("customer", plan.id, dict(plan.updates))
+        except NetSuiteError as err:
+            log.warning("customer %s enrichment failed: %s", plan.id, err)
+            return False
+        return True
+
+    async def post(self, sale: SaleRec, enr: Enrichment, *,
+                   customer_id: str | None = None) -> Posted | tuple[Rejection, object]:
+        """Post one sale. Returns Posted, or (Rejection, NetSuite error details).
+
+        ``customer_id`` completes a partial sync: the customer was written by an earlier
+        attempt, so only the cashSale is posted. When the cashSale fails after this attempt
+        wrote the customer, the rejection's inputs carry ``customer_id`` (and
+        ``customer_written``) so the caller can record the partial state.
+        """
         plan = enr.customer
-        customer_id = plan.id
+        customer_id = customer_id or plan.id
+        wrote_customer = False
+        enriched = False
         record_type, external_id = "customer", plan.external_id or ""
         try:
             if customer_id is None:
                 customer_id, _ = await self._write(
                     "customer", external_id, build_customer(plan, enr.subsidiary))
+                wrote_customer = True
+            else:
+                enriched = await self._enrich_customer(plan)
             record_type, external_id = "cashSale", sale_external_id(sale)
             body = build_cash_sale(sale, enr, customer_id, self.discount_item)
             ns_id, created = await self._write(record_type, external_id, body)
         except NetSuiteError as err:
-            return _rejection(err, record_type, external_id), err.details
-        return Posted(record_type, ns_id, external_id, customer_id, plan.rule, created)
+            rejection = _rejection(err, record_type, external_id)
+            if wrote_customer and customer_id:
+                rejection = Rejection(rejection.stage, rejection.reason, rejection.rule,
+                                      rejection.message,
+                                      {**rejection.inputs, "customer_id": customer_id,
+                                       "customer_written": "true"})
+            return rejection, err.details
+        return Posted(record_type, ns_id, external_id, customer_id, plan.rule, created, enriched)

@@ -29,7 +29,7 @@ from tillbridge.connectors.netsuite_sim import SimServer
 from .settings import Settings
 
 ALL_TOPICS = ([t.name for t in topics.EVENT_TOPICS] + [topics.ROUTED_REALTIME, topics.RESULTS]
-              + list(topics.DLQ_TOPICS) + [topics.DLQ_AUDIT])
+              + list(topics.DLQ_TOPICS) + [topics.DLQ_AUDIT, topics.AUDIT_PROMOTIONS])
 
 
 @dataclasses.dataclass
@@ -38,8 +38,46 @@ class Stack:
     sim: SimServer | None
 
 
+class SimProcess:
+    """The NetSuite simulator in its own process (`tillbridge netsuite-sim`).
+
+    In-process (a thread) is enough for tests; benchmarks and the demo use a process so the
+    simulator's Python does not share a GIL with the code measuring it.
+    """
+
+    def __init__(self, settings: Settings, latency_ms: float = 0.0) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, **settings_env(settings)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tillbridge.streams.cli", "netsuite-sim", "--host",
+             "127.0.0.1", "--port", str(self.port), "--latency-ms", str(latency_ms)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"simulator exited with {self.proc.returncode}")
+            try:
+                httpx.get(f"{self.base_url}/__sim/stats", timeout=1.0)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise TimeoutError("simulator did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
 @contextlib.contextmanager
-def local_stack(settings: Settings, *, sim_latency_ms: float = 0.0) -> Iterator[Stack]:
+def local_stack(settings: Settings, *, sim_latency_ms: float = 0.0,
+                sim_process: bool = False) -> Iterator[Stack]:
     """Yield settings pointing at running services, starting embedded ones where unset."""
     with contextlib.ExitStack() as stack:
         overrides: dict[str, object] = {}
@@ -50,7 +88,11 @@ def local_stack(settings: Settings, *, sim_latency_ms: float = 0.0) -> Iterator[
             registry = stack.enter_context(RegistryServer())
             overrides["schema_registry_url"] = registry.url
         sim = None
-        if not settings.netsuite_base_url:
+        if not settings.netsuite_base_url and sim_process:
+            proc = SimProcess(settings, sim_latency_ms)
+            stack.callback(proc.stop)
+            overrides["netsuite_base_url"] = proc.base_url
+        elif not settings.netsuite_base_url:
             sim = SimServer(
                 credentials=_creds(settings), latency_ms=sim_latency_ms)
             stack.enter_context(sim)

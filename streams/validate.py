@@ -57,6 +57,36 @@ def rule_amounts_sane(sale: SaleRec) -> Rejection | None:
     return None
 
 
+def rule_discounts(sale: SaleRec) -> Rejection | None:
+    """No discount is negative; a line's discounts stay within the line, order discounts
+    within what the lines leave. NetSuite books each as a negative discount line, so a
+    discount bigger than its base would book a negative sale line."""
+    subtotal = Decimal(0)
+    line_disc_total = Decimal(0)
+    for line in sale["lines"]:
+        gross = cents(line["quantity"] * line["unit_price"])
+        subtotal += gross
+        amounts = [d["amount"] for d in line["discounts"]]
+        line_disc = sum(amounts, Decimal(0))
+        line_disc_total += line_disc
+        if any(a < 0 for a in amounts) or line_disc > gross:
+            return _reject("invalid_discount", "discounts.line",
+                           f"line {line['line_no']}: discounts {line_disc} on a line of {gross}",
+                           line_no=line["line_no"], sku=line["sku"], line_gross=gross,
+                           line_discounts=line_disc,
+                           codes=",".join(d["code"] for d in line["discounts"]))
+    amounts = [d["amount"] for d in sale["order_discounts"]]
+    order_disc = sum(amounts, Decimal(0))
+    if any(a < 0 for a in amounts) or order_disc > subtotal - line_disc_total:
+        return _reject("invalid_discount", "discounts.order",
+                       f"order discounts {order_disc} exceed the net of the lines "
+                       f"{subtotal - line_disc_total}",
+                       order_discounts=order_disc, subtotal=subtotal,
+                       line_discounts=line_disc_total,
+                       codes=",".join(d["code"] for d in sale["order_discounts"]))
+    return None
+
+
 def rule_totals(sale: SaleRec) -> Rejection | None:
     """subtotal = sum(qty x price); discounts and tax add up; total = sub - disc + tax."""
     lines = sale["lines"]
@@ -90,7 +120,7 @@ def rule_tenders(sale: SaleRec) -> Rejection | None:
 
 
 SALE_RULES: tuple[Callable[[SaleRec], Rejection | None], ...] = (
-    rule_required, rule_amounts_sane, rule_totals, rule_tenders,
+    rule_required, rule_amounts_sane, rule_discounts, rule_totals, rule_tenders,
 )
 
 

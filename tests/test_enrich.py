@@ -19,7 +19,9 @@ def maps() -> Mappings:
 def ref() -> ReferenceData:
     return ReferenceData(
         items={"TEE-001": ItemRef("1001", "TEE-001", True),
-               "TEE-007": ItemRef("1007", "TEE-007", False)},
+               "TEE-007": ItemRef("1007", "TEE-007", False),
+               # the discount rule (discount_unmapped) needs the mapped discount item
+               "POS-DISCOUNT": ItemRef("2001", "POS-DISCOUNT", True)},
         customers_by_loyalty={"LOY100001": "5001"}, ready=True)
 
 

@@ -45,6 +45,10 @@ RESULTS = "tillbridge.results.v1"
 #: Validated + enriched sales on their way to the real-time sink (internal hop).
 ROUTED_REALTIME = "tillbridge.routed.realtime.v1"
 
+#: One JSON record per discount/promotion on a posted sale (promotion audit trail), keyed by
+#: the NetSuite externalId so one sale's records stay together.
+AUDIT_PROMOTIONS = "tillbridge.audit.promotions.v1"
+
 DLQ_STAGES = ("decode", "validate", "enrich", "route", "sink")
 
 
