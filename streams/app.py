@@ -135,20 +135,20 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
                     out = internal_error(src, "decode", exc)
                 emitter.emit(out.topic, out.key, out.value, out.headers)
 
-    async def sink_one(event: EventT) -> Outbound:
+    async def sink_one(event: EventT) -> list[Outbound]:
         # Each gathered task runs in its own context copy; point Faust's current-event
         # context at this record so table writes land in its partition's changelog.
         faust_streams._current_event.set(weakref.ref(event))
         src = _source(event)
         try:
-            return await pipe.sink(src, posted)
+            return await pipe.sink_all(src, posted)
         except Exception as exc:  # noqa: BLE001 - never skip a record silently
             log.exception("sink failed on %s[%s]@%s", src.topic, src.partition, src.offset)
-            return internal_error(pipe.origin(src), "sink", exc)
+            return [internal_error(pipe.origin(src), "sink", exc)]
 
     async def sink_key_group(group: Sequence[EventT]) -> list[Outbound]:
         # Same key: strictly in order, so a duplicate sees its original's table entry.
-        return [await sink_one(event) for event in group]
+        return [out for event in group for out in await sink_one(event)]
 
     async def netsuite_sink(stream: Any) -> None:
         await pipe.ready.wait()

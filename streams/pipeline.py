@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.serde import AvroCodec, DecodeError
+from tillbridge.connectors.netsuite.aio import AiohttpTransport
 from tillbridge.connectors.netsuite.auth import NetSuiteCredentials
 from tillbridge.connectors.netsuite.client import NetSuiteClient
 
@@ -103,7 +104,9 @@ class Pipeline:
         s = self.settings
         self.client = NetSuiteClient(
             cast(str, s.netsuite_base_url), self._credentials(), timeout=s.netsuite_timeout_s,
-            max_connections=s.netsuite_max_concurrency, on_request=metrics.ns_request_hook)
+            max_connections=s.netsuite_max_concurrency, on_request=metrics.ns_request_hook,
+            transport=AiohttpTransport(max_connections=s.netsuite_max_concurrency,
+                                       timeout=s.netsuite_timeout_s))
         self.poster = SalePoster(self.client, max_attempts=s.netsuite_max_attempts,
                                  discount_item=self.mappings.discount_item,
                                  write_mode=s.netsuite_write_mode)
@@ -173,14 +176,6 @@ class Pipeline:
                       int(header(hdr, route.H_SRC_PARTITION) or src.partition),
                       int(header(hdr, route.H_SRC_OFFSET) or src.offset),
                       src.key, src.value, [(k, v) for k, v in hdr if k not in internal])
-
-    async def sink(self, src: Source, posted: Any) -> Outbound:
-        """Post one routed sale; the result or dead letter only.
-
-        Kept for callers that produce one message per record; it drops the promotion audit
-        records, so the worker should call :meth:`sink_all`.
-        """
-        return (await self.sink_all(src, posted))[0]
 
     async def sink_all(self, src: Source, posted: Any) -> list[Outbound]:
         """Post one routed sale; ``posted`` is the dedupe table (POS txn key -> state).

@@ -50,6 +50,12 @@ def rule_amounts_sane(sale: SaleRec) -> Rejection | None:
                            f"line {line['line_no']}: quantity must be > 0 and amounts >= 0",
                            line_no=line["line_no"], quantity=line["quantity"],
                            unit_price=line["unit_price"], tax_amount=line["tax_amount"])
+    return None
+
+
+def rule_tender_amounts_sane(sale: SaleRec) -> Rejection | None:
+    """Runs after the discount rule: an oversized discount also drives a tender negative,
+    and the discount is the cause worth reporting."""
     for tender in sale["tenders"]:
         if tender["amount"] < 0:
             return _reject("invalid_amount", "amounts.sane", "a tender amount is negative",
@@ -120,7 +126,8 @@ def rule_tenders(sale: SaleRec) -> Rejection | None:
 
 
 SALE_RULES: tuple[Callable[[SaleRec], Rejection | None], ...] = (
-    rule_required, rule_amounts_sane, rule_discounts, rule_totals, rule_tenders,
+    rule_required, rule_amounts_sane, rule_discounts, rule_tender_amounts_sane, rule_totals,
+    rule_tenders,
 )
 
 

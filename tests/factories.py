@@ -48,3 +48,44 @@ def make_sale(**overrides: Any) -> dict[str, Any]:
     sale = copy.deepcopy(sale)
     sale.update(overrides)
     return sale
+
+
+def sandbox_refdata() -> Any:
+    """A ReferenceData snapshot of the simulator's seed (what `ReferenceData.load` reads)."""
+    import json
+    from decimal import Decimal
+    from importlib import resources
+
+    from tillbridge.streams.refdata import (
+        CustomerRef,
+        ItemRef,
+        NamedRef,
+        ReferenceData,
+        TaxCodeRef,
+        norm_email,
+        norm_phone,
+    )
+
+    doc = json.loads(resources.files("tillbridge.connectors").joinpath(
+        "data/sandbox.json").read_text(encoding="utf-8"))
+    taxes = {}
+    for t in doc["tax_codes"]:
+        ref = TaxCodeRef(t["id"], t["itemid"], Decimal(t["rate"]), not t["isinactive"])
+        taxes[t["id"]] = taxes[t["itemid"]] = ref
+    custs = [c for c in doc["customers"] if not c["isinactive"]]
+    return ReferenceData(
+        items={i["itemid"]: ItemRef(i["id"], i["itemid"], not i["isinactive"])
+               for i in doc["items"]},
+        customers_by_loyalty={c["loyalty_id"]: c["id"] for c in custs if c["loyalty_id"]},
+        ready=True,
+        item_locations={i["id"]: frozenset(i["locations"]) for i in doc["items"]},
+        locations={x["id"]: NamedRef(x["id"], x["name"], not x["isinactive"])
+                   for x in doc["locations"]},
+        payment_methods={x["id"]: NamedRef(x["id"], x["name"], not x["isinactive"])
+                         for x in doc["payment_methods"]},
+        tax_codes=taxes,
+        customers_by_email={norm_email(c["email"]): c["id"] for c in custs if c["email"]},
+        customers_by_phone={norm_phone(c["phone"]): c["id"] for c in custs if c["phone"]},
+        customers={c["id"]: CustomerRef(c["id"], c["loyalty_id"], c["email"], c["phone"],
+                                        c["firstname"], c["lastname"]) for c in custs},
+    )

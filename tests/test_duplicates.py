@@ -1,0 +1,191 @@
+"""Double-scans (same basket, new id) and partial syncs (customer written, cashSale not)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from decimal import Decimal as D
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.factories import make_sale
+from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
+from tillbridge.connectors.netsuite_sim import SimServer
+from tillbridge.streams import route
+from tillbridge.streams.duplicates import (
+    DoubleScanWindow,
+    fingerprint,
+    partial_entry,
+    sync_state,
+)
+from tillbridge.streams.enrich import Enrichment, enrich_sale
+from tillbridge.streams.pipeline import Pipeline, Source
+from tillbridge.streams.refdata import Mappings, ReferenceData
+from tillbridge.streams.settings import Settings
+from tillbridge.streams.sink import SalePoster
+
+# -- fingerprint and window (pure) -----------------------------------------------------------
+
+
+def test_fingerprint_ignores_ids_times_and_order_but_not_the_basket() -> None:
+    a = make_sale()
+    b = make_sale(pos_transaction_id="S001-R01-000043", event_id="other")
+    b["tenders"].reverse()
+    b["lines"][0]["quantity"] = D("2")  # 2 == 2.000
+    assert fingerprint(a) == fingerprint(b)
+    for change in ({"register_id": "R02"}, {"total": D("41.27")}):
+        assert fingerprint(make_sale(**change)) != fingerprint(a)
+    c = make_sale()
+    c["lines"][0]["unit_price"] = D("19.98")
+    assert fingerprint(c) != fingerprint(a)
+
+
+def test_window_flags_a_new_id_within_the_window_only() -> None:
+    w = DoubleScanWindow(600)
+    assert w.check("fp", "S001/T1", 1000.0) is None
+    assert w.check("fp", "S001/T1", 1001.0) is None, "same transaction: dedupe's business"
+    assert w.check("fp", "S001/T2", 1300.0) == "S001/T1"
+    assert w.check("fp", "S001/T3", 1300.0 + 601) is None, "beyond the window"
+    assert w.check("other", "S001/T4", 2000.0) is None
+
+
+def test_window_is_bounded() -> None:
+    w = DoubleScanWindow(600, max_entries=10)
+    for n in range(100):
+        w.check(f"fp{n}", f"T{n}", 1000.0)
+    assert len(w) <= 10
+    w.check("late", "T-late", 5000.0)
+    assert len(w) == 1, "entries older than the window are evicted"
+
+
+def test_sync_state() -> None:
+    assert sync_state(None) == "new"
+    assert sync_state(partial_entry("77", "pos-cust-X")) == "partial"
+    assert sync_state({"netsuite_id": "9", "record_type": "cashSale"}) == "complete"
+
+
+# -- the sink flow against the simulator -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimServer() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _reset(sim):
+    httpx.post(f"{sim.base_url}/__sim/reset")
+
+
+class _Codec:
+    """Stands in for the Avro codec: the routed value is the sale itself."""
+
+    def __init__(self, sale: dict[str, Any]) -> None:
+        self.sale = sale
+
+    def decode(self, value: bytes, topic: str) -> dict[str, Any]:
+        return copy.deepcopy(self.sale)
+
+
+def _routed(enr: Enrichment, offset: int, double_scan_of: str | None = None) -> Source:
+    headers = [(route.H_ENRICHMENT, enr.to_json()), (route.H_SRC_TOPIC, b"pos.sale.v1"),
+               (route.H_SRC_PARTITION, b"0"), (route.H_SRC_OFFSET, str(offset).encode())]
+    if double_scan_of:
+        headers.append(("tillbridge.double_scan_of", double_scan_of.encode()))
+    return Source(topics.ROUTED_REALTIME, 0, offset, b"k", b"v", headers)
+
+
+def _stats(sim) -> dict[str, Any]:
+    return httpx.get(f"{sim.base_url}/__sim/stats").json()["records"]
+
+
+def test_partial_sync_is_recorded_then_completed_without_a_second_customer(sim) -> None:
+    sale = make_sale(pos_transaction_id="S001-R01-PARTIAL")
+    sale["customer"].update(loyalty_id="LOY-PART-1", email="part@example.com",
+                            first_name="Pat", last_name="Ial", anonymous_tag=None)
+    maps = Mappings.load()
+    pipe = Pipeline(Settings.from_env({}), codec=_Codec(sale), mappings=maps)  # type: ignore[arg-type]
+    posted: dict[str, Any] = {}
+
+    async def scenario() -> list[list[Any]]:
+        async with NetSuiteClient(sim.base_url, NetSuiteCredentials.dev()) as client:
+            ref = ReferenceData()
+            await ref.load(client)
+            enr = enrich_sale(sale, maps, ref)
+            assert isinstance(enr, Enrichment) and enr.customer.rule == "new_identified"
+            pipe.poster = SalePoster(client, max_attempts=1, discount_item=maps.discount_item)
+            # The item is retired after enrichment: the customer lands, the cashSale does not.
+            httpx.post(f"{sim.base_url}/__sim/items/TEE-001/deactivate").raise_for_status()
+            first = await pipe.sink_all(_routed(enr, 1), posted)
+            httpx.post(f"{sim.base_url}/__sim/items/TEE-001").raise_for_status()
+            second = await pipe.sink_all(_routed(enr, 2), posted)
+            third = await pipe.sink_all(_routed(enr, 3), posted)
+            return [first, second, third]
+
+    first, second, third = asyncio.run(scenario())
+    key = "S001/S001-R01-PARTIAL"
+    # 1: dead-lettered, and the dedupe table knows the customer was written
+    assert [o.topic for o in first] == [topics.dlq_topic("sink")]
+    assert dict(first[0].headers)["tillbridge.reason"] == b"netsuite_rejected"
+    # 2: completed: same customer, no second customer, the cashSale posted, audit produced
+    result = json.loads(second[0].value)
+    assert result["outcome"] == "posted" and result["completed_partial"] is True
+    assert result["customer_id"] == sync_customer(first, posted, key, result)
+    assert [o.topic for o in second[1:]] == [topics.AUDIT_PROMOTIONS]
+    audit = json.loads(second[1].value)
+    assert (audit["promotion_id"], audit["amount"], audit["line_no"]) == ("PROMO-7", "2.00", 1)
+    assert audit["netsuite_external_id"] == "pos-sale-S001-S001-R01-PARTIAL"
+    # 3: a duplicate now, with no audit records
+    assert len(third) == 1 and json.loads(third[0].value)["outcome"] == "duplicate"
+    stats = _stats(sim)
+    assert stats["customer"]["created"] == 1 and stats["cashSale"]["created"] == 1
+
+
+def sync_customer(first: list[Any], posted: dict[str, Any], key: str,
+                  result: dict[str, Any]) -> str:
+    """The customer id the partial entry held (the table now holds the complete entry)."""
+    inputs = json.loads(dict(first[0].headers)["tillbridge.inputs"])
+    assert inputs["customer_written"] == "true"
+    assert sync_state(posted[key]) == "complete"
+    return inputs["customer_id"]
+
+
+def test_double_scan_flag_travels_to_the_result(sim) -> None:
+    sale = make_sale(pos_transaction_id="S001-R01-DS2")
+    maps = Mappings.load()
+    pipe = Pipeline(Settings.from_env({}), codec=_Codec(sale), mappings=maps)  # type: ignore[arg-type]
+
+    async def scenario() -> list[Any]:
+        async with NetSuiteClient(sim.base_url, NetSuiteCredentials.dev()) as client:
+            ref = ReferenceData()
+            await ref.load(client)
+            enr = enrich_sale(sale, maps, ref)
+            assert isinstance(enr, Enrichment)
+            pipe.poster = SalePoster(client, max_attempts=1, discount_item=maps.discount_item)
+            return await pipe.sink_all(_routed(enr, 1, "S001/S001-R01-DS1"), {})
+
+    out = asyncio.run(scenario())
+    result = json.loads(out[0].value)
+    assert result["outcome"] == "posted" and result["double_scan_of"] == "S001/S001-R01-DS1"
+
+
+def test_ingest_flags_the_same_basket_under_a_new_id() -> None:
+    from tests.factories import sandbox_refdata
+
+    sale = make_sale()
+    codec = _Codec(sale)
+    pipe = Pipeline(Settings.from_env({}), codec=codec, mappings=Mappings.load())  # type: ignore[arg-type]
+    pipe.refdata = sandbox_refdata()
+    src = Source("pos.sale.v1", 0, 1, b"k", b"v", [])
+    first = pipe.ingest(src)
+    codec.sale = make_sale(pos_transaction_id="S001-R01-000043")
+    second = pipe.ingest(src)
+    assert first.topic == second.topic == topics.ROUTED_REALTIME
+    assert "tillbridge.double_scan_of" not in dict(first.headers)
+    assert dict(second.headers)["tillbridge.double_scan_of"] == b"S001/S001-R01-000042"
+    assert "tillbridge.double_scan_of" not in dict(Pipeline.origin(
+        Source(topics.ROUTED_REALTIME, 0, 1, b"k", b"v", second.headers)).headers)
