@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import weakref
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 import faust
+from confluent_kafka import Producer
 from faust import streams as faust_streams
 from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,9 +25,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tillbridge.connectors.kafka import topics
 
 from . import lag as lag_mod
-from . import metrics, transport
+from . import metrics, refdata_sync, refdata_topic, transport
 from .emit import Emitter
 from .pipeline import Outbound, Pipeline, Source, internal_error
+from .refdata import MappingError, Mappings
+from .refdata_topic import RefdataFollower
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,8 @@ INGEST_BATCH = 1000
 INGEST_WITHIN_S = 0.01
 SINK_BATCH_PER_SLOT = 8
 LAG_INTERVAL_S = 10.0
+REFDATA_FIRST_LOAD_RETRY_S = 5.0
+REFDATA_FOLLOW_GRACE_S = 1.0
 SINK_WITHIN_S = 0.01
 
 
@@ -44,6 +50,16 @@ def _source(event: EventT) -> Source:
     headers = list(msg.headers.items()) if isinstance(msg.headers, dict) else list(
         msg.headers or ())
     return Source(msg.topic, msg.partition, msg.offset, msg.key, msg.value, headers)
+
+
+def _mtime(path: str | None) -> float | None:
+    """Modification time of the mappings file (None: packaged file or missing)."""
+    if not path:
+        return None
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
 
 
 def _flush_emitters_before_commit(app: faust.App, emitters: list[Emitter]) -> None:
@@ -71,7 +87,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
     app = faust.App(
         settings.app_id,
         broker=f"tillbridge://{settings.kafka_bootstrap_servers}",
-        store="memory://",
+        store=settings.store,
         datadir=settings.data_dir,
         web_enabled=True,
         web_bind=settings.web_host,
@@ -97,9 +113,84 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
     bootstrap = settings.kafka_bootstrap_servers or ""
     enabled = {a.strip() for a in settings.agents.split(",") if a.strip()}
 
+    control = app.topic(topics.CONTROL, key_serializer="raw",
+                        value_serializer="json")
+    follower: dict[str, RefdataFollower] = {}
+
     @app.task
-    async def load_reference_data() -> None:
+    async def connect_netsuite() -> None:
         await pipe.start()
+        loop = asyncio.get_running_loop()
+        thread = RefdataFollower(
+            bootstrap, topics.REFDATA,
+            lambda ref, version: loop.call_soon_threadsafe(pipe.use_refdata, ref, version))
+        follower["thread"] = thread
+        thread.start()
+        # Give the follower a moment to read an existing snapshot; an empty topic means
+        # this is the first worker: ask for the first full load now, not at the next timer.
+        await asyncio.sleep(REFDATA_FOLLOW_GRACE_S)
+        if not pipe.ready.is_set():
+            await request_refresh(full=True)
+
+    async def request_refresh(full: bool) -> None:
+        await control.send(key=b"refresh_refdata", value={"command": "refresh_refdata",
+                                                          "full": full})
+
+    async def run_refresh(full: bool) -> None:
+        mode = "full" if full else "incremental"
+        try:
+            while pipe.client is None or "thread" not in follower:
+                await asyncio.sleep(0.1)
+            writes, meta = await refdata_sync.refresh(
+                pipe.client, follower["thread"].snapshot(), full=full)
+            await asyncio.get_running_loop().run_in_executor(
+                None, refdata_topic.publish, refdata_producer, topics.REFDATA, writes, meta)
+            metrics.REFDATA_REFRESHES.labels(meta["mode"], "ok").inc()
+            log.info("reference data refresh v%s (%s): %s written, %s deleted",
+                     meta["version"], meta["mode"], meta["written"], meta["deleted"])
+        except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the old data
+            metrics.REFDATA_REFRESHES.labels(mode, "error").inc()
+            log.warning("reference data refresh failed: %s", exc)
+
+    refdata_producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+
+    @app.agent(control, name="control")
+    async def control_agent(stream: Any) -> None:
+        # Commands share one key: one partition, one worker, one at a time, in order.
+        async for command in stream:
+            if not isinstance(command, dict) or command.get("command") != "refresh_refdata":
+                log.warning("ignoring unknown control command %r", command)
+                continue
+            await run_refresh(full=bool(command.get("full")))
+
+    @app.timer(interval=REFDATA_FIRST_LOAD_RETRY_S)
+    async def first_load() -> None:
+        """No snapshot yet: ask for a full load (any worker may ask; refreshes write only
+        what changed, so a repeated request costs SuiteQL reads, not records)."""
+        if not pipe.ready.is_set():
+            await request_refresh(full=True)
+
+    @app.timer(interval=settings.refdata_refresh_s, on_leader=True)
+    async def scheduled_refresh() -> None:
+        if pipe.ready.is_set():
+            await request_refresh(full=False)
+
+    mappings_watch = {"mtime": _mtime(settings.mappings_path)}
+
+    @app.timer(interval=settings.mappings_reload_s)
+    async def reload_mappings() -> None:
+        mtime = _mtime(settings.mappings_path)
+        if mtime is None or mtime == mappings_watch["mtime"]:
+            return
+        mappings_watch["mtime"] = mtime
+        try:
+            new = Mappings.load(settings.mappings_path)
+        except (MappingError, OSError) as exc:
+            metrics.MAPPINGS_RELOAD_ERRORS.inc()
+            log.error("mappings not reloaded, keeping v%s: %s", pipe.mappings.version, exc)
+            return
+        pipe.use_mappings(new)
+        log.warning("mappings reloaded: v%s from %s", new.version, new.source)
 
     reliable = lag_mod.watermarks_reliable(bootstrap, settings.lag_from_watermarks)
     metrics.LAG_RELIABLE.set(1 if reliable else 0)
@@ -184,6 +275,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
     async def ready_page(web: Any, request: Any) -> Any:
         ok = pipe.ready.is_set()
         return web.json({"ready": ok, "refdata_items": len(pipe.refdata.items),
+                         "refdata_version": pipe.refdata_version,
                          "mappings_version": pipe.mappings.version},
                         status=200 if ok else 503)
 

@@ -19,7 +19,8 @@ console = Console()
 
 
 @app.command()
-def worker(loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "warn") -> None:
+def worker(loglevel: Annotated[str | None, typer.Option(
+        "--loglevel", "-l", help="Default: TILLBRIDGE_LOG_LEVEL.")] = None) -> None:
     """Run one stream-processing worker (needs broker, registry and NetSuite settings)."""
     from .worker import run_worker
 
@@ -31,7 +32,7 @@ def worker(loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "warn") 
     if missing:
         console.print(f"[red]set {', '.join(missing)}[/] (or run `tillbridge demo`)")
         raise typer.Exit(2)
-    run_worker(settings, loglevel)
+    run_worker(settings, loglevel or settings.log_level)
 
 
 @app.command()
@@ -156,12 +157,40 @@ def show_settings() -> None:
     console.print(table)
 
 
+refdata_app = typer.Typer(help="NetSuite reference data shared by the workers.",
+                          no_args_is_help=True)
+
+
+@refdata_app.command("refresh")
+def refdata_refresh(
+    full: Annotated[bool, typer.Option(help="Re-read every table, not only changes.")] = False,
+) -> None:
+    """Ask the workers to refresh reference data now (e.g. after adding an item in NetSuite).
+
+    Sends a command on the control topic; one worker pulls from NetSuite into the shared
+    table and every worker picks the new version up within a second.
+    """
+    from confluent_kafka import Producer
+
+    from tillbridge.connectors.kafka import topics
+
+    s = _need_kafka(Settings.from_env())
+    producer = Producer({"bootstrap.servers": s.kafka_bootstrap_servers})
+    producer.produce(topics.CONTROL, key=b"refresh_refdata",
+                     value=json.dumps({"command": "refresh_refdata", "full": full}).encode())
+    if producer.flush(15):
+        console.print("[red]the command was not delivered[/]")
+        raise typer.Exit(1)
+    console.print(f"refresh requested ({'full' if full else 'incremental'})")
+
+
 def _wire_subcommands() -> None:
     from .dlq import dlq_app
     from .preflight import preflight_command
 
     app.command("preflight")(preflight_command)
     app.add_typer(dlq_app, name="dlq")
+    app.add_typer(refdata_app, name="refdata")
 
 
 _wire_subcommands()

@@ -49,6 +49,16 @@ LAG_RELIABLE = Gauge("tillbridge_consumer_lag_reliable",
                      registry=REGISTRY)
 READY = Gauge("tillbridge_ready", "1 once reference data is loaded and the worker processes.",
               registry=REGISTRY)
+REFDATA_VERSION = Gauge("tillbridge_refdata_version",
+                        "Version of the reference snapshot this worker uses (0: none yet).",
+                        registry=REGISTRY)
+REFDATA_REFRESHES = Counter("tillbridge_refdata_refreshes", "Reference data refreshes run.",
+                            ["mode", "outcome"], registry=REGISTRY)
+MAPPINGS_VERSION = Gauge("tillbridge_mappings_version", "Version of the loaded mappings file.",
+                         registry=REGISTRY)
+MAPPINGS_RELOAD_ERRORS = Counter("tillbridge_mappings_reload_errors",
+                                 "Mappings files that failed validation (the old ones stay).",
+                                 registry=REGISTRY)
 REFDATA_ITEMS = Gauge("tillbridge_refdata_items", "Items in the reference snapshot.",
                       registry=REGISTRY)
 

@@ -88,6 +88,8 @@ class Pipeline:
         self.codec = codec or AvroCodec(cast(str, settings.schema_registry_url))
         self.mappings = mappings or Mappings.load(settings.mappings_path)
         self.refdata = ReferenceData()
+        self.refdata_version = 0
+        metrics.MAPPINGS_VERSION.set(self.mappings.version)
         self.ready = asyncio.Event()
         self.client: NetSuiteClient | None = None
         self.poster: SalePoster | None = None
@@ -100,7 +102,8 @@ class Pipeline:
                                    s.netsuite_token_secret)
 
     async def start(self) -> None:
-        """Connect to NetSuite and load reference data; retried until it succeeds."""
+        """Connect to NetSuite. Reference data arrives separately (``use_refdata``): the
+        worker is not ready, and handles no record, until the first snapshot is in."""
         s = self.settings
         self.client = NetSuiteClient(
             cast(str, s.netsuite_base_url), self._credentials(), timeout=s.netsuite_timeout_s,
@@ -110,22 +113,27 @@ class Pipeline:
         self.poster = SalePoster(self.client, max_attempts=s.netsuite_max_attempts,
                                  discount_item=self.mappings.discount_item,
                                  write_mode=s.netsuite_write_mode)
-        delay = 0.5
-        while True:
-            try:
-                await self.refdata.load(self.client)
-            except Exception as exc:  # noqa: BLE001 - keep waiting, say why
-                log.warning("reference data load failed (%s); retrying in %.1fs", exc, delay)
-            if self.refdata.ready:
-                break
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-        metrics.REFDATA_ITEMS.set(len(self.refdata.items))
-        metrics.READY.set(1)
-        log.info("reference data loaded: %d items, %d loyalty customers; mappings v%s",
-                 len(self.refdata.items), len(self.refdata.customers_by_loyalty),
-                 self.mappings.version)
-        self.ready.set()
+
+    def use_refdata(self, ref: ReferenceData, version: int) -> None:
+        """Swap in a new reference snapshot (whole object: a record sees one snapshot)."""
+        if not ref.ready:
+            return
+        self.refdata = ref
+        self.refdata_version = version
+        metrics.REFDATA_ITEMS.set(len(ref.items))
+        metrics.REFDATA_VERSION.set(version)
+        if not self.ready.is_set():
+            metrics.READY.set(1)
+            log.info("reference data v%d: %d items, %d customers; mappings v%s", version,
+                     len(ref.items), len(ref.customers), self.mappings.version)
+            self.ready.set()
+
+    def use_mappings(self, mappings: Mappings) -> None:
+        """Hot-reload: new records use the new mappings; the poster's discount item too."""
+        self.mappings = mappings
+        if self.poster is not None:
+            self.poster.discount_item = mappings.discount_item
+        metrics.MAPPINGS_VERSION.set(mappings.version)
 
     async def stop(self) -> None:
         if self.client is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
@@ -246,49 +246,88 @@ class ReferenceData:
         return next((i for i in self.items.values() if i.id == item_id), None)
 
     async def load(self, client: SuiteQL) -> None:
-        rows = await client.suiteql("SELECT id, itemid, isinactive FROM item")
-        self.items = {r["itemid"]: ItemRef(r["id"], r["itemid"], r.get("isinactive") != "T")
-                      for r in rows}
-        custs = await client.suiteql(
-            "SELECT id, custentity_loyalty_id FROM customer")
-        self.customers_by_loyalty = {
-            r["custentity_loyalty_id"]: r["id"] for r in custs if r.get("custentity_loyalty_id")}
-        await self._load_optional(client)
-        self.ready = bool(self.items)
+        """Fetch every table from NetSuite and index it (tests, preflight, one-off tools)."""
+        fresh = ReferenceData.from_rows(await fetch_rows(client))
+        for f in fields(self):
+            setattr(self, f.name, getattr(fresh, f.name))
 
-    async def _load_optional(self, client: SuiteQL) -> None:
-        """Tables the business rules use; an account without one loses only that rule."""
-        stocked = await _rows(client, "SELECT item, location FROM aggregateitemlocation")
+    @classmethod
+    def from_rows(cls, rows: RefRows) -> ReferenceData:
+        """Index raw SuiteQL rows by kind (see ``QUERIES``); a kind mapped to None was not
+        readable in this account, and the rule that needs it is skipped."""
+        ref = cls()
+        ref.items = {r["itemid"]: ItemRef(r["id"], r["itemid"], r.get("isinactive") != "T")
+                     for r in rows.get("item") or []}
+        stocked = rows.get("stock")
         if stocked is not None:
             by_item: dict[str, set[str]] = {}
             for r in stocked:
                 by_item.setdefault(str(r["item"]), set()).add(str(r["location"]))
-            self.item_locations = {k: frozenset(v) for k, v in by_item.items()}
-        for attr, query in (("locations", "SELECT id, name, isinactive FROM location"),
-                            ("payment_methods", "SELECT id, name, isinactive FROM paymentmethod")):
-            rows = await _rows(client, query) or []
-            setattr(self, attr, {r["id"]: NamedRef(r["id"], r.get("name", ""),
-                                                   r.get("isinactive") != "T") for r in rows})
+            ref.item_locations = {k: frozenset(v) for k, v in by_item.items()}
+        for attr, kind in (("locations", "location"), ("payment_methods", "paymentmethod")):
+            setattr(ref, attr, {r["id"]: NamedRef(r["id"], r.get("name", ""),
+                                                  r.get("isinactive") != "T")
+                                for r in rows.get(kind) or []})
         taxes: dict[str, TaxCodeRef] = {}
-        for r in await _rows(client, "SELECT id, itemid, rate, isinactive FROM salestaxitem") or []:
+        for r in rows.get("taxcode") or []:
             try:
                 rate = Decimal(str(r.get("rate") or "0").rstrip("%"))
             except InvalidOperation:
                 continue
-            ref = TaxCodeRef(r["id"], r.get("itemid", r["id"]), rate, r.get("isinactive") != "T")
-            taxes[ref.itemid] = taxes[ref.id] = ref
-        self.tax_codes = taxes
-        rows = await _rows(client, "SELECT id, custentity_loyalty_id, email, phone, firstname, "
-                                   "lastname, isinactive FROM customer") or []
-        active = [r for r in rows if r.get("isinactive") != "T"]
-        self.customers = {r["id"]: CustomerRef(r["id"], r.get("custentity_loyalty_id"),
-                                               r.get("email"), r.get("phone"),
-                                               r.get("firstname"), r.get("lastname"))
-                          for r in active}
-        self.customers_by_email = _unique_index([(norm_email(r.get("email")), r["id"])
-                                                 for r in active])
-        self.customers_by_phone = _unique_index([(norm_phone(r.get("phone")), r["id"])
-                                                 for r in active])
+            tax = TaxCodeRef(r["id"], r.get("itemid", r["id"]), rate, r.get("isinactive") != "T")
+            taxes[tax.itemid] = taxes[tax.id] = tax
+        ref.tax_codes = taxes
+        active = [r for r in rows.get("customer") or [] if r.get("isinactive") != "T"]
+        ref.customers_by_loyalty = {r["custentity_loyalty_id"]: r["id"] for r in active
+                                    if r.get("custentity_loyalty_id")}
+        ref.customers = {r["id"]: CustomerRef(r["id"], r.get("custentity_loyalty_id"),
+                                              r.get("email"), r.get("phone"),
+                                              r.get("firstname"), r.get("lastname"))
+                         for r in active}
+        ref.customers_by_email = _unique_index([(norm_email(r.get("email")), r["id"])
+                                                for r in active])
+        ref.customers_by_phone = _unique_index([(norm_phone(r.get("phone")), r["id"])
+                                                for r in active])
+        ref.ready = bool(ref.items)
+        return ref
+
+
+#: kind -> (SuiteQL query, required). A required table that cannot be read fails the load
+#: (the worker stays not-ready); an optional one only switches its rule off.
+QUERIES: dict[str, tuple[str, bool]] = {
+    "item": ("SELECT id, itemid, isinactive, lastmodifieddate FROM item", True),
+    "customer": ("SELECT id, custentity_loyalty_id, email, phone, firstname, lastname, "
+                 "isinactive, lastmodifieddate FROM customer", True),
+    "stock": ("SELECT item, location FROM aggregateitemlocation", False),
+    "location": ("SELECT id, name, isinactive FROM location", False),
+    "paymentmethod": ("SELECT id, name, isinactive FROM paymentmethod", False),
+    "taxcode": ("SELECT id, itemid, rate, isinactive FROM salestaxitem", False),
+}
+#: kinds that can be refreshed incrementally by lastmodifieddate
+INCREMENTAL = ("item", "customer")
+
+RefRows = dict[str, list[dict[str, Any]] | None]
+
+
+def row_key(kind: str, row: dict[str, Any]) -> str:
+    """Stable key of a reference row (its internal id; item/location for stock)."""
+    return f"{row['item']}/{row['location']}" if kind == "stock" else str(row["id"])
+
+
+async def fetch_rows(client: SuiteQL, since: str | None = None,
+                     kinds: tuple[str, ...] | None = None) -> RefRows:
+    """Raw rows per kind. With ``since`` ('YYYY-MM-DD HH:MM:SS', UTC) the incremental kinds
+    (items, customers: the big tables) return only rows modified since then; the others
+    have no modification date in SuiteQL and are read in full."""
+    out: RefRows = {}
+    for kind, (query, required) in QUERIES.items():
+        if kinds is not None and kind not in kinds:
+            continue
+        if since is not None and kind in INCREMENTAL:
+            query += (" WHERE lastmodifieddate >= "
+                      f"TO_DATE('{since}', 'YYYY-MM-DD HH24:MI:SS')")
+        out[kind] = await client.suiteql(query) if required else await _rows(client, query)
+    return out
 
 
 async def _rows(client: SuiteQL, query: str) -> list[dict[str, Any]] | None:

@@ -76,6 +76,17 @@ class Settings:
         "TILLBRIDGE_AGENTS", "ingest,sink",
         "Agents this worker runs: ingest (decode/validate/enrich/route), sink (NetSuite). "
         "Split them to scale the NetSuite side apart from validation.")
+    log_level: str = _opt("TILLBRIDGE_LOG_LEVEL", "warn",
+                          "Worker log level: crit, error, warn, info, debug.")
+    store: str = _opt(
+        "TILLBRIDGE_STORE", "rocksdb://",
+        "Faust table store: rocksdb:// (local RocksDB, changelog-backed) or memory://.")
+    refdata_refresh_s: float = _opt(
+        "TILLBRIDGE_REFDATA_REFRESH_S", 300.0,
+        "Incremental reference-data refresh (by lastmodifieddate) every this many seconds.")
+    mappings_reload_s: float = _opt(
+        "TILLBRIDGE_MAPPINGS_RELOAD_S", 10.0,
+        "How often the mappings file is checked for changes (hot reload).")
     lag_from_watermarks: str = _opt(
         "TILLBRIDGE_LAG_FROM_WATERMARKS", "auto",
         "Export consumer lag from high watermarks: auto (not on Tansu, whose watermarks are "

@@ -29,7 +29,8 @@ from tillbridge.connectors.netsuite_sim import SimServer
 from .settings import Settings
 
 ALL_TOPICS = ([t.name for t in topics.EVENT_TOPICS] + [topics.ROUTED_REALTIME, topics.RESULTS]
-              + list(topics.DLQ_TOPICS) + [topics.DLQ_AUDIT, topics.AUDIT_PROMOTIONS])
+              + list(topics.DLQ_TOPICS) + [topics.DLQ_AUDIT, topics.AUDIT_PROMOTIONS,
+                                           topics.CONTROL, topics.REFDATA])
 
 
 @dataclasses.dataclass
@@ -99,7 +100,8 @@ def local_stack(settings: Settings, *, sim_latency_ms: float = 0.0,
             overrides["netsuite_base_url"] = sim.base_url
         resolved = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
         ensure_topics(resolved.kafka_bootstrap_servers or "", ALL_TOPICS,
-                      partitions=resolved.topic_partitions, configs=topics.TOPIC_CONFIGS)
+                      partitions=resolved.topic_partitions, configs=topics.TOPIC_CONFIGS,
+                      partitions_by_topic=topics.TOPIC_PARTITIONS)
         yield Stack(resolved, sim)
 
 

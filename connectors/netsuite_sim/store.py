@@ -72,6 +72,8 @@ class Store:
 
     def __init__(self, seed: dict[str, Any]) -> None:
         self.items: dict[str, dict[str, Any]] = {str(i["id"]): dict(i) for i in seed["items"]}
+        #: SuiteQL lastmodifieddate of seeded items; admin changes stamp the item itself.
+        self.seeded_at = now_utc().strftime("%Y-%m-%d %H:%M:%S")
         self.locations = {str(r["id"]): dict(r) for r in seed["locations"]}
         self.payment_methods = {str(r["id"]): dict(r) for r in seed["payment_methods"]}
         self.tax_codes = {str(r["id"]): dict(r) for r in seed.get("tax_codes", [])}
@@ -159,10 +161,12 @@ class Store:
         for item in self.items.values():
             if str(item["itemid"]).lower() == sku.lower():
                 item["isinactive"] = not active
+                item["lastmodifieddate"] = now_utc().strftime("%Y-%m-%d %H:%M:%S")
                 return item
         new_id = str(max((int(i) for i in self.items if i.isdigit()), default=1000) + 1)
         item = {"id": new_id, "itemid": sku, "displayname": sku, "itemtype": "InvtPart",
                 "isinactive": not active, "basePrice": "0.00",
-                "locations": sorted(self.locations)}
+                "locations": sorted(self.locations),
+                "lastmodifieddate": now_utc().strftime("%Y-%m-%d %H:%M:%S")}
         self.items[new_id] = item
         return item

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .catalog import RECORD_TYPES
@@ -26,7 +27,11 @@ _QUERY = re.compile(
     r"(?:\s+ORDER\s+BY\s+(?P<order>.+?))?\s*;?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
-_COND = re.compile(r"^\s*(\w+)\s*(=|<>|!=)\s*('(?:[^']|'')*'|-?\d+(?:\.\d+)?|\?)\s*$")
+_COND = re.compile(
+    r"^\s*(\w+)\s*(=|<>|!=|>=|<=|>|<)\s*"
+    r"(TO_DATE\s*\(\s*'[^']*'\s*,\s*'[^']*'\s*\)|'(?:[^']|'')*'|-?\d+(?:\.\d+)?|\?)\s*$",
+    re.IGNORECASE)
+_TO_DATE = re.compile(r"^TO_DATE\s*\(\s*'([^']*)'", re.IGNORECASE)
 _COL = re.compile(r"^\s*(COUNT\s*\(\s*\*\s*\)|\w+)(?:\s+(?:AS\s+)?(\w+))?\s*$", re.IGNORECASE)
 _AND = re.compile(r"\s+AND\s+", re.IGNORECASE)
 
@@ -71,7 +76,9 @@ def _item_rows(store: Store) -> list[Row]:
     return [{"id": i["id"], "itemid": i["itemid"], "displayname": i.get("displayname"),
              "itemtype": i.get("itemtype"), "isinactive": i.get("isinactive", False),
              "baseprice": i.get("basePrice"), "taxschedule": i.get("taxschedule"),
-             "externalid": i.get("externalid")} for i in store.items.values()]
+             "externalid": i.get("externalid"),
+             "lastmodifieddate": i.get("lastmodifieddate", store.seeded_at)}
+            for i in store.items.values()]
 
 
 def _item_location_rows(store: Store) -> list[Row]:
@@ -165,7 +172,7 @@ def _transaction_line_rows(store: Store) -> list[Row]:
 
 TABLES: dict[str, Table] = {
     "item": Table(("id", "itemid", "displayname", "itemtype", "isinactive", "baseprice",
-                   "taxschedule", "externalid"), _item_rows),
+                   "taxschedule", "externalid", "lastmodifieddate"), _item_rows),
     "aggregateitemlocation": Table(("item", "location"), _item_location_rows),
     "location": _ref_rows("locations", ("id", "name", "isinactive", "subsidiary")),
     "paymentmethod": _ref_rows("payment_methods", ("id", "name", "isinactive")),
@@ -188,7 +195,24 @@ def _literal(token: str, params: list[Any]) -> str:
         return str(sql_value(params.pop(0)))
     if token.startswith("'"):
         return token[1:-1].replace("''", "'")
+    to_date = _TO_DATE.match(token)
+    if to_date:
+        # Only the 'YYYY-MM-DD HH24:MI:SS' format is supported: the sim's date columns
+        # use it, so the dates compare as text in the same order as in time.
+        return to_date[1]
     return token
+
+
+def _compare(left: str | None, op: str, right: str) -> bool:
+    """Ordering comparison as SuiteQL would: numerically for numbers, else as text."""
+    if left is None:
+        return False
+    try:
+        a: Any = Decimal(left)
+        b: Any = Decimal(right)
+    except InvalidOperation:
+        a, b = left, right
+    return {">=": a >= b, "<=": a <= b, ">": a > b, "<": a < b}[op]
 
 
 def run(query: str, params: list[Any] | None = None) -> Callable[[Store], list[Row]]:
@@ -247,8 +271,10 @@ def run(query: str, params: list[Any] | None = None) -> Callable[[Store], list[R
         for col, op, value in conds:
             if op == "=":
                 rows = [r for r in rows if r[col] == value]
-            else:
+            elif op in ("<>", "!="):
                 rows = [r for r in rows if r[col] is not None and r[col] != value]
+            else:
+                rows = [r for r in rows if _compare(r[col], op, value)]
         for col, desc in reversed(order):
             rows.sort(key=lambda r, c=col: _sort_key(r[c]), reverse=desc)
         if counting:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Iterable
 
 import httpx
@@ -12,6 +13,7 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import Record, TopicTail
 from tillbridge.connectors.kafka.serde import AvroCodec
 from tillbridge.streams.settings import Settings
+from tillbridge.streams.stack import WorkerProcess
 
 
 def produce(settings: Settings, items: Iterable[tuple[bytes | None, bytes]],
@@ -70,3 +72,18 @@ class Outcomes:
 
 def sim_stats(settings: Settings) -> dict:
     return httpx.get(f"{settings.netsuite_base_url}/__sim/stats", timeout=10).json()
+
+
+def worker_refdata_version(worker: WorkerProcess) -> int:
+    return int(httpx.get(worker.url + "/ready", timeout=5).json()["refdata_version"])
+
+
+def wait_refdata_version(worker: WorkerProcess, above: int, timeout: float = 30.0) -> int:
+    """Wait until the worker uses a reference snapshot newer than ``above``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        version = worker_refdata_version(worker)
+        if version > above:
+            return version
+        time.sleep(0.2)
+    raise AssertionError(f"worker still on reference data v{above} after {timeout}s")

@@ -13,15 +13,23 @@ from confluent_kafka import Producer
 from typer.testing import CliRunner
 
 from tests.factories import make_sale
-from tests.integration.helpers import Outcomes, encode_sales, produce, sim_stats
+from tests.integration.helpers import (
+    Outcomes,
+    encode_sales,
+    produce,
+    sim_stats,
+    wait_refdata_version,
+    worker_refdata_version,
+)
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import TopicTail
+from tillbridge.streams import cli
 from tillbridge.streams.deadletter import dlq_headers
 from tillbridge.streams.dlq import dlq_app
 from tillbridge.streams.reasons import CATALOGUE
 from tillbridge.streams.records import Rejection
 from tillbridge.streams.settings import Settings
-from tillbridge.streams.stack import WorkerProcess
+from tillbridge.streams.stack import WorkerProcess, settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -80,12 +88,17 @@ def test_replay_after_the_item_is_created_posts_exactly_once(stack) -> None:
     sale = make_sale(pos_transaction_id="SKU-1")
     sale["lines"][0]["sku"] = "MUG-777"
     out = Outcomes(s)
-    with WorkerProcess(s):
+    with WorkerProcess(s) as worker:
         produce(s, encode_sales(s, [sale]))
         out.wait(1)
-    assert out.dead[0].header("tillbridge.reason") == "unknown_sku"
-    httpx.post(f"{s.netsuite_base_url}/__sim/items/MUG-777", timeout=10).raise_for_status()
-    with WorkerProcess(s):  # a new worker loads the new item at start
+        assert out.dead[0].header("tillbridge.reason") == "unknown_sku"
+        httpx.post(f"{s.netsuite_base_url}/__sim/items/MUG-777", timeout=10).raise_for_status()
+        # Operators refresh reference data on demand; the worker picks the new version up.
+        before = worker_refdata_version(worker)
+        refresh = CliRunner().invoke(cli.app, ["refdata", "refresh"],
+                                     env=settings_env(s))
+        assert refresh.exit_code == 0, refresh.output
+        wait_refdata_version(worker, above=before)
         done = dlq(s, "replay", "--reason", "unknown_sku", "--yes", "--json",
                    "--by", "ops", "--why", "item created")
         assert len(done["replayed"]) == 1

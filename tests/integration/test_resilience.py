@@ -55,7 +55,11 @@ def test_refused_credentials_hold_events_until_fixed(stack) -> None:
     produce(s, encode_sales(s, [make_sale(pos_transaction_id=f"A-{i}") for i in range(10)]))
     worker = WorkerProcess(bad).start(wait=False)
     try:
-        time.sleep(8)
+        deadline = time.monotonic() + 30
+        while sim_stats(s)["requests"]["by_status"].get("401", 0) == 0:
+            assert time.monotonic() < deadline, "the worker never tried NetSuite"
+            time.sleep(0.5)
+        time.sleep(2)
         ready = httpx.get(worker.url + "/ready", timeout=5)
         assert ready.status_code == 503
         assert "tillbridge_ready 0.0" in worker.metrics()
