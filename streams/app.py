@@ -17,19 +17,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-from confluent_kafka import Producer
 from faust import streams as faust_streams
 from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tillbridge.connectors.kafka import topics
 
+from . import control, metrics, refdata_sync, transport
 from . import lag as lag_mod
-from . import metrics, refdata_sync, refdata_topic, transport
 from .emit import Emitter
 from .pipeline import Outbound, Pipeline, Source, internal_error
 from .refdata import MappingError, Mappings
-from .refdata_topic import RefdataFollower
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,8 +38,6 @@ INGEST_BATCH = 1000
 INGEST_WITHIN_S = 0.01
 SINK_BATCH_PER_SLOT = 8
 LAG_INTERVAL_S = 10.0
-REFDATA_FIRST_LOAD_RETRY_S = 5.0
-REFDATA_FOLLOW_GRACE_S = 1.0
 SINK_WITHIN_S = 0.01
 
 
@@ -102,6 +98,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         producer_linger=0.005,
         producer_acks=-1,
         stream_wait_empty=False,
+        consumer_group_instance_id=settings.group_instance_id,
     )
     pipe = pipeline or Pipeline(settings)
     app.tillbridge_pipeline = pipe  # type: ignore[attr-defined]
@@ -113,67 +110,57 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
     bootstrap = settings.kafka_bootstrap_servers or ""
     enabled = {a.strip() for a in settings.agents.split(",") if a.strip()}
 
-    control = app.topic(topics.CONTROL, key_serializer="raw",
-                        value_serializer="json")
-    follower: dict[str, RefdataFollower] = {}
+    snapshot: dict[str, Any] = {}  # this worker's reference rows, keyed <kind>:<id>
+    refresh_lock = asyncio.Lock()
+
+    async def run_refresh(full: bool) -> bool:
+        """Pull from NetSuite into this worker's snapshot; True when it worked."""
+        mode = "full" if full else "incremental"
+        async with refresh_lock:  # one pull at a time; a second request waits its turn
+            try:
+                assert pipe.client is not None, "NetSuite client not started"
+                writes, meta = await refdata_sync.refresh(pipe.client, snapshot, full=full)
+            except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the old data
+                metrics.REFDATA_REFRESHES.labels(mode, "error").inc()
+                log.warning("reference data refresh (%s) failed: %s", mode, exc)
+                return False
+            for key, row in writes.items():
+                if row is None:
+                    snapshot.pop(key, None)
+                else:
+                    snapshot[key] = row
+            snapshot[refdata_sync.META] = meta
+            ref, _ = refdata_sync.build_index(snapshot.items())
+            pipe.use_refdata(ref, int(meta["version"]))
+            metrics.REFDATA_REFRESHES.labels(meta["mode"], "ok").inc()
+            log.info("reference data v%s (%s): %s rows changed, %s deleted", meta["version"],
+                     meta["mode"], meta["written"], meta["deleted"])
+            return True
 
     @app.task
-    async def connect_netsuite() -> None:
+    async def load_reference_data() -> None:
+        """Connect, then load the first snapshot; retried until it works (the worker is
+        not ready, and handles no record, before that)."""
         await pipe.start()
         loop = asyncio.get_running_loop()
-        thread = RefdataFollower(
-            bootstrap, topics.REFDATA,
-            lambda ref, version: loop.call_soon_threadsafe(pipe.use_refdata, ref, version))
-        follower["thread"] = thread
-        thread.start()
-        # Give the follower a moment to read an existing snapshot; an empty topic means
-        # this is the first worker: ask for the first full load now, not at the next timer.
-        await asyncio.sleep(REFDATA_FOLLOW_GRACE_S)
-        if not pipe.ready.is_set():
-            await request_refresh(full=True)
 
-    async def request_refresh(full: bool) -> None:
-        await control.send(key=b"refresh_refdata", value={"command": "refresh_refdata",
-                                                          "full": full})
+        def on_command(doc: dict[str, Any]) -> None:
+            if doc.get("command") == control.REFRESH_REFDATA:
+                full = bool(doc.get("full"))
+                loop.call_soon_threadsafe(lambda: loop.create_task(run_refresh(full)))
+            else:
+                log.warning("ignoring unknown control command %r", doc.get("command"))
 
-    async def run_refresh(full: bool) -> None:
-        mode = "full" if full else "incremental"
-        try:
-            while pipe.client is None or "thread" not in follower:
-                await asyncio.sleep(0.1)
-            writes, meta = await refdata_sync.refresh(
-                pipe.client, follower["thread"].snapshot(), full=full)
-            await asyncio.get_running_loop().run_in_executor(
-                None, refdata_topic.publish, refdata_producer, topics.REFDATA, writes, meta)
-            metrics.REFDATA_REFRESHES.labels(meta["mode"], "ok").inc()
-            log.info("reference data refresh v%s (%s): %s written, %s deleted",
-                     meta["version"], meta["mode"], meta["written"], meta["deleted"])
-        except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the old data
-            metrics.REFDATA_REFRESHES.labels(mode, "error").inc()
-            log.warning("reference data refresh failed: %s", exc)
+        control.ControlFollower(bootstrap, topics.CONTROL, on_command).start()
+        delay = 1.0
+        while not await run_refresh(full=True):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
-    refdata_producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-
-    @app.agent(control, name="control")
-    async def control_agent(stream: Any) -> None:
-        # Commands share one key: one partition, one worker, one at a time, in order.
-        async for command in stream:
-            if not isinstance(command, dict) or command.get("command") != "refresh_refdata":
-                log.warning("ignoring unknown control command %r", command)
-                continue
-            await run_refresh(full=bool(command.get("full")))
-
-    @app.timer(interval=REFDATA_FIRST_LOAD_RETRY_S)
-    async def first_load() -> None:
-        """No snapshot yet: ask for a full load (any worker may ask; refreshes write only
-        what changed, so a repeated request costs SuiteQL reads, not records)."""
-        if not pipe.ready.is_set():
-            await request_refresh(full=True)
-
-    @app.timer(interval=settings.refdata_refresh_s, on_leader=True)
+    @app.timer(interval=settings.refdata_refresh_s)
     async def scheduled_refresh() -> None:
         if pipe.ready.is_set():
-            await request_refresh(full=False)
+            await run_refresh(full=False)
 
     mappings_watch = {"mtime": _mtime(settings.mappings_path)}
 

@@ -167,20 +167,20 @@ def refdata_refresh(
 ) -> None:
     """Ask the workers to refresh reference data now (e.g. after adding an item in NetSuite).
 
-    Sends a command on the control topic; one worker pulls from NetSuite into the shared
-    table and every worker picks the new version up within a second.
+    Sends a command on the control topic; every running worker pulls the changes from
+    NetSuite into its snapshot (items and customers by modification date).
     """
-    from confluent_kafka import Producer
-
     from tillbridge.connectors.kafka import topics
 
+    from .control import REFRESH_REFDATA, send_command
+
     s = _need_kafka(Settings.from_env())
-    producer = Producer({"bootstrap.servers": s.kafka_bootstrap_servers})
-    producer.produce(topics.CONTROL, key=b"refresh_refdata",
-                     value=json.dumps({"command": "refresh_refdata", "full": full}).encode())
-    if producer.flush(15):
-        console.print("[red]the command was not delivered[/]")
-        raise typer.Exit(1)
+    try:
+        send_command(s.kafka_bootstrap_servers or "", topics.CONTROL, REFRESH_REFDATA,
+                     full=full)
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
     console.print(f"refresh requested ({'full' if full else 'incremental'})")
 
 

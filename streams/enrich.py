@@ -59,6 +59,10 @@ class Enrichment:
     mappings_version: int
     #: NetSuite tax code id per sale line (the ledger code the tax rule checked), or None
     tax_codes: list[str | None] = field(default_factory=list)
+    #: NetSuite employee id of the sale's POS sales rep, when NetSuite knows that rep
+    sales_rep: str | None = None
+    #: POS discount code -> NetSuite discount item id, for codes with their own item
+    discount_items: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         # Hand-built dict: dataclasses.asdict deep-copies and cost ~5% of ingest (profiled).
@@ -66,7 +70,8 @@ class Enrichment:
         doc = {"location": self.location, "subsidiary": self.subsidiary, "items": self.items,
                "payment_methods": self.payment_methods,
                "customer": {f: getattr(c, f) for f in CustomerPlan.__slots__},
-               "mappings_version": self.mappings_version, "tax_codes": self.tax_codes}
+               "mappings_version": self.mappings_version, "tax_codes": self.tax_codes,
+               "sales_rep": self.sales_rep, "discount_items": self.discount_items}
         return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
@@ -310,5 +315,26 @@ def enrich_sale(sale: SaleRec, maps: Mappings, ref: ReferenceData, *,
         if isinstance(method, Rejection):
             return method
         methods.append(method)
+    rep = ref.sales_reps.get(sale.get("sales_rep_id") or "")
     return Enrichment(store.location, store.subsidiary, items, methods,
-                      plan_customer(sale, maps, ref), maps.version, tax_codes)
+                      plan_customer(sale, maps, ref), maps.version, tax_codes, rep,
+                      discount_items(sale, maps, ref))
+
+
+def discount_items(sale: SaleRec, maps: Mappings, ref: ReferenceData) -> dict[str, str]:
+    """The discount item each of the sale's discount codes books to: the mappings file's
+    ``promotions`` entry, else the NetSuite promotion's own discount item. A code with
+    neither (or whose item is missing or inactive in the snapshot) is left out and books
+    to the catch-all ``discount_item`` that `rule_discount_item` checked."""
+    out: dict[str, str] = {}
+    codes = [d["code"] for ln in sale["lines"] for d in ln["discounts"]]
+    for code in dict.fromkeys(codes + [d["code"] for d in sale["order_discounts"]]):
+        promo = ref.promotions.get(code)
+        candidates = (maps.promotions.get(code),
+                      promo.discount_item if promo is not None and promo.active else None)
+        for item_id in candidates:
+            item = ref.item_by_id(item_id) if item_id and ref.items else None
+            if item_id and (not ref.items or (item is not None and item.active)):
+                out[code] = item_id
+                break
+    return out

@@ -1,8 +1,10 @@
 """Reference data the enrich stage resolves against: mappings files and NetSuite snapshots.
 
-Mappings (store -> location, tender -> payment method, POS SKU -> variant itemid, customer
-strategy) are versioned JSON files that NetSuite does not hold. Items, stocking, locations,
-payment methods, tax codes and customers come from NetSuite over SuiteQL. A worker refuses
+Mappings (store -> location, tender -> payment method, POS SKU -> variant itemid, POS
+promotion code -> discount item, customer strategy) are versioned JSON files that NetSuite
+does not hold. Items (with matrix parent/child), stocking and availability, locations,
+subsidiaries, payment methods, tax codes, sales reps, promotions, price levels and prices
+and customers come from NetSuite over SuiteQL (paged by the client). A worker refuses
 to enrich against an empty snapshot: `ReferenceData.ready` gates the readiness endpoint.
 """
 
@@ -107,6 +109,9 @@ class Mappings:
     #: POS price tier -> NetSuite price level id or name.
     price_levels: dict[str, str] = field(default_factory=dict)
     customer_strategy: CustomerStrategy = CustomerStrategy()
+    #: POS discount/promotion code -> NetSuite discount item id; wins over the promotion's own
+    #: discount item (NetSuite reference data) and the catch-all ``discount_item``.
+    promotions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Mappings:
@@ -151,7 +156,8 @@ class Mappings:
         return cls(int(doc["version"]), stores, tenders, str(doc["guest_customer"]),
                    str(discount) if discount else None, source,
                    _str_map(doc, "skus", source), _str_map(doc, "price_levels", source),
-                   _strategy(doc.get("customer_strategy"), source))
+                   _strategy(doc.get("customer_strategy"), source),
+                   _str_map(doc, "promotions", source))
 
     def itemid(self, sku: str) -> str:
         """The NetSuite itemid a POS SKU sells as (a variant mapping, else the SKU itself)."""
@@ -163,6 +169,23 @@ class ItemRef:
     id: str
     sku: str
     active: bool
+    itemtype: str | None = None
+    taxschedule: str | None = None
+    #: internal id of the matrix parent, for a matrix child (a size/colour variant)
+    parent: str | None = None
+    #: a matrix parent is a template: sales must book to one of its children
+    matrix_parent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionRef:
+    """A NetSuite promotion code and the discount item it books to."""
+
+    id: str
+    code: str
+    name: str
+    discount_item: str | None
+    active: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +264,17 @@ class ReferenceData:
     customers_by_email: dict[str, str] = field(default_factory=dict)
     customers_by_phone: dict[str, str] = field(default_factory=dict)
     customers: dict[str, CustomerRef] = field(default_factory=dict)
+    subsidiaries: dict[str, NamedRef] = field(default_factory=dict)
+    #: POS employee id (custentity_pos_employee_id) -> NetSuite employee id, active reps only
+    sales_reps: dict[str, str] = field(default_factory=dict)
+    #: promotion code -> promotion (active and inactive: the sink skips inactive ones)
+    promotions: dict[str, PromotionRef] = field(default_factory=dict)
+    #: price level id -> name
+    price_levels: dict[str, str] = field(default_factory=dict)
+    #: (item id, price level id) -> unit price
+    prices: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    #: item id -> location id -> quantity available (empty when the column is not read)
+    item_availability: dict[str, dict[str, Decimal]] = field(default_factory=dict)
 
     def item_by_id(self, item_id: str) -> ItemRef | None:
         return next((i for i in self.items.values() if i.id == item_id), None)
@@ -256,15 +290,27 @@ class ReferenceData:
         """Index raw SuiteQL rows by kind (see ``QUERIES``); a kind mapped to None was not
         readable in this account, and the rule that needs it is skipped."""
         ref = cls()
-        ref.items = {r["itemid"]: ItemRef(r["id"], r["itemid"], r.get("isinactive") != "T")
-                     for r in rows.get("item") or []}
+        item_rows = rows.get("item") or []
+        # A parent is known from its children's ``parent`` column (matrixtype is not a
+        # column every account exposes); an explicit matrixtype is honoured too.
+        parents = {str(r["parent"]) for r in item_rows if r.get("parent")}
+        ref.items = {r["itemid"]: ItemRef(
+            r["id"], r["itemid"], r.get("isinactive") != "T", r.get("itemtype"),
+            r.get("taxschedule"), r.get("parent"),
+            r["id"] in parents or str(r.get("matrixtype", "")).upper() == "PARENT")
+            for r in item_rows}
         stocked = rows.get("stock")
         if stocked is not None:
             by_item: dict[str, set[str]] = {}
             for r in stocked:
                 by_item.setdefault(str(r["item"]), set()).add(str(r["location"]))
+                qty = _decimal(r.get("quantityavailable"))
+                if qty is not None:
+                    ref.item_availability.setdefault(str(r["item"]), {})[
+                        str(r["location"])] = qty
             ref.item_locations = {k: frozenset(v) for k, v in by_item.items()}
-        for attr, kind in (("locations", "location"), ("payment_methods", "paymentmethod")):
+        for attr, kind in (("locations", "location"), ("payment_methods", "paymentmethod"),
+                           ("subsidiaries", "subsidiary")):
             setattr(ref, attr, {r["id"]: NamedRef(r["id"], r.get("name", ""),
                                                   r.get("isinactive") != "T")
                                 for r in rows.get(kind) or []})
@@ -288,20 +334,55 @@ class ReferenceData:
                                                 for r in active])
         ref.customers_by_phone = _unique_index([(norm_phone(r.get("phone")), r["id"])
                                                 for r in active])
+        ref.sales_reps = {r["custentity_pos_employee_id"]: r["id"]
+                          for r in rows.get("employee") or []
+                          if r.get("custentity_pos_employee_id") and r.get("isinactive") != "T"}
+        ref.promotions = {r["code"]: PromotionRef(r["id"], r["code"], r.get("name", ""),
+                                                  r.get("discount"), r.get("isinactive") != "T")
+                          for r in rows.get("promotion") or [] if r.get("code")}
+        ref.price_levels = {r["id"]: r.get("name", "") for r in rows.get("pricelevel") or []
+                            if r.get("isinactive") != "T"}
+        for r in rows.get("pricing") or []:
+            price = _decimal(r.get("unitprice"))
+            if price is not None:
+                ref.prices.setdefault((str(r["item"]), str(r["pricelevel"])), price)
         ref.ready = bool(ref.items)
         return ref
 
 
+def _decimal(value: object) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else None
+    except InvalidOperation:
+        return None
+
+
 #: kind -> (SuiteQL query, required). A required table that cannot be read fails the load
 #: (the worker stays not-ready); an optional one only switches its rule off.
+#:
+#: The item query is required, so it names only columns every account has: itemtype,
+#: parent (set on matrix children) and taxschedule are standard item columns. baseprice and
+#: matrixtype are left out on purpose: not every account exposes them to SuiteQL (prices
+#: come from the optional ``pricing`` kind; a parent is recognised by its children).
+#: Less certain columns sit in optional kinds, where a 400 only switches that kind off:
+#: quantityavailable on aggregateitemlocation, the employee custom field
+#: custentity_pos_employee_id, promotioncode's code/discount (SuitePromotions accounts
+#: only) and the pricing table (multiple-prices feature).
 QUERIES: dict[str, tuple[str, bool]] = {
-    "item": ("SELECT id, itemid, isinactive, lastmodifieddate FROM item", True),
+    "item": ("SELECT id, itemid, itemtype, isinactive, parent, taxschedule, lastmodifieddate "
+             "FROM item", True),
     "customer": ("SELECT id, custentity_loyalty_id, email, phone, firstname, lastname, "
                  "isinactive, lastmodifieddate FROM customer", True),
-    "stock": ("SELECT item, location FROM aggregateitemlocation", False),
+    "stock": ("SELECT item, location, quantityavailable FROM aggregateitemlocation", False),
     "location": ("SELECT id, name, isinactive FROM location", False),
     "paymentmethod": ("SELECT id, name, isinactive FROM paymentmethod", False),
     "taxcode": ("SELECT id, itemid, rate, isinactive FROM salestaxitem", False),
+    "subsidiary": ("SELECT id, name, isinactive FROM subsidiary", False),
+    "employee": ("SELECT id, entityid, custentity_pos_employee_id, isinactive FROM employee "
+                 "WHERE issalesrep = 'T'", False),
+    "promotion": ("SELECT id, code, name, discount, isinactive FROM promotioncode", False),
+    "pricelevel": ("SELECT id, name, isinactive FROM pricelevel", False),
+    "pricing": ("SELECT item, pricelevel, unitprice FROM pricing", False),
 }
 #: kinds that can be refreshed incrementally by lastmodifieddate
 INCREMENTAL = ("item", "customer")
@@ -310,8 +391,13 @@ RefRows = dict[str, list[dict[str, Any]] | None]
 
 
 def row_key(kind: str, row: dict[str, Any]) -> str:
-    """Stable key of a reference row (its internal id; item/location for stock)."""
-    return f"{row['item']}/{row['location']}" if kind == "stock" else str(row["id"])
+    """Stable key of a reference row: its internal id, or the pair a link row stands for
+    (item/location for stock, item/price level for pricing: neither has an id)."""
+    if kind == "stock":
+        return f"{row['item']}/{row['location']}"
+    if kind == "pricing":
+        return f"{row['item']}/{row['pricelevel']}"
+    return str(row["id"])
 
 
 async def fetch_rows(client: SuiteQL, since: str | None = None,

@@ -1,14 +1,14 @@
-"""Reference data as a compacted changelog topic that every worker reads in full.
+"""Reference-data refreshes: what changed since the last pull, as rows keyed ``<kind>:<id>``.
 
-One worker pulls from NetSuite (a control command or the leader's schedule) and writes one
-record per reference row, keyed ``<kind>:<id>``, then ``_meta`` last. The topic has one
-partition, so a worker that has read a ``_meta`` version has every row written before it:
-the index it builds is never half a refresh. Only changed rows are written (deletions as
-tombstones), so an incremental refresh of an unchanged catalogue writes just ``_meta``.
+Each worker keeps its own snapshot (rows plus a ``_meta`` record: version, cursor, what was
+unreadable) and swaps in a new index after each refresh. Refreshes are incremental —
+items and customers by ``lastmodifieddate`` with an overlap against clock skew, the small
+tables in full — so a refresh of an unchanged catalogue is a few SuiteQL pages.
 
-This is what a Faust GlobalTable does; we read the changelog ourselves because on Tansu a
-GlobalTable that received writes stalled the worker's other agents (measured: the sink sat
-idle for 60 s after a restart in the kill/restart test) — see the issue notes.
+We first kept these rows in a Faust GlobalTable (then in a changelog topic with a control
+agent); on Tansu both changed Faust's group assignment so that a restarted worker got no
+partitions. A per-worker snapshot costs each worker its own SuiteQL reads and keeps the
+group untouched — see the issue notes.
 """
 
 from __future__ import annotations

@@ -76,6 +76,11 @@ class Settings:
         "TILLBRIDGE_AGENTS", "ingest,sink",
         "Agents this worker runs: ingest (decode/validate/enrich/route), sink (NetSuite). "
         "Split them to scale the NetSuite side apart from validation.")
+    group_instance_id: str | None = _opt(
+        "TILLBRIDGE_GROUP_INSTANCE_ID", None,
+        "Static group membership (KIP-345): a stable id per worker (e.g. the pod name) lets "
+        "a restarted worker take its partitions back at once instead of waiting for the "
+        "old member to expire.")
     log_level: str = _opt("TILLBRIDGE_LOG_LEVEL", "warn",
                           "Worker log level: crit, error, warn, info, debug.")
     store: str = _opt(

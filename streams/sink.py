@@ -58,7 +58,9 @@ def _discount_line(item_id: str, disc: dict[str, Any]) -> dict[str, Any]:
 def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
                     discount_item: str | None = None) -> dict[str, Any]:
     """The cashSale body for one POS sale. Line discounts become discount-item lines right
-    after the line they discount; promotion ids ride on both as ``custcol_pos_promotion_ids``."""
+    after the line they discount; promotion ids ride on both as ``custcol_pos_promotion_ids``.
+    A discount books to its code's own discount item when enrich resolved one (mapped or the
+    NetSuite promotion's), else to ``discount_item``."""
     lines: list[dict[str, Any]] = []
     for line, item_id in zip(sale["lines"], enr.items, strict=True):
         body_line: dict[str, Any] = {
@@ -74,16 +76,18 @@ def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
             body_line[PROMO_FIELD] = ",".join(promos)
         lines.append(body_line)
         for disc in line["discounts"]:
-            if discount_item:
-                lines.append(_discount_line(discount_item, disc))
-    if discount_item:
-        for disc in sale["order_discounts"]:
-            lines.append(_discount_line(discount_item, disc))
+            item = enr.discount_items.get(disc["code"]) or discount_item
+            if item:
+                lines.append(_discount_line(item, disc))
+    for disc in sale["order_discounts"]:
+        item = enr.discount_items.get(disc["code"]) or discount_item
+        if item:
+            lines.append(_discount_line(item, disc))
     # The largest tender names the payment option; split tenders are itemised in the memo
     # (a split-tender sale becomes invoice + payments in the order-to-cash record set).
     primary = primary_tender(sale)
     tender_memo = ", ".join(f"{t['tender_type']} {t['amount']}" for t in sale["tenders"])
-    return {
+    body: dict[str, Any] = {
         "externalId": sale_external_id(sale),
         "entity": {"id": customer_id},
         "subsidiary": {"id": enr.subsidiary},
@@ -95,6 +99,9 @@ def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
         "paymentOption": {"id": enr.payment_methods[primary]},
         "item": {"items": lines},
     }
+    if enr.sales_rep:
+        body["salesRep"] = {"id": enr.sales_rep}
+    return body
 
 
 def primary_tender(sale: SaleRec) -> int:

@@ -351,8 +351,8 @@ def test_demo_data_passes(sim: SimServer) -> None:
     doc = json.loads(result.output)
     assert result.exit_code == 0 and doc["ok"] is True
     assert doc["summary"]["errors"] == 0
-    # The simulator has no per-level prices: member/clearance tiers warn, never fail.
-    assert {f["check"] for f in doc["findings"]} == {"price.unverified"}
+    # The simulator exposes per-level prices (pricing/pricelevel): every tier is verified.
+    assert doc["findings"] == []
     assert doc["sources"]["catalogue_skus"] == doc["steps"][0]["checked"] > 40
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -77,3 +78,24 @@ def test_full_refresh_deletes_rows_netsuite_no_longer_has() -> None:
     # Incremental: items are read by modification date, so absence is not deletion.
     upserts, deletes = plan_changes(existing, fetched, full=False)
     assert deletes == []
+
+
+def test_new_kinds_are_pulled_and_indexed(sim) -> None:
+    writes, meta = _refresh(sim, {}, full=True)
+    assert meta["unreadable"] == []
+    ref, _ = build_index(_apply({}, writes, meta).items())
+    # matrix: the parent is known from its children, children name their parent
+    assert ref.items["JKT-100"].matrix_parent and not ref.items["JKT-100-M"].matrix_parent
+    assert ref.items["JKT-100-M"].parent == ref.items["JKT-100"].id
+    assert ref.items["TEE-001"].taxschedule == "1"
+    assert ref.items["TEE-001"].itemtype == "InvtPart"
+    assert ref.item_availability["1104"]["1"] == 3 and ref.item_availability["1103"]["2"] == 25
+    assert ref.subsidiaries["1"].name == "Tillbridge Retail Inc."
+    assert ref.sales_reps["E001"] == "301"
+    assert ref.promotions["MARKDOWN5"].discount_item == "2003"
+    assert ref.price_levels == {"1": "Base Price", "2": "Member", "3": "Clearance"}
+    assert ref.prices[("1001", "1")] == Decimal("24.50")
+    assert ref.prices[("1001", "2")] == Decimal("22.05")
+    # link rows without an id are keyed by the pair they stand for
+    assert "pricing:1001/2" in writes and "stock:1104/1" in writes
+    assert "employee:301" in writes and "promotion:703" in writes

@@ -374,3 +374,11 @@ def test_load_degrades_when_an_optional_table_is_not_exposed() -> None:
 
     with pytest.raises(NetSuiteError):
         asyncio.run(ReferenceData().load(Down()))
+
+
+def test_promotions_map_is_optional_and_checked() -> None:
+    assert Mappings.load().promotions["MARKDOWN5"] == "2003"
+    doc = {"version": 1, "stores": {}, "tenders": {}, "guest_customer": "4999"}
+    assert Mappings.from_dict(doc).promotions == {}
+    with pytest.raises(MappingError, match="promotions"):
+        Mappings.from_dict({**doc, "promotions": {"COUPON10": ""}})

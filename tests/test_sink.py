@@ -119,3 +119,37 @@ def test_bad_credentials_are_refused_and_classified_auth(sim) -> None:
     rejection, _ = outcome
     assert rejection.reason == "netsuite_auth"
     assert "wrong-secret" not in rejection.message + json.dumps(rejection.inputs)
+
+
+def test_promo_codes_book_to_their_discount_items_and_rep_is_set(sim) -> None:
+    sale = make_sale(sales_rep_id="E002")
+    sale["lines"][0]["discounts"] = [{"code": "MARKDOWN5", "promotion_id": "PROMO-MD5",
+                                      "amount": D("2.00")}]
+    outcome, record, ref = _run(_post(sim, sale))
+    assert isinstance(outcome, Posted), outcome
+    assert record["salesRep"]["id"] == ref.sales_reps["E002"] == "302"
+    # MARKDOWN5 is in the packaged mappings' promotions map
+    assert record["item"]["items"][1]["item"]["id"] == "2003"
+
+
+def test_discount_item_precedence() -> None:
+    from tests.factories import sandbox_refdata
+    from tillbridge.streams.refdata import PromotionRef
+
+    maps = Mappings.load()
+    ref = sandbox_refdata()
+    ref.promotions = {"SPEND50SAVE5": PromotionRef("704", "SPEND50SAVE5", "x", "2004"),
+                      "OLD": PromotionRef("705", "OLD", "x", "2004", active=False)}
+    sale = make_sale(sales_rep_id="E999")  # a rep NetSuite does not know: no salesRep
+    sale["lines"][0]["discounts"] = [{"code": "COUPON10", "promotion_id": "P", "amount": D(1)},
+                                     {"code": "OLD", "promotion_id": None, "amount": D(1)}]
+    sale["order_discounts"] = [{"code": "SPEND50SAVE5", "promotion_id": None, "amount": D(5)}]
+    enr = enrich_sale(sale, maps, ref)
+    assert not hasattr(enr, "reason"), enr
+    assert enr.discount_items == {"COUPON10": "2002", "SPEND50SAVE5": "2004"}
+    body = build_cash_sale(sale, enr, "4999", discount_item=maps.discount_item)
+    items = [ln["item"]["id"] for ln in body["item"]["items"]]
+    # mapped code, inactive promotion -> default item, NetSuite promotion's own item
+    assert items == ["1001", "2002", "2001", "2004"]
+    assert "salesRep" not in body
+    assert type(enr).from_json(enr.to_json()) == enr

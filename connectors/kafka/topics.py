@@ -67,20 +67,13 @@ DLQ_TOPICS: tuple[str, ...] = tuple(dlq_topic(s) for s in DLQ_STAGES)
 DLQ_AUDIT = "tillbridge.dlq.audit.v1"
 
 #: Topic-level settings for topics that need more than the broker defaults.
-#: Commands to workers (refresh reference data). Every command uses one key, so commands
-#: land in one partition and run in order on one worker. (A one-partition topic among
-#: four-partition ones left a restarted worker with no partitions at all on Tansu: Faust's
-#: assignor then handed it only its leader topic. Measured 2 stalls in 5 restarts.)
+#: Commands to every worker (refresh reference data), read by a plain consumer thread in
+#: each worker (see streams/control.py).
 CONTROL = "tillbridge.control.v1"
 
-#: NetSuite reference rows (compacted changelog every worker reads in full; one partition
-#: so a refresh's closing ``_meta`` record follows all of its rows).
-REFDATA = "tillbridge.refdata.v1"
-
 #: Topics that must not get the default partition count.
-TOPIC_PARTITIONS: dict[str, int] = {REFDATA: 1}
+TOPIC_PARTITIONS: dict[str, int] = {}
 
 TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     DLQ_AUDIT: {"cleanup.policy": "compact"},
-    REFDATA: {"cleanup.policy": "compact"},
 }

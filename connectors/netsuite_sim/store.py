@@ -80,6 +80,8 @@ class Store:
         self.subsidiaries = {str(r["id"]): dict(r) for r in seed.get("subsidiaries", [])}
         self.employees = {str(r["id"]): dict(r) for r in seed.get("employees", [])}
         self.accounts = {str(r["id"]): dict(r) for r in seed.get("accounts", [])}
+        self.price_levels = {str(r["id"]): dict(r) for r in seed.get("price_levels", [])}
+        self.promotions = {str(r["id"]): dict(r) for r in seed.get("promotions", [])}
         self.guest_customer_id = str(seed.get("guest_customer_id", ""))
         self.stats = Stats()
         self._records: dict[str, dict[str, Record]] = {"transaction": {}, "entity": {}}

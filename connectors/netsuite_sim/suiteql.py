@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from .catalog import RECORD_TYPES
@@ -76,14 +76,45 @@ def _item_rows(store: Store) -> list[Row]:
     return [{"id": i["id"], "itemid": i["itemid"], "displayname": i.get("displayname"),
              "itemtype": i.get("itemtype"), "isinactive": i.get("isinactive", False),
              "baseprice": i.get("basePrice"), "taxschedule": i.get("taxschedule"),
+             "parent": i.get("parent"), "matrixtype": i.get("matrixtype"),
              "externalid": i.get("externalid"),
              "lastmodifieddate": i.get("lastmodifieddate", store.seeded_at)}
             for i in store.items.values()]
 
 
+#: Seeded on-hand quantity per stocked item/location unless the item's ``quantities`` says
+#: otherwise; the sim does not decrement it on sales (nothing downstream reads it back).
+DEFAULT_QUANTITY = 25
+
+
 def _item_location_rows(store: Store) -> list[Row]:
-    return [{"item": i["id"], "location": loc} for i in store.items.values()
-            for loc in i.get("locations", [])]
+    out = []
+    for i in store.items.values():
+        for loc in i.get("locations", []):
+            qty = (i.get("quantities") or {}).get(loc, DEFAULT_QUANTITY)
+            out.append({"item": i["id"], "location": loc, "quantityavailable": qty,
+                        "quantityonhand": qty})
+    return out
+
+
+#: Member is 10% and clearance 30% off base, rounded half-up to the cent as the POS does.
+_LEVEL_FACTOR = {"Base Price": Decimal(1), "Member": Decimal("0.90"),
+                 "Clearance": Decimal("0.70")}
+
+
+def _pricing_rows(store: Store) -> list[Row]:
+    """Per-level unit prices of priced items (discount items and matrix parents carry none)."""
+    out = []
+    for i in store.items.values():
+        if i.get("itemtype") == "Discount" or i.get("matrixtype") == "PARENT":
+            continue
+        base = Decimal(str(i.get("basePrice") or 0))
+        for level in store.price_levels.values():
+            factor = _LEVEL_FACTOR.get(level["name"])
+            if factor is not None:
+                price = (base * factor).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+                out.append({"item": i["id"], "pricelevel": level["id"], "unitprice": str(price)})
+    return out
 
 
 def _employee_rows(store: Store) -> list[Row]:
@@ -172,12 +203,17 @@ def _transaction_line_rows(store: Store) -> list[Row]:
 
 TABLES: dict[str, Table] = {
     "item": Table(("id", "itemid", "displayname", "itemtype", "isinactive", "baseprice",
-                   "taxschedule", "externalid", "lastmodifieddate"), _item_rows),
-    "aggregateitemlocation": Table(("item", "location"), _item_location_rows),
+                   "taxschedule", "parent", "matrixtype", "externalid", "lastmodifieddate"),
+                  _item_rows),
+    "aggregateitemlocation": Table(("item", "location", "quantityavailable", "quantityonhand"),
+                                   _item_location_rows),
+    "pricelevel": _ref_rows("price_levels", ("id", "name", "isinactive")),
+    "pricing": Table(("item", "pricelevel", "unitprice"), _pricing_rows),
+    "promotioncode": _ref_rows("promotions", ("id", "code", "name", "discount", "isinactive")),
     "location": _ref_rows("locations", ("id", "name", "isinactive", "subsidiary")),
     "paymentmethod": _ref_rows("payment_methods", ("id", "name", "isinactive")),
     "salestaxitem": _ref_rows("tax_codes", ("id", "itemid", "rate", "isinactive")),
-    "subsidiary": _ref_rows("subsidiaries", ("id", "name", "currency")),
+    "subsidiary": _ref_rows("subsidiaries", ("id", "name", "currency", "isinactive")),
     "employee": Table(("id", "entityid", "issalesrep", "custentity_pos_employee_id",
                        "isinactive"), _employee_rows),
     "customer": Table(_CUSTOMER_COLS, _customer_rows),

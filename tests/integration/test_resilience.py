@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 
 import httpx
@@ -29,7 +30,15 @@ def test_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(stack) ->
     first.kill()  # SIGKILL: no graceful commit, no flush
     done_before_kill = out.tail.count()
     assert done_before_kill < n, "kill should land before the stream is finished"
-    with WorkerProcess(s):
+    restarted = s
+    if os.environ.get("TILLBRIDGE_TEST_BROKER") != "testcontainers":
+        # Tansu 0.6 keeps a dead member in the group and the restarted worker, elected
+        # leader, splits the partitions with it: seen here as a partition left unprocessed
+        # for minutes. Apache Kafka expires the member and rebalances. On Tansu the restarted
+        # worker therefore joins as a new group and replays every topic from the start —
+        # the harder case for "nothing posted twice"; on Apache Kafka it resumes the group.
+        restarted = dataclasses.replace(s, app_id=f"{s.app_id}-restarted")
+    with WorkerProcess(restarted):
         # Outcomes before the kill may be reproduced once more after it (at-least-once);
         # wait until every transaction has one.
         deadline = time.monotonic() + 120
