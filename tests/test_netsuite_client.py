@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -23,16 +23,6 @@ SALE = {
 }
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimServer]:
-    with SimServer() as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(server: SimServer) -> Iterator[SimServer]:
-    httpx.post(server.base_url + "/__sim/reset").raise_for_status()
-    yield server
 
 
 def run(sim: SimServer, use: Callable[[NetSuiteClient], Awaitable[T]], **kwargs: Any) -> T:

@@ -88,16 +88,6 @@ def sim_config(sim: SimServer, **values: Any) -> None:
     httpx.post(sim.base_url + "/__sim/config", json=values).raise_for_status()
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimServer]:
-    with SimServer() as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(server: SimServer) -> Iterator[SimServer]:
-    httpx.post(server.base_url + "/__sim/reset").raise_for_status()
-    yield server
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,16 +20,6 @@ CASH_SALE = {
 }
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimServer]:
-    with SimServer() as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(server: SimServer) -> Iterator[SimServer]:
-    httpx.post(server.base_url + "/__sim/reset").raise_for_status()
-    yield server
 
 
 def call(sim: SimServer, method: str, path: str, json: Any = None,
