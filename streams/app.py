@@ -27,7 +27,7 @@ from . import control, metrics, refdata_sync, transport
 from . import lag as lag_mod
 from .emit import Emitter
 from .pipeline import Outbound, Pipeline, Source, internal_error
-from .refdata import MappingError, Mappings
+from .refdata import Mappings
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         mappings_watch["mtime"] = mtime
         try:
             new = Mappings.load(settings.mappings_path)
-        except (MappingError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any bad file keeps the old mappings
             metrics.MAPPINGS_RELOAD_ERRORS.inc()
             log.error("mappings not reloaded, keeping v%s: %s", pipe.mappings.version, exc)
             return
