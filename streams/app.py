@@ -2,8 +2,9 @@
 
 Faust acks a record in a ``finally`` when the agent moves on, so an exception escaping an
 agent body would silently skip the record. Each agent therefore catches everything per
-record and turns it into a dead letter; nothing is acked before its outcome is produced,
-and Faust flushes the producer before it commits offsets (at-least-once end to end).
+record and turns it into a dead letter. Outputs go through confluent-kafka emitters, and
+Faust's pre-commit producer flush is extended to wait for them, so no input offset is
+committed before its outcome is acknowledged by the broker (at-least-once end to end).
 """
 
 from __future__ import annotations
@@ -101,7 +102,6 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         consumer_group_instance_id=settings.group_instance_id,
     )
     pipe = pipeline or Pipeline(settings)
-    app.tillbridge_pipeline = pipe  # type: ignore[attr-defined]
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     sales = app.topic(topics.SALE.name, **raw)
     routed = app.topic(topics.ROUTED_REALTIME, **raw)

@@ -2,10 +2,11 @@
 
 Faust's own ``topic.send`` costs ~100 µs of Python per message (futures, callbacks, the
 aiokafka send path) — more than decode + validate together. librdkafka queues a message in
-a few µs. The guarantee stays at-least-once: an agent calls ``flush()`` at the end of each
-batch, which waits until every queued message is acknowledged by the broker, and Faust only
-acks the batch's input records after the agent body returns. A message the broker refused
-is produced again; if it still cannot be delivered the process exits hard (no commit), so
+a few µs. The guarantee stays at-least-once: Faust awaits its producer's ``flush()`` right
+before it commits offsets, and the app extends that flush to every emitter
+(``app._flush_emitters_before_commit``), so an input offset is committed only after all
+that was emitted for it is acknowledged by the broker. A message the broker refused is
+produced again; if it still cannot be delivered the process exits hard (no commit), so
 the input records are read again by the next worker instead of being skipped.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,24 +40,27 @@ class Emitter:
             **(config or {}),
         })
         self._retries = retries
+        # Delivery callbacks run on whichever thread polls: the agent's (emit) or the
+        # commit's executor thread (flush). Only the failed list is shared, under a lock;
+        # no in-flight counter, which two threads could drift — librdkafka's own queue
+        # (what flush waits for) is the count that matters.
+        self._lock = threading.Lock()
         self._failed: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
-        self.pending = 0
 
     def emit(self, topic: str, key: bytes | None, value: bytes | None,
              headers: Sequence[tuple[str, bytes]] = ()) -> None:
         hdrs = list(headers)
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            self.pending -= 1
             if err is not None:
                 log.warning("delivery to %s failed: %s", topic, err)
-                self._failed.append((topic, key, value, hdrs))
+                with self._lock:
+                    self._failed.append((topic, key, value, hdrs))
 
         while True:
             try:
                 self._producer.produce(topic, value=value, key=key, headers=hdrs,
                                        on_delivery=on_delivery)
-                self.pending += 1
                 break
             except BufferError:  # local queue full: let deliveries drain
                 self._producer.poll(0.05)
@@ -70,9 +75,10 @@ class Emitter:
     def _flush_blocking(self) -> None:
         for attempt in range(self._retries + 1):
             remaining = self._producer.flush(30)
-            if remaining == 0 and not self._failed:
+            with self._lock:
+                failed, self._failed = self._failed, []
+            if remaining == 0 and not failed:
                 return
-            failed, self._failed = self._failed, []
             for topic, key, value, hdrs in failed:
                 self.emit(topic, key, value, hdrs)
             log.warning("re-producing %d undelivered messages (attempt %d)", len(failed),
@@ -83,5 +89,5 @@ class Emitter:
 
     async def flush(self) -> None:
         """Wait (off the event loop) until everything emitted so far is delivered."""
-        if self.pending or self._failed:
-            await asyncio.get_running_loop().run_in_executor(None, self._flush_blocking)
+        # Cheap when nothing is queued: librdkafka returns at once.
+        await asyncio.get_running_loop().run_in_executor(None, self._flush_blocking)

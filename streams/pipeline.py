@@ -63,6 +63,15 @@ class Source:
     headers: RawHeaders
 
 
+def _int(text: str | None, default: int) -> int:
+    """A coordinate header as int; a missing or malformed one falls back (``origin`` runs
+    inside the agents' error handling, where it must not raise)."""
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
+
+
 def dead_letter(src: Source, rej: Rejection, *, exc: BaseException | None = None,
                 details: object | None = None) -> Outbound:
     """The DLQ message for a record: original bytes, source coordinates, reason headers."""
@@ -181,8 +190,8 @@ class Pipeline:
         internal = {route.H_ENRICHMENT, route.H_SRC_TOPIC, route.H_SRC_PARTITION,
                     route.H_SRC_OFFSET, H_DOUBLE_SCAN}
         return Source(header(hdr, route.H_SRC_TOPIC) or src.topic,
-                      int(header(hdr, route.H_SRC_PARTITION) or src.partition),
-                      int(header(hdr, route.H_SRC_OFFSET) or src.offset),
+                      _int(header(hdr, route.H_SRC_PARTITION), src.partition),
+                      _int(header(hdr, route.H_SRC_OFFSET), src.offset),
                       src.key, src.value, [(k, v) for k, v in hdr if k not in internal])
 
     async def sink_all(self, src: Source, posted: Any) -> list[Outbound]:

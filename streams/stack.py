@@ -100,8 +100,7 @@ def local_stack(settings: Settings, *, sim_latency_ms: float = 0.0,
             overrides["netsuite_base_url"] = sim.base_url
         resolved = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
         ensure_topics(resolved.kafka_bootstrap_servers or "", ALL_TOPICS,
-                      partitions=resolved.topic_partitions, configs=topics.TOPIC_CONFIGS,
-                      partitions_by_topic=topics.TOPIC_PARTITIONS)
+                      partitions=resolved.topic_partitions, configs=topics.TOPIC_CONFIGS)
         yield Stack(resolved, sim)
 
 

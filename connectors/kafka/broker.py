@@ -110,15 +110,13 @@ class EmbeddedBroker:
 def ensure_topics(
     bootstrap: str, names: Iterable[str], partitions: int = 4, replication: int = 1,
     timeout: float = 15.0, configs: Mapping[str, Mapping[str, str]] | None = None,
-    partitions_by_topic: Mapping[str, int] | None = None,
 ) -> None:
     """Create the topics that do not exist yet (idempotent); ``configs``: per-topic settings
     (e.g. ``cleanup.policy``) applied at creation only."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=timeout).topics)
     configs = configs or {}
-    counts = partitions_by_topic or {}
-    new = [NewTopic(n, counts.get(n, partitions), replication, config=dict(configs.get(n, {})))
+    new = [NewTopic(n, partitions, replication, config=dict(configs.get(n, {})))
            for n in names if n not in existing]
     if not new:
         return

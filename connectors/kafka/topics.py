@@ -71,9 +71,6 @@ DLQ_AUDIT = "tillbridge.dlq.audit.v1"
 #: each worker (see streams/control.py).
 CONTROL = "tillbridge.control.v1"
 
-#: Topics that must not get the default partition count.
-TOPIC_PARTITIONS: dict[str, int] = {}
-
 TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     DLQ_AUDIT: {"cleanup.policy": "compact"},
 }
