@@ -1,4 +1,5 @@
-"""`make bench`: pipeline throughput vs a bare confluent-kafka loop, and end-to-end latency.
+"""`make bench`: pipeline throughput vs a bare confluent-kafka loop, end-to-end latency, and
+the NetSuite sink (real-time posting and backlog drain at NetSuite's pace, ``bench/sink.py``).
 
 Both sides read the same pre-published sales from the same embedded broker, and both rates
 come from the output messages' Kafka timestamps (N / (last - first)), so the comparison does
@@ -18,6 +19,7 @@ import time
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench import sink
 from bench.workload import encoded_sales, publish
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import TopicTail
@@ -106,36 +108,55 @@ def latency(s: Settings, pairs: list, rate: float) -> dict:
     return {"events": len(lat), "p50_ms": q[49], "p99_ms": q[98], "max_ms": lat[-1]}
 
 
+PARTS = ("pipeline", "latency", "sink")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=20000)
     ap.add_argument("--latency-events", type=int, default=5000)
     ap.add_argument("--latency-rate", type=float, default=500.0)
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--only", action="append", choices=PARTS,
+                    help="run only this part (repeatable); default: every part")
+    ap.add_argument("--sink-sales", type=int, default=sink.DEFAULT_SALES,
+                    help="POS sales per sink part (real-time and drain)")
     args = ap.parse_args()
+    parts = set(args.only or PARTS) - ({"latency"} if args.skip_latency else set())
     base_settings = Settings.from_env(kafka_bootstrap_servers=None, schema_registry_url=None,
                                       netsuite_base_url=None)
+    if "pipeline" in parts:
+        _pipeline_part(base_settings, args.events)
+    if "latency" in parts:
+        _latency_part(base_settings, args.latency_events, args.latency_rate)
+    if "sink" in parts:
+        sink.run(args.sink_sales)
+
+
+def _pipeline_part(base_settings: Settings, events: int) -> None:
     with local_stack(base_settings) as stack:
         s = stack.settings
-        pairs = encoded_sales(s.schema_registry_url or "", args.events)
+        pairs = encoded_sales(s.schema_registry_url or "", events)
         size = sum(len(v) for _, v in pairs) / len(pairs)
         print(f"workload: {len(pairs)} clean sales, mean {size:.0f} bytes, "
               f"{s.topic_partitions} partitions, embedded Tansu broker")
-        b = baseline(s, pairs, args.events)
+        b = baseline(s, pairs, events)
         print(f"baseline (confluent-kafka decode+encode loop): {b['rate']:8.0f} events/s, "
               f"{b['cpu_us']:6.0f} CPU us/event, peak RSS {b['rss_mb']:.0f} MB")
-        p = pipeline(s, pairs, args.events)
+        p = pipeline(s, pairs, events)
         print(f"pipeline (Faust decode>validate>enrich>route): {p['rate']:8.0f} events/s, "
               f"{p['cpu_us']:6.0f} CPU us/event, peak RSS {p['rss_mb']:.0f} MB")
         print(f"ratio: {p['rate'] / b['rate']:.2f}")
-    if not args.skip_latency:
-        with local_stack(base_settings, sim_process=True) as stack:
-            s = stack.settings
-            pairs = encoded_sales(s.schema_registry_url or "", args.latency_events, seed=11)
-            lat = latency(s, pairs, args.latency_rate)
-            print(f"latency at {args.latency_rate:.0f} events/s (event -> results topic, "
-                  f"simulator latency 0): p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms,"
-                  f" max {lat['max_ms']:.0f} ms over {lat['events']} events")
+
+
+def _latency_part(base_settings: Settings, events: int, rate: float) -> None:
+    with local_stack(base_settings, sim_process=True) as stack:
+        s = stack.settings
+        pairs = encoded_sales(s.schema_registry_url or "", events, seed=11)
+        lat = latency(s, pairs, rate)
+        print(f"latency at {rate:.0f} events/s (event -> results topic, "
+              f"simulator latency 0): p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms,"
+              f" max {lat['max_ms']:.0f} ms over {lat['events']} events")
 
 
 if __name__ == "__main__":

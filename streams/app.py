@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import weakref
 from collections import defaultdict
 from collections.abc import Sequence
@@ -23,10 +24,15 @@ from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.kafka.broker import ensure_topics
+from tillbridge.connectors.netsuite.breaker import BreakerState
+from tillbridge.connectors.netsuite.errors import NetSuiteError, NetSuiteUnavailable
 
-from . import control, metrics, refdata_sync, transport
+from . import control, metrics, refdata_sync, route, transport
 from . import lag as lag_mod
+from . import park as park_mod
 from .emit import Emitter
+from .park import ParkEntry, ParkingLot
 from .pipeline import Outbound, Pipeline, Source, internal_error
 from .refdata import Mappings
 from .settings import Settings
@@ -103,13 +109,18 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
     )
     pipe = pipeline or Pipeline(settings)
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    sales = app.topic(topics.SALE.name, **raw)
+    # One ingest agent over every input family the route stage knows (same partition
+    # count), not one agent each: Tansu's group assignment degrades with more agents.
+    inputs = app.topic(*(t for t in route.ROUTES), **raw)
     routed = app.topic(topics.ROUTED_REALTIME, **raw)
     posted = app.Table("posted", default=None, partitions=settings.topic_partitions,
                        help="POS transaction -> NetSuite record, for dedupe.")
     bootstrap = settings.kafka_bootstrap_servers or ""
     enabled = {a.strip() for a in settings.agents.split(",") if a.strip()}
 
+    lot = ParkingLot()  # the parking table (streams/park.py), loaded from its topic
+    pipe.parked_lookup = lot.get
+    parking_ready = asyncio.Event()
     snapshot: dict[str, Any] = {}  # this worker's reference rows, keyed <kind>:<id>
     refresh_lock = asyncio.Lock()
 
@@ -152,6 +163,19 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
                 log.warning("ignoring unknown control command %r", doc.get("command"))
 
         control.ControlFollower(bootstrap, topics.CONTROL, on_command).start()
+        ensure_topics(bootstrap, [topics.PARKED, topics.AUDIT_PAYMENTS],
+                      partitions=settings.topic_partitions, configs=topics.TOPIC_CONFIGS)
+        follower = control.TopicFollower(bootstrap, topics.PARKED,
+                                         lambda k, v, _ts: lot.apply_record(k, v),
+                                         name="parked-follower")
+        follower.start()
+        follower.mark()
+        # The sink starts only once the parking table is loaded: a replayed event that
+        # parks again must find its first entry (and keep its deadline).
+        if not await loop.run_in_executor(None, follower.caught_up.wait, 60.0):
+            log.error("parking table not loaded after 60 s; the sink starts without it")
+        metrics.PARKED.set(len(lot))
+        parking_ready.set()
         delay = 1.0
         while not await run_refresh(full=True):
             await asyncio.sleep(delay)
@@ -213,25 +237,101 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
                     out = internal_error(src, "decode", exc)
                 emitter.emit(out.topic, out.key, out.value, out.headers)
 
+    async def sink_src(src: Source) -> list[Outbound]:
+        """One record's outcome. NetSuite down or saturated (``NetSuiteUnavailable``): the
+        record is held and tried again after the breaker's cool-down, never dead-lettered;
+        its offset is not committed meanwhile (the batch is not acked), so a worker killed
+        during an outage loses nothing."""
+        while True:
+            try:
+                return await pipe.sink_all(src, posted)
+            except NetSuiteUnavailable as err:
+                await pipe.wait_for_netsuite(err)
+            except Exception as exc:  # noqa: BLE001 - never skip a record silently
+                log.exception("sink failed on %s[%s]@%s", src.topic, src.partition,
+                              src.offset)
+                return [internal_error(pipe.origin(src), "sink", exc)]
+
     async def sink_one(event: EventT) -> list[Outbound]:
         # Each gathered task runs in its own context copy; point Faust's current-event
         # context at this record so table writes land in its partition's changelog.
         faust_streams._current_event.set(weakref.ref(event))
-        src = _source(event)
-        try:
-            return await pipe.sink_all(src, posted)
-        except Exception as exc:  # noqa: BLE001 - never skip a record silently
-            log.exception("sink failed on %s[%s]@%s", src.topic, src.partition, src.offset)
-            return [internal_error(pipe.origin(src), "sink", exc)]
+        return await sink_src(_source(event))
 
     async def sink_key_group(group: Sequence[EventT]) -> list[Outbound]:
         # Same key: strictly in order, so a duplicate sees its original's table entry.
         return [out for event in group for out in await sink_one(event)]
 
+
+    def owned() -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment()
+                if tp.topic == topics.ROUTED_REALTIME}
+
+    def emit_out(emitter: Emitter, out: Outbound) -> None:
+        emitter.emit(out.topic, out.key, out.value, out.headers)
+        if out.topic == topics.PARKED and out.key is not None:
+            lot.apply(out.key.decode(), out.parked)
+            metrics.PARKED.set(len(lot))
+
+    async def release(emitter: Emitter, entries: list[ParkEntry]) -> None:
+        """Run parked events through the sink again; an entry leaves the table (tombstone)
+        unless the event parked again (same id: it waits on something else now)."""
+        for entry in entries:
+            try:
+                outs = await sink_src(Source(topics.ROUTED_REALTIME, entry.partition, -1,
+                                             entry.key, entry.value, list(entry.headers)))
+            finally:
+                lot.unclaim(entry.id)
+            reparked = False
+            for out in outs:
+                emit_out(emitter, out)
+                reparked |= out.topic == topics.PARKED and out.key == entry.id.encode()
+            if not reparked:
+                metrics.PARK_OUTCOMES.labels("released").inc()
+                emit_out(emitter, Outbound(*park_mod.tombstone(entry.id)))
+
+    async def sweep_parked(emitter: Emitter) -> None:
+        """Expire overdue entries (orphan_dependency), release those whose dependency is in
+        NetSuite by now (written by another worker, or before this worker loaded the
+        table)."""
+        now = time.time()
+        entries = lot.claim_due(owned())
+        due: list[ParkEntry] = []
+        for entry in entries:
+            if now >= entry.deadline:
+                metrics.PARK_OUTCOMES.labels("expired").inc()
+                emit_out(emitter, pipe.orphan(entry, now))
+                emit_out(emitter, Outbound(*park_mod.tombstone(entry.id)))
+                continue
+            try:
+                found = await pipe.dependency_exists(entry)
+            except (NetSuiteUnavailable, NetSuiteError) as exc:
+                log.info("parked %s: dependency check failed: %s", entry.id, exc)
+                found = False
+            if found:
+                due.append(entry)
+            else:
+                lot.unclaim(entry.id)
+        await release(emitter, due)
+        metrics.PARKED.set(len(lot))
+
+    @app.timer(interval=settings.park_recheck_s)
+    async def parked_timer() -> None:
+        if not pipe.ready.is_set() or not len(lot) or park_emitter.get("e") is None:
+            return
+        try:
+            await sweep_parked(park_emitter["e"])
+        except Exception:  # noqa: BLE001 - a timer must never stop the worker
+            log.exception("parking sweep failed")
+
+    park_emitter: dict[str, Emitter] = {}
+
     async def netsuite_sink(stream: Any) -> None:
         await pipe.ready.wait()
+        await parking_ready.wait()
         emitter = Emitter(bootstrap)
         emitters.append(emitter)
+        park_emitter.setdefault("e", emitter)
         # Batches bound the wait; distinct keys post concurrently (NetSuite latency dominates),
         # one key's events stay in order. The batch is acked only after all its outcomes
         # are produced.
@@ -243,12 +343,34 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
             for event in batch:
                 groups[event.message.key].append(event)
             results = await asyncio.gather(*(sink_key_group(g) for g in groups.values()))
+            written: list[str] = []
             for outs in results:
                 for out in outs:
-                    emitter.emit(out.topic, out.key, out.value, out.headers)
+                    emit_out(emitter, out)
+                    written.extend(out.written)
+            if written and len(lot):
+                # Parked events waiting on what this batch wrote go right away (their
+                # dependency shares this routed partition, by the routing key).
+                await release(emitter, [e for x in written
+                                        for e in lot.claim_waiting_on(x, owned())])
+
+    def on_breaker(state: BreakerState) -> None:
+        """Open: stop fetching the sink's partitions (records in hand wait for the probe);
+        closed: fetch again. Half-open changes nothing (one probe is in flight)."""
+        tps = {tp for tp in app.consumer.assignment() if tp.topic == topics.ROUTED_REALTIME}
+        if state is BreakerState.OPEN:
+            app.consumer.pause_partitions(tps)
+            metrics.PAUSED_PARTITIONS.set(len(tps))
+            log.warning("NetSuite unavailable: %d sink partitions paused", len(tps))
+        elif state is BreakerState.CLOSED:
+            app.consumer.resume_partitions(tps)
+            metrics.PAUSED_PARTITIONS.set(0)
+            log.warning("NetSuite back: sink partitions resumed")
+
+    pipe.on_breaker.append(on_breaker)
 
     if "ingest" in enabled:
-        app.agent(sales, name="ingest")(ingest)
+        app.agent(inputs, name="ingest")(ingest)
     if "sink" in enabled:
         app.agent(routed, name="netsuite_sink")(netsuite_sink)
 

@@ -51,7 +51,7 @@ def demo(
         print(json.dumps(tally.as_json()))
     else:
         console.print(summary_table(tally))
-    if tally.settled != tally.published:
+    if not tally.balanced:
         raise typer.Exit(1)
 
 

@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -32,35 +33,85 @@ def send_command(bootstrap: str, topic: str, command: str, **args: Any) -> None:
         raise RuntimeError("the command was not delivered")
 
 
-class ControlFollower(threading.Thread):
-    """Calls ``on_command(doc)`` for each command newer than this follower's start."""
+MARKER_PREFIX = b"__tillbridge_marker__/"
+
+
+class TopicFollower(threading.Thread):
+    """Reads every partition of a topic from the start, in a plain consumer thread (no
+    group: every worker sees every record), and calls ``on_record(key, value, ts_ms)``.
+
+    ``mark()`` answers "have I read everything written before now?" without high
+    watermarks (Tansu's are wrong): it writes a marker record (a tombstone, so compaction
+    drops it) to every partition and ``caught_up`` is set once all of them are read back.
+    """
 
     def __init__(self, bootstrap: str, topic: str,
-                 on_command: Callable[[dict[str, Any]], None]) -> None:
-        super().__init__(name="control-follower", daemon=True)
-        self._started_ms = int(time.time() * 1000)
+                 on_record: Callable[[bytes | None, bytes | None, int], None],
+                 *, name: str) -> None:
+        super().__init__(name=name, daemon=True)
         self._consumer = Consumer({"bootstrap.servers": bootstrap,
-                                   "group.id": "tillbridge-control-follower",
+                                   "group.id": f"tillbridge-{name}",
                                    "enable.auto.commit": False, "fetch.wait.max.ms": 200})
         meta = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
         parts = sorted(meta.partitions) if meta and meta.partitions else [0]
         self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        self._on_command = on_command
+        self._on_record = on_record
         self._stop = threading.Event()
+        self._servers = bootstrap
+        self._topic = topic
+        self._partitions = parts
+        self._marker: bytes | None = None
+        self._marked: set[int] = set()
+        self.caught_up = threading.Event()
+
+    def mark(self) -> None:
+        """Write one marker per partition; ``caught_up`` is set when all are read back."""
+        self._marker = MARKER_PREFIX + uuid.uuid4().hex.encode()
+        producer = Producer({"bootstrap.servers": self._servers})
+        for partition in self._partitions:
+            producer.produce(self._topic, key=self._marker, value=None, partition=partition)
+        if producer.flush(15):
+            raise RuntimeError(f"markers to {self._topic} were not delivered")
 
     def run(self) -> None:
         while not self._stop.is_set():
             for msg in self._consumer.consume(100, 0.5):
-                if msg.error() is not None or msg.timestamp()[1] < self._started_ms:
+                if msg.error() is not None:
+                    continue
+                key = msg.key()
+                if key is not None and key.startswith(MARKER_PREFIX):
+                    if key == self._marker:
+                        self._marked.add(msg.partition())
+                        if self._marked >= set(self._partitions):
+                            self.caught_up.set()
                     continue
                 try:
-                    doc = json.loads(msg.value() or b"{}")
-                except ValueError:
-                    log.warning("ignoring a control record that is not JSON")
-                    continue
-                if isinstance(doc, dict):
-                    self._on_command(doc)
+                    self._on_record(msg.key(), msg.value(), msg.timestamp()[1])
+                except Exception:  # noqa: BLE001 - one bad record must not stop the thread
+                    log.exception("%s: record at %s[%s]@%s not applied", self.name,
+                                  msg.topic(), msg.partition(), msg.offset())
         self._consumer.close()
 
     def stop(self) -> None:
         self._stop.set()
+
+
+class ControlFollower(TopicFollower):
+    """Calls ``on_command(doc)`` for each command newer than this follower's start."""
+
+    def __init__(self, bootstrap: str, topic: str,
+                 on_command: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__(bootstrap, topic, self._command, name="control-follower")
+        self._started_ms = int(time.time() * 1000)
+        self._on_command = on_command
+
+    def _command(self, key: bytes | None, value: bytes | None, ts_ms: int) -> None:
+        if ts_ms < self._started_ms:
+            return
+        try:
+            doc = json.loads(value or b"{}")
+        except ValueError:
+            log.warning("ignoring a control record that is not JSON")
+            return
+        if isinstance(doc, dict):
+            self._on_command(doc)

@@ -1,13 +1,16 @@
 """`tillbridge demo`: the whole job on the embedded defaults, with figures read back.
 
 Every number in the summary comes from Kafka (read, not from watermarks) or the NetSuite
-simulator, never from the generator's own tally, so the identity
-published == posted + dead-lettered + duplicates prevented is a real check.
+simulator, never from the generator's own tally, so the identity, per event family
+(sales, payments, returns), published == posted + duplicate + skipped + dead-lettered is a
+real check. A parked event (a return before its sale) counts once it is released and
+posted, or dead-lettered as an orphan.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +22,7 @@ from rich.table import Table
 
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import TopicTail
+from tillbridge.connectors.pos.followups import with_followups
 from tillbridge.connectors.pos.generator import generate
 from tillbridge.connectors.pos.publish import publish_generated
 
@@ -26,27 +30,39 @@ from .deadletter import H_REASON
 from .settings import Settings
 from .stack import WorkerProcess, local_stack
 
+#: Input topic -> event family (the results' ``event_type``; sales carry none).
+FAMILIES = {topics.SALE.name: "sale", topics.PAYMENT.name: "payment",
+            topics.RETURN.name: "return"}
+FINAL = ("posted", "duplicate", "skipped")  # "parked" is not final: posted or DLQ follows
+
 
 @dataclass
 class Tally:
-    published: int = 0
-    posted: dict[str, int] = field(default_factory=dict)
+    """Per event family: published, and how each event ended (read back from Kafka)."""
+
+    published: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, dict[str, int]] = field(default_factory=dict)  # family -> outcome
+    dead_lettered: dict[str, int] = field(default_factory=dict)  # reason -> count
+    records_created: dict[str, int] = field(default_factory=dict)  # NetSuite simulator
     customers_created: int = 0
-    dead_lettered: dict[str, int] = field(default_factory=dict)
-    duplicates_prevented: int = 0
+    parked_then_released: int = 0
     elapsed_s: float = 0.0
 
+    def settled(self, family: str) -> int:
+        return sum(self.outcomes.get(family, {}).values())
+
     @property
-    def settled(self) -> int:
-        return sum(self.posted.values()) + sum(self.dead_lettered.values()) + \
-            self.duplicates_prevented
+    def balanced(self) -> bool:
+        """Every published event of every family ended posted, duplicate, skipped or DLQ."""
+        return all(self.settled(f) == n for f, n in self.published.items())
 
     def as_json(self) -> dict[str, Any]:
-        return {"published": self.published, "posted": self.posted,
-                "customers_created": self.customers_created,
+        return {"published": self.published, "outcomes": self.outcomes,
                 "dead_lettered": dict(sorted(self.dead_lettered.items())),
-                "duplicates_prevented": self.duplicates_prevented,
-                "elapsed_s": round(self.elapsed_s, 2)}
+                "records_created": self.records_created,
+                "customers_created": self.customers_created,
+                "parked_then_released": self.parked_then_released,
+                "balanced": self.balanced, "elapsed_s": round(self.elapsed_s, 2)}
 
 
 def sim_counts(base_url: str) -> tuple[dict[str, int], int]:
@@ -58,27 +74,47 @@ def sim_counts(base_url: str) -> tuple[dict[str, int], int]:
 
 
 class Watch:
-    """Reads input, results and DLQ topics to tell when every event has an outcome."""
+    """Reads input, results and DLQ topics to tell when every event has a final outcome."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.tail = TopicTail(bootstrap, [topics.SALE.name, topics.RESULTS, *topics.DLQ_TOPICS])
+        self.tail = TopicTail(bootstrap, [*FAMILIES, topics.RESULTS, *topics.DLQ_TOPICS])
 
-    def outcomes(self) -> tuple[int, int, collections.Counter[str]]:
-        results = self.tail.records[topics.RESULTS]
-        dups = sum(1 for r in results if r.header("tillbridge.outcome") == "duplicate")
+    def published(self) -> dict[str, int]:
+        return {family: self.tail.count(topic) for topic, family in FAMILIES.items()}
+
+    def outcomes(self) -> tuple[dict[str, collections.Counter[str]], collections.Counter[str],
+                                int]:
+        """(family -> final outcome counts incl. dead_lettered, DLQ reasons, released)."""
+        by_family: dict[str, collections.Counter[str]] = collections.defaultdict(
+            collections.Counter)
+        parked: set[str] = set()
+        released = 0
+        for r in self.tail.records[topics.RESULTS]:
+            doc = json.loads(r.value or b"{}")
+            family = doc.get("event_type", "sale")
+            outcome = doc.get("outcome", "?")
+            ident = str(doc.get("payment_id") or doc.get("pos_transaction_id"))
+            if outcome == "parked":
+                parked.add(f"{family}/{ident}")
+                continue
+            if outcome in FINAL:
+                by_family[family][outcome] += 1
+                released += f"{family}/{ident}" in parked
         dead: collections.Counter[str] = collections.Counter()
         for name in topics.DLQ_TOPICS:
             for r in self.tail.records[name]:
                 dead[r.header(H_REASON) or "unknown"] += 1
-        return len(results) - dups, dups, dead
+                family = FAMILIES.get(r.header("__connect.errors.topic") or "", "sale")
+                by_family[family]["dead_lettered"] += 1
+        return by_family, dead, released
 
     def settled(self) -> int:
-        posted, dups, dead = self.outcomes()
-        return posted + dups + sum(dead.values())
+        by_family, _, _ = self.outcomes()
+        return sum(sum(c.values()) for c in by_family.values())
 
 
 def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, seed: int = 42,
-             rate: float | None = None, timeout: float = 300.0,
+             rate: float | None = None, timeout: float = 300.0, return_rate: float = 0.05,
              console: Console | None = None) -> Tally:
     quiet = console is None
     console = console or Console(quiet=True)
@@ -93,13 +129,16 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
             with Progress(TextColumn("{task.description}"), BarColumn(),
                           TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                           console=console, disable=quiet) as progress:
-                pub = progress.add_task("published", total=events)
-                done = progress.add_task("settled", total=events)
+                stream = list(with_followups(generate(events, seed=seed, dirty=dirty),
+                                             seed=seed, return_rate=return_rate))
+                pub = progress.add_task("published", total=len(stream))
+                done = progress.add_task("settled", total=len(stream))
                 publish_generated(s.kafka_bootstrap_servers or "", s.schema_registry_url or "",
-                                  generate(events, seed=seed, dirty=dirty), rate=rate,
+                                  stream, rate=rate,
                                   progress=lambda n: progress.update(pub, completed=n))
-                watch.tail.wait_for(lambda t: t.count(topics.SALE.name) >= events, 60)
-                published = watch.tail.count(topics.SALE.name)
+                watch.tail.wait_for(
+                    lambda t: sum(watch.published().values()) >= len(stream), 60)
+                published = sum(watch.published().values())
                 progress.update(pub, completed=published, total=published)
                 progress.update(done, total=published)
 
@@ -110,27 +149,31 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
 
                 watch.tail.wait_for(lambda t: watch.settled() >= published, timeout,
                                     on_progress=on_progress)
-            _, dups, dead = watch.outcomes()
-            posted, customers = sim_counts(s.netsuite_base_url or "")
+            by_family, dead, released = watch.outcomes()
+            per_family = watch.published()
+            created, customers = sim_counts(s.netsuite_base_url or "")
             watch.tail.close()
-        tally = Tally(published, posted, customers, dict(dead), dups,
-                      time.monotonic() - started)
+        tally = Tally(per_family, {f: dict(c) for f, c in sorted(by_family.items())},
+                      dict(dead), created, customers, released, time.monotonic() - started)
     return tally
 
 
 def summary_table(t: Tally) -> Table:
     table = Table(title="tillbridge demo", show_header=True)
-    table.add_column("outcome")
+    table.add_column("event family / outcome")
     table.add_column("count", justify="right")
-    table.add_row("published (read back from Kafka)", str(t.published))
-    for rt, n in sorted(t.posted.items()):
-        table.add_row(f"posted: {rt} (NetSuite simulator)", str(n))
-    table.add_row("customers created", str(t.customers_created))
+    for family, n in t.published.items():
+        ok = t.settled(family) == n
+        table.add_row(f"[bold]{family}[/]: published (read back from Kafka)", str(n))
+        for outcome, count in sorted(t.outcomes.get(family, {}).items()):
+            table.add_row(f"  {outcome}", str(count))
+        table.add_row("  settled = posted + duplicate + skipped + dead-lettered",
+                      f"[{'green' if ok else 'red'}]{t.settled(family)}[/]")
     for reason, n in sorted(t.dead_lettered.items()):
         table.add_row(f"dead-lettered: {reason}", str(n))
-    table.add_row("duplicates prevented", str(t.duplicates_prevented))
-    ok = t.settled == t.published
-    table.add_row("[bold]settled = posted + dead + duplicates[/]",
-                  f"[{'green' if ok else 'red'}]{t.settled}[/]")
+    table.add_row("parked, then released when their sale landed", str(t.parked_then_released))
+    for rt, n in sorted(t.records_created.items()):
+        table.add_row(f"NetSuite records created: {rt}", str(n))
+    table.add_row("NetSuite customers created", str(t.customers_created))
     table.add_row("elapsed", f"{t.elapsed_s:.1f}s")
     return table

@@ -61,6 +61,64 @@ MAPPINGS_RELOAD_ERRORS = Counter("tillbridge_mappings_reload_errors",
                                  registry=REGISTRY)
 REFDATA_ITEMS = Gauge("tillbridge_refdata_items", "Items in the reference snapshot.",
                       registry=REGISTRY)
+NS_IN_FLIGHT = Gauge("tillbridge_netsuite_requests_in_flight",
+                     "NetSuite requests in flight from this worker.", registry=REGISTRY)
+NS_CONCURRENCY_LIMIT = Gauge("tillbridge_netsuite_concurrency_limit",
+                             "This worker's share of the account's concurrency limit.",
+                             registry=REGISTRY)
+NS_THROTTLED = Counter("tillbridge_netsuite_throttled",
+                       "429 CONCURRENCY_LIMIT_EXCEEDED answers received (never an event "
+                       "failure; retried with jittered backoff).", registry=REGISTRY)
+NS_RETRIES = Counter("tillbridge_netsuite_retries", "NetSuite calls retried, by reason "
+                     "(throttled, server_error, timeout, connection, auth_refresh, lookup).",
+                     ["reason"], registry=REGISTRY)
+BREAKER_STATE = Gauge("tillbridge_netsuite_breaker_state",
+                      "Circuit breaker: 0 closed, 1 half-open (probing), 2 open (paused).",
+                      registry=REGISTRY)
+PAUSED_PARTITIONS = Gauge("tillbridge_sink_paused_partitions",
+                          "Sink input partitions paused while NetSuite is unavailable.",
+                          registry=REGISTRY)
+UNAVAILABLE_WAITS = Counter("tillbridge_sink_unavailable_waits",
+                            "Times a sink record waited for NetSuite to come back instead of "
+                            "being dead-lettered.", registry=REGISTRY)
+PARKED = Gauge("tillbridge_parked_events",
+               "Events waiting for a NetSuite dependency (e.g. a refund for its sale).",
+               registry=REGISTRY)
+PARK_OUTCOMES = Counter("tillbridge_park_outcomes",
+                        "Parking: parked, released (dependency landed), expired "
+                        "(dead-lettered as orphan_dependency).", ["outcome"], registry=REGISTRY)
+BATCH_JOBS = Counter("tillbridge_netsuite_batch_jobs",
+                     "NetSuite async batch jobs (backlog drain) by state.", ["state"],
+                     registry=REGISTRY)
+BATCH_RECORDS = Counter("tillbridge_netsuite_batch_records",
+                        "Records posted through async batch jobs, by outcome.", ["outcome"],
+                        registry=REGISTRY)
+
+SKIPPED = Counter("tillbridge_events_skipped",
+                  "Events that need no NetSuite record (e.g. a declined card attempt: "
+                  "recorded on the payments audit topic instead).", ["topic"],
+                  registry=REGISTRY)
+
+_BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def breaker_state(name: str) -> None:
+    BREAKER_STATE.set(_BREAKER_VALUES.get(name, 2))
+
+
+def in_flight_hook(in_flight: int, limit: int) -> None:
+    """ConcurrencyLimiter on_in_flight callback."""
+    NS_IN_FLIGHT.set(in_flight)
+    NS_CONCURRENCY_LIMIT.set(limit)
+
+
+def retry_hook(reason: str, delay_s: float) -> None:
+    """ReliableClient on_retry callback."""
+    NS_RETRIES.labels(reason).inc()
+
+
+def throttled_hook() -> None:
+    NS_THROTTLED.inc()
 
 
 def ns_request_hook(record_type: str, method: str, status: int | None, seconds: float) -> None:

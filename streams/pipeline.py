@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -20,7 +22,11 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.serde import AvroCodec, DecodeError
 from tillbridge.connectors.netsuite.aio import AiohttpTransport
 from tillbridge.connectors.netsuite.auth import NetSuiteCredentials
+from tillbridge.connectors.netsuite.breaker import BreakerState, CircuitBreaker
 from tillbridge.connectors.netsuite.client import NetSuiteClient
+from tillbridge.connectors.netsuite.errors import NetSuiteError, NetSuiteUnavailable
+from tillbridge.connectors.netsuite.governance import ConcurrencyLimiter
+from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 
 from . import metrics, route
 from .deadletter import Headers, dlq_headers, header
@@ -32,10 +38,13 @@ from .duplicates import (
     sync_state,
 )
 from .enrich import Enrichment, enrich_sale
+from .flows import Flow
+from .ledger.types import Missing, Skipped
+from .park import ParkEntry
 from .records import Rejection, SaleRec
 from .refdata import Mappings, ReferenceData
 from .settings import Settings
-from .sink import Posted, SalePoster, promotion_audit_records
+from .sink import Posted, SalePoster, promotion_audit_records, rejection_for
 from .validate import validate_sale
 
 log = logging.getLogger(__name__)
@@ -51,6 +60,11 @@ class Outbound:
     key: bytes | None
     value: bytes | None
     headers: Headers = field(default_factory=list)
+    #: externalIds this outcome wrote or found written: parked events waiting on one of
+    #: them are released right after (app.py).
+    written: tuple[str, ...] = ()
+    #: set on a parking-table record, so the app updates its lot without re-reading it.
+    parked: ParkEntry | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +102,21 @@ def internal_error(src: Source, stage: str, exc: BaseException) -> Outbound:
     return dead_letter(src, rej, exc=exc)
 
 
+def default_flows() -> dict[str, Flow]:
+    """Every non-sale family the sink posts (imported late: the ledger modules are big)."""
+    from .flow_registry import FLOWS
+
+    return dict(FLOWS)
+
+
 class Pipeline:
     """Built once per worker; `start()` loads reference data before any record is handled."""
 
     def __init__(self, settings: Settings, *, codec: AvroCodec | None = None,
-                 mappings: Mappings | None = None) -> None:
+                 mappings: Mappings | None = None,
+                 flows: dict[str, Flow] | None = None) -> None:
         self.settings = settings
+        self.flows = default_flows() if flows is None else flows
         self.codec = codec or AvroCodec(cast(str, settings.schema_registry_url))
         self.mappings = mappings or Mappings.load(settings.mappings_path)
         self.refdata = ReferenceData()
@@ -101,8 +124,17 @@ class Pipeline:
         metrics.MAPPINGS_VERSION.set(self.mappings.version)
         self.ready = asyncio.Event()
         self.client: NetSuiteClient | None = None
+        self.reliable: ReliableClient | None = None
         self.poster: SalePoster | None = None
+        self.breaker = CircuitBreaker(settings.netsuite_breaker_failures,
+                                      settings.netsuite_breaker_cooldown_s,
+                                      on_state_change=self._breaker_changed)
+        self.on_breaker: list[Callable[[BreakerState], None]] = []
+        metrics.breaker_state(self.breaker.state.value)
         self.double_scans = DoubleScanWindow(settings.double_scan_window_s)
+        #: The parking table's entry by id (the app plugs in its lot): a re-parked event
+        #: keeps its first park time, so its timeout counts from then.
+        self.parked_lookup: Callable[[str], ParkEntry | None] = lambda _id: None
 
     def _credentials(self) -> NetSuiteCredentials:
         s = self.settings
@@ -114,14 +146,37 @@ class Pipeline:
         """Connect to NetSuite. Reference data arrives separately (``use_refdata``): the
         worker is not ready, and handles no record, until the first snapshot is in."""
         s = self.settings
+        # One limiter for every request this worker makes (sink, reference data, batch
+        # polls): the worker never holds more than its share of the account's slots.
+        self.limiter = ConcurrencyLimiter(s.netsuite_max_concurrency,
+                                          on_in_flight=metrics.in_flight_hook)
+        metrics.NS_CONCURRENCY_LIMIT.set(s.netsuite_max_concurrency)
         self.client = NetSuiteClient(
             cast(str, s.netsuite_base_url), self._credentials(), timeout=s.netsuite_timeout_s,
-            max_connections=s.netsuite_max_concurrency, on_request=metrics.ns_request_hook,
+            on_request=metrics.ns_request_hook, limiter=self.limiter,
             transport=AiohttpTransport(max_connections=s.netsuite_max_concurrency,
                                        timeout=s.netsuite_timeout_s))
-        self.poster = SalePoster(self.client, max_attempts=s.netsuite_max_attempts,
-                                 discount_item=self.mappings.discount_item,
+        self.reliable = ReliableClient(
+            self.client,
+            RetryPolicy(max_attempts=s.netsuite_max_attempts,
+                        throttle_budget_s=s.netsuite_throttle_budget_s),
+            breaker=self.breaker, on_retry=metrics.retry_hook,
+            on_throttled=metrics.throttled_hook)
+        self.poster = SalePoster(self.reliable, discount_item=self.mappings.discount_item,
                                  write_mode=s.netsuite_write_mode)
+
+    def _breaker_changed(self, old: BreakerState, new: BreakerState) -> None:
+        log.warning("NetSuite circuit breaker %s -> %s", old.value, new.value)
+        metrics.breaker_state(new.value)
+        for hook in self.on_breaker:
+            hook(new)
+
+    async def wait_for_netsuite(self, err: NetSuiteUnavailable) -> None:
+        """Sleep until the next call may go through (the breaker's probe time, or the
+        throttling back-off): the record is held, not dead-lettered."""
+        metrics.UNAVAILABLE_WAITS.inc()
+        delay = max(self.breaker.seconds_until_probe(), err.retry_after, 0.05)
+        await asyncio.sleep(min(delay, 60.0) * (1 + 0.2 * random.random()))
 
     def use_refdata(self, ref: ReferenceData, version: int) -> None:
         """Swap in a new reference snapshot (whole object: a record sees one snapshot)."""
@@ -151,6 +206,9 @@ class Pipeline:
     # -- ingest: decode -> validate -> enrich -> route ------------------------------------
     def ingest(self, src: Source) -> Outbound:
         metrics.CONSUMED.labels(src.topic).inc()
+        flow = self.flows.get(src.topic)
+        if flow is not None:
+            return self.ingest_flow(flow, src)
         try:
             sale = cast(SaleRec, self.codec.decode(src.value or b"", src.topic))
         except DecodeError as err:
@@ -182,6 +240,127 @@ class Pipeline:
             headers.append((H_DOUBLE_SCAN, earlier.encode()))
         return Outbound(dest, src.key, src.value, headers)
 
+    def _decode(self, src: Source, topic: str) -> Any | Outbound:
+        try:
+            return self.codec.decode(src.value or b"", topic)
+        except DecodeError as err:
+            return dead_letter(src, Rejection("decode", err.reason, f"decode.{err.reason}",
+                                              str(err), {"length": str(len(src.value or b""))}))
+
+    @staticmethod
+    def _hop_headers(src: Source) -> Headers:
+        headers: Headers = [(k, v) for k, v in src.headers if v is not None]
+        return headers + [(route.H_SRC_TOPIC, src.topic.encode()),
+                          (route.H_SRC_PARTITION, str(src.partition).encode()),
+                          (route.H_SRC_OFFSET, str(src.offset).encode())]
+
+    def ingest_flow(self, flow: Flow, src: Source) -> Outbound:
+        """Decode, resolve (the family's validate + enrich rules), route under the key of
+        the record the event depends on."""
+        event = self._decode(src, src.topic)
+        if isinstance(event, Outbound):
+            return event
+        refs = flow.resolve(event, self.mappings, self.refdata)
+        if isinstance(refs, Rejection):
+            return dead_letter(src, refs)
+        metrics.VALIDATED.labels(src.topic).inc()
+        dest = route.destination(src.topic)
+        if isinstance(dest, Rejection):
+            return dead_letter(src, dest)
+        metrics.ROUTED.labels(src.topic, dest).inc()
+        return Outbound(dest, flow.route_key(event), src.value, self._hop_headers(src))
+
+    async def sink_flow(self, flow: Flow, origin: Source, src: Source) -> list[Outbound]:
+        """Post one routed non-sale event: records, a parking entry, or a skip note."""
+        event = self._decode(origin, origin.topic)
+        if isinstance(event, Outbound):
+            return [event]
+        # Resolved again: reference data may have changed since ingest (cheap, pure).
+        refs = flow.resolve(event, self.mappings, self.refdata)
+        if isinstance(refs, Rejection):
+            return [dead_letter(origin, refs)]
+        assert self.reliable is not None, "Pipeline.start() not awaited"
+        ids = flow.ids(event)
+        try:
+            outcome = await flow.post(self.reliable, event, refs)
+        except NetSuiteError as err:
+            where = str(err.url_path or "").rsplit("/record/v1/", 1)[-1].split("/", 1)[0]
+            rejection = rejection_for(err, where or flow.kind, ids.get("external_id", ""))
+            return [dead_letter(origin, rejection, details=err.details)]
+        if isinstance(outcome, Missing):
+            return self._park(flow, origin, src, ids, outcome)
+        if isinstance(outcome, Skipped):
+            metrics.SKIPPED.labels(origin.topic).inc()
+            audit = [Outbound(t, k, v) for t, k, v in (flow.audit(event, outcome)
+                                                        if flow.audit else [])]
+            return [self._flow_result(flow, event, ids, "skipped", why=outcome.why), *audit]
+        for written in outcome.records:
+            if written.created:
+                metrics.POSTED.labels(written.record_type).inc()
+        if not outcome.created:
+            metrics.DUPLICATES.labels(origin.topic).inc()
+        else:
+            when = flow.event_time(event)
+            if when is not None:
+                metrics.EVENT_TO_RECORD.observe(max(0.0, time.time() - when.timestamp()))
+        result = self._flow_result(
+            flow, event, ids, "posted" if outcome.created else "duplicate",
+            records=[{"record_type": w.record_type, "netsuite_id": w.netsuite_id,
+                      "external_id": w.external_id, "created": w.created, **w.links}
+                     for w in outcome.records])
+        result.written = tuple(w.external_id for w in outcome.records)
+        return [result]
+
+    def _park(self, flow: Flow, origin: Source, src: Source, ids: dict[str, Any],
+              missing: Missing) -> list[Outbound]:
+        now = time.time()
+        entry_id = f"{origin.topic}/{origin.partition}/{origin.offset}"
+        # Parked before (a replay after a restart, or a release that is still missing
+        # something): keep the first park time, so the timeout counts from it.
+        first = self.parked_lookup(entry_id)
+        since = first.parked_at if first is not None else now
+        entry = ParkEntry(entry_id, missing.dependency, missing.record_types,
+                          since, since + self.settings.park_timeout_s,
+                          src.partition, src.key, src.value, tuple(src.headers),
+                          missing.detail)
+        metrics.PARK_OUTCOMES.labels("parked").inc()
+        return [Outbound(topics.PARKED, entry_id.encode(), entry.to_json(), parked=entry),
+                self._flow_result(flow, self.codec.decode(origin.value or b"", origin.topic),
+                                  ids, "parked", waiting_for=missing.dependency)]
+
+    def orphan(self, entry: ParkEntry, now: float) -> Outbound:
+        """The dead letter for a parked event whose dependency never came."""
+        src = self.origin(Source(topics.ROUTED_REALTIME, entry.partition, -1, entry.key,
+                                 entry.value, list(entry.headers)))
+        waited = int(now - entry.parked_at)
+        rejection = Rejection(
+            "sink", "orphan_dependency", "park.dependency_timeout",
+            f"waited {waited} s for NetSuite record {entry.dependency} "
+            f"({'/'.join(entry.record_types)}); {entry.detail}".strip("; "),
+            {"dependency": entry.dependency, "record_types": ",".join(entry.record_types),
+             "parked_at": datetime.fromtimestamp(entry.parked_at, UTC).isoformat(),
+             "waited_s": str(waited)})
+        return dead_letter(src, rejection)
+
+    async def dependency_exists(self, entry: ParkEntry) -> bool:
+        """Is the record a parked event waits for in NetSuite by now (any of its types)?"""
+        assert self.reliable is not None, "Pipeline.start() not awaited"
+        for record_type in entry.record_types:
+            if await self.reliable.find_id(record_type, entry.dependency) is not None:
+                return True
+        return False
+
+    @staticmethod
+    def _flow_result(flow: Flow, event: Any, ids: dict[str, Any], outcome: str,
+                     **extra: Any) -> Outbound:
+        when = flow.event_time(event)
+        doc = {"event_type": flow.kind, **ids, "outcome": outcome, **extra,
+               "event_time": when.isoformat() if when is not None else None,
+               "result_time": datetime.now(UTC).isoformat(timespec="milliseconds")}
+        key = str(ids.get("pos_transaction_id") or ids.get("external_id") or "").encode()
+        return Outbound(topics.RESULTS, key, json.dumps(doc).encode(),
+                        [("tillbridge.outcome", outcome.encode())])
+
     # -- sink: post to NetSuite -----------------------------------------------------------
     @staticmethod
     def origin(src: Source) -> Source:
@@ -201,6 +380,9 @@ class Pipeline:
         message per discount/promotion for ``tillbridge.audit.promotions.v1``.
         """
         origin = self.origin(src)
+        flow = self.flows.get(origin.topic)
+        if flow is not None:
+            return await self.sink_flow(flow, origin, src)
         sale = cast(SaleRec, self.codec.decode(src.value or b"", origin.topic))
         raw = header(src.headers, route.H_ENRICHMENT)
         enr = Enrichment.from_json(raw.encode()) if raw else enrich_sale(
@@ -214,7 +396,9 @@ class Pipeline:
         state = sync_state(previous)
         if state == "complete":
             metrics.DUPLICATES.labels(origin.topic).inc()
-            return [self._result(sale, "duplicate", previous, None, flags)]
+            dup = self._result(sale, "duplicate", previous, None, flags)
+            dup.written = (previous["external_id"],)
+            return [dup]
         assert self.poster is not None, "Pipeline.start() not awaited"
         resume = previous["customer_id"] if state == "partial" else None
         outcome = await self.poster.post(sale, enr, customer_id=resume)
@@ -235,11 +419,14 @@ class Pipeline:
             # NetSuite already held this externalId: an earlier attempt (before a restart,
             # or a duplicate our table had not seen) landed. Nothing new was created.
             metrics.DUPLICATES.labels(origin.topic).inc()
-            return [self._result(sale, "duplicate", posted[dedupe_key], outcome, flags)]
+            dup = self._result(sale, "duplicate", posted[dedupe_key], outcome, flags)
+            dup.written = (outcome.external_id,)
+            return [dup]
         metrics.POSTED.labels(outcome.record_type).inc()
         metrics.EVENT_TO_RECORD.observe(
             max(0.0, time.time() - sale["completed_at"].timestamp()))
         result = self._result(sale, "posted", posted[dedupe_key], outcome, flags)
+        result.written = (outcome.external_id,)  # releases what waits on this sale
         return [result, *self._promotion_audit(sale, outcome)]
 
     @staticmethod

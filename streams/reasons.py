@@ -108,9 +108,19 @@ _CATALOGUE = (
            "Expired or revoked token, wrong account id or role without permission.",
            "Fix the NETSUITE_* credentials or role, restart, then replay the DLQ.", True),
     Reason("netsuite_unavailable", "sink",
-           "NetSuite kept failing (429/5xx/timeouts) past the retry budget.",
-           "Outage or sustained governance limits.",
-           "Check NetSuite status and the concurrency share; replay.", True),
+           "NetSuite kept failing this record (5xx/timeouts) past the retry budget while "
+           "answering other requests.",
+           "A record NetSuite cannot process (a script or server error on it). An outage "
+           "pauses the sink instead and never dead-letters.",
+           "Check the record in NetSuite's logs (the error details are in the headers); "
+           "replay.", True),
+    Reason("orphan_dependency", "sink",
+           "The NetSuite record this event depends on (a refund's sale, a payment's order, a "
+           "fulfilment's order) did not appear within the parking timeout.",
+           "The original is dead-lettered or was never published, or the event names the "
+           "wrong original.",
+           "Fix and replay the original first (see the dependency header), then replay this "
+           "record.", True),
     Reason("internal_error", "any", "tillbridge itself failed on this record.",
            "A bug: the record did not fit an assumption in the code.",
            "Report it with the DLQ record; replay after the fix.", True),

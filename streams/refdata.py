@@ -112,6 +112,9 @@ class Mappings:
     #: POS discount/promotion code -> NetSuite discount item id; wins over the promotion's own
     #: discount item (NetSuite reference data) and the catch-all ``discount_item``.
     promotions: dict[str, str] = field(default_factory=dict)
+    #: The whole document, for optional sections other modules read themselves (e.g. the
+    #: order-side ``locations`` / ``tax_jurisdictions``: ``enrich_order.OrderMappings``).
+    document: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Mappings:
@@ -157,7 +160,7 @@ class Mappings:
                    str(discount) if discount else None, source,
                    _str_map(doc, "skus", source), _str_map(doc, "price_levels", source),
                    _strategy(doc.get("customer_strategy"), source),
-                   _str_map(doc, "promotions", source))
+                   _str_map(doc, "promotions", source), dict(doc))
 
     def itemid(self, sku: str) -> str:
         """The NetSuite itemid a POS SKU sells as (a variant mapping, else the SKU itself)."""

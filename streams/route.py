@@ -15,6 +15,9 @@ STAGE = "route"
 
 ROUTES: dict[str, str] = {
     topics.SALE.name: topics.ROUTED_REALTIME,
+    topics.PAYMENT.name: topics.ROUTED_REALTIME,
+    topics.RETURN.name: topics.ROUTED_REALTIME,
+    topics.OMNICHANNEL.name: topics.ROUTED_REALTIME,
 }
 
 #: Header carrying the enrichment result from enrich to the sink.

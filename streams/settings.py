@@ -47,7 +47,20 @@ class Settings:
         "NETSUITE_MAX_CONCURRENCY", 5,
         "This worker's share of the account's concurrent-request limit.")
     netsuite_max_attempts: int = _opt(
-        "NETSUITE_MAX_ATTEMPTS", 5, "Attempts for a retryable NetSuite failure (429, 5xx).")
+        "NETSUITE_MAX_ATTEMPTS", 5,
+        "Attempts per request for a retryable failure (5xx, timeout, connection error); "
+        "429s use none (they back off within NETSUITE_THROTTLE_BUDGET_S).")
+    netsuite_breaker_failures: int = _opt(
+        "NETSUITE_BREAKER_FAILURES", 5,
+        "Consecutive retryable failures (5xx, timeouts, connection errors) that open the "
+        "circuit breaker: the sink then pauses its partitions instead of dead-lettering.")
+    netsuite_breaker_cooldown_s: float = _opt(
+        "NETSUITE_BREAKER_COOLDOWN_S", 30.0,
+        "Seconds an open breaker waits (jittered +0..20%) before one probe request.")
+    netsuite_throttle_budget_s: float = _opt(
+        "NETSUITE_THROTTLE_BUDGET_S", 300.0,
+        "How long one request may keep being throttled (429) before the sink treats "
+        "NetSuite as unavailable and pauses; 429s never dead-letter an event.")
     netsuite_write_mode: str = _opt(
         "NETSUITE_WRITE_MODE", "create",
         "How sales are written, both idempotent by externalId: create (POST; a repeat is "
@@ -102,6 +115,14 @@ class Settings:
         "TILLBRIDGE_TAX_TOLERANCE_CENTS", 1,
         "How far (cents) a line's tax may be from its taxable amount at the store's rate "
         "before the sale is dead-lettered as tax_mismatch.")
+    park_timeout_s: float = _opt(
+        "TILLBRIDGE_PARK_TIMEOUT_S", 86400.0,
+        "How long an event whose NetSuite dependency is missing (a refund before its sale) "
+        "waits parked before it is dead-lettered as orphan_dependency.")
+    park_recheck_s: float = _opt(
+        "TILLBRIDGE_PARK_RECHECK_S", 60.0,
+        "How often parked events are checked: their dependency looked up in NetSuite "
+        "(released when found) and expired ones dead-lettered.")
     double_scan_window_s: int = _opt(
         "TILLBRIDGE_DOUBLE_SCAN_WINDOW_S", 600,
         "Same basket (store, register, lines, total, tenders) under a new POS transaction id "

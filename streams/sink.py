@@ -15,17 +15,16 @@ separate payment records is the order-to-cash record set's job (invoice + paymen
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from tillbridge.connectors.netsuite.client import NetSuiteClient, eid
 from tillbridge.connectors.netsuite.errors import NetSuiteError
+from tillbridge.connectors.netsuite.retry import ReliableClient
 
 from .enrich import CustomerPlan, Enrichment
+from .ledger.ids import sale_id
 from .records import Rejection, SaleRec
 
 STAGE = "sink"
@@ -38,7 +37,7 @@ PROMO_FIELD = "custcol_pos_promotion_ids"
 
 def sale_external_id(sale: SaleRec) -> str:
     """One namespace for all transaction types: the record kind is part of the id."""
-    return f"pos-sale-{sale['store_id']}-{sale['pos_transaction_id']}"
+    return sale_id(sale["store_id"], sale["pos_transaction_id"])
 
 
 def _money(value: Decimal) -> Decimal:
@@ -168,7 +167,9 @@ class Posted:
     customer_enriched: bool = False  # a matched customer got the fields the event added
 
 
-def _rejection(err: NetSuiteError, record_type: str, external_id: str) -> Rejection:
+def rejection_for(err: NetSuiteError, record_type: str, external_id: str) -> Rejection:
+    """The dead-letter verdict for a NetSuite error on one record (``o:errorDetails`` go
+    separately, verbatim, into the DLQ headers)."""
     reason = {"auth": "netsuite_auth", "retryable": "netsuite_unavailable"}.get(
         err.kind, "netsuite_rejected")
     return Rejection(STAGE, reason, f"netsuite.{record_type}",
@@ -179,61 +180,43 @@ def _rejection(err: NetSuiteError, record_type: str, external_id: str) -> Reject
 
 
 class SalePoster:
-    """Posts enriched sales; retries retryable failures with full-jitter exponential backoff."""
+    """Posts enriched sales through a ``ReliableClient``.
 
-    def __init__(self, client: NetSuiteClient, *, max_attempts: int = 5,
-                 base_delay: float = 0.2, max_delay: float = 5.0,
-                 discount_item: str | None = None, write_mode: str = "create") -> None:
+    The client owns the policy (concurrency slot per request, jittered backoff on 429 that
+    never fails the event, retries of 5xx/timeouts with a look-up by externalId before any
+    retry of a create, one re-sign after a 401, the circuit breaker). What reaches this
+    class is a verdict: a ``NetSuiteError`` the event earned (dead-lettered), or
+    ``NetSuiteUnavailable``, which is deliberately *not* caught here: NetSuite is down or
+    saturated, the event is fine, and the sink must wait (pause), not dead-letter.
+    """
+
+    def __init__(self, client: ReliableClient, *, discount_item: str | None = None,
+                 write_mode: str = "create") -> None:
         if write_mode not in ("create", "upsert"):
             raise ValueError(f"write_mode must be create or upsert, not {write_mode!r}")
         self.client = client
         self.write_mode = write_mode
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
         self.discount_item = discount_item
 
-    async def _write_once(self, record_type: str, external_id: str,
-                          body: dict[str, Any]) -> tuple[str | None, bool]:
-        """One idempotent write. Transactions are immutable once posted, so by default they
-        are created (one request; the id comes back in Location) and NetSuite's "already
-        exists" answer for a repeated externalId means an earlier attempt landed: look it
-        up. ``upsert`` mode PUTs on ``eid:`` instead (two requests: NetSuite returns no
-        Location on upsert, so the id needs a GET). Customers are always upserted so a
-        later event can enrich them."""
+    async def _write(self, record_type: str, external_id: str,
+                     body: dict[str, Any]) -> tuple[str, bool]:
+        """One idempotent write: (internal id, created by this call).
+
+        Transactions are immutable once posted, so by default they are created (one request;
+        the id comes back in Location); "already exists", or a look-up after an ambiguous
+        timeout, tells an earlier attempt landed. ``upsert`` mode PUTs on ``eid:`` instead
+        (two requests: NetSuite returns no Location on upsert, so the id needs a GET).
+        Customers are always upserted so a later event can enrich them."""
         if record_type == "customer" or self.write_mode == "upsert":
             # replace=item: a replayed upsert must not append the lines a second time.
             return await self.client.upsert(
                 record_type, external_id, body,
                 replace="item" if record_type != "customer" else None), True
-        try:
-            return await self.client.create(record_type, body), True
-        except NetSuiteError as err:
-            if not err.already_exists:
-                raise
-        found = await self.client.get(record_type, eid(external_id))
-        return str(found["id"]), False
-
-    async def _write(self, record_type: str, external_id: str,
-                     body: dict[str, Any]) -> tuple[str, bool]:
-        """(internal id, created) with retries of retryable failures."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                internal_id, created = await self._write_once(record_type, external_id, body)
-                if internal_id is None:
-                    raise RuntimeError(f"NetSuite gave no id for {record_type} eid:{external_id}")
-                return internal_id, created
-            except NetSuiteError as err:
-                if err.kind != "retryable" or attempt >= self.max_attempts:
-                    raise
-                cap = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-                await asyncio.sleep(random.uniform(0, cap))
+        return await self.client.create_or_find(record_type, external_id, body)
 
     async def _enrich_customer(self, plan: CustomerPlan) -> bool:
-        """PATCH the fields a matched customer lacks. Best effort: the sale must not wait
-        on (or fail for) a nicety; a failure is logged and the next sale tries again."""
+        """PATCH the fields a matched customer lacks. Best effort: the sale must not fail
+        for a nicety; a refused PATCH is logged and the next sale tries again."""
         if plan.id is None or not plan.updates:
             return False
         try:
@@ -245,7 +228,8 @@ class SalePoster:
 
     async def post(self, sale: SaleRec, enr: Enrichment, *,
                    customer_id: str | None = None) -> Posted | tuple[Rejection, object]:
-        """Post one sale. Returns Posted, or (Rejection, NetSuite error details).
+        """Post one sale. Returns Posted, or (Rejection, NetSuite error details); raises
+        ``NetSuiteUnavailable`` when the caller should wait and try again.
 
         ``customer_id`` completes a partial sync: the customer was written by an earlier
         attempt, so only the cashSale is posted. When the cashSale fails after this attempt
@@ -268,7 +252,7 @@ class SalePoster:
             body = build_cash_sale(sale, enr, customer_id, self.discount_item)
             ns_id, created = await self._write(record_type, external_id, body)
         except NetSuiteError as err:
-            rejection = _rejection(err, record_type, external_id)
+            rejection = rejection_for(err, record_type, external_id)
             if wrote_customer and customer_id:
                 rejection = Rejection(rejection.stage, rejection.reason, rejection.rule,
                                       rejection.message,

@@ -89,3 +89,180 @@ def sandbox_refdata() -> Any:
         customers={c["id"]: CustomerRef(c["id"], c["loyalty_id"], c["email"], c["phone"],
                                         c["firstname"], c["lastname"]) for c in custs},
     )
+
+
+def make_return(**overrides: Any) -> dict[str, Any]:
+    """A return that passes every rule: one of make_sale()'s two tees back (net 18.99 paid
+    each, tax 8.625% = 1.64), restocked at the store, refunded to the VISA it was paid by."""
+    now = datetime(2026, 11, 28, 11, 0, tzinfo=UTC)
+    ret: dict[str, Any] = {
+        "event_id": "00000000-0000-0000-0000-000000000101",
+        "pos_transaction_id": "S001-R02-000077",
+        "store_id": "S001",
+        "register_id": "R02",
+        "cashier_id": "E002",
+        "business_date": "2026-11-28",
+        "occurred_at": now,
+        "currency": "USD",
+        "kind": "RETURN",
+        "original": {"pos_transaction_id": "S001-R01-000042", "store_id": "S001",
+                     "register_id": "R01", "business_date": "2026-11-26", "channel": "POS",
+                     "online_order_id": None},
+        "customer": {"customer_id": None, "loyalty_id": None, "email": None, "phone": None,
+                     "first_name": None, "last_name": None, "anonymous_tag": "WALKIN"},
+        "lines": [return_line()],
+        "exchange_lines": [],
+        "refund_method": "ORIGINAL_TENDER",
+        "refund_tenders": [
+            {"tender_type": "VISA", "amount": D("20.63"), "authorization_id": "RA1",
+             "gateway_code": "00", "card_last4": "4242", "cash_drawer_id": None},
+        ],
+        "refund_total": D("20.63"),
+        "exchange_total": D("0.00"),
+        "net_refund": D("20.63"),
+        "loyalty_points_reversed": None,
+        "approved_by": None,
+    }
+    ret = copy.deepcopy(ret)
+    ret.update(overrides)
+    return ret
+
+
+def return_line(**overrides: Any) -> dict[str, Any]:
+    """One returned TEE-001 of make_sale() (line 1), resalable, back on the shelf."""
+    line: dict[str, Any] = {
+        "line_no": 1, "original_line_no": 1, "sku": "TEE-001", "description": "Organic Tee #1",
+        "quantity": D("1.000"), "unit_price": D("18.99"), "refund_amount": D("18.99"),
+        "tax_code": "TAX-CA-SF", "tax_rate": D("8.6250"), "tax_refund_amount": D("1.64"),
+        "condition": "RESALABLE", "disposition": "RESTOCK", "restock_location": None,
+        "reason_code": "WRONG_SIZE", "reason_note": None, "restocking_fee": None,
+    }
+    line.update(overrides)
+    return line
+
+
+def make_payment(**overrides: Any) -> dict[str, Any]:
+    """An approved VISA payment of make_sale()'s transaction (its 30.00 card tender)."""
+    now = datetime(2026, 11, 26, 15, 29, tzinfo=UTC)
+    pay: dict[str, Any] = {
+        "event_id": "00000000-0000-0000-0000-000000000201",
+        "payment_id": "P-S001-R01-000042-1",
+        "pos_transaction_id": "S001-R01-000042",
+        "store_id": "S001",
+        "register_id": "R01",
+        "cashier_id": "E001",
+        "business_date": "2026-11-26",
+        "occurred_at": now,
+        "currency": "USD",
+        "attempt_no": 1,
+        "tender_type": "VISA",
+        "amount": D("30.00"),
+        "tendered_amount": None,
+        "change_amount": None,
+        "status": "APPROVED",
+        "authorization_id": "A1",
+        "gateway_code": "ADYEN",
+        "gateway_response_code": "00",
+        "gateway_reference": "GW-778899",
+        "card_brand": "VISA",
+        "card_last4": "4242",
+        "entry_mode": "CHIP",
+        "cash_drawer_id": None,
+        "failure_reason": None,
+        "failure_code": None,
+        "original_payment_id": None,
+        "trace": [
+            {"at": now, "step": "CARD_READ", "detail": "chip"},
+            {"at": now, "step": "AUTH_REQUEST", "detail": "30.00"},
+            {"at": now, "step": "AUTH_RESPONSE", "detail": "00 approved"},
+        ],
+    }
+    pay = copy.deepcopy(pay)
+    pay.update(overrides)
+    return pay
+
+
+def order_line(line_no: int = 1, sku: str = "TEE-001", qty: str = "2", price: str = "19.99",
+               **overrides: Any) -> dict[str, Any]:
+    """One omnichannel order line (decoded Avro shape); quantities are cumulative state."""
+    line: dict[str, Any] = {
+        "line_no": line_no, "sku": sku, "description": None, "quantity_ordered": D(qty),
+        "quantity_fulfilled": None, "quantity_cancelled": None, "quantity_returned": None,
+        "unit_price": D(price), "discount_amount": None, "promotion_ids": [],
+        "tax_code": "TAX-CA-SF", "tax_rate": D("8.6250"), "tax_amount": None,
+        "fulfillment_location": None, "line_status": None, "return_condition": None,
+        "restock_location": None,
+    }
+    line.update(overrides)
+    return line
+
+
+def make_order(**overrides: Any) -> dict[str, Any]:
+    """A web BOPIS order picked up at S001 by a known loyalty member (customer 5001):
+    2 x TEE-001 at 19.99 less 2.00, 1 x TEE-002 at 26.00."""
+    order: dict[str, Any] = {
+        "event_id": "00000000-0000-0000-0000-000000000301",
+        "occurred_at": datetime(2026, 11, 27, 10, 0, tzinfo=UTC),
+        "kind": "BOPIS", "order_id": "WEB-1001", "sequence": 1, "order_channel": "WEB",
+        "status": "PLACED", "store_id": None, "register_id": None, "pos_transaction_id": None,
+        "original_pos_transaction_id": None, "fulfillment_location": None,
+        "pickup_store_id": "S001", "tax_jurisdiction": "CA-SF", "currency": "USD",
+        "customer": {"customer_id": "C-77", "loyalty_id": "LOY100001", "email": None,
+                     "phone": None, "first_name": None, "last_name": None,
+                     "anonymous_tag": None},
+        "ship_to": None,
+        "lines": [order_line(1, "TEE-001", "2", "19.99", discount_amount=D("2.00"),
+                             promotion_ids=["PROMO-7"]),
+                  order_line(2, "TEE-002", "1", "26.00")],
+        "subtotal": D("65.98"), "discount_total": D("2.00"), "shipping_total": None,
+        "tax_total": D("5.52"), "total": D("69.50"), "fulfillment_id": None, "carrier": None,
+        "tracking_number": None, "cancel_reason": None, "modification_note": None,
+        "source_system": "ECOM",
+    }
+    order = copy.deepcopy(order)
+    order.update(overrides)
+    return order
+
+
+def make_movement(**overrides: Any) -> dict[str, Any]:
+    """A shrink of one TEE-001 at S001 (decoded ``inventory.avsc``)."""
+    mv: dict[str, Any] = {
+        "event_id": "00000000-0000-0000-0000-000000000401", "movement_id": "MV-1",
+        "occurred_at": datetime(2026, 11, 26, 15, 5, tzinfo=UTC), "store_id": "S001",
+        "register_id": None, "pos_transaction_id": None, "employee_id": "E001",
+        "sku": "TEE-001", "quantity_delta": D("-1.000"), "reason": "SHRINK",
+        "reason_note": "damaged", "reference_id": None, "counterpart_location": None,
+        "unit_cost": None, "on_hand_after": None, "available_after": None,
+        "backordered": False, "backorder_quantity": None, "reorder_point": None,
+        "replenishment_triggered": False, "replenishment_quantity": None,
+        "replenish_from": None,
+    }
+    mv.update(overrides)
+    return mv
+
+
+def make_settlement(**overrides: Any) -> dict[str, Any]:
+    """S001/R01's Z report: cash counted 1.50 short, VISA batch 0.25 over."""
+    at = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)
+    st: dict[str, Any] = {
+        "event_id": "00000000-0000-0000-0000-000000000501", "settlement_id": "Z-0042",
+        "report_type": "Z", "store_id": "S001", "register_id": "R01", "cash_drawer_id": "D1",
+        "business_date": "2026-11-26", "opened_at": at, "closed_at": at, "occurred_at": at,
+        "opened_by": "E001", "closed_by": "E001", "currency": "USD",
+        "opening_float": D("100.00"), "paid_in": None, "paid_out": None, "cash_drops": None,
+        "tenders": [
+            {"tender_type": "CASH", "expected_amount": D("40.00"),
+             "counted_amount": D("38.50"), "over_short": D("-1.50"), "payment_count": 2,
+             "refund_amount": None, "batch_id": None},
+            {"tender_type": "VISA", "expected_amount": D("30.00"),
+             "counted_amount": D("30.25"), "over_short": None, "payment_count": 1,
+             "refund_amount": None, "batch_id": "B-9"},
+        ],
+        "sale_count": 3, "return_count": 0, "void_count": 0, "no_sale_count": 0,
+        "failed_payment_count": 0, "gross_sales": D("70.00"), "discount_total": D("0.00"),
+        "returns_total": D("0.00"), "tax_total": D("0.00"), "net_sales": D("70.00"),
+        "first_pos_transaction_id": None, "last_pos_transaction_id": None,
+    }
+    st = copy.deepcopy(st)
+    st.update(overrides)
+    return st

@@ -14,6 +14,7 @@ import pytest
 from tests.factories import make_sale
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
+from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.connectors.netsuite_sim import SimServer
 from tillbridge.streams import route
 from tillbridge.streams.duplicates import (
@@ -117,7 +118,8 @@ def test_partial_sync_is_recorded_then_completed_without_a_second_customer(sim) 
             await ref.load(client)
             enr = enrich_sale(sale, maps, ref)
             assert isinstance(enr, Enrichment) and enr.customer.rule == "new_identified"
-            pipe.poster = SalePoster(client, max_attempts=1, discount_item=maps.discount_item)
+            pipe.poster = SalePoster(ReliableClient(client, RetryPolicy(max_attempts=1)),
+                                     discount_item=maps.discount_item)
             # The item is retired after enrichment: the customer lands, the cashSale does not.
             httpx.post(f"{sim.base_url}/__sim/items/TEE-001/deactivate").raise_for_status()
             first = await pipe.sink_all(_routed(enr, 1), posted)
@@ -165,7 +167,8 @@ def test_double_scan_flag_travels_to_the_result(sim) -> None:
             await ref.load(client)
             enr = enrich_sale(sale, maps, ref)
             assert isinstance(enr, Enrichment)
-            pipe.poster = SalePoster(client, max_attempts=1, discount_item=maps.discount_item)
+            pipe.poster = SalePoster(ReliableClient(client, RetryPolicy(max_attempts=1)),
+                                     discount_item=maps.discount_item)
             return await pipe.sink_all(_routed(enr, 1, "S001/S001-R01-DS1"), {})
 
     out = asyncio.run(scenario())

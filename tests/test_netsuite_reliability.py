@@ -295,9 +295,13 @@ def test_throttle_budget_is_time_bounded_and_means_wait() -> None:
 
 
 def test_server_errors_use_attempts_with_bounded_jitter() -> None:
+    """Spent attempts on a record NetSuite keeps failing while it answers other calls:
+    the record is the problem (NetSuiteError, dead-lettered)."""
     ft = FakeTime()
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/customer/2"):
+            return httpx.Response(200, json={"id": "2"})
         return httpx.Response(500, json=envelope(500, "UNEXPECTED_ERROR", "boom"))
 
     policy = RetryPolicy(max_attempts=4, base_delay_s=1.0, max_delay_s=3.0)
@@ -306,6 +310,13 @@ def test_server_errors_use_attempts_with_bounded_jitter() -> None:
         async with mock_client(handler) as client:
             rc = ReliableClient(client, policy, breaker=CircuitBreaker(100), clock=ft.clock,
                                 sleep=ft.sleep, rand=random.Random(5).random)
+
+            async def sleep_and_see_others(delay: float) -> None:
+                await rc.client.get("customer", "2")  # other traffic succeeds meanwhile
+                rc.breaker.record_success()
+                await ft.sleep(delay)
+
+            rc._sleep = sleep_and_see_others
             await rc.get("customer", "1")
 
     with pytest.raises(NetSuiteError) as info:
@@ -313,6 +324,25 @@ def test_server_errors_use_attempts_with_bounded_jitter() -> None:
     assert info.value.status == 500
     assert len(ft.sleeps) == 3 and all(0 <= d < cap for d, cap in
                                        zip(ft.sleeps, [1.0, 2.0, 3.0], strict=True))
+
+
+def test_spent_attempts_with_nothing_answered_mean_unavailable() -> None:
+    """Same failures, but NetSuite answered nothing meanwhile: an outage, so the caller
+    is told to wait (NetSuiteUnavailable), never to dead-letter."""
+    ft = FakeTime()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json=envelope(503, "UNEXPECTED_ERROR", "down"))
+
+    async def main() -> None:
+        async with mock_client(handler) as client:
+            rc = ReliableClient(client, RetryPolicy(max_attempts=3),
+                                breaker=CircuitBreaker(100), clock=ft.clock, sleep=ft.sleep)
+            await rc.get("customer", "1")
+
+    with pytest.raises(NetSuiteUnavailable):
+        asyncio.run(main())
+    assert len(ft.sleeps) == 2
 
 
 # -- ambiguous timeout: commit, then hang (local starlette app over real HTTP) ------------
@@ -393,7 +423,7 @@ def test_breaker_opens_fails_fast_half_opens_and_closes() -> None:
             rc = ReliableClient(client, RetryPolicy(max_attempts=1), breaker=breaker,
                                 clock=ft.clock, sleep=ft.sleep)
             for _ in range(3):
-                with pytest.raises(NetSuiteError):
+                with pytest.raises(NetSuiteUnavailable):
                     await rc.get("customer", "1")
             assert breaker.state is BreakerState.OPEN
             with pytest.raises(NetSuiteUnavailable) as info:
@@ -402,7 +432,7 @@ def test_breaker_opens_fails_fast_half_opens_and_closes() -> None:
             assert 10.0 <= info.value.retry_after <= 15.0
             # Cool-down (jittered) passes; the probe fails -> open again.
             ft.now += breaker.seconds_until_probe()
-            with pytest.raises(NetSuiteError):
+            with pytest.raises(NetSuiteUnavailable):
                 await rc.get("customer", "1")
             assert breaker.state is BreakerState.OPEN
             # Next cool-down; NetSuite is back; the probe closes the breaker.

@@ -11,6 +11,7 @@ import pytest
 
 from tests.factories import make_sale
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
+from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.connectors.netsuite.wire import dumps
 from tillbridge.connectors.netsuite_sim import SimServer
 from tillbridge.streams.enrich import enrich_sale
@@ -40,7 +41,7 @@ async def _post(sim, sale, creds=None, loaded_ref=None, write_mode="create"):
         if loaded_ref is None:
             await ref.load(client)
         enr = enrich_sale(sale, maps, ref)
-        poster = SalePoster(client, max_attempts=2, base_delay=0.01,
+        poster = SalePoster(ReliableClient(client, RetryPolicy(max_attempts=2, base_delay_s=0.01)),
                             discount_item=maps.discount_item, write_mode=write_mode)
         outcome = await poster.post(sale, enr)
         record = None

@@ -11,6 +11,7 @@ import pytest
 
 from tests.factories import make_sale
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
+from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.connectors.netsuite_sim import SimServer
 from tillbridge.streams.enrich import CustomerPlan, Enrichment, enrich_sale
 from tillbridge.streams.refdata import Mappings, ReferenceData
@@ -84,7 +85,8 @@ def test_a_later_sale_fills_in_what_the_customer_lacked(sim) -> None:
             await ref.load(client)
             enr = enrich_sale(sale, maps, ref)
             assert isinstance(enr, Enrichment)
-            poster = SalePoster(client, max_attempts=1, discount_item=maps.discount_item)
+            poster = SalePoster(ReliableClient(client, RetryPolicy(max_attempts=1)),
+                                discount_item=maps.discount_item)
             outcome = await poster.post(sale, enr)
             assert isinstance(outcome, Posted), outcome
             return outcome, await client.get("customer", outcome.customer_id)

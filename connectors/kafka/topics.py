@@ -71,6 +71,15 @@ DLQ_AUDIT = "tillbridge.dlq.audit.v1"
 #: each worker (see streams/control.py).
 CONTROL = "tillbridge.control.v1"
 
+#: The parking table's changelog (streams/park.py): events waiting for a NetSuite record
+#: (a refund for its sale), keyed by the event's source coordinates; a tombstone removes one.
+PARKED = "tillbridge.parked.v1"
+
+#: Payment attempts that make no NetSuite record (declined, failed, voided) with their
+#: terminal/gateway trace, so failed attempts can be investigated (JSON, keyed by payment).
+AUDIT_PAYMENTS = "tillbridge.audit.payments.v1"
+
 TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     DLQ_AUDIT: {"cleanup.policy": "compact"},
+    PARKED: {"cleanup.policy": "compact"},
 }

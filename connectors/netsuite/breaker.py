@@ -64,6 +64,7 @@ class CircuitBreaker:
         self._failures = 0
         self._probe_at = 0.0
         self._probing = False
+        self.successes = 0  # calls NetSuite answered, ever: evidence that it is up
 
     def __repr__(self) -> str:
         return f"CircuitBreaker(state={self._state.value}, failures={self._failures})"
@@ -94,6 +95,7 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         """NetSuite answered: reset the count and close."""
+        self.successes += 1
         self._failures = 0
         self._probing = False
         if self._state is not BreakerState.CLOSED:

@@ -9,8 +9,8 @@ token), so callers may retry a call freely. The client itself does not retry:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Container, Sequence
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -25,6 +25,11 @@ RequestHook = Callable[[str, str, int | None, float], None]
 
 _REST = "/services/rest"
 SUITEQL_MAX_LIMIT = 1000
+BATCH_MAX_ITEMS = 100  # records per batch request (reference §1.9)
+COLLECTION = "application/vnd.oracle.resource+json; type=collection"
+IDEMPOTENCY_ERROR = "IDEMPOTENCY_ERROR"
+# Error statuses a task result may carry as its stored outcome; 401 and 429 never do.
+_RESULT_STATUSES = frozenset(range(400, 600)) - {401, 429}
 
 
 def _noop_hook(record_type: str, method: str, status: int | None, seconds: float) -> None:
@@ -39,6 +44,13 @@ def id_from_location(location: str) -> str:
 def eid(external_id: str) -> str:
     """The ``eid:`` id slot for an external id (percent-encoded for the URL path)."""
     return "eid:" + quote(external_id, safe="")
+
+
+class JobRef(NamedTuple):
+    """An async job as ``submit_batch`` found it."""
+
+    location: str  # the job's path, ``/services/rest/async/v1/job/{id}``
+    duplicate: bool  # the idempotency key was already used: this is the earlier job
 
 
 class NetSuiteClient:
@@ -138,6 +150,22 @@ class NetSuiteClient:
         record = await self.get(record_type, eid(external_id))
         return str(record["id"])
 
+    async def transform(
+        self, from_type: str, from_id: str, to_type: str, body: dict[str, Any] | None = None
+    ) -> str:
+        """POST ``{from}/{id}/!transform/{to}``: NetSuite initialises a new record linked to
+        the source (``createdFrom``) and ``body`` overrides fields; sublist lines merge by
+        ``orderLine``/``line`` (a line with quantity 0 or ``itemreceive: false`` is left out).
+        Returns the new record's id from ``Location`` (204)."""
+        path = f"{self._record_path(from_type)}/{from_id}/!transform/{to_type}"
+        resp = await self._send("POST", path, to_type, json=body or {})
+        location = resp.headers.get("Location")
+        if not location:
+            raise NetSuiteError(resp.status_code, "NO_LOCATION",
+                                detail="transform without Location", method="POST",
+                                url_path=path)
+        return id_from_location(location)
+
     async def get(self, record_type: str, id_or_eid: str, expand: bool = False) -> dict[str, Any]:
         """GET one record by internal id or ``eid:X``; ``expand`` inlines sublists."""
         params = {"expandSubResources": "true"} if expand else None
@@ -187,6 +215,65 @@ class NetSuiteClient:
                 return rows
             offset += limit
 
+    # -- async jobs and batches ---------------------------------------------------------
+
+    async def submit_batch(
+        self,
+        record_type: str,
+        items: Sequence[dict[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        method: str = "POST",
+        replace: str | None = None,
+    ) -> JobRef:
+        """Submit up to 100 records of one type as one async batch job (202 + ``Location``).
+
+        ``method``: POST adds, PUT upserts (items carry ``externalId``), PATCH updates.
+        With ``idempotency_key`` a repeated submission is refused with 400
+        ``IDEMPOTENCY_ERROR`` naming the earlier job in ``Location``; that earlier job is
+        returned (``duplicate=True``) so a resubmission after a lost answer is harmless.
+        """
+        if not 1 <= len(items) <= BATCH_MAX_ITEMS:
+            raise ValueError(f"a batch holds 1..{BATCH_MAX_ITEMS} records, not {len(items)}")
+        path = self._record_path(record_type)
+        headers = {"Prefer": "respond-async", "Content-Type": COLLECTION}
+        if idempotency_key is not None:
+            headers["X-NetSuite-Idempotency-Key"] = idempotency_key
+        params = {"replace": replace} if replace else None
+        resp = await self._send(method, path, record_type, json={"items": list(items)},
+                                params=params, headers=headers, accept=(400,))
+        location = resp.headers.get("Location")
+        if resp.status_code == 400:
+            err = NetSuiteError.from_response(400, _json_or_text(resp), method=method,
+                                              url_path=path)
+            if err.code != IDEMPOTENCY_ERROR or not location:
+                raise err
+            return JobRef(_local_path(location), True)
+        if not location:
+            raise NetSuiteError(resp.status_code, "NO_LOCATION", detail="async without Location",
+                                method=method, url_path=path)
+        return JobRef(_local_path(location), False)
+
+    async def get_json(self, path_or_url: str, record_type: str = "async") -> dict[str, Any]:
+        """GET a path below this account (an async job, its task list, a task) as JSON.
+
+        Absolute URLs from ``links``/``Location`` are reduced to their path, so requests
+        never leave the configured base URL (and its signature)."""
+        resp = await self._send("GET", _local_path(path_or_url), record_type)
+        return resp.json()
+
+    async def get_result(self, path_or_url: str,
+                         record_type: str = "async") -> tuple[int, str | None, Any]:
+        """GET an async task's ``result``: ``(status, Location, body)`` of the stored answer.
+
+        A result *is* the response the synchronous call would have sent, so its error
+        statuses are returned, not raised. Only 401 and 429 are raised: they describe this
+        GET (credentials, concurrency), never a task's stored outcome."""
+        resp = await self._send("GET", _local_path(path_or_url), record_type,
+                                accept=_RESULT_STATUSES)
+        body = _json_or_text(resp) if resp.content else None
+        return resp.status_code, resp.headers.get("Location"), body
+
     # -- plumbing -----------------------------------------------------------------------
 
     @staticmethod
@@ -202,7 +289,9 @@ class NetSuiteClient:
         json: Any = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        accept: Container[int] = (),
     ) -> httpx.Response:
+        """One request in a limiter slot; error statuses in ``accept`` are returned."""
         # Bodies go through wire.dumps so Decimal amounts reach NetSuite exactly.
         content = None if json is None else wire.dumps(json)
         if content is not None:
@@ -214,10 +303,11 @@ class NetSuiteClient:
             # Authorized inside the slot: a TBA timestamp must not age while queueing.
             request.headers["Authorization"] = await self._auth.authorize(
                 method, str(request.url))
-            return await self._send_signed(request, method, path, record_type)
+            return await self._send_signed(request, method, path, record_type, accept)
 
     async def _send_signed(
-        self, request: httpx.Request, method: str, path: str, record_type: str
+        self, request: httpx.Request, method: str, path: str, record_type: str,
+        accept: Container[int] = (),
     ) -> httpx.Response:
         started = time.perf_counter()
         try:
@@ -231,7 +321,7 @@ class NetSuiteClient:
             raise NetSuiteError(None, "CONNECTION_ERROR", detail=type(exc).__name__,
                                 method=method, url_path=path) from exc
         self._on_request(record_type, method, resp.status_code, time.perf_counter() - started)
-        if resp.status_code >= 400:
+        if resp.status_code >= 400 and resp.status_code not in accept:
             try:
                 body: Any = resp.json()
             except ValueError:
@@ -239,3 +329,18 @@ class NetSuiteClient:
             raise NetSuiteError.from_response(resp.status_code, body, method=method,
                                               url_path=path)
         return resp
+
+
+def _json_or_text(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text
+
+
+def _local_path(path_or_url: str) -> str:
+    """``https://host/services/rest/x?q`` -> ``/services/rest/x?q``; a path stays as it is."""
+    if "://" not in path_or_url:
+        return path_or_url
+    parts = urlsplit(path_or_url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")

@@ -7,8 +7,12 @@ Outcomes (``classify``, built on ``NetSuiteError.kind``):
   they draw on a separate budget measured in time (``throttle_budget_s``). When that runs
   out the caller gets ``NetSuiteUnavailable`` (wait), never a dead-letter verdict.
 - ``server_error`` / ``timeout`` / ``connection``: retried up to ``max_attempts`` with
-  full-jitter backoff; they also feed the circuit breaker. On a write the attempt may have
-  landed, so ``create_idempotent`` looks the record up by externalId before trying again.
+  full-jitter backoff; they also feed the circuit breaker. When the attempts are spent the
+  verdict depends on the rest of the traffic: if NetSuite answered any other request since
+  this call began, this record is the problem (``NetSuiteError``, dead-lettered); if it
+  answered nothing, NetSuite is down (``NetSuiteUnavailable``: wait, never dead-letter).
+  On a write the attempt may have landed, so ``create_idempotent`` looks the record up by
+  externalId before trying again.
 - ``auth`` 401: with TBA usually a stale nonce/timestamp, with OAuth 2.0 an expired token;
   the request is re-authorized and sent once more. A second 401 is raised (``auth``).
 - ``already_exists`` on create: an earlier attempt landed, the existing id is returned.
@@ -85,13 +89,15 @@ def _noop_throttle() -> None:
 class _Call:
     """Per-call retry state (attempts used, throttle clock, whether re-authorized)."""
 
-    def __init__(self) -> None:
+    def __init__(self, successes_before: int = 0) -> None:
+        self.successes_before = successes_before  # breaker.successes when the call began
         self.failures = 0
         self.throttles = 0
         self.throttled_since: float | None = None
         self.reauthorized = False
         self.lookup_first = False
         self.must_exist: NetSuiteError | None = None
+        self.found_existing = False  # answered by a look-up after "already exists"
 
 
 class ReliableClient:
@@ -144,6 +150,49 @@ class ReliableClient:
             lookup=lambda: self.find_id(record_type, external_id),
         )
 
+    async def create_or_find(
+        self, record_type: str, external_id: str, body: dict[str, Any]
+    ) -> tuple[str, bool]:
+        """``create_idempotent`` that also says whether *this* call created the record:
+        ``(id, False)`` when NetSuite already held the externalId before it (a replay or a
+        duplicate delivery). A look-up after an ambiguous timeout that finds the record
+        counts as created: the timed-out attempt is what landed."""
+        payload = {**body, "externalId": external_id}
+        result, state = await self._run(
+            lambda: self.client.create(record_type, payload),
+            lambda: self.find_id(record_type, external_id))
+        return result, not state.found_existing
+
+    async def transform_or_find(
+        self, from_type: str, from_id: str, to_type: str, external_id: str,
+        body: dict[str, Any] | None = None,
+    ) -> tuple[str, bool]:
+        """``transform_idempotent`` plus whether this call created the record."""
+        payload = {**(body or {}), "externalId": external_id}
+        result, state = await self._run(
+            lambda: self.client.transform(from_type, from_id, to_type, payload),
+            lambda: self.find_id(to_type, external_id))
+        return result, not state.found_existing
+
+    async def transform_idempotent(
+        self, from_type: str, from_id: str, to_type: str, external_id: str,
+        body: dict[str, Any] | None = None,
+    ) -> str:
+        """``!transform`` carrying ``externalId``, under the same never-twice rule as
+        ``create_idempotent``: an ambiguous failure or "already exists" is answered by a
+        look-up of ``{to_type}/eid:{external_id}``."""
+        payload = {**(body or {}), "externalId": external_id}
+        return await self.call(
+            lambda: self.client.transform(from_type, from_id, to_type, payload),
+            lookup=lambda: self.find_id(to_type, external_id),
+        )
+
+    async def patch(self, record_type: str, id_or_eid: str, body: dict[str, Any], *,
+                    replace: str | None = None) -> None:
+        """PATCH under the policy (idempotent by nature: the same fields set again)."""
+        await self.call(lambda: self.client.patch(record_type, id_or_eid, body,
+                                                  replace=replace))
+
     async def upsert(
         self,
         record_type: str,
@@ -195,7 +244,15 @@ class ReliableClient:
     ) -> T:
         """Run ``op`` under the policy. ``lookup`` makes a write idempotent: it runs before
         any retry that follows an ambiguous failure, and after "already exists"."""
-        state = _Call()
+        result, _ = await self._run(op, lookup)
+        return result
+
+    async def _run(
+        self,
+        op: Callable[[], Awaitable[T]],
+        lookup: Callable[[], Awaitable[T | None]] | None,
+    ) -> tuple[T, _Call]:
+        state = _Call(self.breaker.successes)
         while True:
             use_lookup = lookup is not None and (state.lookup_first or state.must_exist)
             try:
@@ -203,14 +260,15 @@ class ReliableClient:
                     assert lookup is not None
                     found = await self._attempt(lookup)
                     if found is not None:
-                        return found
+                        state.found_existing = state.must_exist is not None
+                        return found, state
                     if state.must_exist is not None:
                         # "already exists" but not under this type: the externalId is taken
                         # by another record of the same group. Nothing to retry.
                         raise state.must_exist
                     state.lookup_first = False
                     continue
-                return await self._attempt(op)
+                return await self._attempt(op), state
             except NetSuiteError as err:
                 if err is state.must_exist:
                     raise
@@ -246,6 +304,12 @@ class ReliableClient:
         if reason in ("server_error", "timeout", "connection"):
             state.failures += 1
             if state.failures >= self.policy.max_attempts:
+                if self.breaker.successes == state.successes_before:
+                    # Nothing NetSuite answered since this call began: an outage, not a
+                    # bad record. Wait (pause) rather than dead-letter the event.
+                    raise NetSuiteUnavailable(f"{reason} x{state.failures}, no request "
+                                              "answered meanwhile",
+                                              self.breaker.seconds_until_probe()) from err
                 raise err
             state.lookup_first = is_write
             delay = full_jitter(state.failures - 1, self.policy.base_delay_s,

@@ -157,6 +157,7 @@ LINE_FIELDS = frozenset({
     "taxRate1", "isTaxable", "location", "department", "class", "description", "price",
     "units", "line", "inventoryDetail", "serialNumbers", "options", "links",
     "orderLine", "orderDoc",  # set by transforms: the source transaction's line
+    "isClosed",  # sales order / RA: a closed line is never fulfilled (reference §5.3/§5.4)
 })
 _COMPUTED = ("subtotal", "taxTotal", "total", "status", "createdDate", "lastModifiedDate",
              "id", "links")
@@ -166,11 +167,19 @@ def check_names(body: dict[str, Any], known: frozenset[str], prefix: str, custom
     # The sim enforces X-NetSuite-PropertyNameValidation=error semantics (Oracle's default is
     # "warning", which silently drops the field): a misspelt or removed field such as
     # cashSale.paymentMethod must fail loudly in tests instead of posting a payment-less sale.
-    for name in body:
-        if name not in known and not name.startswith(custom):
+    # Case alone is no misspelling: Oracle's own samples send "exchangerate", "isclosed",
+    # "discountitem" (reference §5.4), so such a name is renamed to its canonical casing.
+    lower: dict[str, str] | None = None
+    for name in list(body):
+        if name in known or name.startswith(custom):
+            continue
+        lower = lower or {k.lower(): k for k in known}
+        canonical = lower.get(name.lower())
+        if canonical is None:
             raise SimError(400, "INVALID_CONTENT",
                            f"Error while accessing a resource. Invalid field name: {name}",
                            f"{prefix}{name}")
+        body[canonical] = body.pop(name)
 
 
 def validate_cash_sale(store: Store, body: dict[str, Any]) -> dict[str, Any]:
@@ -263,6 +272,8 @@ def validate_line(store: Store, raw: Any, index: int,
         line["rate"] = rate_text
         line["amount"] = money(amount)
         return line_tax(store, line, base)
+    if line.get("grossAmt") is not None:
+        return gross_line(store, line, base, quantity)
     if line.get("rate") is not None:
         rate = to_decimal(line["rate"], f"{base}.rate")
         amount = rate * quantity  # rate given: amount is always quantity x rate
@@ -276,6 +287,29 @@ def validate_line(store: Store, raw: Any, index: int,
     line["rate"] = float(rate)
     line["amount"] = money(amount)
     return line_tax(store, line, base)
+
+
+def gross_line(store: Store, line: dict[str, Any], base: str,
+               quantity: Decimal) -> tuple[dict[str, Any], Decimal]:
+    """2026.1: a line's ``grossAmt`` wins; ``amount`` is backed out of it with the tax rate.
+
+    Oracle's cashSale sample sends only ``grossAmt`` + ``taxCode`` (reference §5.3/§5.4);
+    the tax is the remainder, so amount + tax always equals the gross the POS charged.
+    """
+    gross = to_decimal(line["grossAmt"], f"{base}.grossAmt")
+    pct = Decimal(0)
+    if line.get("taxCode") is not None:
+        check_ref(store, line, "taxCode", store.tax_codes, "salesTaxItem", f"{base}.taxCode")
+        pct = to_decimal(store.tax_codes[line["taxCode"]["id"]].get("rate", 0), f"{base}.taxCode")
+    amount = (gross * 100 / (100 + pct)).quantize(CENT, rounding=ROUND_HALF_UP)
+    tax = gross - amount
+    line["quantity"] = float(quantity)
+    line["rate"] = float(amount / quantity) if quantity else 0.0
+    line["amount"] = money(amount)
+    line["grossAmt"] = money(gross)
+    if line.get("taxCode") is not None:
+        line["taxAmount"] = money(tax)
+    return line, tax
 
 
 def line_tax(store: Store, line: dict[str, Any], base: str) -> tuple[dict[str, Any], Decimal]:

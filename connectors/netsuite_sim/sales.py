@@ -124,10 +124,16 @@ def derive_sales_order(store: Store, order: Record) -> dict[str, Any]:
                       "quantityBilled": float(p["billed"])})
     fields["item"] = {"items": lines}
     code = fields["orderStatus"]["id"]
-    if code == "B":
-        done = all(p["fulfilled"] >= p["ordered"] for p in progress.values())
+    closed = {ln["line"] for ln in order.fields["item"]["items"] if ln.get("isClosed")}
+    if code == "B" and closed == set(progress) and not any(
+            p["fulfilled"] > 0 for p in progress.values()):
+        fields["status"] = status("H", "Closed")
+    elif code == "B":
+        # A closed line asks for nothing more: it counts as done once closed.
+        done = all(p["fulfilled"] >= p["ordered"] or k in closed for k, p in progress.items())
         some = any(p["fulfilled"] > 0 for p in progress.values())
-        billed = all(p["billed"] >= p["ordered"] for p in progress.values())
+        billed = all(p["billed"] >= (p["fulfilled"] if k in closed else p["ordered"])
+                     for k, p in progress.items())
         if done and billed:
             fields["status"] = status("G", "Billed")
         elif done:
@@ -239,6 +245,8 @@ def _fulfill_line(store: Store, out: dict[str, Any], raw: Any, index: int,
     if key not in by_line:
         raise invalid_value(key, "orderLine", f"{base}.orderLine")
     order_line = by_line[key]
+    if order_line.get("isClosed"):
+        raise user_error("You cannot fulfill a closed line.", f"{base}.orderLine")
     line["item"] = dict(order_line["item"])
     if line.get("location") is None:
         if out.get("inventoryLocation") is None:

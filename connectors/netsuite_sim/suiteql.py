@@ -2,8 +2,9 @@
 
 Grammar: ``SELECT cols|*|COUNT(*) [AS a] FROM table [WHERE col = v [AND col = v ...]]
 [ORDER BY col [ASC|DESC], ...]`` with ``v`` a quoted string, a number or ``?`` (from
-``params``). Anything else is rejected rather than half-supported, so a query that works
-here has a fair chance of working on a real account.
+``params``); a condition may also be ``col IN (v, v, ...)`` or ``col BETWEEN v AND v``.
+Anything else is rejected rather than half-supported, so a query that works here has a
+fair chance of working on a real account.
 """
 
 from __future__ import annotations
@@ -31,9 +32,16 @@ _COND = re.compile(
     r"^\s*(\w+)\s*(=|<>|!=|>=|<=|>|<)\s*"
     r"(TO_DATE\s*\(\s*'[^']*'\s*,\s*'[^']*'\s*\)|'(?:[^']|'')*'|-?\d+(?:\.\d+)?|\?)\s*$",
     re.IGNORECASE)
+_IN = re.compile(r"^\s*(\w+)\s+IN\s*\((.+)\)\s*$", re.IGNORECASE | re.DOTALL)
+_IN_VALUE = re.compile(r"\s*('(?:[^']|'')*'|-?\d+(?:\.\d+)?|\?)\s*(?:,|$)")
 _TO_DATE = re.compile(r"^TO_DATE\s*\(\s*'([^']*)'", re.IGNORECASE)
 _COL = re.compile(r"^\s*(COUNT\s*\(\s*\*\s*\)|\w+)(?:\s+(?:AS\s+)?(\w+))?\s*$", re.IGNORECASE)
 _AND = re.compile(r"\s+AND\s+", re.IGNORECASE)
+# ``col BETWEEN a AND b`` (Oracle's bound-parameter sample, reference §1.6) is read as
+# ``col >= a AND col <= b`` before the conditions are split on AND.
+_BETWEEN = re.compile(r"(\w+)\s+BETWEEN\s+(TO_DATE\s*\([^)]*\)|'(?:[^']|'')*'|-?\d+(?:\.\d+)?|\?)"
+                      r"\s+AND\s+(TO_DATE\s*\([^)]*\)|'(?:[^']|'')*'|-?\d+(?:\.\d+)?|\?)",
+                      re.IGNORECASE)
 
 
 def _invalid(query: str) -> SimError:
@@ -285,9 +293,17 @@ def run(query: str, params: list[Any] | None = None) -> Callable[[Store], list[R
     if counting and len(select) > 1:
         raise _invalid(query)  # no GROUP BY in this subset
 
-    conds: list[tuple[str, str, str]] = []
+    conds: list[tuple[str, str, Any]] = []
     if match["where"]:
-        for part in _AND.split(match["where"]):
+        for part in _AND.split(_BETWEEN.sub(r"\1 >= \2 AND \1 <= \3", match["where"])):
+            listed = _IN.match(part)
+            if listed:
+                values = _IN_VALUE.findall(listed[2])
+                if "".join(_IN_VALUE.sub("", listed[2]).split()):
+                    raise _invalid(query)
+                conds.append((column(listed[1]), "in",
+                              frozenset(_literal(v, pending) for v in values)))
+                continue
             m = _COND.match(part)
             if not m:
                 raise _invalid(query)
@@ -307,6 +323,8 @@ def run(query: str, params: list[Any] | None = None) -> Callable[[Store], list[R
         for col, op, value in conds:
             if op == "=":
                 rows = [r for r in rows if r[col] == value]
+            elif op == "in":
+                rows = [r for r in rows if r[col] in value]
             elif op in ("<>", "!="):
                 rows = [r for r in rows if r[col] is not None and r[col] != value]
             else:

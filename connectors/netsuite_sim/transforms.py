@@ -161,7 +161,8 @@ def _fulfill_order(store: Store, order: Record, body: Body) -> Body:
     for ln in order.fields["item"]["items"]:
         p = progress[ln["line"]]
         itemtype = store.items.get(ln["item"]["id"], {}).get("itemtype")
-        if itemtype in INVENTORY_TYPES and p["ordered"] > p["fulfilled"]:
+        if itemtype in INVENTORY_TYPES and p["ordered"] > p["fulfilled"] \
+                and not ln.get("isClosed"):
             lines.append({"orderLine": ln["line"], "item": ln["item"],
                           "quantity": float(p["ordered"] - p["fulfilled"])})
     if not lines:

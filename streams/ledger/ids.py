@@ -1,0 +1,58 @@
+"""Deterministic externalIds: one namespace for every transaction type.
+
+NetSuite keeps externalIds unique per record *group*: all transaction types share one
+namespace (reference §2.6, §9.4), so a sale and its refund must never derive the same id.
+Every id therefore names its record kind, then the POS coordinates that make it unique.
+The same POS event always derives the same id, which is what makes a replay idempotent and
+lets anyone go from a NetSuite record back to the till (and back again, by ``eid:``).
+
+Kinds (stable: changing one would re-post history):
+
+=========  ===============================================  =========================
+kind       record                                            unique by
+=========  ===============================================  =========================
+sale       cashSale / salesOrder of a POS sale               store, POS transaction
+pay        customerDeposit / customerPayment                 store, POS payment id
+rtn        cashRefund / creditMemo of a POS return           store, POS return txn
+rfd        customerRefund paying out a return's credit       store, POS return txn
+exch       cashSale of a return's exchange lines             store, POS return txn
+disp       inventoryAdjustment writing off disposed units    store, POS return txn
+ord        salesOrder of an omnichannel order                order id
+ra         returnAuthorization of an omnichannel return      order id, event sequence
+ful        itemFulfillment of an omnichannel order           order id, fulfilment id
+adj        inventoryAdjustment of an inventory window        store, window start
+dep        bank deposit of a settlement                      store, settlement id
+je         journalEntry (over/short) of a settlement         store, settlement id
+=========  ===============================================  =========================
+
+Customers are entities (another group) and keep ``pos-cust-<key>`` (see enrich).
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "pos"
+KINDS = frozenset({"sale", "pay", "rtn", "rfd", "exch", "disp", "ord", "ra", "ful", "adj",
+                   "dep", "je"})
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")
+
+
+def _part(value: object) -> str:
+    """A path-safe id part: NetSuite matches externalIds case-insensitively and they travel
+    in URL paths, so keep to a conservative alphabet (others become ``_``)."""
+    text = str(value).strip()
+    if not text:
+        raise ValueError("externalId parts must not be empty")
+    return _UNSAFE.sub("_", text)
+
+
+def external_id(kind: str, *parts: object) -> str:
+    """``pos-<kind>-<part>-<part>...``; raises on an unknown kind or an empty part."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown externalId kind {kind!r}; expected one of {sorted(KINDS)}")
+    return "-".join((PREFIX, kind, *(_part(p) for p in parts)))
+
+
+def sale_id(store_id: str, pos_transaction_id: str) -> str:
+    return external_id("sale", store_id, pos_transaction_id)

@@ -1,0 +1,212 @@
+"""POS payment events -> NetSuite receipts, and the audit record of every attempt.
+
+What an APPROVED payment becomes depends on how its POS transaction was posted (all under
+the sale's externalId ``ids.sale_id``):
+
+- cashSale: nothing; the cash sale is the receipt (``Skipped("covered by cashSale <id>")``).
+  Same for an uplift paid on an exchange, covered by the exchange cashSale (``exch``).
+- salesOrder: a customerDeposit (``customer`` from the order, ``salesOrder`` link).
+- invoice: a customerPayment applied to the invoice (``apply`` sublist).
+- not posted yet: ``Missing`` on the sale's externalId, so the event waits for it.
+
+A REFUNDED payment with ``original_payment_id`` becomes a customerRefund, transformed from
+the customerDeposit / customerPayment it refunds. Its externalId is kind ``pay`` with the
+refund event's own ``payment_id``: every payment event owns at most one record, under its
+own id, and it can never collide with a return's ``rfd``. A refund of a payment that a
+cashSale (or a POS return) covers is skipped: the POS return event posts the cash refund.
+
+DECLINED, FAILED, VOIDED and PENDING attempts move no money NetSuite knows of: they are
+skipped, and ``payment_audit_record`` turns any attempt into a JSON-ready audit row (status,
+failure and gateway codes, trace steps) so failed attempts stay investigable.
+
+``customer`` (never ``entity``) names the customer on all three records (reference §9.10).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from tillbridge.connectors.netsuite.retry import ReliableClient
+
+from ..enrich_payment import POSTING_STATUSES, PaymentRefs
+from ..records import PaymentRec
+from .refund import ensure, find_record, pos_fields
+from .types import Missing, Posting, Skipped
+
+#: Records a refunded payment may have been posted as, with the sublist that applies them.
+REFUND_SOURCES = (("customerDeposit", "deposit"), ("customerPayment", "apply"))
+SALE_TYPES = ("cashSale", "salesOrder", "invoice")
+
+
+# -- pure builders ---------------------------------------------------------------------------
+
+def _memo(pay: PaymentRec) -> str:
+    auth = f"; auth {pay['authorization_id']}" if pay.get("authorization_id") else ""
+    gateway = (f"; gateway {pay.get('gateway_code') or '-'} ref {pay['gateway_reference']}"
+               if pay.get("gateway_reference") else "")
+    return (f"POS {pay['store_id']}/{pay['register_id']} txn {pay['pos_transaction_id']} "
+            f"payment {pay['payment_id']} attempt {pay['attempt_no']}: {pay['tender_type']} "
+            f"{pay['amount']} {pay['status']}{auth}{gateway}")[:999]
+
+
+def _header(pay: PaymentRec, refs: PaymentRefs) -> dict[str, Any]:
+    """Fields shared by deposit, payment and refund: where, when, how, and the POS ids."""
+    body: dict[str, Any] = {
+        "tranDate": pay["business_date"],
+        "memo": _memo(pay),
+        "otherRefNum": pay["pos_transaction_id"],
+        **pos_fields(pay["store_id"], pay["register_id"], pay["pos_transaction_id"],
+                     payment_id=pay["payment_id"],
+                     gateway_reference=pay.get("gateway_reference")),
+    }
+    if refs.location:
+        body["location"] = {"id": refs.location}
+    if refs.subsidiary:
+        body["subsidiary"] = {"id": refs.subsidiary}
+    if refs.payment_method:
+        body["paymentOption"] = {"id": refs.payment_method}
+    return body
+
+
+def build_customer_deposit(pay: PaymentRec, refs: PaymentRefs, order_id: str,
+                           customer_id: str) -> dict[str, Any]:
+    """Prepayment on a sales order: ``salesOrder`` links it (a deposit is no transform)."""
+    return {**_header(pay, refs), "customer": {"id": customer_id}, "payment": pay["amount"],
+            "salesOrder": {"id": order_id}}
+
+
+def build_customer_payment(pay: PaymentRec, refs: PaymentRefs, invoice_id: str,
+                           customer_id: str, open_amount: Decimal) -> dict[str, Any]:
+    """Payment applied to the invoice, up to what is still open on it; any excess stays
+    unapplied on the customer's account (NetSuite refuses over-application)."""
+    body = {**_header(pay, refs), "customer": {"id": customer_id}, "payment": pay["amount"]}
+    applied = min(pay["amount"], open_amount)
+    if applied > 0:
+        body["apply"] = {"items": [{"doc": {"id": invoice_id}, "apply": True,
+                                    "amount": applied}]}
+    return body
+
+
+def build_payment_refund(pay: PaymentRec, refs: PaymentRefs, source_type: str,
+                         source_id: str) -> dict[str, Any]:
+    """Body of the deposit/payment -> customerRefund ``!transform``: the refunded amount
+    applied to the source (the transform alone would refund all that is open)."""
+    sublist = dict(REFUND_SOURCES)[source_type]
+    return {**_header(pay, refs),
+            sublist: {"items": [{"doc": {"id": source_id}, "apply": True,
+                                 "amount": pay["amount"]}]}}
+
+
+def payment_audit_record(pay: PaymentRec, outcome: str | None = None) -> dict[str, Any]:
+    """One JSON-ready row per payment attempt: what the terminal and gateway said, step by
+    step. Amounts are strings (exact), times ISO-8601; only the card's last four digits."""
+    def when(value: Any) -> str | None:
+        return value.isoformat() if hasattr(value, "isoformat") else \
+            (None if value is None else str(value))
+
+    def money(value: Decimal | None) -> str | None:
+        return None if value is None else str(value)
+
+    return {
+        "payment_id": pay["payment_id"], "pos_transaction_id": pay["pos_transaction_id"],
+        "store_id": pay["store_id"], "register_id": pay["register_id"],
+        "cashier_id": pay.get("cashier_id"), "business_date": pay["business_date"],
+        "occurred_at": when(pay.get("occurred_at")), "attempt_no": pay.get("attempt_no", 1),
+        "tender_type": pay["tender_type"], "amount": money(pay["amount"]),
+        "currency": pay.get("currency", "USD"), "status": pay["status"],
+        "failure_code": pay.get("failure_code"), "failure_reason": pay.get("failure_reason"),
+        "authorization_id": pay.get("authorization_id"),
+        "gateway_code": pay.get("gateway_code"),
+        "gateway_response_code": pay.get("gateway_response_code"),
+        "gateway_reference": pay.get("gateway_reference"),
+        "card_brand": pay.get("card_brand"), "card_last4": pay.get("card_last4"),
+        "entry_mode": pay.get("entry_mode"), "cash_drawer_id": pay.get("cash_drawer_id"),
+        "original_payment_id": pay.get("original_payment_id"),
+        "trace": [{"at": when(t["at"]), "step": t["step"], "detail": t.get("detail")}
+                  for t in pay.get("trace") or []],
+        "outcome": outcome,
+    }
+
+
+# -- the flow ------------------------------------------------------------------------------
+
+async def _find_any(client: ReliableClient, external_id: str,
+                    record_types: tuple[str, ...]) -> tuple[str, dict[str, Any]] | None:
+    """(type, record) of the first type holding ``external_id``: ids are unique across all
+    transaction types, so at most one matches."""
+    for record_type in record_types:
+        record = await find_record(client, record_type, external_id)
+        if record is not None:
+            return record_type, record
+    return None
+
+
+async def _post_approved(client: ReliableClient, pay: PaymentRec,
+                         refs: PaymentRefs) -> Posting | Missing | Skipped:
+    found = await _find_any(client, refs.sale, SALE_TYPES)
+    if found is None:
+        exchange = await _find_any(client, refs.exchange, ("cashSale",))
+        if exchange is not None:
+            return Skipped(f"covered by exchange cashSale {exchange[1]['id']}")
+        return Missing(refs.sale, SALE_TYPES,
+                       f"payment {pay['payment_id']} of {refs.sale}, not in NetSuite yet")
+    sale_type, sale = found
+    sale_id = str(sale["id"])
+    if sale_type == "cashSale":
+        return Skipped(f"covered by cashSale {sale_id}")
+    customer = str(sale["entity"]["id"])
+    if sale_type == "salesOrder":
+        body = build_customer_deposit(pay, refs, sale_id, customer)
+        record_type, links = "customerDeposit", {"salesOrder": sale_id}
+    else:
+        open_amount = Decimal(str(sale.get("amountRemaining", 0)))
+        body = build_customer_payment(pay, refs, sale_id, customer, open_amount)
+        record_type, links = "customerPayment", {"apply": sale_id}
+    written = await ensure(client, record_type, refs.payment,
+                           lambda: client.create_or_find(record_type, refs.payment, body),
+                           links)
+    return Posting((written,))
+
+
+async def _post_refunded(client: ReliableClient, pay: PaymentRec,
+                         refs: PaymentRefs) -> Posting | Missing | Skipped:
+    original = refs.original_payment
+    assert original is not None
+    found = await _find_any(client, original, tuple(t for t, _ in REFUND_SOURCES))
+    if found is None:
+        for record_type, ext in (("cashSale", refs.sale), ("cashRefund", refs.refund),
+                                 ("creditMemo", refs.refund)):
+            covered = await _find_any(client, ext, (record_type,))
+            if covered is not None:
+                return Skipped(f"refund covered by {record_type} {covered[1]['id']} "
+                               "(the POS sale/return posts it)")
+        return Missing(original, tuple(t for t, _ in REFUND_SOURCES),
+                       f"refund {pay['payment_id']} of payment {pay['original_payment_id']}, "
+                       "not in NetSuite yet")
+    source_type, source = found
+    source_id = str(source["id"])
+    body = build_payment_refund(pay, refs, source_type, source_id)
+    written = await ensure(
+        client, "customerRefund", refs.payment,
+        lambda: client.transform_or_find(source_type, source_id, "customerRefund",
+                                         refs.payment, body),
+        {dict(REFUND_SOURCES)[source_type]: source_id})
+    return Posting((written,))
+
+
+async def post_payment(client: ReliableClient, pay: PaymentRec,
+                       refs: PaymentRefs) -> Posting | Missing | Skipped:
+    """Post one resolved payment event; see the module doc for what each status becomes.
+
+    Idempotent: a replay finds its record by externalId (``created=False``). Permanent
+    NetSuiteErrors and NetSuiteUnavailable propagate to the sink.
+    """
+    status = pay["status"]
+    if status not in POSTING_STATUSES:
+        reason = pay.get("failure_code") or pay.get("failure_reason") or "no reason given"
+        return Skipped(f"{status} payment {pay['payment_id']} ({reason}): no NetSuite record; "
+                       "kept as a payment audit record")
+    if status == "APPROVED":
+        return await _post_approved(client, pay, refs)
+    return await _post_refunded(client, pay, refs)

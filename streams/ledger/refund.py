@@ -1,0 +1,430 @@
+"""POS returns -> NetSuite: a refund linked to the original sale, the write-off of units that
+do not go back on the shelf, and a new sale for exchange items.
+
+A refund is a new transaction, never a reversal of the sale. The refund record (externalId
+kind ``rtn``) depends on how the original was posted and on the refund method:
+
+===============  ================  ===================================================
+original         refund_method     refund record
+===============  ================  ===================================================
+cashSale         STORE_CREDIT      creditMemo, standalone (NetSuite has no cashSale ->
+                                   creditMemo transform); linked by ``custbody_pos_*``
+cashSale         any other         cashRefund ``!transform`` from the cashSale
+invoice          any               creditMemo ``!transform`` from the invoice, plus a
+                                   customerRefund (``rfd``) paying out the credit left,
+                                   unless STORE_CREDIT / EXCHANGE_ONLY / NONE
+salesOrder       (online order)    as for cashSale, standalone, linked by ``custbody_pos_*``
+none             STORE_CREDIT      creditMemo, standalone (receipt-less)
+none             any other         cashRefund, standalone, to the matched or guest customer
+===============  ================  ===================================================
+
+A transform copies every line of the original; the body keeps only the returned ones (each
+set to the returned quantity and refund amount, keyed by ``orderLine``) and drops the rest
+with quantity 0, discount lines included: ``refund_amount`` is already net of discounts
+and restocking fees. Tax is left to NetSuite, as on the sale (``build_cash_sale``).
+
+Inventory: every refund line carries ``location``, where the unit comes back on hand (the
+restock location, else the store). Lines not restocked (DISPOSE, RETURN_TO_VENDOR, INSPECT)
+are then written off there by one inventoryAdjustment (``disp``, negative ``adjustQtyBy``).
+
+Exchange: the exchange lines become a cashSale (``exch``) linked to the return by
+``otherRefNum``, memo and ``custbody_pos_return_ref``. Refund and exchange sale use the same
+payment method, so the exchanged value nets to zero there and only the net refund (or the
+uplift) moves money.
+
+Every record carries the POS coordinates (memo, ``otherRefNum`` = the return's POS id,
+``custbody_pos_*``; the simulator accepts any custbody_*, on a real account they are
+Transaction Body Fields of type Free-Form Text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from tillbridge.connectors.netsuite.client import eid
+from tillbridge.connectors.netsuite.errors import NetSuiteError
+from tillbridge.connectors.netsuite.retry import ReliableClient
+
+from ..enrich_return import ReturnRefs
+from ..records import ReturnLineRec, ReturnRec
+from ..validate import cents
+from .ids import external_id
+from .types import Missing, Posting, Written
+
+#: Refund methods that pay nothing out: the credit stays on account or buys the exchange.
+NO_PAYOUT = frozenset({"STORE_CREDIT", "EXCHANGE_ONLY", "NONE"})
+_RATE = Decimal("0.00000001")
+
+
+# -- externalIds ---------------------------------------------------------------------------
+
+def return_external_id(ret: ReturnRec) -> str:
+    return external_id("rtn", ret["store_id"], ret["pos_transaction_id"])
+
+
+def payout_external_id(ret: ReturnRec) -> str:
+    return external_id("rfd", ret["store_id"], ret["pos_transaction_id"])
+
+
+def exchange_external_id(ret: ReturnRec) -> str:
+    return external_id("exch", ret["store_id"], ret["pos_transaction_id"])
+
+
+def disposal_external_id(ret: ReturnRec) -> str:
+    return external_id("disp", ret["store_id"], ret["pos_transaction_id"])
+
+
+# -- shared by the ledger flows ----------------------------------------------------------
+
+def pos_fields(store_id: str, register_id: str, pos_transaction_id: str,
+               **extra: str | None) -> dict[str, str]:
+    """The ``custbody_pos_*`` body fields that lead from a record back to the till."""
+    out = {"custbody_pos_store_id": store_id, "custbody_pos_register_id": register_id,
+           "custbody_pos_transaction_id": pos_transaction_id}
+    out.update({f"custbody_pos_{k}": v for k, v in extra.items() if v})
+    return out
+
+
+async def find_record(client: ReliableClient, record_type: str, external_id: str,
+                      expand: bool = False) -> dict[str, Any] | None:
+    """The record with this externalId, None on 404; retried under the policy. One GET
+    both answers "is it there" and gives its fields (``expand``: with sublist lines)."""
+    async def get() -> dict[str, Any] | None:
+        try:
+            return await client.client.get(record_type, eid(external_id), expand=expand)
+        except NetSuiteError as err:
+            if err.status == 404:
+                return None
+            raise
+    return await client.call(get)
+
+
+async def ensure(client: ReliableClient, record_type: str, external_id: str,
+                 write: Callable[[], Awaitable[tuple[str, bool]]],
+                 links: dict[str, str] | None = None) -> Written:
+    """Write a record once: looked up by externalId first (a replay: ``created=False``),
+    else written by ``write`` (``create_or_find`` / ``transform_or_find``, which also
+    settle a concurrent duplicate). Looking first costs a GET, but a replay then sends no
+    write whose body depends on balances the first write changed (credit already applied,
+    deposit already refunded): NetSuite might refuse that before it sees the duplicate."""
+    found = await client.call(lambda: client.find_id(record_type, external_id))
+    if found is not None:
+        return Written(record_type, found, external_id, False, links or {})
+    new_id, created = await write()
+    return Written(record_type, new_id, external_id, created, links or {})
+
+
+# -- pure builders ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SourceLine:
+    """One item line of the original transaction, as a GET with expanded sublists shows it."""
+
+    line: int
+    item: str
+    quantity: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Original:
+    """The record a return refers to, fetched by externalId."""
+
+    record_type: str
+    id: str
+    record: dict[str, Any]
+
+    @property
+    def customer(self) -> str | None:
+        ref = self.record.get("entity") or self.record.get("customer") or {}
+        return str(ref["id"]) if ref.get("id") is not None else None
+
+    @property
+    def payment_method(self) -> str | None:
+        ref = self.record.get("paymentOption") or {}
+        return str(ref["id"]) if ref.get("id") is not None else None
+
+
+def refund_record_type(ret: ReturnRec, original_type: str | None) -> str:
+    """creditMemo for store credit or an invoiced original, else cashRefund (table above)."""
+    if original_type == "invoice" or ret["refund_method"] == "STORE_CREDIT":
+        return "creditMemo"
+    return "cashRefund"
+
+
+def is_transform(record_type: str, original_type: str | None) -> bool:
+    """Whether NetSuite's transform matrix links the refund to the original directly."""
+    return (original_type, record_type) in {("cashSale", "cashRefund"), ("invoice", "creditMemo")}
+
+
+def source_lines(record: dict[str, Any]) -> list[SourceLine]:
+    """Item lines of a GET ``expandSubResources=true`` body, in line order."""
+    out = []
+    for ln in (record.get("item") or {}).get("items") or []:
+        out.append(SourceLine(int(ln["line"]), str(ln["item"]["id"]),
+                              Decimal(str(ln.get("quantity", 1))),
+                              Decimal(str(ln.get("amount", 0)))))
+    return out
+
+
+def match_lines(ret: ReturnRec, refs: ReturnRefs, source: list[SourceLine]) -> list[int | None]:
+    """The original's line each returned line credits, or None (then added unlinked).
+
+    POS sale line k is the k-th goods line of the cashSale (discount lines, negative, sit
+    between them), checked by item; otherwise the first unused goods line of that item.
+    A source line backs at most one returned line: transform lines merge on it.
+    """
+    goods = [s for s in source if s.amount >= 0]
+    used: set[int] = set()
+    out: list[int | None] = []
+    for line, item in zip(ret["lines"], refs.items, strict=True):
+        k = line.get("original_line_no")
+        pick = goods[k - 1] if k is not None and 1 <= k <= len(goods) else None
+        if pick is None or pick.item != item or pick.line in used:
+            pick = next((s for s in goods if s.item == item and s.line not in used), None)
+        if pick is not None:
+            used.add(pick.line)
+        out.append(pick.line if pick is not None else None)
+    return out
+
+
+def unit_rate(amount: Decimal, quantity: Decimal) -> Decimal:
+    """Per-unit rate whose product with ``quantity`` rounds back to ``amount``."""
+    return (amount / quantity).quantize(_RATE).normalize()
+
+
+def _line_note(line: ReturnLineRec) -> str:
+    fee = line.get("restocking_fee")
+    note = f"{line['condition']}/{line.get('disposition', 'RESTOCK')}/{line['reason_code']}"
+    return note + (f" fee {fee}" if fee else "")
+
+
+def refund_lines(ret: ReturnRec, refs: ReturnRefs,
+                 matched: list[int | None] | None = None) -> list[dict[str, Any]]:
+    """One line per returned line: returned quantity, refund amount, where it comes back."""
+    out = []
+    for i, line in enumerate(ret["lines"]):
+        body: dict[str, Any] = {
+            "item": {"id": refs.items[i]},
+            "quantity": line["quantity"],
+            "rate": unit_rate(line["refund_amount"], line["quantity"]),
+            "amount": line["refund_amount"],
+            "location": {"id": refs.line_locations[i]},
+            "description": f"Return: {line.get('description') or line['sku']}"[:999],
+            "custcol_pos_return_line": str(line["line_no"]),
+            "custcol_pos_return_condition": _line_note(line),
+        }
+        if matched is not None and matched[i] is not None:
+            body["orderLine"] = matched[i]
+        out.append(body)
+    return out
+
+
+def _memo(ret: ReturnRec, what: str) -> str:
+    orig = ret["original"]
+    source = (f"online order {orig['online_order_id']}" if orig.get("channel") == "ONLINE"
+              else f"sale {orig.get('store_id') or ret['store_id']}/{orig['pos_transaction_id']}"
+              if orig.get("pos_transaction_id") else "no receipt")
+    tenders = ", ".join(f"{t['tender_type']} {t['amount']}" for t in ret["refund_tenders"])
+    return (f"POS {ret['store_id']}/{ret['register_id']} {what} {ret['pos_transaction_id']} of "
+            f"{source}; refund {ret['refund_total']} by {ret['refund_method']}"
+            f"{' (' + tenders + ')' if tenders else ''}; exchange {ret['exchange_total']}; "
+            f"net {ret['net_refund']}")[:999]
+
+
+def _original_ref(ret: ReturnRec) -> str | None:
+    orig = ret["original"]
+    if orig.get("channel") == "ONLINE":
+        return orig.get("online_order_id")
+    if orig.get("pos_transaction_id"):
+        return f"{orig.get('store_id') or ret['store_id']}/{orig['pos_transaction_id']}"
+    return None
+
+
+def _header(ret: ReturnRec, refs: ReturnRefs, what: str, **extra: str | None) -> dict[str, Any]:
+    return {"tranDate": ret["business_date"], "location": {"id": refs.location},
+            "subsidiary": {"id": refs.subsidiary}, "otherRefNum": ret["pos_transaction_id"],
+            "memo": _memo(ret, what),
+            **pos_fields(ret["store_id"], ret["register_id"], ret["pos_transaction_id"],
+                         original_ref=_original_ref(ret), **extra)}
+
+
+def build_refund_transform(ret: ReturnRec, refs: ReturnRefs, source: list[SourceLine],
+                           payment_method: str | None, *,
+                           unapply_invoice: str | None = None) -> dict[str, Any]:
+    """Body of the cashSale->cashRefund / invoice->creditMemo ``!transform``.
+
+    ``unapply_invoice``: the invoice to leave unapplied (paid already: nothing to credit
+    against, so the credit stays open for the payout)."""
+    matched = match_lines(ret, refs, source)
+    kept = {m for m in matched if m is not None}
+    lines = refund_lines(ret, refs, matched)
+    lines += [{"orderLine": s.line, "quantity": 0} for s in source if s.line not in kept]
+    body: dict[str, Any] = {**_header(ret, refs, "return"), "item": {"items": lines}}
+    if payment_method:
+        body["paymentOption"] = {"id": payment_method}
+    if unapply_invoice is not None:
+        body["apply"] = {"items": [{"doc": {"id": unapply_invoice}, "apply": False}]}
+    return body
+
+
+def build_standalone_refund(ret: ReturnRec, refs: ReturnRefs, record_type: str,
+                            customer_id: str, payment_method: str | None, *,
+                            original_id: str | None = None) -> dict[str, Any]:
+    """A cashRefund or creditMemo with no source document (receipt-less, store credit on a
+    cashSale, an online order); ``original_id`` names the original in ``custbody``."""
+    body: dict[str, Any] = {**_header(ret, refs, "return", original_id=original_id),
+                            "entity": {"id": customer_id},
+                            "item": {"items": refund_lines(ret, refs)}}
+    if payment_method and record_type == "cashRefund":  # a credit memo moves no money
+        body["paymentOption"] = {"id": payment_method}
+    return body
+
+
+def build_payout(ret: ReturnRec, refs: ReturnRefs,
+                 payment_method: str | None) -> dict[str, Any]:
+    """Body of the creditMemo->customerRefund ``!transform`` (pays out the open credit)."""
+    body = _header(ret, refs, "refund payout for return")
+    if payment_method:
+        body["paymentOption"] = {"id": payment_method}
+    return body
+
+
+def build_disposal(ret: ReturnRec, refs: ReturnRefs) -> dict[str, Any] | None:
+    """Inventory adjustment writing off the units not restocked; None when all are."""
+    lines = [{"item": {"id": refs.items[i]}, "location": {"id": refs.line_locations[i]},
+              "adjustQtyBy": -line["quantity"],
+              "memo": f"return line {line['line_no']}: {_line_note(line)}"[:999],
+              "custcol_pos_return_line": str(line["line_no"])}
+             for i, line in enumerate(ret["lines"]) if refs.write_off[i]]
+    if not lines:
+        return None
+    return {**_header(ret, refs, "write-off for return"),
+            "account": {"id": refs.write_off_account}, "adjLocation": {"id": refs.location},
+            "inventory": {"items": lines}}
+
+
+def build_exchange_sale(ret: ReturnRec, refs: ReturnRefs, customer_id: str,
+                        payment_method: str | None) -> dict[str, Any]:
+    """The cashSale of the exchange lines, priced like a sale line (discounts as discount
+    lines after the line they discount)."""
+    lines: list[dict[str, Any]] = []
+    for ex, item in zip(ret["exchange_lines"], refs.exchange_items, strict=True):
+        lines.append({"item": {"id": item}, "quantity": ex["quantity"], "rate": ex["unit_price"],
+                      "amount": cents(ex["quantity"] * ex["unit_price"]),
+                      "description": ex.get("description") or ex["sku"],
+                      "location": {"id": refs.location},
+                      "custcol_pos_return_line": f"X{ex['line_no']}"})
+        discount = ex.get("discount_amount") or Decimal(0)
+        if discount > 0 and refs.discount_item:
+            lines.append({"item": {"id": refs.discount_item}, "rate": -discount,
+                          "amount": -discount, "description": f"exchange line {ex['line_no']}"})
+    body: dict[str, Any] = {**_header(ret, refs, "exchange on return",
+                                      return_ref=return_external_id(ret)),
+                            "entity": {"id": customer_id}, "item": {"items": lines}}
+    if payment_method:
+        body["paymentOption"] = {"id": payment_method}
+    return body
+
+
+# -- the flow ------------------------------------------------------------------------------
+
+async def find_original(client: ReliableClient, refs: ReturnRefs) -> Original | None:
+    """The original under the first of its possible record types that holds it."""
+    assert refs.original is not None
+    for record_type in refs.original_types:
+        record = await find_record(client, record_type, refs.original, expand=True)
+        if record is not None:
+            return Original(record_type, str(record["id"]), record)
+    return None
+
+
+async def _post_refund(client: ReliableClient, ret: ReturnRec, refs: ReturnRefs,
+                       original: Original | None) -> Written:
+    source_type = original.record_type if original else None
+    record_type = refund_record_type(ret, source_type)
+    ext = return_external_id(ret)
+    transform = original is not None and is_transform(record_type, source_type)
+    links = ({} if original is None else
+             {"createdFrom": original.id} if transform else {"original": original.id})
+
+    async def write() -> tuple[str, bool]:
+        if transform:
+            assert original is not None
+            unapply = None
+            if original.record_type == "invoice" and \
+                    Decimal(str(original.record.get("amountRemaining", 0))) <= 0:
+                unapply = original.id
+            body = build_refund_transform(ret, refs, source_lines(original.record),
+                                          None if record_type == "creditMemo"
+                                          else refs.payment_method, unapply_invoice=unapply)
+            return await client.transform_or_find(original.record_type, original.id,
+                                                  record_type, ext, body)
+        customer = refs.customer or (original.customer if original else None) \
+            or refs.guest_customer
+        body = build_standalone_refund(ret, refs, record_type, customer, refs.payment_method,
+                                       original_id=original.id if original else None)
+        return await client.create_or_find(record_type, ext, body)
+
+    return await ensure(client, record_type, ext, write, links)
+
+
+async def _post_payout(client: ReliableClient, ret: ReturnRec, refs: ReturnRefs,
+                       credit: Written) -> Written | None:
+    """customerRefund of the credit memo's open amount (invoiced originals only)."""
+    ext = payout_external_id(ret)
+    links = {"apply": credit.netsuite_id}
+    found = await client.call(lambda: client.find_id("customerRefund", ext))
+    if found is not None:
+        return Written("customerRefund", found, ext, False, links)
+    memo = await client.get("creditMemo", credit.netsuite_id)
+    if Decimal(str(memo.get("amountRemaining", 0))) <= 0:
+        return None  # the whole credit went against the invoice: nothing to pay out
+    new_id, created = await client.transform_or_find(
+        "creditMemo", credit.netsuite_id, "customerRefund", ext,
+        build_payout(ret, refs, refs.payment_method))
+    return Written("customerRefund", new_id, ext, created, links)
+
+
+async def post_return(client: ReliableClient, ret: ReturnRec,
+                      refs: ReturnRefs) -> Posting | Missing:
+    """Post a resolved return: refund, payout, write-off, exchange sale, in that order.
+
+    A return whose original is not in NetSuite yet is not posted standalone: ``Missing``
+    names the externalId it waits for. Replays write nothing (``created=False``).
+    NetSuiteError (permanent) and NetSuiteUnavailable propagate to the sink.
+    """
+    original = None
+    if refs.original is not None:
+        original = await find_original(client, refs)
+        if original is None:
+            return Missing(refs.original, refs.original_types,
+                           f"return {ret['pos_transaction_id']} of {refs.original}, "
+                           "not in NetSuite yet")
+    refund = await _post_refund(client, ret, refs, original)
+    records = [refund]
+    if original is not None and original.record_type == "invoice" \
+            and ret["refund_method"] not in NO_PAYOUT:
+        payout = await _post_payout(client, ret, refs, refund)
+        if payout is not None:
+            records.append(payout)
+    disposal = build_disposal(ret, refs)
+    if disposal is not None:
+        ext = disposal_external_id(ret)
+        records.append(await ensure(
+            client, "inventoryAdjustment", ext,
+            lambda: client.create_or_find("inventoryAdjustment", ext, disposal),
+            {"return": refund.netsuite_id}))
+    if ret.get("exchange_lines"):
+        ext = exchange_external_id(ret)
+        customer = refs.customer or (original.customer if original else None) \
+            or refs.guest_customer
+        method = refs.payment_method or (original.payment_method if original else None)
+        body = build_exchange_sale(ret, refs, customer, method)
+        records.append(await ensure(client, "cashSale", ext,
+                                    lambda: client.create_or_find("cashSale", ext, body),
+                                    {"return": refund.netsuite_id}))
+    return Posting(tuple(records))

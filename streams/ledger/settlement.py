@@ -1,0 +1,146 @@
+"""Register settlements (Z reports) -> a bank ``deposit`` and an over/short ``journalEntry``.
+
+The POS records each sale as a cashSale in Undeposited Funds. At close the register's
+receipts are banked by one deposit, at the amounts NetSuite recorded (what the POS
+expected); processor fees, when the caller knows them, come off as ``cashback`` lines. What
+the count found more or less than expected is then booked by a journal entry between the
+bank account and Cash Over and Short, one balanced pair of lines per tender, so the bank
+ends at what was counted and every difference is traceable to its tender and report.
+
+An X report is interim (the register keeps trading) and posts nothing. Both records are
+keyed by store and settlement id: a replayed report posts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from tillbridge.connectors.netsuite.retry import ReliableClient
+
+from ..records import SettlementRec, TenderSettlementRec
+from .ids import external_id
+from .types import Posting, Skipped, Written
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementAccounts:
+    """GL accounts (internal ids): ``bank`` (type Bank) receives the deposit,
+    ``over_short`` takes count differences, ``fees`` processor fees (cashback lines)."""
+
+    bank: str
+    over_short: str
+    fees: str | None = None
+
+
+def deposit_external_id(s: SettlementRec) -> str:
+    return external_id("dep", s["store_id"], s["settlement_id"])
+
+
+def journal_external_id(s: SettlementRec) -> str:
+    return external_id("je", s["store_id"], s["settlement_id"])
+
+
+def over_short(tender: TenderSettlementRec) -> Decimal:
+    """Counted less expected (positive = over); the report's own figure when it has one,
+    zero when the tender was not counted."""
+    if tender["over_short"] is not None:
+        return tender["over_short"]
+    if tender["counted_amount"] is None:
+        return ZERO
+    return tender["counted_amount"] - tender["expected_amount"]
+
+
+def _ref(s: SettlementRec) -> str:
+    return (f"{s['report_type']} report {s['settlement_id']} {s['store_id']}/"
+            f"{s['register_id']} {s['business_date']}")
+
+
+def build_deposit(s: SettlementRec, receipts: Sequence[str], accounts: SettlementAccounts,
+                  subsidiary: str, location: str | None = None,
+                  fees: Mapping[str, Decimal] | None = None) -> dict[str, Any] | None:
+    """The bank deposit of ``receipts`` (internal ids of the register's undeposited cash
+    sales/payments), less ``fees`` per tender; None when there is nothing to bank."""
+    if not receipts:
+        return None
+    body: dict[str, Any] = {
+        "externalId": deposit_external_id(s),
+        "account": {"id": accounts.bank},
+        "subsidiary": {"id": subsidiary},
+        "tranDate": s["business_date"],
+        "memo": f"{_ref(s)}: {len(receipts)} receipts",
+        "payment": {"items": [{"deposit": True, "id": r} for r in dict.fromkeys(receipts)]},
+    }
+    if location:
+        body["location"] = {"id": location}
+    charged = {t: amount for t, amount in (fees or {}).items() if amount > 0}
+    if charged:
+        if accounts.fees is None:
+            raise ValueError("fees given but SettlementAccounts.fees is not set")
+        body["cashback"] = {"items": [
+            {"account": {"id": accounts.fees}, "amount": amount,
+             "memo": f"{tender} processing fees, {_ref(s)}"}
+            for tender, amount in sorted(charged.items())]}
+    return body
+
+
+def build_over_short_journal(s: SettlementRec, accounts: SettlementAccounts, subsidiary: str,
+                             location: str | None = None) -> dict[str, Any] | None:
+    """One debit/credit pair per tender that counted over or short; None when all balanced.
+
+    Over: debit bank, credit over/short. Short: debit over/short, credit bank.
+    """
+    lines: list[dict[str, Any]] = []
+    for tender in s["tenders"]:
+        diff = over_short(tender)
+        if diff == 0:
+            continue
+        memo = f"{tender['tender_type']} {'over' if diff > 0 else 'short'} {abs(diff)}, {_ref(s)}"
+        debit, credit = (accounts.bank, accounts.over_short) if diff > 0 else \
+            (accounts.over_short, accounts.bank)
+        for account, side in ((debit, "debit"), (credit, "credit")):
+            line: dict[str, Any] = {"account": {"id": account}, side: abs(diff), "memo": memo}
+            if location:
+                line["location"] = {"id": location}
+            lines.append(line)
+    if not lines:
+        return None
+    return {"externalId": journal_external_id(s), "subsidiary": {"id": subsidiary},
+            "tranDate": s["business_date"], "memo": f"Over/short, {_ref(s)}",
+            "line": {"items": lines}}
+
+
+def journal_totals(body: dict[str, Any]) -> tuple[Decimal, Decimal]:
+    """(debits, credits) of a journal body: equal, or NetSuite refuses it."""
+    lines = body["line"]["items"]
+    return (sum((Decimal(str(ln.get("debit", 0))) for ln in lines), ZERO),
+            sum((Decimal(str(ln.get("credit", 0))) for ln in lines), ZERO))
+
+
+async def post_settlement(client: ReliableClient, s: SettlementRec, receipts: Sequence[str],
+                          accounts: SettlementAccounts, subsidiary: str,
+                          location: str | None = None,
+                          fees: Mapping[str, Decimal] | None = None) -> Posting | Skipped:
+    """Deposit, then over/short journal, each once. ``receipts`` are the caller's: the
+    register's cash sales/payments it posted for this business day."""
+    if s["report_type"] != "Z":
+        return Skipped(f"{_ref(s)}: interim report, nothing to post")
+    records: list[Written] = []
+    deposit = build_deposit(s, receipts, accounts, subsidiary, location, fees)
+    if deposit is not None:
+        dep_id, created = await client.create_or_find("deposit", deposit["externalId"],
+                                                      deposit)
+        records.append(Written("deposit", dep_id, deposit["externalId"], created,
+                               {"payment": ",".join(dict.fromkeys(receipts))}))
+    journal = build_over_short_journal(s, accounts, subsidiary, location)
+    if journal is not None:
+        je_id, created = await client.create_or_find("journalEntry", journal["externalId"],
+                                                     journal)
+        records.append(Written("journalEntry", je_id, journal["externalId"], created))
+    if not records:
+        return Skipped(f"{_ref(s)}: no receipts to bank and no over/short")
+    return Posting(tuple(records))

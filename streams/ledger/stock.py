@@ -1,0 +1,96 @@
+"""Inventory movements -> one NetSuite ``inventoryAdjustment`` per store and time window.
+
+Only movements NetSuite cannot learn of any other way become adjustments: count
+corrections and shrink (``ADJUSTING_REASONS``). A sale or return already moves stock
+through its own transaction (cashSale, cashRefund), a receipt is an itemReceipt against
+its purchase order and a transfer an inventoryTransfer; adjusting for those as well would
+count the units twice. Movements are netted per item over a window (the seed's hybrid
+model: inventory in scheduled batches), so one adjustment carries a window's worth of
+counts instead of one transaction per scan. The window start keys the externalId: the
+same window always posts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tillbridge.connectors.netsuite.retry import ReliableClient
+
+from ..records import InventoryMovementRec
+from .ids import external_id
+from .types import Posting, Skipped, Written
+
+ADJUSTING_REASONS = frozenset({"ADJUSTMENT", "SHRINK"})
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class StockWindow:
+    """Net stock change per NetSuite item at one location over ``[start, end)``."""
+
+    store: str
+    location_id: str
+    window_start: datetime
+    window_end: datetime
+    lines: tuple[tuple[str, Decimal], ...]  # (NetSuite item id, net quantity delta)
+    movements: int = 0  # how many POS movements were netted (for the memo)
+
+
+def _stamp(moment: datetime) -> str:
+    """Compact UTC stamp: externalIds should keep to letters, digits, ``_`` and ``-``."""
+    return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+def adjustment_external_id(store: str, window_start: datetime) -> str:
+    return external_id("adj", store, _stamp(window_start))
+
+
+def net_deltas(movements: Iterable[InventoryMovementRec],
+               reasons: frozenset[str] = ADJUSTING_REASONS) -> dict[str, Decimal]:
+    """SKU -> summed ``quantity_delta`` of the movements with an adjusting reason; SKUs
+    whose movements cancel out are left out (NetSuite refuses a zero adjustment)."""
+    totals: dict[str, Decimal] = {}
+    for mv in movements:
+        if mv["reason"] in reasons:
+            totals[mv["sku"]] = totals.get(mv["sku"], ZERO) + mv["quantity_delta"]
+    return {sku: qty for sku, qty in totals.items() if qty != 0}
+
+
+def build_inventory_adjustment(window: StockWindow, account: str,
+                               subsidiary: str) -> dict[str, Any] | None:
+    """The adjustment body, or None when nothing nets to a change. ``account`` is the
+    adjustment (offset) account, e.g. Inventory Shrinkage; not a bank or A/R account."""
+    net: dict[str, Decimal] = {}
+    for item, qty in window.lines:
+        net[item] = net.get(item, ZERO) + qty
+    lines = [{"item": {"id": item}, "location": {"id": window.location_id}, "adjustQtyBy": qty}
+             for item, qty in sorted(net.items()) if qty != 0]
+    if not lines:
+        return None
+    return {
+        "externalId": adjustment_external_id(window.store, window.window_start),
+        "account": {"id": account},
+        "adjLocation": {"id": window.location_id},
+        "subsidiary": {"id": subsidiary},
+        "tranDate": window.window_start.date().isoformat(),
+        "memo": (f"POS stock window {window.store} {window.window_start.isoformat()} to "
+                 f"{window.window_end.isoformat()}: {window.movements} movements"),
+        "inventory": {"items": lines},
+    }
+
+
+async def post_inventory_adjustment(client: ReliableClient, window: StockWindow, account: str,
+                                    subsidiary: str) -> Posting | Skipped:
+    """Post the window's adjustment once (a replay finds it by externalId)."""
+    body = build_inventory_adjustment(window, account, subsidiary)
+    if body is None:
+        return Skipped(f"stock window {window.store} {_stamp(window.window_start)}: "
+                       "no net change")
+    eid = body["externalId"]
+    adj_id, created = await client.create_or_find("inventoryAdjustment", eid, body)
+    return Posting((Written("inventoryAdjustment", adj_id, eid, created,
+                            {"adjLocation": window.location_id}),))
