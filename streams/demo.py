@@ -2,9 +2,10 @@
 
 Every number in the summary comes from Kafka (read, not from watermarks) or the NetSuite
 simulator, never from the generator's own tally, so the identity, per event family
-(sales, payments, returns), published == posted + duplicate + skipped + dead-lettered is a
-real check. A parked event (a return before its sale) counts once it is released and
-posted, or dead-lettered as an orphan.
+(sales, payments, returns, omnichannel orders),
+published == posted + updated + duplicate + skipped + dead-lettered is a real check. A parked
+event (a return before its sale) counts once it is released and posted, or
+dead-lettered as an orphan.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import TopicTail
 from tillbridge.connectors.pos.followups import with_followups
 from tillbridge.connectors.pos.generator import generate
+from tillbridge.connectors.pos.orders import generate_orders
 from tillbridge.connectors.pos.publish import publish_generated
 
 from .deadletter import H_REASON
@@ -32,8 +34,9 @@ from .stack import WorkerProcess, local_stack
 
 #: Input topic -> event family (the results' ``event_type``; sales carry none).
 FAMILIES = {topics.SALE.name: "sale", topics.PAYMENT.name: "payment",
-            topics.RETURN.name: "return"}
-FINAL = ("posted", "duplicate", "skipped")  # "parked" is not final: posted or DLQ follows
+            topics.RETURN.name: "return", topics.OMNICHANNEL.name: "order"}
+#: "parked" is not final: a post or a dead letter follows it.
+FINAL = ("posted", "updated", "duplicate", "skipped")
 
 
 @dataclass
@@ -93,7 +96,9 @@ class Watch:
             doc = json.loads(r.value or b"{}")
             family = doc.get("event_type", "sale")
             outcome = doc.get("outcome", "?")
-            ident = str(doc.get("payment_id") or doc.get("pos_transaction_id"))
+            ident = str(doc.get("payment_id") or (
+                f"{doc['order_id']}#{doc.get('sequence')}" if family == "order"
+                else doc.get("pos_transaction_id")))
             if outcome == "parked":
                 parked.add(f"{family}/{ident}")
                 continue
@@ -115,6 +120,7 @@ class Watch:
 
 def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, seed: int = 42,
              rate: float | None = None, timeout: float = 300.0, return_rate: float = 0.05,
+             orders: int | None = None,
              console: Console | None = None) -> Tally:
     quiet = console is None
     console = console or Console(quiet=True)
@@ -131,6 +137,7 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
                           console=console, disable=quiet) as progress:
                 stream = list(with_followups(generate(events, seed=seed, dirty=dirty),
                                              seed=seed, return_rate=return_rate))
+                stream += generate_orders(events // 10 if orders is None else orders, seed)
                 pub = progress.add_task("published", total=len(stream))
                 done = progress.add_task("settled", total=len(stream))
                 publish_generated(s.kafka_bootstrap_servers or "", s.schema_registry_url or "",
@@ -167,7 +174,7 @@ def summary_table(t: Tally) -> Table:
         table.add_row(f"[bold]{family}[/]: published (read back from Kafka)", str(n))
         for outcome, count in sorted(t.outcomes.get(family, {}).items()):
             table.add_row(f"  {outcome}", str(count))
-        table.add_row("  settled = posted + duplicate + skipped + dead-lettered",
+        table.add_row("  settled = posted + updated + duplicate + skipped + DLQ",
                       f"[{'green' if ok else 'red'}]{t.settled(family)}[/]")
     for reason, n in sorted(t.dead_lettered.items()):
         table.add_row(f"dead-lettered: {reason}", str(n))

@@ -76,7 +76,8 @@ BREAKER_STATE = Gauge("tillbridge_netsuite_breaker_state",
                       "Circuit breaker: 0 closed, 1 half-open (probing), 2 open (paused).",
                       registry=REGISTRY)
 PAUSED_PARTITIONS = Gauge("tillbridge_sink_paused_partitions",
-                          "Sink input partitions paused while NetSuite is unavailable.",
+                          "Sink input partitions held (not fetched, not committed) while "
+                          "NetSuite is unavailable.",
                           registry=REGISTRY)
 UNAVAILABLE_WAITS = Counter("tillbridge_sink_unavailable_waits",
                             "Times a sink record waited for NetSuite to come back instead of "
@@ -90,6 +91,9 @@ PARK_OUTCOMES = Counter("tillbridge_park_outcomes",
 BATCH_JOBS = Counter("tillbridge_netsuite_batch_jobs",
                      "NetSuite async batch jobs (backlog drain) by state.", ["state"],
                      registry=REGISTRY)
+DRAINS = Counter("tillbridge_sink_drains",
+                 "Sink batches whose sales went through async batch jobs (backlog drain).",
+                 registry=REGISTRY)
 BATCH_RECORDS = Counter("tillbridge_netsuite_batch_records",
                         "Records posted through async batch jobs, by outcome.", ["outcome"],
                         registry=REGISTRY)

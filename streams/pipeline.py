@@ -21,7 +21,6 @@ from typing import Any, cast
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.serde import AvroCodec, DecodeError
 from tillbridge.connectors.netsuite.aio import AiohttpTransport
-from tillbridge.connectors.netsuite.auth import NetSuiteCredentials
 from tillbridge.connectors.netsuite.breaker import BreakerState, CircuitBreaker
 from tillbridge.connectors.netsuite.client import NetSuiteClient
 from tillbridge.connectors.netsuite.errors import NetSuiteError, NetSuiteUnavailable
@@ -29,6 +28,7 @@ from tillbridge.connectors.netsuite.governance import ConcurrencyLimiter
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 
 from . import metrics, route
+from .auth_config import authenticator
 from .deadletter import Headers, dlq_headers, header
 from .duplicates import (
     H_DOUBLE_SCAN,
@@ -109,6 +109,18 @@ def default_flows() -> dict[str, Flow]:
     return dict(FLOWS)
 
 
+@dataclass
+class PendingSale:
+    """A routed sale that passed the sink's checks and still has to be written."""
+
+    origin: Source
+    sale: SaleRec
+    enr: Enrichment
+    flags: dict[str, Any]
+    dedupe_key: str
+    resume: str | None  # customer id written by an earlier partial attempt
+
+
 class Pipeline:
     """Built once per worker; `start()` loads reference data before any record is handled."""
 
@@ -136,12 +148,6 @@ class Pipeline:
         #: keeps its first park time, so its timeout counts from then.
         self.parked_lookup: Callable[[str], ParkEntry | None] = lambda _id: None
 
-    def _credentials(self) -> NetSuiteCredentials:
-        s = self.settings
-        return NetSuiteCredentials(s.netsuite_account_id, s.netsuite_consumer_key,
-                                   s.netsuite_consumer_secret, s.netsuite_token_id,
-                                   s.netsuite_token_secret)
-
     async def start(self) -> None:
         """Connect to NetSuite. Reference data arrives separately (``use_refdata``): the
         worker is not ready, and handles no record, until the first snapshot is in."""
@@ -152,7 +158,7 @@ class Pipeline:
                                           on_in_flight=metrics.in_flight_hook)
         metrics.NS_CONCURRENCY_LIMIT.set(s.netsuite_max_concurrency)
         self.client = NetSuiteClient(
-            cast(str, s.netsuite_base_url), self._credentials(), timeout=s.netsuite_timeout_s,
+            cast(str, s.netsuite_base_url), authenticator(s), timeout=s.netsuite_timeout_s,
             on_request=metrics.ns_request_hook, limiter=self.limiter,
             transport=AiohttpTransport(max_connections=s.netsuite_max_concurrency,
                                        timeout=s.netsuite_timeout_s))
@@ -163,7 +169,9 @@ class Pipeline:
             breaker=self.breaker, on_retry=metrics.retry_hook,
             on_throttled=metrics.throttled_hook)
         self.poster = SalePoster(self.reliable, discount_item=self.mappings.discount_item,
-                                 write_mode=s.netsuite_write_mode)
+                                 write_mode=s.netsuite_write_mode,
+                                 sale_records=self.mappings.document.get(
+                                     "sale_record_types") or {})
 
     def _breaker_changed(self, old: BreakerState, new: BreakerState) -> None:
         log.warning("NetSuite circuit breaker %s -> %s", old.value, new.value)
@@ -197,6 +205,7 @@ class Pipeline:
         self.mappings = mappings
         if self.poster is not None:
             self.poster.discount_item = mappings.discount_item
+            self.poster.sale_records = mappings.document.get("sale_record_types") or {}
         metrics.MAPPINGS_VERSION.set(mappings.version)
 
     async def stop(self) -> None:
@@ -297,14 +306,15 @@ class Pipeline:
         for written in outcome.records:
             if written.created:
                 metrics.POSTED.labels(written.record_type).inc()
-        if not outcome.created:
+        label = "posted" if outcome.created else "updated" if outcome.updated else "duplicate"
+        if label == "duplicate":
             metrics.DUPLICATES.labels(origin.topic).inc()
-        else:
+        elif outcome.created:
             when = flow.event_time(event)
             if when is not None:
                 metrics.EVENT_TO_RECORD.observe(max(0.0, time.time() - when.timestamp()))
         result = self._flow_result(
-            flow, event, ids, "posted" if outcome.created else "duplicate",
+            flow, event, ids, label,
             records=[{"record_type": w.record_type, "netsuite_id": w.netsuite_id,
                       "external_id": w.external_id, "created": w.created, **w.links}
                      for w in outcome.records])
@@ -383,6 +393,22 @@ class Pipeline:
         flow = self.flows.get(origin.topic)
         if flow is not None:
             return await self.sink_flow(flow, origin, src)
+        pending = self.prepare_sale(origin, src, posted)
+        if not isinstance(pending, PendingSale):
+            return pending
+        assert self.poster is not None, "Pipeline.start() not awaited"
+        outcome = await self.poster.post(pending.sale, pending.enr, customer_id=pending.resume)
+        return self.settle_sale(pending, outcome, posted)
+
+    def is_sale(self, src: Source) -> bool:
+        """A routed record that came from the sales topic (the drain's business)."""
+        topic = header(src.headers, route.H_SRC_TOPIC) or src.topic
+        return topic == topics.SALE.name
+
+    def prepare_sale(self, origin: Source, src: Source,
+                     posted: Any) -> PendingSale | list[Outbound]:
+        """Decode, enrichment (from the routed header), dedupe: a sale ready to post, or
+        its outcome already (dead letter, or a duplicate of a completed sale)."""
         sale = cast(SaleRec, self.codec.decode(src.value or b"", origin.topic))
         raw = header(src.headers, route.H_ENRICHMENT)
         enr = Enrichment.from_json(raw.encode()) if raw else enrich_sale(
@@ -390,7 +416,7 @@ class Pipeline:
             tax_tolerance_cents=self.settings.tax_tolerance_cents)
         if isinstance(enr, Rejection):
             return [dead_letter(origin, enr)]
-        flags = {"double_scan_of": header(src.headers, H_DOUBLE_SCAN)}
+        flags: dict[str, Any] = {"double_scan_of": header(src.headers, H_DOUBLE_SCAN)}
         dedupe_key = f"{sale['store_id']}/{sale['pos_transaction_id']}"
         previous = posted.get(dedupe_key)
         state = sync_state(previous)
@@ -399,35 +425,38 @@ class Pipeline:
             dup = self._result(sale, "duplicate", previous, None, flags)
             dup.written = (previous["external_id"],)
             return [dup]
-        assert self.poster is not None, "Pipeline.start() not awaited"
         resume = previous["customer_id"] if state == "partial" else None
-        outcome = await self.poster.post(sale, enr, customer_id=resume)
+        return PendingSale(origin, sale, enr, flags, dedupe_key, resume)
+
+    def settle_sale(self, p: PendingSale, outcome: Posted | tuple[Rejection, object],
+                    posted: Any) -> list[Outbound]:
+        """The outbound messages for a sale's NetSuite outcome; records it for dedupe."""
         if isinstance(outcome, tuple):
             rejection, details = outcome
             written = rejection.inputs.get("customer_id")
             if written:
                 # Customer written, cashSale not: a partial sync, completed on the next try.
-                posted[dedupe_key] = partial_entry(written, enr.customer.external_id)
-            return [dead_letter(origin, rejection, details=details)]
-        posted[dedupe_key] = {"netsuite_id": outcome.netsuite_id,
-                              "record_type": outcome.record_type,
-                              "external_id": outcome.external_id}
-        if resume is not None:
+                posted[p.dedupe_key] = partial_entry(written, p.enr.customer.external_id)
+            return [dead_letter(p.origin, rejection, details=details)]
+        posted[p.dedupe_key] = {"netsuite_id": outcome.netsuite_id,
+                                "record_type": outcome.record_type,
+                                "external_id": outcome.external_id}
+        if p.resume is not None:
             metrics.PARTIAL_COMPLETED.inc()
-            flags["completed_partial"] = True
+            p.flags["completed_partial"] = True
         if not outcome.created:
             # NetSuite already held this externalId: an earlier attempt (before a restart,
             # or a duplicate our table had not seen) landed. Nothing new was created.
-            metrics.DUPLICATES.labels(origin.topic).inc()
-            dup = self._result(sale, "duplicate", posted[dedupe_key], outcome, flags)
+            metrics.DUPLICATES.labels(p.origin.topic).inc()
+            dup = self._result(p.sale, "duplicate", posted[p.dedupe_key], outcome, p.flags)
             dup.written = (outcome.external_id,)
             return [dup]
         metrics.POSTED.labels(outcome.record_type).inc()
         metrics.EVENT_TO_RECORD.observe(
-            max(0.0, time.time() - sale["completed_at"].timestamp()))
-        result = self._result(sale, "posted", posted[dedupe_key], outcome, flags)
+            max(0.0, time.time() - p.sale["completed_at"].timestamp()))
+        result = self._result(p.sale, "posted", posted[p.dedupe_key], outcome, p.flags)
         result.written = (outcome.external_id,)  # releases what waits on this sale
-        return [result, *self._promotion_audit(sale, outcome)]
+        return [result, *self._promotion_audit(p.sale, outcome)]
 
     @staticmethod
     def _promotion_audit(sale: SaleRec, outcome: Posted) -> list[Outbound]:

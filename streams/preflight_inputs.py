@@ -343,11 +343,12 @@ def _netsuite_abort(exc: NetSuiteError, base_url: str) -> PreflightAbort:
 
 async def fetch_snapshot(settings: Settings, cfg: RolloutConfig,
                          usage: PosUsage) -> tuple[NetSuiteSnapshot, str]:
-    """Connect with the configured TBA credentials and read the snapshot."""
-    from .stack import _creds
+    """Connect with the configured login (TBA or OAuth 2.0) and read the snapshot."""
+    from .auth_config import authenticator
 
     base_url = settings.netsuite_base_url or default_base_url(settings.netsuite_account_id)
-    client = NetSuiteClient(base_url, _creds(settings), timeout=settings.netsuite_timeout_s,
+    client = NetSuiteClient(base_url, authenticator(settings, base_url),
+                            timeout=settings.netsuite_timeout_s,
                             max_connections=settings.netsuite_max_concurrency)
     try:
         async with client:

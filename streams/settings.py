@@ -1,21 +1,37 @@
 """The one settings object: every knob, its environment variable, default and meaning.
 
 Read once at start (``Settings.from_env()``) and passed down; connectors never read the
-environment themselves, so tests can build them with explicit values.
+environment themselves, so tests can build them with explicit values. Any setting can
+also come from a file named by ``<VARIABLE>_FILE`` (the Docker/Kubernetes secrets
+convention), so secrets need not sit in the environment.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from tillbridge.connectors.netsuite import auth
 
+FILE_SUFFIX = "_FILE"
+MASK = "***"
 
-def _opt(env: str, default: str | int | float | None, doc: str):  # noqa: ANN202
-    """Declare a setting: type comes from the annotation, value from ``env`` or ``default``."""
-    return field(default=default, metadata={"env": env, "doc": doc})
+
+class SettingsError(ValueError):
+    """A setting that cannot be read or used; names the variable (and file), never a value
+    that might be a secret."""
+
+
+def _opt(env: str, default: str | int | float | None, doc: str, *,  # noqa: ANN202
+         secret: bool = False):
+    """Declare a setting: type comes from the annotation, value from ``env`` or ``default``.
+
+    A ``secret`` is masked by ``describe()`` and left out of ``repr`` (so out of logs).
+    """
+    return field(default=default, repr=not secret,
+                 metadata={"env": env, "doc": doc, "secret": secret})
 
 
 @dataclass(frozen=True)
@@ -31,13 +47,33 @@ class Settings:
         "Confluent-compatible schema registry. Unset: the embedded registry is started.")
     netsuite_account_id: str = _opt("NETSUITE_ACCOUNT_ID", auth.DEV_ACCOUNT_ID,
                                     "NetSuite account id (OAuth realm), e.g. 1234567_SB1.")
+    netsuite_auth: str = _opt(
+        "NETSUITE_AUTH", "tba",
+        "How the worker logs in to NetSuite: tba (OAuth 1.0a token-based authentication, "
+        "the NETSUITE_CONSUMER_*/TOKEN_* settings) or oauth2 (OAuth 2.0 client credentials "
+        "M2M, the NETSUITE_CLIENT_ID/CERTIFICATE_ID/PRIVATE_KEY_FILE settings).")
     netsuite_consumer_key: str = _opt("NETSUITE_CONSUMER_KEY", auth.DEV_CONSUMER_KEY,
                                       "TBA integration record consumer key.")
     netsuite_consumer_secret: str = _opt("NETSUITE_CONSUMER_SECRET", auth.DEV_CONSUMER_SECRET,
-                                         "TBA consumer secret (never logged).")
+                                         "TBA consumer secret (never logged).", secret=True)
     netsuite_token_id: str = _opt("NETSUITE_TOKEN_ID", auth.DEV_TOKEN_ID, "TBA token id.")
     netsuite_token_secret: str = _opt("NETSUITE_TOKEN_SECRET", auth.DEV_TOKEN_SECRET,
-                                      "TBA token secret (never logged).")
+                                      "TBA token secret (never logged).", secret=True)
+    netsuite_client_id: str | None = _opt(
+        "NETSUITE_CLIENT_ID", None, "OAuth 2.0: the integration record's client id.")
+    netsuite_certificate_id: str | None = _opt(
+        "NETSUITE_CERTIFICATE_ID", None,
+        "OAuth 2.0: the certificate id from the M2M Setup page (the JWT's kid).")
+    netsuite_private_key_file: str | None = _opt(
+        "NETSUITE_PRIVATE_KEY_FILE", None,
+        "OAuth 2.0: PEM file with the certificate's private key (unencrypted; RSA for "
+        "PS256, EC P-256 for ES256). The key is read from the file, never from the "
+        "environment, and never logged.")
+    netsuite_jwt_algorithm: str = _opt("NETSUITE_JWT_ALGORITHM", "PS256",
+                                       "OAuth 2.0: how the JWT assertion is signed: PS256 or "
+                                       "ES256.")
+    netsuite_scopes: str = _opt("NETSUITE_SCOPES", "rest_webservices",
+                                "OAuth 2.0: scopes asked for (comma list).")
     netsuite_base_url: str | None = _opt(
         "NETSUITE_BASE_URL", None,
         "Base URL up to the host, e.g. https://1234567-sb1.suitetalk.api.netsuite.com. Unset: "
@@ -123,21 +159,36 @@ class Settings:
         "TILLBRIDGE_PARK_RECHECK_S", 60.0,
         "How often parked events are checked: their dependency looked up in NetSuite "
         "(released when found) and expired ones dead-lettered.")
+    drain_threshold: int = _opt(
+        "TILLBRIDGE_DRAIN_THRESHOLD", 200,
+        "Sales in one sink batch from which they are posted through NetSuite's async batch "
+        "jobs (up to 100 records per request) instead of one request each: the sink is "
+        "behind (after an outage, or a burst). 0 turns the drain off.")
+    drain_batch: int = _opt(
+        "TILLBRIDGE_DRAIN_BATCH", 1000,
+        "Most routed events one sink batch takes when the drain is on (the backlog it can "
+        "see at once).")
     double_scan_window_s: int = _opt(
         "TILLBRIDGE_DOUBLE_SCAN_WINDOW_S", 600,
         "Same basket (store, register, lines, total, tenders) under a new POS transaction id "
         "within this many seconds is flagged as a possible double-scan (still posted).")
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
-        """Build from environment variables; explicit ``overrides`` win."""
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build from environment variables; explicit ``overrides`` win.
+
+        ``<VARIABLE>_FILE`` is read when ``<VARIABLE>`` is unset or empty (one trailing
+        newline dropped, as ``echo`` and editors leave one). ``SettingsError`` names the
+        variable and the path of a file that cannot be read, never its content.
+        """
         env = dict(os.environ if env is None else env)
         values: dict[str, object] = {}
         for f in fields(cls):
-            raw = env.get(f.metadata["env"])
-            if raw is None or raw == "":
+            found = _lookup(env, f.metadata["env"])
+            if found is None:
                 continue
-            values[f.name] = _coerce(f.type, raw, f.metadata["env"])
+            raw, path = found
+            values[f.name] = _coerce(f.type, raw, f.metadata["env"], path)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
@@ -146,7 +197,7 @@ class Settings:
         rows = []
         for f in fields(self):
             value = getattr(self, f.name)
-            shown = "***" if "secret" in f.name and value else str(value)
+            shown = MASK if f.metadata["secret"] and value else str(value)
             rows.append((f.metadata["env"], shown, f.metadata["doc"]))
         return rows
 
@@ -155,13 +206,38 @@ class Settings:
         return Path(self.data_dir)
 
 
-def _coerce(type_: object, raw: str, env: str) -> object:
+def _lookup(env: Mapping[str, str], name: str) -> tuple[str, str | None] | None:
+    """(value, file path or None) of one setting, or None when it is not set either way."""
+    raw = env.get(name)
+    if raw:
+        return raw, None
+    path = env.get(name + FILE_SUFFIX)
+    if not path:
+        return None
+    var = name + FILE_SUFFIX
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SettingsError(f"{var}={path}: the file is not UTF-8 text") from None
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise SettingsError(f"{var}={path}: cannot read the file ({why})") from None
+    text = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+    return (text, path) if text else None
+
+
+def _coerce(type_: object, raw: str, env: str, path: str | None = None) -> object:
+    """The typed value; an error quotes the value only when it came from the environment."""
     kind = str(type_)
     try:
         if kind.startswith("int"):
             return int(raw)
         if kind.startswith("float"):
             return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{env}={raw!r}: expected {kind.split()[0]}") from exc
+    except ValueError:
+        expected = kind.split()[0]
+        if path:
+            raise SettingsError(f"{env}{FILE_SUFFIX}={path}: the file does not hold "
+                                f"a valid {expected}") from None
+        raise SettingsError(f"{env}={raw!r}: expected {expected}") from None
     return raw

@@ -16,6 +16,7 @@ separate payment records is the order-to-cash record set's job (invoice + paymen
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -191,12 +192,15 @@ class SalePoster:
     """
 
     def __init__(self, client: ReliableClient, *, discount_item: str | None = None,
-                 write_mode: str = "create") -> None:
+                 write_mode: str = "create",
+                 sale_records: Mapping[str, Any] | None = None) -> None:
         if write_mode not in ("create", "upsert"):
             raise ValueError(f"write_mode must be create or upsert, not {write_mode!r}")
         self.client = client
         self.write_mode = write_mode
         self.discount_item = discount_item
+        #: the mappings' ``sale_record_types`` (cashSale or salesOrder per store/channel)
+        self.sale_records: Mapping[str, Any] = sale_records or {}
 
     async def _write(self, record_type: str, external_id: str,
                      body: dict[str, Any]) -> tuple[str, bool]:
@@ -226,37 +230,70 @@ class SalePoster:
             return False
         return True
 
+    async def customer_for(self, enr: Enrichment,
+                           customer_id: str | None = None) -> tuple[str, bool, bool]:
+        """(customer id, written by this call, enriched by this call): the matched or
+        resumed customer (PATCHed with what the event adds), else a new one upserted by
+        its externalId. Raises ``NetSuiteError`` / ``NetSuiteUnavailable``."""
+        plan = enr.customer
+        customer_id = customer_id or plan.id
+        if customer_id is not None:
+            return customer_id, False, await self._enrich_customer(plan)
+        new_id, _ = await self._write("customer", plan.external_id or "",
+                                      build_customer(plan, enr.subsidiary))
+        return new_id, True, False
+
+    def record_type(self, sale: SaleRec) -> str:
+        return sale_record_type(sale, self.sale_records)
+
+    def body(self, sale: SaleRec, enr: Enrichment, customer_id: str) -> dict[str, Any]:
+        """The sale's record body: a cashSale, or a salesOrder where configured."""
+        if self.record_type(sale) == "salesOrder":
+            from .ledger.order import build_sales_order_from_sale
+
+            return build_sales_order_from_sale(sale, enr, customer_id, self.discount_item)
+        return build_cash_sale(sale, enr, customer_id, self.discount_item)
+
     async def post(self, sale: SaleRec, enr: Enrichment, *,
                    customer_id: str | None = None) -> Posted | tuple[Rejection, object]:
         """Post one sale. Returns Posted, or (Rejection, NetSuite error details); raises
         ``NetSuiteUnavailable`` when the caller should wait and try again.
 
         ``customer_id`` completes a partial sync: the customer was written by an earlier
-        attempt, so only the cashSale is posted. When the cashSale fails after this attempt
-        wrote the customer, the rejection's inputs carry ``customer_id`` (and
+        attempt, so only the sale record is posted. When the sale record fails after this
+        attempt wrote the customer, the rejection's inputs carry ``customer_id`` (and
         ``customer_written``) so the caller can record the partial state.
         """
         plan = enr.customer
-        customer_id = customer_id or plan.id
         wrote_customer = False
-        enriched = False
         record_type, external_id = "customer", plan.external_id or ""
         try:
-            if customer_id is None:
-                customer_id, _ = await self._write(
-                    "customer", external_id, build_customer(plan, enr.subsidiary))
-                wrote_customer = True
-            else:
-                enriched = await self._enrich_customer(plan)
-            record_type, external_id = "cashSale", sale_external_id(sale)
-            body = build_cash_sale(sale, enr, customer_id, self.discount_item)
-            ns_id, created = await self._write(record_type, external_id, body)
+            customer_id, wrote_customer, enriched = await self.customer_for(enr, customer_id)
+            record_type, external_id = self.record_type(sale), sale_external_id(sale)
+            ns_id, created = await self._write(record_type, external_id,
+                                               self.body(sale, enr, customer_id))
         except NetSuiteError as err:
-            rejection = rejection_for(err, record_type, external_id)
-            if wrote_customer and customer_id:
-                rejection = Rejection(rejection.stage, rejection.reason, rejection.rule,
-                                      rejection.message,
-                                      {**rejection.inputs, "customer_id": customer_id,
-                                       "customer_written": "true"})
-            return rejection, err.details
+            return partial_rejection(rejection_for(err, record_type, external_id),
+                                     customer_id if wrote_customer else None), err.details
         return Posted(record_type, ns_id, external_id, customer_id, plan.rule, created, enriched)
+
+
+def partial_rejection(rejection: Rejection, written_customer: str | None) -> Rejection:
+    """A sale record refused after this attempt wrote its customer: say so in the inputs,
+    so the dedupe table can record the partial sync (completed on the next attempt)."""
+    if not written_customer:
+        return rejection
+    return Rejection(rejection.stage, rejection.reason, rejection.rule, rejection.message,
+                     {**rejection.inputs, "customer_id": written_customer,
+                      "customer_written": "true"})
+
+
+def sale_record_type(sale: SaleRec, config: Mapping[str, Any]) -> str:
+    """cashSale or salesOrder for one sale, from the mappings' ``sale_record_types``:
+    ``{"default": ..., "channels": {receipt channel: type}, "stores": {store: type}}``;
+    a store's setting wins over its channel's, which wins over the default (cashSale)."""
+    by_store = config.get("stores") or {}
+    by_channel = config.get("channels") or {}
+    channel = (sale.get("receipt") or {}).get("channel")
+    return str(by_store.get(sale["store_id"]) or by_channel.get(channel)
+               or config.get("default") or "cashSale")

@@ -1,8 +1,10 @@
 """Starlette app: a fake NetSuite account speaking the SuiteTalk REST API.
 
 Every ``/services/rest`` request goes through ``_api``: concurrency gate -> faults ->
-TBA check -> handler -> faults, and any ``SimError`` becomes NetSuite's error envelope.
-``/__sim/*`` are admin endpoints for tests and benchmarks (no auth, not NetSuite).
+login check (TBA or OAuth 2.0 Bearer) -> handler -> faults, and any ``SimError`` becomes
+NetSuite's error envelope. The OAuth 2.0 token endpoint sits outside that pipeline (no
+faults, no concurrency slot). ``/__sim/*`` are admin endpoints for tests and benchmarks
+(no auth, not NetSuite).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import logging
 import random
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,8 @@ from starlette.routing import Route
 from tillbridge.connectors.netsuite.auth import NetSuiteCredentials
 
 from . import handlers as h
-from .auth import AuthFailure, TbaVerifier
-from .errors import SimError, invalid_login, unexpected
+from .auth import TOKEN_PATH, AuthFailure, SimAuth, TokenError
+from .errors import SimError, unexpected
 from .faults import CommitThenTimeout, DroppedResponse, ErrorRate, Latency, Outage
 from .governance import ConcurrencyGate, Fault, SimConfig
 from .jobs import JobQueue
@@ -45,10 +47,13 @@ class SimState:
     credentials: NetSuiteCredentials
     initial_config: SimConfig
     initial_outage_s: float = 0.0
+    #: M2M mappings present from the start (``{client_id, certificate_id, public_key_pem}``);
+    #: ``reset`` keeps these and forgets the ones added through ``/__sim/oauth2``.
+    oauth2_clients: tuple[Mapping[str, str], ...] = ()
     config: SimConfig = field(init=False)
     store: Store = field(init=False)
     gate: ConcurrencyGate = field(init=False)
-    verifier: TbaVerifier = field(init=False)
+    auth: SimAuth = field(init=False)
     rng: random.Random = field(init=False)
     outage: Outage = field(init=False)
     jobs: JobQueue = field(init=False)
@@ -59,7 +64,9 @@ class SimState:
         self.config.check()
         self.store = Store(self.seed)
         self.gate = ConcurrencyGate(self.config)
-        self.verifier = TbaVerifier(self.credentials)
+        self.auth = SimAuth(self.credentials)
+        for client in self.oauth2_clients:
+            register_oauth2(self.auth, client, startup=True)
         self.rng = random.Random(self.config.seed)
         self.outage = Outage(self.count_fault)
         self.jobs = JobQueue(self.config)
@@ -84,10 +91,11 @@ class SimState:
             self.outage.start(float(outage_s))
 
     def reset(self) -> None:
-        """Reload the seed, forget records/stats/jobs/nonces; restore the start-up config."""
+        """Reload the seed, forget records/stats/jobs/nonces/tokens; restore the start-up
+        config and M2M mappings."""
         self.config.update(self.initial_config.as_dict())
         self.store = Store(self.seed)
-        self.verifier.reset()
+        self.auth.reset()
         self.gate.peak = 0
         self.rng.seed(self.config.seed)
         self.outage.stop()
@@ -131,10 +139,10 @@ async def _guarded(state: SimState, request: Request, handler: Handler) -> Respo
             if early is not None:
                 return early
         try:
-            state.verifier.verify(request.method, _signed_url(request), request.headers)
+            state.auth.verify(request.method, _signed_url(request), request.headers)
         except AuthFailure as exc:
             log.info("sim login audit: %s", exc)
-            raise invalid_login() from None
+            raise exc.sim_error(state.auth.realm) from None
         response = await handler(request)
         for fault in state.faults:
             response = await fault.after(request, response)
@@ -145,6 +153,35 @@ async def _guarded(state: SimState, request: Request, handler: Handler) -> Respo
         error_id = secrets.token_hex(10)
         log.exception("sim unexpected error %s", error_id)
         return unexpected(error_id).response()
+
+
+def register_oauth2(auth: SimAuth, values: Mapping[str, object], *,
+                    startup: bool = False) -> dict[str, Any]:
+    """Map a certificate to an integration (the M2M Setup page); ``ValueError`` if unfit."""
+    try:
+        client = auth.m2m.register(
+            str(values["client_id"]), str(values["certificate_id"]),
+            str(values["public_key_pem"]).encode(), role=str(values.get("role", "3")),
+            entity=str(values.get("entity", "-5")), startup=startup)
+    except KeyError as exc:
+        raise ValueError(f"missing {exc}") from None
+    return client.describe()
+
+
+async def oauth2_token(request: Request) -> Response:
+    """``POST /services/rest/auth/oauth2/v1/token``: a signed JWT assertion buys a Bearer token.
+
+    The assertion's ``aud`` must be this URL as the client addressed it (host included).
+    """
+    state = h.sim(request)
+    try:
+        answer = state.auth.issue_token(request.headers.get("content-type"),
+                                        await request.body(), h.origin(request) + TOKEN_PATH,
+                                        state.config.oauth2_token_ttl_s)
+    except TokenError as exc:
+        log.info("sim login audit (oauth2 token): %s -> %s", exc, exc.error)
+        return exc.response(state.auth.realm)
+    return JSONResponse(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
 # -- admin (/__sim) -----------------------------------------------------------------------
@@ -169,6 +206,7 @@ async def admin_stats(request: Request) -> Response:
         "faults": {name: stats.faults[name] for name in FAULT_NAMES},
         "outage": {"active": state.outage.remaining() > 0,
                    "remaining_s": round(state.outage.remaining(), 3)},
+        "auth": state.auth.stats(),
     })
 
 
@@ -218,6 +256,18 @@ async def admin_outage(request: Request) -> Response:
                          "remaining_s": round(state.outage.remaining(), 3)})
 
 
+async def admin_oauth2(request: Request) -> Response:
+    """POST ``{client_id, certificate_id, public_key_pem[, role, entity]}``: the PEM is an
+    x.509 certificate or a public key (RSA 3072/4096, EC P-256/384/521)."""
+    try:
+        values = await request.json()
+        if not isinstance(values, dict):
+            raise TypeError("expected a JSON object")
+        return JSONResponse(register_oauth2(h.sim(request).auth, values))
+    except (ValueError, TypeError) as exc:
+        return JSONResponse({"error": f"bad oauth2 client: {exc}"}, status_code=400)
+
+
 async def admin_reset(request: Request) -> Response:
     h.sim(request).reset()
     return JSONResponse({"reset": True})
@@ -241,21 +291,24 @@ def create_app(
     outage_s: float = 0,
     slow_suiteql_ms: float = 0,
     async_delay_ms: float = 50,
+    oauth2_token_ttl_s: int = 3600,
+    oauth2_clients: Iterable[Mapping[str, str]] = (),
 ) -> Starlette:
     """Build a simulated account seeded from ``seed_path`` (default: packaged sandbox.json).
 
     Fault flags match the ``/__sim/config`` keys; ``commit_then_timeout`` is a count when
     an int >= 1, else a rate; ``outage_s`` starts an outage window at creation.
+    ``oauth2_clients`` are M2M mappings present from the start (see ``/__sim/oauth2``).
     """
     config = SimConfig(concurrency_limit, float(latency_ms), upsert_location)
     config.update({
         "latency_jitter_ms": latency_jitter_ms, "latency_distribution": latency_distribution,
         "error_rate": error_rate, "seed": seed, "commit_then_timeout": commit_then_timeout,
         "timeout_after_commit_s": timeout_after_commit_s, "slow_suiteql_ms": slow_suiteql_ms,
-        "async_delay_ms": async_delay_ms,
+        "async_delay_ms": async_delay_ms, "oauth2_token_ttl_s": oauth2_token_ttl_s,
     })
     state = SimState(load_seed(seed_path), credentials or NetSuiteCredentials.dev(), config,
-                     float(outage_s))
+                     float(outage_s), tuple(oauth2_clients))
     record = "/services/rest/record/v1/{type}"
     job = "/services/rest/async/v1/job/{job}"
     routes = [
@@ -268,6 +321,7 @@ def create_app(
         Route(job + "/task", _api(h.job_tasks), methods=["GET"]),
         Route(job + "/task/{task}", _api(h.task_status), methods=["GET"]),
         Route(job + "/task/{task}/result", _api(h.task_result), methods=["GET"]),
+        Route(TOKEN_PATH, oauth2_token, methods=["POST"]),
         Route("/services/rest/{path:path}", _api(h.unknown_path),
               methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
         Route("/__sim/stats", admin_stats, methods=["GET"]),
@@ -275,6 +329,7 @@ def create_app(
         Route("/__sim/items/{sku}/deactivate", admin_item_deactivate, methods=["POST"]),
         Route("/__sim/config", admin_config, methods=["POST"]),
         Route("/__sim/outage", admin_outage, methods=["POST", "DELETE"]),
+        Route("/__sim/oauth2", admin_oauth2, methods=["POST"]),
         Route("/__sim/reset", admin_reset, methods=["POST"]),
     ]
     app = Starlette(routes=routes)

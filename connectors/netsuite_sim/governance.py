@@ -37,6 +37,9 @@ class SimConfig:
     timeout_after_commit_s: float = 35.0  # > NetSuiteClient's 30 s default timeout
     slow_suiteql_ms: float = 0.0  # extra latency on SuiteQL only
     async_delay_ms: float = 50.0  # an async job completes this long after submission
+    # OAuth 2.0 M2M access-token lifetime (NetSuite: 60 min); tests shorten it to see a
+    # token expire and the client fetch a new one.
+    oauth2_token_ttl_s: int = 3600
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply known keys with type coercion; unknown keys raise ``KeyError``.
@@ -76,6 +79,8 @@ class SimConfig:
                 raise ValueError(f"{name} must not be negative")
         if self.concurrency_limit < 1:
             raise ValueError("concurrency_limit must be at least 1")
+        if not 1 <= self.oauth2_token_ttl_s <= 3600:
+            raise ValueError("oauth2_token_ttl_s must be within 1..3600")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -562,12 +562,13 @@ async def _update(client: ReliableClient, ev: OrderRec, order: OrderState,
     tag = f"seq {ev['sequence']} {note}"
     if body and tag not in order.memo:
         body["memo"] = f"{order.memo}; {tag}"[:MEMO_MAX]
+    changed = bool(body)
     if body or order.seq is None or ev["sequence"] > order.seq:
         body[F_SEQ] = max(ev["sequence"], order.seq or 0)
         await client.patch("salesOrder", order.id, body)
     lines = ",".join(str(c["line"]) for c in changes if "line" in c)
     return Posting((Written("salesOrder", order.id, order_external_id(ev["order_id"]), False,
-                            {"changedLines": lines} if lines else {}),))
+                            {"changedLines": lines} if lines else {}, updated=changed),))
 
 
 async def _fulfil(client: ReliableClient, ev: OrderRec, refs: OrderRefs, order: OrderState,

@@ -14,6 +14,7 @@ class Written:
     external_id: str
     created: bool = True  # False: NetSuite already held it (replay or duplicate)
     links: dict[str, str] = field(default_factory=dict)  # e.g. {"createdFrom": "123"}
+    updated: bool = False  # an existing record was changed (e.g. an order cancelled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,10 @@ class Posting:
     def created(self) -> bool:
         """True when at least one record is new (False: a full replay)."""
         return any(w.created for w in self.records)
+
+    @property
+    def updated(self) -> bool:
+        return any(w.updated for w in self.records)
 
     @property
     def primary(self) -> Written:

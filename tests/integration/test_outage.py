@@ -104,3 +104,34 @@ def test_429_storm_and_commit_then_timeout_never_fail_or_duplicate(stack) -> Non
     records = stats["records"]["cashSale"]
     assert records["created"] == records["held"] == len(sales)
     out.close()
+
+
+def test_backlog_after_an_outage_drains_through_batch_jobs_once_each(stack) -> None:
+    """Sales pile up while NetSuite is down; once it is back the sink is behind, so its
+    full batches go as async batch jobs (<= 100 records a request): every sale posted
+    exactly once, none dead-lettered, far fewer requests than sales."""
+    s = dataclasses.replace(stack.settings, netsuite_breaker_failures=2,
+                            netsuite_breaker_cooldown_s=0.5, netsuite_max_attempts=2,
+                            drain_threshold=50)
+    sim = s.netsuite_base_url
+    sales = [make_sale(pos_transaction_id=f"B-{i:04d}") for i in range(400)]
+    out = Outcomes(s)
+    with WorkerProcess(s) as worker:
+        httpx.post(f"{sim}/__sim/outage", json={"seconds": 600}).raise_for_status()
+        produce(s, encode_sales(s, sales))
+        _wait_metric(worker, "tillbridge_sink_paused_partitions", lambda v: v > 0)
+        time.sleep(2)
+        before = sim_stats(s)["requests"]["total"]
+        httpx.delete(f"{sim}/__sim/outage").raise_for_status()
+        out.wait(len(sales), timeout=120)
+        text = worker.metrics()
+    assert _metric(text, "tillbridge_sink_drains_total") >= 1, "the backlog was drained"
+    assert not out.dead, out.summary()
+    summary = out.summary()
+    assert summary == {"result:posted": len(sales)}, summary
+    stats = sim_stats(s)
+    records = stats["records"]["cashSale"]
+    assert records["created"] == records["held"] == len(sales)
+    requests = stats["requests"]["total"] - before
+    assert requests < len(sales) / 2, f"{requests} requests for {len(sales)} sales"
+    out.close()

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.factories import make_return, make_sale
+from tests.factories import make_order, make_return, make_sale
 from tests.integration.helpers import Outcomes, encode_sales, produce, sim_stats
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.serde import AvroCodec
@@ -121,4 +121,34 @@ def test_parked_refund_survives_a_kill_and_keeps_its_first_deadline(stack) -> No
     waited = float(json.loads(dead[0].header("tillbridge.inputs") or "{}")["waited_s"])
     assert waited >= 11, f"timeout counted from the first park, not the restart ({waited})"
     assert expired_at - parked_at < 12 + 25, "expired on the first deadline's schedule"
+    out.close()
+
+
+def test_pickup_before_its_order_waits_then_bills_the_order(stack) -> None:
+    """Omnichannel: the store's pickup event overtakes the web order's placement. It parks
+    on the order's salesOrder and is released when the placement writes it: fulfilment and
+    cashSale are then created from (linked to) the order."""
+    s = stack.settings
+    placed = make_order(order_id="WEB-PK-1")
+    pickup = make_order(order_id="WEB-PK-1", sequence=2, status="PICKED_UP", store_id="S001",
+                        register_id="R02", pos_transaction_id="S001-R02-PK0001",
+                        fulfillment_id="F-PK-1")
+    for line in pickup["lines"]:
+        line["quantity_fulfilled"] = line["quantity_ordered"]
+    encode = AvroCodec(s.schema_registry_url or "").encoder(topics.OMNICHANNEL)
+    out = Outcomes(s)
+    with WorkerProcess(s):
+        produce(s, [(b"WEB-PK-1", encode(pickup))], topics.OMNICHANNEL.name)
+        _wait(out, lambda: any(d["outcome"] == "parked" for d in _docs(out, "order")))
+        produce(s, [(b"WEB-PK-1", encode(placed))], topics.OMNICHANNEL.name)
+        _wait(out, lambda: sum(d["outcome"] == "posted" for d in _docs(out, "order")) == 2,
+              timeout=15)
+    assert not out.dead, out.summary()
+    stats = sim_stats(s)["records"]
+    assert stats["salesOrder"]["created"] == 1
+    assert stats["itemFulfillment"]["created"] == 1 and stats["cashSale"]["created"] == 1
+    released = [d for d in _docs(out, "order") if d["outcome"] == "posted" and
+                d["sequence"] == 2][0]
+    kinds = {r["record_type"] for r in released["records"]}
+    assert {"itemFulfillment", "cashSale"} <= kinds
     out.close()

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(stack) -> None:
-    s = stack.settings
+    # Real-time posting (the backlog drain would post all 300 in a few batch jobs before
+    # the kill could land; its own never-twice proof is in tests/test_netsuite_batch.py).
+    s = dataclasses.replace(stack.settings, drain_threshold=0)
     n = 300
     sales = [make_sale(pos_transaction_id=f"K-{i:05d}") for i in range(n)]
     # Slow NetSuite down so the kill lands mid-stream.
