@@ -12,7 +12,8 @@ Kinds (stable: changing one would re-post history):
 kind       record                                            unique by
 =========  ===============================================  =========================
 sale       cashSale / salesOrder of a POS sale               store, POS transaction
-pay        customerDeposit / customerPayment                 store, POS payment id
+pay        customerDeposit / customerPayment, and the        store, POS payment id
+           customerRefund of a REFUNDED payment event
 rtn        cashRefund / creditMemo of a POS return           store, POS return txn
 rfd        customerRefund paying out a return's credit       store, POS return txn
 exch       cashSale of a return's exchange lines             store, POS return txn
