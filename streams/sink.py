@@ -249,7 +249,7 @@ class SalePoster:
     def body(self, sale: SaleRec, enr: Enrichment, customer_id: str) -> dict[str, Any]:
         """The sale's record body: a cashSale, or a salesOrder where configured."""
         if self.record_type(sale) == "salesOrder":
-            from .ledger.order import build_sales_order_from_sale
+            from .ledger.order_records import build_sales_order_from_sale
 
             return build_sales_order_from_sale(sale, enr, customer_id, self.discount_item)
         return build_cash_sale(sale, enr, customer_id, self.discount_item)

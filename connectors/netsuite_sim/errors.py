@@ -118,3 +118,29 @@ def service_unavailable(retry_after_s: int) -> SimError:
     return SimError(503, "SERVICE_UNAVAILABLE",
                     "The service is temporarily unavailable. Try again later.",
                     headers={"Retry-After": str(max(1, retry_after_s))})
+
+
+class AuthFailure(Exception):
+    """Why a login failed (audit-trail reason such as ``NonceUsed``); never sent to clients.
+
+    ``bearer_error`` is set for Bearer logins: the answer then carries the RFC 6750
+    challenge, and ``invalid_request`` (a malformed header) is a 400 rather than a 401.
+    """
+
+    def __init__(self, reason: str, *, bearer_error: str | None = None) -> None:
+        super().__init__(reason)
+        self.bearer_error = bearer_error
+
+    def sim_error(self, realm: str) -> SimError:
+        """The response NetSuite gives: the same envelope whatever the reason."""
+        err = invalid_login()
+        if self.bearer_error is None:
+            return err
+        challenge = f'Bearer realm="{realm}", error="{self.bearer_error}"'
+        if self.bearer_error == "invalid_request":
+            return SimError(400, "INVALID_REQUEST", "The request could not be understood by "
+                            "the server due to malformed syntax.",
+                            headers={"WWW-Authenticate": challenge})
+        err.headers = {"WWW-Authenticate": challenge
+                       + ', error_description="Invalid login attempt."'}
+        return err

@@ -33,451 +33,56 @@ NetSuite credits an RA only after its goods are received (RA -> itemReceipt at t
 location), and the simulator has no itemReceipt. See ``post_order_event``.
 
 Custom fields (Transaction Body / Line fields on a real account; the simulator accepts any
-``custbody*``/``custcol*``) are listed below; the POS/order ids also ride in ``memo`` and
-``otherRefNum`` so a record is traceable without them.
+``custbody*``/``custcol*``) are the ``F_*`` names in ``order_records.py`` (the pure
+builders); the POS/order ids also ride in ``memo`` and ``otherRefNum`` so a record is
+traceable without them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from tillbridge.connectors.netsuite.client import eid
 from tillbridge.connectors.netsuite.errors import NetSuiteError
 from tillbridge.connectors.netsuite.retry import ReliableClient
 
-from ..enrich import Enrichment
 from ..enrich_order import CANCEL, FULFIL, PLACE, RETURN, OrderRefs, order_action
-from ..records import OrderLineRec, OrderRec, SaleRec, ShipToRec
-from ..sink import PROMO_FIELD, build_cash_sale, build_customer
-from .ids import external_id, sale_id
+from ..records import OrderRec
+from ..sink import build_customer
+from .order_records import (
+    F_LINE_NO,
+    F_ORDER_ID,
+    F_RETURNED,
+    F_SEQ,
+    MEMO_MAX,
+    ZERO,
+    FulfilLine,
+    OrderPolicy,
+    OrderState,
+    bill_external_id,
+    build_bill,
+    build_fulfilment,
+    build_return_authorization,
+    build_sales_order,
+    build_sales_order_from_sale,
+    cancel_changes,
+    fulfilment_external_id,
+    fulfilment_plan,
+    modify_changes,
+    order_external_id,
+    parse_order,
+    return_external_id,
+    return_plan,
+)
 from .types import Missing, Posting, Skipped, Written
 
-F_ORDER_ID = "custbody_pos_order_id"
-F_CHANNEL = "custbody_pos_order_channel"
-F_POS_TXN = "custbody_pos_transaction_id"
-F_STORE = "custbody_pos_store_id"
-F_SEQ = "custbody_pos_event_seq"
-F_LINE_NO = "custcol_pos_line_no"
-F_RETURNED = "custcol_pos_qty_returned"
-F_CONDITION = "custcol_pos_return_condition"
-
-CENT = Decimal("0.01")
-RATE = Decimal("0.000001")
-ZERO = Decimal(0)
-MEMO_MAX = 999
-
-
-@dataclass(frozen=True, slots=True)
-class OrderPolicy:
-    """How orders bill. ``bill_type`` ``cashSale`` for goods paid at pickup, ``invoice``
-    when the order was prepaid online (its customerDeposit then applies to the invoice).
-    ``bill_on``: event statuses that bill what is fulfilled and not yet billed."""
-
-    bill_type: str = "cashSale"
-    bill_on: frozenset[str] = frozenset({"PICKED_UP"})
-    shipping_item: str | None = None  # order shipping as a line; None: noted in the memo
-
-    def __post_init__(self) -> None:
-        if self.bill_type not in ("cashSale", "invoice"):
-            raise ValueError(f"bill_type must be cashSale or invoice, not {self.bill_type!r}")
-
-
-# -- ids ------------------------------------------------------------------------------------
-
-def order_external_id(order_id: str) -> str:
-    return external_id("ord", order_id)
-
-
-def _event_key(ev: OrderRec) -> str | int:
-    """The event's sequence; its event id when the producer sets none (sequence defaults
-    to 0, and two events must not share an id: the second would find the first)."""
-    return ev["sequence"] or ev["event_id"]
-
-
-def fulfilment_external_id(ev: OrderRec) -> str:
-    """By the OMS fulfilment id; an event without one is keyed by its sequence."""
-    return external_id("ful", ev["order_id"], ev.get("fulfillment_id") or _event_key(ev))
-
-
-def return_external_id(ev: OrderRec) -> str:
-    return external_id("ra", ev["order_id"], _event_key(ev))
-
-
-def bill_external_id(ev: OrderRec) -> str:
-    """The bill at pickup is the till's pickup transaction: ``pos-sale-<store>-<txn>``, the
-    id a POS sale of that transaction would get, so the pickup is revenue once even if the
-    till also reports it as a sale. Without a POS transaction (pickup confirmed by the
-    OMS, or the event only repeats the till transaction that placed the order, which may
-    already be booked as this order's sale) it derives from the order:
-    ``pos-ord-<order>-bill-<fulfilment>``."""
-    txn = ev.get("pos_transaction_id")
-    if txn and ev.get("store_id") and txn != ev.get("original_pos_transaction_id"):
-        return sale_id(str(ev["store_id"]), str(txn))
-    return external_id("ord", ev["order_id"], "bill",
-                       ev.get("fulfillment_id") or _event_key(ev))
-
-
-# -- the order as NetSuite holds it ---------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class SoLine:
-    """One sales order line as read back (quantities exact, from NetSuite's floats)."""
-
-    line: int
-    item: str
-    quantity: Decimal
-    fulfilled: Decimal
-    billed: Decimal
-    closed: bool
-    pos_line_no: int | None
-    returned: Decimal
-    location: str | None
-    amount: Decimal
-
-    @property
-    def open(self) -> Decimal:
-        """Still to fulfil (0 once closed)."""
-        return ZERO if self.closed else max(ZERO, self.quantity - self.fulfilled)
-
-
-@dataclass(frozen=True, slots=True)
-class OrderState:
-    id: str
-    location: str | None
-    seq: int | None
-    memo: str
-    lines: tuple[SoLine, ...]
-
-    def line_for(self, line_no: int) -> SoLine | None:
-        return next((ln for ln in self.lines if ln.pos_line_no == line_no), None)
-
-
-def _dec(value: Any) -> Decimal:
-    return Decimal(str(value)) if value not in (None, "") else ZERO
-
-
-def _ref(value: Any) -> str | None:
-    return str(value["id"]) if isinstance(value, dict) and value.get("id") else None
-
-
-def parse_order(record: dict[str, Any]) -> OrderState:
-    """Read a GET ``salesOrder?expandSubResources=true`` body."""
-    lines = []
-    for ln in (record.get("item") or {}).get("items", []):
-        pos_no = ln.get(F_LINE_NO)
-        lines.append(SoLine(int(ln["line"]), _ref(ln.get("item")) or "", _dec(ln.get("quantity")),
-                            _dec(ln.get("quantityFulfilled")), _dec(ln.get("quantityBilled")),
-                            bool(ln.get("isClosed")), int(pos_no) if pos_no is not None else None,
-                            _dec(ln.get(F_RETURNED)), _ref(ln.get("location")),
-                            _dec(ln.get("amount"))))
-    seq = record.get(F_SEQ)
-    return OrderState(str(record["id"]), _ref(record.get("location")),
-                      int(seq) if seq not in (None, "") else None, record.get("memo") or "",
-                      tuple(lines))
-
-
-# -- pure builders -------------------------------------------------------------------------
-
-def _date(ev: OrderRec) -> str:
-    occurred = ev.get("occurred_at")
-    return occurred.date().isoformat() if occurred is not None else ""
-
-
-def source_memo(ev: OrderRec, what: str) -> str:
-    """Human-readable source references: order, channel, till, originating POS txn."""
-    parts = [f"{what} order {ev['order_id']} ({ev['order_channel']} {ev['kind']}, "
-             f"seq {ev['sequence']}, {ev.get('source_system') or 'POS'})"]
-    if ev.get("store_id"):
-        parts.append(f"POS {ev['store_id']}/{ev.get('register_id') or '-'} txn "
-                     f"{ev.get('pos_transaction_id') or '-'}")
-    if ev.get("original_pos_transaction_id"):
-        parts.append(f"placed at POS txn {ev['original_pos_transaction_id']}")
-    return "; ".join(parts)[:MEMO_MAX]
-
-
-def source_fields(ev: OrderRec) -> dict[str, Any]:
-    """The order's source references as custom body fields (only those the event has)."""
-    pos_txn = ev.get("pos_transaction_id") or ev.get("original_pos_transaction_id")
-    out: dict[str, Any] = {F_ORDER_ID: ev["order_id"], F_CHANNEL: ev["order_channel"],
-                           F_SEQ: ev["sequence"]}
-    if pos_txn:
-        out[F_POS_TXN] = pos_txn
-    if ev.get("store_id"):
-        out[F_STORE] = ev["store_id"]
-    return out
-
-
-def open_quantity(line: OrderLineRec) -> Decimal:
-    """Ordered less cancelled: what the order line should ask for now."""
-    return line["quantity_ordered"] - (line.get("quantity_cancelled") or ZERO)
-
-
-def line_amount(line: OrderLineRec, quantity: Decimal) -> Decimal:
-    """Net amount for ``quantity`` units: the line discount, prorated when only part of
-    the line is kept, is taken off the price (a discount line would be billed and
-    returned whole, not per unit)."""
-    gross = quantity * line["unit_price"]
-    discount = line.get("discount_amount") or ZERO
-    if discount and quantity != line["quantity_ordered"]:
-        discount = discount * quantity / line["quantity_ordered"]
-    return (gross - discount).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _priced(line: OrderLineRec, quantity: Decimal) -> dict[str, Any]:
-    amount = line_amount(line, quantity)
-    rate = line["unit_price"] if not line.get("discount_amount") else \
-        (amount / quantity).quantize(RATE, rounding=ROUND_HALF_UP).normalize()
-    return {"quantity": quantity, "rate": rate, "amount": amount}
-
-
-def order_line(line: OrderLineRec, item_id: str, location: str | None,
-               tax_code: str | None) -> dict[str, Any]:
-    """One salesOrder item line; ``custcol_pos_line_no`` ties it back to the OMS line."""
-    body: dict[str, Any] = {"item": {"id": item_id}, **_priced(line, open_quantity(line)),
-                            "description": _description(line), F_LINE_NO: line["line_no"]}
-    if location:
-        body["location"] = {"id": location}
-    if tax_code:
-        body["taxCode"] = {"id": tax_code}
-    promos = list(dict.fromkeys(line.get("promotion_ids") or []))
-    if promos:
-        body[PROMO_FIELD] = ",".join(promos)
-    return body
-
-
-def _description(line: OrderLineRec) -> str:
-    text = line.get("description") or line["sku"]
-    if line.get("discount_amount"):
-        text += f" (discount {line['discount_amount']})"
-    return text
-
-
-def ship_address(ship_to: ShipToRec) -> dict[str, Any]:
-    """``shippingAddress`` subrecord fields (country as an enum id)."""
-    pairs = (("addressee", ship_to.get("name")), ("addr1", ship_to["line1"]),
-             ("addr2", ship_to.get("line2")), ("city", ship_to["city"]),
-             ("state", ship_to.get("region")), ("zip", ship_to.get("postal_code")))
-    out: dict[str, Any] = {k: v for k, v in pairs if v}
-    out["country"] = {"id": ship_to.get("country") or "US"}
-    return out
-
-
-def build_sales_order(ev: OrderRec, refs: OrderRefs, customer_id: str,
-                      policy: OrderPolicy | None = None) -> dict[str, Any]:
-    """The approved salesOrder of a placed order (lines fully cancelled already are left
-    out). BOPIS books to the pickup store; ship orders carry the ship-to address."""
-    policy = policy or OrderPolicy()
-    lines = [order_line(ln, item, loc, tax)
-             for ln, item, loc, tax in zip(ev["lines"], refs.items, refs.line_locations,
-                                           refs.tax_codes, strict=True)
-             if open_quantity(ln) > 0]
-    memo = source_memo(ev, "Placed")
-    shipping = ev.get("shipping_total") or ZERO
-    if shipping and policy.shipping_item:
-        lines.append({"item": {"id": policy.shipping_item}, "quantity": Decimal(1),
-                      "rate": shipping, "amount": shipping, "description": "Shipping"})
-    elif shipping:
-        memo = f"{memo}; shipping {shipping}"[:MEMO_MAX]
-    body: dict[str, Any] = {
-        "entity": {"id": customer_id},
-        "subsidiary": {"id": refs.subsidiary},
-        "location": {"id": refs.location},
-        "orderStatus": "B",  # approved: Pending Fulfillment (reference §5.4)
-        "tranDate": _date(ev),
-        "otherRefNum": ev["order_id"],
-        "memo": memo,
-        **source_fields(ev),
-        "item": {"items": lines},
-    }
-    if ev.get("ship_to") and ev["kind"] != "BOPIS":
-        body["shippingAddress"] = ship_address(ev["ship_to"])  # type: ignore[arg-type]
-    return body
-
-
-def build_sales_order_from_sale(sale: SaleRec, enrichment: Enrichment, customer_id: str,
-                                discount_item: str | None = None) -> dict[str, Any]:
-    """A POS sale booked as an approved salesOrder instead of a cashSale (per store/channel
-    configuration): the cashSale's externalId, lines and discount lines, without the
-    payment (a sales order takes none; the payment becomes a customerDeposit)."""
-    body = build_cash_sale(sale, enrichment, customer_id, discount_item)
-    body.pop("paymentOption", None)
-    body["orderStatus"] = "B"
-    return body
-
-
-@dataclass(frozen=True, slots=True)
-class FulfilLine:
-    order_line: int
-    quantity: Decimal
-    location: str | None
-
-
-#: Statuses that mean "all of it": an event with them and no line quantities fulfils
-#: every open line (SHIPPED may be one parcel of several, so it needs line quantities).
-COMPLETE_STATUSES = frozenset({"FULFILLED", "PICKED_UP"})
-
-
-def fulfilment_plan(ev: OrderRec, refs: OrderRefs, order: OrderState) -> list[FulfilLine]:
-    """What this event fulfils: per line, its cumulative ``quantity_fulfilled`` less what
-    NetSuite shows fulfilled. Closed and unknown lines are left alone."""
-    plan = []
-    everything = ev["status"] in COMPLETE_STATUSES and all(
-        ln.get("quantity_fulfilled") is None for ln in ev["lines"])
-    for i, line in enumerate(ev["lines"]):
-        so = order.line_for(line["line_no"])
-        done = so.quantity if everything and so is not None else \
-            line.get("quantity_fulfilled")
-        if done is None or so is None or so.closed:
-            continue
-        delta = done - so.fulfilled
-        if delta > 0:
-            loc = _at(refs.line_locations, i) or refs.location or so.location
-            plan.append(FulfilLine(so.line, delta, loc))
-    return plan
-
-
-def _at(values: list[str | None], index: int) -> str | None:
-    return values[index] if index < len(values) else None
-
-
-def build_fulfilment(ev: OrderRec, plan: list[FulfilLine], order: OrderState,
-                     refs: OrderRefs) -> dict[str, Any]:
-    """itemFulfillment transform body: the planned lines, every other line left out
-    (``itemreceive: false``); ``inventoryLocation`` is required (reference §2.7)."""
-    planned = {p.order_line for p in plan}
-    lines: list[dict[str, Any]] = [
-        {"orderLine": p.order_line, "quantity": p.quantity,
-         **({"location": {"id": p.location}} if p.location else {})} for p in plan]
-    lines += [{"orderLine": so.line, "itemreceive": False}
-              for so in order.lines if so.line not in planned]
-    where = refs.location or next((p.location for p in plan if p.location), None) \
-        or order.location
-    memo = source_memo(ev, "Fulfilment " + (ev.get("fulfillment_id") or str(ev["sequence"])))
-    if ev.get("carrier") or ev.get("tracking_number"):
-        memo = (f"{memo}; {ev.get('carrier') or ''} tracking "
-                f"{ev.get('tracking_number') or '-'}")[:MEMO_MAX]
-    return {"inventoryLocation": {"id": where}, "tranDate": _date(ev), "memo": memo,
-            **source_fields(ev), "item": {"items": lines}}
-
-
-def build_bill(ev: OrderRec) -> dict[str, Any]:
-    """cashSale/invoice transform body: NetSuite bills what is fulfilled and unbilled."""
-    return {"tranDate": _date(ev), "otherRefNum": ev["order_id"],
-            "memo": source_memo(ev, "Billed"), **source_fields(ev)}
-
-
-def cancel_changes(ev: OrderRec, order: OrderState) -> list[dict[str, Any]]:
-    """PATCH lines for a cancellation: per event line, ordered less cancelled is what is
-    left; at or below what is fulfilled the line is closed, else its quantity shrinks. An
-    order-level cancel (no line says what was cancelled) closes every open line."""
-    by_no = {ln["line_no"]: ln for ln in ev["lines"]}
-    line_level = any(ln.get("quantity_cancelled") is not None or
-                     ln.get("line_status") == "CANCELLED" for ln in ev["lines"])
-    changes: list[dict[str, Any]] = []
-    for so in order.lines:
-        if so.closed or so.open <= 0:
-            continue
-        line = by_no.get(so.pos_line_no) if so.pos_line_no is not None else None
-        if not line_level:
-            changes.append({"line": so.line, "isClosed": True})
-        elif line is not None and line.get("quantity_cancelled") is not None:
-            keep = open_quantity(line)
-            if keep <= so.fulfilled:
-                changes.append({"line": so.line, "isClosed": True})
-            elif keep < so.quantity:
-                changes.append({"line": so.line, "quantity": keep})
-        elif line is not None and line.get("line_status") == "CANCELLED":
-            changes.append({"line": so.line, "isClosed": True})
-    return changes
-
-
-def modify_changes(ev: OrderRec, refs: OrderRefs, order: OrderState) -> list[dict[str, Any]]:
-    """PATCH lines that bring the order to the event's lines: changed quantity, price or
-    source location; new lines appended (no ``line`` key); lines the event dropped, or cut
-    to what is already fulfilled, closed."""
-    changes: list[dict[str, Any]] = []
-    seen: set[int] = set()
-    for i, line in enumerate(ev["lines"]):
-        so = order.line_for(line["line_no"])
-        want = open_quantity(line)
-        loc = _at(refs.line_locations, i)
-        if so is None:
-            if want > 0:
-                changes.append(order_line(line, refs.items[i], loc or refs.location,
-                                          _at(refs.tax_codes, i)))
-            continue
-        seen.add(so.line)
-        if so.closed:
-            continue
-        if want <= so.fulfilled:
-            if so.open > 0:
-                changes.append({"line": so.line, "isClosed": True})
-            continue
-        change: dict[str, Any] = {}
-        priced = _priced(line, want)
-        if want != so.quantity or priced["amount"] != so.amount:
-            change.update(priced)
-        if loc and loc != so.location:
-            change["location"] = {"id": loc}
-        if change:
-            changes.append({"line": so.line, **change})
-    for so in order.lines:
-        if so.line not in seen and so.pos_line_no is not None and so.open > 0:
-            changes.append({"line": so.line, "isClosed": True})
-    return changes
-
-
-@dataclass(frozen=True, slots=True)
-class ReturnLine:
-    order_line: int
-    pos_line_no: int
-    quantity: Decimal  # returned by this event
-    returned: Decimal  # cumulative, after it
-    location: str | None  # restock location
-    condition: str | None
-
-
-def return_plan(ev: OrderRec, refs: OrderRefs, order: OrderState) -> list[ReturnLine]:
-    """Per line: cumulative ``quantity_returned`` less what earlier returns recorded."""
-    plan = []
-    for i, line in enumerate(ev["lines"]):
-        returned = line.get("quantity_returned")
-        so = order.line_for(line["line_no"])
-        if returned is None or so is None or returned <= so.returned:
-            continue
-        plan.append(ReturnLine(so.line, line["line_no"], returned - so.returned, returned,
-                               _at(refs.restock_locations, i) or refs.store_location,
-                               line.get("return_condition")))
-    return plan
-
-
-def build_return_authorization(ev: OrderRec, plan: list[ReturnLine], order: OrderState,
-                               refs: OrderRefs) -> dict[str, Any]:
-    """returnAuthorization transform body, approved (Pending Receipt): the returned lines at
-    their restock location, every other order line dropped (quantity 0)."""
-    planned = {p.order_line for p in plan}
-    lines: list[dict[str, Any]] = []
-    for p in plan:
-        line: dict[str, Any] = {"orderLine": p.order_line, "quantity": p.quantity,
-                                F_LINE_NO: p.pos_line_no}
-        if p.location:
-            line["location"] = {"id": p.location}
-        if p.condition:
-            line[F_CONDITION] = p.condition
-        lines.append(line)
-    lines += [{"orderLine": so.line, "quantity": ZERO}
-              for so in order.lines if so.line not in planned]
-    body: dict[str, Any] = {"orderStatus": "B", "tranDate": _date(ev),
-                            "otherRefNum": ev.get("pos_transaction_id") or ev["order_id"],
-                            "memo": source_memo(ev, "Returned"), **source_fields(ev),
-                            "item": {"items": lines}}
-    where = refs.store_location or next((p.location for p in plan if p.location), None)
-    if where:
-        body["location"] = {"id": where}
-    return body
+#: Re-exported: callers import the order flow's public names from here.
+__all__ = ["F_LINE_NO", "F_ORDER_ID", "F_RETURNED", "F_SEQ", "OrderPolicy",
+           "bill_external_id", "build_sales_order", "build_sales_order_from_sale",
+           "fulfilment_external_id", "load_order", "order_external_id", "post_order_event",
+           "return_external_id"]
 
 
 # -- flows ---------------------------------------------------------------------------------
