@@ -26,14 +26,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.broker import ensure_topics
 from tillbridge.connectors.netsuite.breaker import BreakerState
-from tillbridge.connectors.netsuite.errors import NetSuiteError, NetSuiteUnavailable
+from tillbridge.connectors.netsuite.errors import NetSuiteUnavailable
 
 from . import control, drain, metrics, refdata_sync, route, transport
 from . import lag as lag_mod
-from . import park as park_mod
 from .emit import Emitter
 from .park import ParkEntry, ParkingLot
-from .pipeline import Outbound, Pipeline, Source, internal_error
+from .pipeline import Outbound, Pipeline, Source, internal_error, parked_source, released
 from .refdata import Mappings
 from .settings import Settings
 
@@ -107,6 +106,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         stream_wait_empty=False,
         consumer_group_instance_id=settings.group_instance_id,
     )
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms  # read by transport.ConsumerThread
     pipe = pipeline or Pipeline(settings)
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     # One ingest agent over every input family the route stage knows (same partition
@@ -128,21 +128,22 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         """Pull from NetSuite into this worker's snapshot; True when it worked."""
         mode = "full" if full else "incremental"
         async with refresh_lock:  # one pull at a time; a second request waits its turn
+            # All of it in the try: an error escaping a timer or task stops the worker.
             try:
                 assert pipe.client is not None, "NetSuite client not started"
                 writes, meta = await refdata_sync.refresh(pipe.client, snapshot, full=full)
+                for key, row in writes.items():
+                    if row is None:
+                        snapshot.pop(key, None)
+                    else:
+                        snapshot[key] = row
+                snapshot[refdata_sync.META] = meta
+                ref, _ = refdata_sync.build_index(snapshot.items())
+                pipe.use_refdata(ref, int(meta["version"]))
             except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the old data
                 metrics.REFDATA_REFRESHES.labels(mode, "error").inc()
                 log.warning("reference data refresh (%s) failed: %s", mode, exc)
                 return False
-            for key, row in writes.items():
-                if row is None:
-                    snapshot.pop(key, None)
-                else:
-                    snapshot[key] = row
-            snapshot[refdata_sync.META] = meta
-            ref, _ = refdata_sync.build_index(snapshot.items())
-            pipe.use_refdata(ref, int(meta["version"]))
             metrics.REFDATA_REFRESHES.labels(meta["mode"], "ok").inc()
             log.info("reference data v%s (%s): %s rows changed, %s deleted", meta["version"],
                      meta["mode"], meta["written"], meta["deleted"])
@@ -154,11 +155,16 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         not ready, and handles no record, before that)."""
         await pipe.start()
         loop = asyncio.get_running_loop()
+        commanded: set[asyncio.Task[bool]] = set()  # the loop holds tasks only weakly
+
+        def start_refresh(full: bool) -> None:
+            task = loop.create_task(run_refresh(full))
+            commanded.add(task)
+            task.add_done_callback(commanded.discard)
 
         def on_command(doc: dict[str, Any]) -> None:
             if doc.get("command") == control.REFRESH_REFDATA:
-                full = bool(doc.get("full"))
-                loop.call_soon_threadsafe(lambda: loop.create_task(run_refresh(full)))
+                loop.call_soon_threadsafe(start_refresh, bool(doc.get("full")))
             else:
                 log.warning("ignoring unknown control command %r", doc.get("command"))
 
@@ -252,14 +258,14 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
                               src.offset)
                 return [internal_error(pipe.origin(src), "sink", exc)]
 
-    async def drain_held(events: list[EventT],
+    async def drain_held(items: list[tuple[EventT, Source]],
                          writer: drain.BatchWriter) -> list[list[Outbound]]:
         """The drain, held (not dead-lettered) while NetSuite is unavailable: everything in
         it is idempotent, so the whole drain is simply tried again."""
-        srcs = [_source(e) for e in events]
+        srcs = [src for _, src in items]
 
         def at(i: int) -> None:
-            faust_streams._current_event.set(weakref.ref(events[i]))
+            faust_streams._current_event.set(weakref.ref(items[i][0]))
 
         while True:
             try:
@@ -268,18 +274,25 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
                 await pipe.wait_for_netsuite(err)
             except Exception:  # noqa: BLE001 - fall back to one record at a time
                 log.exception("drain of %d sales failed; posting them one by one", len(srcs))
-                return list(await asyncio.gather(*(sink_one(e) for e in events)))
+                return await sink_by_key(items)
 
-    async def sink_one(event: EventT) -> list[Outbound]:
+    async def sink_one(event: EventT, src: Source) -> list[Outbound]:
         # Each gathered task runs in its own context copy; point Faust's current-event
         # context at this record so table writes land in its partition's changelog.
         faust_streams._current_event.set(weakref.ref(event))
-        return await sink_src(_source(event))
+        return await sink_src(src)
 
-    async def sink_key_group(group: Sequence[EventT]) -> list[Outbound]:
+    async def sink_key_group(group: Sequence[tuple[EventT, Source]]) -> list[Outbound]:
         # Same key: strictly in order, so a duplicate sees its original's table entry.
-        return [out for event in group for out in await sink_one(event)]
+        return [out for event, src in group for out in await sink_one(event, src)]
 
+    async def sink_by_key(items: list[tuple[EventT, Source]]) -> list[list[Outbound]]:
+        """Distinct keys concurrently (NetSuite latency dominates), one key's records in
+        order."""
+        groups: dict[bytes | None, list[tuple[EventT, Source]]] = defaultdict(list)
+        for item in items:
+            groups[item[1].key].append(item)
+        return list(await asyncio.gather(*(sink_key_group(g) for g in groups.values())))
 
     def owned() -> set[int]:
         return {tp.partition for tp in app.consumer.assignment()
@@ -292,21 +305,19 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
             metrics.PARKED.set(len(lot))
 
     async def release(emitter: Emitter, entries: list[ParkEntry]) -> None:
-        """Run parked events through the sink again; an entry leaves the table (tombstone)
-        unless the event parked again (same id: it waits on something else now)."""
-        for entry in entries:
-            try:
-                outs = await sink_src(Source(topics.ROUTED_REALTIME, entry.partition, -1,
-                                             entry.key, entry.value, list(entry.headers)))
-            finally:
+        """Run claimed parked events through the sink again (``released``: off the table
+        unless parked again). Cancelled midway, the rest are unclaimed, not left busy."""
+        done = 0
+        try:
+            for entry in entries:
+                outs = await sink_src(parked_source(entry))
+                done += 1
                 lot.unclaim(entry.id)
-            reparked = False
-            for out in outs:
-                emit_out(emitter, out)
-                reparked |= out.topic == topics.PARKED and out.key == entry.id.encode()
-            if not reparked:
-                metrics.PARK_OUTCOMES.labels("released").inc()
-                emit_out(emitter, Outbound(*park_mod.tombstone(entry.id)))
+                for out in released(entry, outs):
+                    emit_out(emitter, out)
+        finally:
+            for entry in entries[done:]:
+                lot.unclaim(entry.id)
 
     async def sweep_parked(emitter: Emitter) -> None:
         """Expire overdue entries (orphan_dependency), release those whose dependency is in
@@ -317,13 +328,12 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         due: list[ParkEntry] = []
         for entry in entries:
             if now >= entry.deadline:
-                metrics.PARK_OUTCOMES.labels("expired").inc()
-                emit_out(emitter, pipe.orphan(entry, now))
-                emit_out(emitter, Outbound(*park_mod.tombstone(entry.id)))
+                for out in pipe.expire(entry, now):
+                    emit_out(emitter, out)
                 continue
             try:
                 found = await pipe.dependency_exists(entry)
-            except (NetSuiteUnavailable, NetSuiteError) as exc:
+            except Exception as exc:  # noqa: BLE001 - unclaimed below, checked next sweep
                 log.info("parked %s: dependency check failed: %s", entry.id, exc)
                 found = False
             if found:
@@ -333,6 +343,8 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         await release(emitter, due)
         metrics.PARKED.set(len(lot))
 
+    park_emitter: dict[str, Emitter] = {}  # the sink's, once it runs
+
     @app.timer(interval=settings.park_recheck_s)
     async def parked_timer() -> None:
         if not pipe.ready.is_set() or not len(lot) or park_emitter.get("e") is None:
@@ -341,8 +353,6 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
             await sweep_parked(park_emitter["e"])
         except Exception:  # noqa: BLE001 - a timer must never stop the worker
             log.exception("parking sweep failed")
-
-    park_emitter: dict[str, Emitter] = {}
 
     async def netsuite_sink(stream: Any) -> None:
         await pipe.ready.wait()
@@ -362,17 +372,19 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         writer = drain.batch_writer(pipe)
         async for batch in stream.take_events(batch_size, within=SINK_WITHIN_S):
             results: list[list[Outbound]] = []
-            sales = [e for e in batch if pipe.is_sale(_source(e))] if draining else []
-            if draining and len(sales) >= settings.drain_threshold:
-                # Behind: the batch's sales go as async batch jobs, then the rest (returns,
-                # payments wait on sales, never the other way round) as usual.
-                results += await drain_held(sales, writer)
-                metrics.DRAINS.inc()
-                batch = [e for e in batch if not pipe.is_sale(_source(e))]
-            groups: dict[bytes | None, list[EventT]] = defaultdict(list)
-            for event in batch:
-                groups[event.message.key].append(event)
-            results += await asyncio.gather(*(sink_key_group(g) for g in groups.values()))
+            items = [(e, _source(e)) for e in batch]
+            if draining:
+                sales: list[tuple[EventT, Source]] = []
+                rest: list[tuple[EventT, Source]] = []
+                for item in items:
+                    (sales if pipe.is_sale(item[1]) else rest).append(item)
+                if len(sales) >= settings.drain_threshold:
+                    # Behind: the batch's sales go as async batch jobs, then the rest
+                    # (returns, payments wait on sales, never the other way round) as usual.
+                    results += await drain_held(sales, writer)
+                    metrics.DRAINS.inc()
+                    items = rest
+            results += await sink_by_key(items)
             written: list[str] = []
             for outs in results:
                 for out in outs:
@@ -392,10 +404,10 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         Faust's ``pause_partitions``/``resume_partitions`` were tried first and lost
         records: after a resume, 13 to 27 of 400 held sales never reached the agent
         (3 runs of 3 on Tansu), so they are not used. Closed: held records go on."""
-        tps = {tp for tp in app.consumer.assignment() if tp.topic == topics.ROUTED_REALTIME}
         if state is BreakerState.OPEN:
-            metrics.PAUSED_PARTITIONS.set(len(tps))
-            log.warning("NetSuite unavailable: %d sink partitions held", len(tps))
+            held = len(owned())
+            metrics.PAUSED_PARTITIONS.set(held)
+            log.warning("NetSuite unavailable: %d sink partitions held", held)
         elif state is BreakerState.CLOSED:
             metrics.PAUSED_PARTITIONS.set(0)
             log.warning("NetSuite back: sink partitions resumed")

@@ -8,7 +8,7 @@ that names the variable and the file, never a secret.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from tillbridge.connectors.netsuite.auth import (
     Authenticator,
@@ -16,12 +16,16 @@ from tillbridge.connectors.netsuite.auth import (
     TbaSigner,
     default_base_url,
 )
-from tillbridge.connectors.netsuite.oauth2 import OAuth2ClientCredentials, OAuth2Credentials
+from tillbridge.connectors.netsuite.oauth2 import (
+    Algorithm,
+    OAuth2ClientCredentials,
+    OAuth2Credentials,
+)
 
 from .settings import FILE_SUFFIX, Settings, SettingsError
 
 AUTH_METHODS = ("tba", "oauth2")
-JWT_ALGORITHMS = ("PS256", "ES256")
+JWT_ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
 
 
 def authenticator(settings: Settings, base_url: str | None = None,

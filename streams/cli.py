@@ -98,7 +98,7 @@ def netsuite_sim(
     """Run the NetSuite sandbox simulator: http://HOST:PORT/services/rest/..."""
     from tillbridge.connectors.netsuite_sim import serve
 
-    from .stack import _creds
+    from .auth_config import tba_credentials
 
     flags: dict[str, object] = {}
     for item in fault or []:
@@ -106,7 +106,7 @@ def netsuite_sim(
         if not sep:
             raise typer.BadParameter(f"--set takes KEY=VALUE, not {item!r}")
         flags[key] = json.loads(raw) if raw[:1].isdigit() or raw in ("true", "false") else raw
-    serve(host, port, credentials=_creds(Settings.from_env()), latency_ms=latency_ms,
+    serve(host, port, credentials=tba_credentials(Settings.from_env()), latency_ms=latency_ms,
           concurrency_limit=concurrency_limit, log_level=log_level, **flags)
 
 

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tillbridge.connectors.kafka import topics
-from tillbridge.connectors.kafka.reader import TopicTail
+from tillbridge.connectors.kafka.reader import Record, TopicTail
 from tillbridge.connectors.pos.followups import with_followups
 from tillbridge.connectors.pos.generator import generate
 from tillbridge.connectors.pos.orders import generate_orders
@@ -81,18 +81,27 @@ class Watch:
 
     def __init__(self, bootstrap: str) -> None:
         self.tail = TopicTail(bootstrap, [*FAMILIES, topics.RESULTS, *topics.DLQ_TOPICS])
+        # Counted as records arrive: each progress tick reads only what is new.
+        self._read = dict.fromkeys([topics.RESULTS, *topics.DLQ_TOPICS], 0)
+        self._by_family: dict[str, collections.Counter[str]] = collections.defaultdict(
+            collections.Counter)
+        self._dead: collections.Counter[str] = collections.Counter()
+        self._parked: set[str] = set()
+        self._released = 0
 
     def published(self) -> dict[str, int]:
         return {family: self.tail.count(topic) for topic, family in FAMILIES.items()}
 
+    def _new(self, topic: str) -> list[Record]:
+        records = self.tail.records[topic]
+        new, self._read[topic] = records[self._read[topic]:], len(records)
+        return new
+
     def outcomes(self) -> tuple[dict[str, collections.Counter[str]], collections.Counter[str],
                                 int]:
         """(family -> final outcome counts incl. dead_lettered, DLQ reasons, released)."""
-        by_family: dict[str, collections.Counter[str]] = collections.defaultdict(
-            collections.Counter)
-        parked: set[str] = set()
-        released = 0
-        for r in self.tail.records[topics.RESULTS]:
+        by_family, parked = self._by_family, self._parked
+        for r in self._new(topics.RESULTS):
             doc = json.loads(r.value or b"{}")
             family = doc.get("event_type", "sale")
             outcome = doc.get("outcome", "?")
@@ -104,14 +113,13 @@ class Watch:
                 continue
             if outcome in FINAL:
                 by_family[family][outcome] += 1
-                released += f"{family}/{ident}" in parked
-        dead: collections.Counter[str] = collections.Counter()
+                self._released += f"{family}/{ident}" in parked
         for name in topics.DLQ_TOPICS:
-            for r in self.tail.records[name]:
-                dead[r.header(H_REASON) or "unknown"] += 1
+            for r in self._new(name):
+                self._dead[r.header(H_REASON) or "unknown"] += 1
                 family = FAMILIES.get(r.header("__connect.errors.topic") or "", "sale")
                 by_family[family]["dead_lettered"] += 1
-        return by_family, dead, released
+        return by_family, self._dead, self._released
 
     def settled(self) -> int:
         by_family, _, _ = self.outcomes()

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from .records import CustomerRefRec, Rejection, SaleLineRec, SaleRec
+from .records import CustomerRefRec, Rejection, SaleLineRec, SaleRec, reject
 from .refdata import (
     CustomerRef,
     Mappings,
@@ -87,13 +87,32 @@ def closest_sku(sku: str, known: Iterable[str]) -> str | None:
 
 
 def _reject(reason: str, rule: str, message: str, **inputs: object) -> Rejection:
-    """Inputs become a JSON header: plain strings, and empty strings rather than None."""
-    return Rejection(STAGE, reason, rule, message,
-                     {k: "" if v is None else str(v) for k, v in inputs.items()})
+    return reject(STAGE, reason, rule, message, **inputs)
 
 
 def _names(ids: Iterable[str]) -> str:
     return ",".join(sorted(ids))
+
+
+def resolve_store(store_id: str, maps: Mappings) -> StoreMapping | Rejection:
+    """The store's mapping (location, subsidiary, tax code), shared by every event family."""
+    store = maps.stores.get(store_id)
+    if store is None:
+        return _reject("unknown_store", "mapping.store",
+                       f"store {store_id!r} has no NetSuite location mapping",
+                       store_id=store_id, mappings_version=maps.version,
+                       known_stores=_names(maps.stores))
+    return store
+
+
+def usable_item(item_id: str | None, ref: ReferenceData) -> bool:
+    """Set, and active in NetSuite (taken on trust when the snapshot has no items)."""
+    if not item_id:
+        return False
+    if not ref.items:
+        return True
+    item = ref.item_by_id(item_id)
+    return item is not None and item.active
 
 
 # -- rule 4: store, location, items ------------------------------------------------------
@@ -205,9 +224,9 @@ def rule_discount_item(sale: SaleRec, maps: Mappings, ref: ReferenceData) -> Rej
     if total == 0:
         return None
     item_id = maps.discount_item
-    item = ref.item_by_id(item_id) if item_id and ref.items else None
-    if item_id and (not ref.items or (item is not None and item.active)):
+    if usable_item(item_id, ref):
         return None
+    item = ref.item_by_id(item_id) if item_id else None
     state = "not set" if not item_id else ("missing" if item is None else "inactive")
     return _reject("discount_unmapped", "discount.item",
                    f"the sale has {total} of discounts but the discount item is {state}",
@@ -255,20 +274,31 @@ def customer_updates(cust: CustomerRefRec, known: CustomerRef | None) -> dict[st
     return updates or None
 
 
-def plan_customer(sale: SaleRec, maps: Mappings, ref: ReferenceData) -> CustomerPlan:
-    """Loyalty id, then email, then phone; else a new customer if the strategy creates one
-    for this sale; else the guest fallback. A match is enriched with what the event adds."""
-    cust = sale["customer"]
-    loyalty = cust.get("loyalty_id")
-    strategy = maps.customer_strategy
-    keys = (("loyalty_id", loyalty, ref.customers_by_loyalty),
+def match_known(cust: CustomerRefRec, maps: Mappings,
+                ref: ReferenceData) -> tuple[str, str] | None:
+    """(rule, customer id) of the NetSuite customer the shopper already is, by loyalty id,
+    then email, then phone; None for a shopper NetSuite does not know (or the guest)."""
+    keys = (("loyalty_id", cust.get("loyalty_id"), ref.customers_by_loyalty),
             ("email", norm_email(cust.get("email")), ref.customers_by_email),
             ("phone", norm_phone(cust.get("phone")), ref.customers_by_phone))
     for rule, key, index in keys:
         cid = index.get(key) if key else None
         if cid is not None and cid != maps.guest_customer:
-            updates = customer_updates(cust, ref.customers.get(cid)) if strategy.enrich else None
-            return CustomerPlan(rule, cid, loyalty_id=loyalty, updates=updates)
+            return rule, cid
+    return None
+
+
+def plan_customer(sale: SaleRec, maps: Mappings, ref: ReferenceData) -> CustomerPlan:
+    """A known customer (``match_known``); else a new customer if the strategy creates one
+    for this sale; else the guest fallback. A match is enriched with what the event adds."""
+    cust = sale["customer"]
+    loyalty = cust.get("loyalty_id")
+    strategy = maps.customer_strategy
+    known = match_known(cust, maps, ref)
+    if known is not None:
+        rule, cid = known
+        updates = customer_updates(cust, ref.customers.get(cid)) if strategy.enrich else None
+        return CustomerPlan(rule, cid, loyalty_id=loyalty, updates=updates)
     key = loyalty or cust.get("customer_id") or cust.get("email")
     if key and strategy.creates(sale["total"]):
         return CustomerPlan("new_identified", None, external_id=f"pos-cust-{key}",
@@ -282,12 +312,9 @@ def plan_customer(sale: SaleRec, maps: Mappings, ref: ReferenceData) -> Customer
 def enrich_sale(sale: SaleRec, maps: Mappings, ref: ReferenceData, *,
                 tax_tolerance_cents: int = 1) -> Enrichment | Rejection:
     """Resolve every NetSuite id the sale needs, or the first rule it breaks."""
-    store = maps.stores.get(sale["store_id"])
-    if store is None:
-        return _reject("unknown_store", "mapping.store",
-                       f"store {sale['store_id']!r} has no NetSuite location mapping",
-                       store_id=sale["store_id"], mappings_version=maps.version,
-                       known_stores=_names(maps.stores))
+    store = resolve_store(sale["store_id"], maps)
+    if isinstance(store, Rejection):
+        return store
     rejection = rule_location(sale, store, ref)
     if rejection is not None:
         return rejection
@@ -333,8 +360,7 @@ def discount_items(sale: SaleRec, maps: Mappings, ref: ReferenceData) -> dict[st
         candidates = (maps.promotions.get(code),
                       promo.discount_item if promo is not None and promo.active else None)
         for item_id in candidates:
-            item = ref.item_by_id(item_id) if item_id and ref.items else None
-            if item_id and (not ref.items or (item is not None and item.active)):
+            if usable_item(item_id, ref):
                 out[code] = item_id
                 break
     return out

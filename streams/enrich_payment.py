@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 
-from .enrich import resolve_tender
+from .enrich import resolve_store, resolve_tender
 from .ledger.ids import external_id, sale_id
-from .records import PaymentRec, Rejection
+from .records import PaymentRec, Rejection, reject
 from .refdata import Mappings, ReferenceData
 
 STAGE = "enrich"
@@ -44,31 +44,26 @@ class PaymentRefs:
         return cls(**json.loads(raw))
 
 
-def _reject(stage: str, reason: str, rule: str, message: str, **inputs: object) -> Rejection:
-    return Rejection(stage, reason, rule, message,
-                     {k: "" if v is None else str(v) for k, v in inputs.items()})
-
-
 def validate_payment(pay: PaymentRec) -> Rejection | None:
     """Ids every status needs; a positive amount and, for a refund, what it refunds."""
     for name in ("payment_id", "pos_transaction_id", "register_id", "business_date", "status",
                  "tender_type"):
         if not pay.get(name):
-            return _reject(VALIDATE_STAGE, "missing_field", "required", f"{name} is empty",
-                           field=name, payment_id=pay.get("payment_id"))
+            return reject(VALIDATE_STAGE, "missing_field", "required", f"{name} is empty",
+                          field=name, payment_id=pay.get("payment_id"))
     if not pay.get("store_id"):
-        return _reject(VALIDATE_STAGE, "missing_location", "required.store", "store_id is empty",
-                       payment_id=pay["payment_id"])
+        return reject(VALIDATE_STAGE, "missing_location", "required.store", "store_id is empty",
+                      payment_id=pay["payment_id"])
     if pay["status"] not in POSTING_STATUSES:
         return None
     if pay["amount"] <= 0:
-        return _reject(VALIDATE_STAGE, "invalid_amount", "amounts.sane",
-                       f"{pay['status']} payment amount must be > 0", amount=pay["amount"],
-                       payment_id=pay["payment_id"])
+        return reject(VALIDATE_STAGE, "invalid_amount", "amounts.sane",
+                      f"{pay['status']} payment amount must be > 0", amount=pay["amount"],
+                      payment_id=pay["payment_id"])
     if pay["status"] == "REFUNDED" and not pay.get("original_payment_id"):
-        return _reject(VALIDATE_STAGE, "missing_field", "required.original_payment_id",
-                       "a REFUNDED payment names no original_payment_id",
-                       field="original_payment_id", payment_id=pay["payment_id"])
+        return reject(VALIDATE_STAGE, "missing_field", "required.original_payment_id",
+                      "a REFUNDED payment names no original_payment_id",
+                      field="original_payment_id", payment_id=pay["payment_id"])
     return None
 
 
@@ -87,11 +82,9 @@ def resolve_payment(pay: PaymentRec, maps: Mappings,
         mappings_version=maps.version)
     if pay["status"] not in POSTING_STATUSES:
         return refs
-    store = maps.stores.get(store_id)
-    if store is None:
-        return _reject(STAGE, "unknown_store", "mapping.store",
-                       f"store {store_id!r} has no NetSuite location mapping", store_id=store_id,
-                       mappings_version=maps.version, known_stores=",".join(sorted(maps.stores)))
+    store = resolve_store(store_id, maps)
+    if isinstance(store, Rejection):
+        return store
     method = resolve_tender(pay["tender_type"], maps, ref)
     if isinstance(method, Rejection):
         return method

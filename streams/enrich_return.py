@@ -20,10 +20,17 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import cast
 
-from .enrich import resolve_item, resolve_tender, rule_location
-from .ledger.ids import external_id, sale_id
-from .records import CustomerRefRec, Rejection, ReturnRec, SaleLineRec, SaleRec
-from .refdata import Mappings, ReferenceData, StoreMapping, norm_email, norm_phone
+from .enrich import (
+    match_known,
+    resolve_item,
+    resolve_store,
+    resolve_tender,
+    rule_location,
+    usable_item,
+)
+from .ledger.ids import order_external_id, sale_id
+from .records import Rejection, ReturnRec, SaleLineRec, SaleRec, reject
+from .refdata import Mappings, ReferenceData, StoreMapping
 from .validate import CENT, cents
 
 STAGE = "enrich"
@@ -78,14 +85,8 @@ class ReturnRefs:
         return cls(**doc)
 
 
-def _reject(stage: str, reason: str, rule: str, message: str, **inputs: object) -> Rejection:
-    """Inputs become a JSON header: plain strings, empty rather than None."""
-    return Rejection(stage, reason, rule, message,
-                     {k: "" if v is None else str(v) for k, v in inputs.items()})
-
-
 def _invalid(rule: str, message: str, **inputs: object) -> Rejection:
-    return _reject(VALIDATE_STAGE, "invalid_amount", rule, message, **inputs)
+    return reject(VALIDATE_STAGE, "invalid_amount", rule, message, **inputs)
 
 
 # -- validate ------------------------------------------------------------------------------
@@ -94,32 +95,32 @@ def rule_required(ret: ReturnRec) -> Rejection | None:
     """Ids, lines, and a coherent original reference (all null means receipt-less)."""
     for name in ("pos_transaction_id", "register_id", "business_date"):
         if not ret.get(name):
-            return _reject(VALIDATE_STAGE, "missing_field", "required", f"{name} is empty",
-                           field=name)
+            return reject(VALIDATE_STAGE, "missing_field", "required", f"{name} is empty",
+                          field=name)
     if not ret.get("store_id"):
-        return _reject(VALIDATE_STAGE, "missing_location", "required.store", "store_id is empty",
-                       pos_transaction_id=ret["pos_transaction_id"])
+        return reject(VALIDATE_STAGE, "missing_location", "required.store", "store_id is empty",
+                      pos_transaction_id=ret["pos_transaction_id"])
     if not ret["lines"]:
-        return _reject(VALIDATE_STAGE, "missing_field", "required", "the return has no lines",
-                       field="lines")
+        return reject(VALIDATE_STAGE, "missing_field", "required", "the return has no lines",
+                      field="lines")
     if ret["kind"] == "EXCHANGE" and not ret.get("exchange_lines"):
-        return _reject(VALIDATE_STAGE, "missing_field", "required.exchange_lines",
-                       "an EXCHANGE has no exchange lines", field="exchange_lines")
+        return reject(VALIDATE_STAGE, "missing_field", "required.exchange_lines",
+                      "an EXCHANGE has no exchange lines", field="exchange_lines")
     orig = ret["original"]
     if orig.get("channel") == "ONLINE":
         if not orig.get("online_order_id"):
-            return _reject(VALIDATE_STAGE, "missing_field", "required.original",
-                           "return of an online order without online_order_id",
-                           field="original.online_order_id")
+            return reject(VALIDATE_STAGE, "missing_field", "required.original",
+                          "return of an online order without online_order_id",
+                          field="original.online_order_id")
     elif not orig.get("pos_transaction_id") and (orig.get("store_id") or orig.get("register_id")):
-        return _reject(VALIDATE_STAGE, "missing_field", "required.original",
-                       "original names a store/register but no transaction",
-                       field="original.pos_transaction_id")
+        return reject(VALIDATE_STAGE, "missing_field", "required.original",
+                      "original names a store/register but no transaction",
+                      field="original.pos_transaction_id")
     for line in ret["lines"]:
         if line["tax_refund_amount"] > 0 and not line.get("tax_code"):
-            return _reject(VALIDATE_STAGE, "missing_tax_code", "required.tax_code",
-                           f"line {line['line_no']} ({line['sku']}) refunds tax without a "
-                           "tax code", line_no=line["line_no"], sku=line["sku"])
+            return reject(VALIDATE_STAGE, "missing_tax_code", "required.tax_code",
+                          f"line {line['line_no']} ({line['sku']}) refunds tax without a "
+                          "tax code", line_no=line["line_no"], sku=line["sku"])
     return None
 
 
@@ -168,10 +169,10 @@ def rule_totals(ret: ReturnRec) -> Rejection | None:
               ("net_refund", refund - exchange, ret["net_refund"]))
     for name, computed, stated in checks:
         if computed != stated:
-            return _reject(VALIDATE_STAGE, "totals_mismatch", f"totals.{name}",
-                           f"{name} is {stated} but lines give {computed}", field=name,
-                           stated=stated, computed=computed, refund_total=refund,
-                           exchange_total=exchange)
+            return reject(VALIDATE_STAGE, "totals_mismatch", f"totals.{name}",
+                          f"{name} is {stated} but lines give {computed}", field=name,
+                          stated=stated, computed=computed, refund_total=refund,
+                          exchange_total=exchange)
     return None
 
 
@@ -183,10 +184,10 @@ def rule_tenders(ret: ReturnRec) -> Rejection | None:
     if net > 0 and not tenders and ret["refund_method"] == "STORE_CREDIT":
         return None  # credit on account: no money changed hands
     if tendered != abs(net):
-        return _reject(VALIDATE_STAGE, "tender_mismatch", "tenders.sum",
-                       f"refund tenders add up to {tendered}, net refund is {net}",
-                       tendered=tendered, net_refund=net, refund_method=ret["refund_method"],
-                       tenders=",".join(t["tender_type"] for t in tenders))
+        return reject(VALIDATE_STAGE, "tender_mismatch", "tenders.sum",
+                      f"refund tenders add up to {tendered}, net refund is {net}",
+                      tendered=tendered, net_refund=net, refund_method=ret["refund_method"],
+                      tenders=",".join(t["tender_type"] for t in tenders))
     return None
 
 
@@ -212,25 +213,11 @@ def original_ref(ret: ReturnRec) -> tuple[str | None, tuple[str, ...]]:
     """
     orig = ret["original"]
     if orig.get("channel") == "ONLINE" and orig.get("online_order_id"):
-        return external_id("ord", orig["online_order_id"]), ("salesOrder",)
+        return order_external_id(orig["online_order_id"]), ("salesOrder",)
     if orig.get("pos_transaction_id"):
         return (sale_id(orig.get("store_id") or ret["store_id"], orig["pos_transaction_id"]),
                 ("cashSale", "invoice"))
     return None, ()
-
-
-def match_customer(cust: CustomerRefRec, maps: Mappings,
-                   ref: ReferenceData) -> tuple[str, str | None]:
-    """(rule, customer id) for a shopper NetSuite already knows; never creates one: a
-    return is no reason to open an account. Unknown shoppers fall back to the guest."""
-    keys = (("loyalty_id", cust.get("loyalty_id"), ref.customers_by_loyalty),
-            ("email", norm_email(cust.get("email")), ref.customers_by_email),
-            ("phone", norm_phone(cust.get("phone")), ref.customers_by_phone))
-    for rule, key, index in keys:
-        cid = index.get(key) if key else None
-        if cid is not None and cid != maps.guest_customer:
-            return rule, cid
-    return "guest_fallback", None
 
 
 def _restock_location(code: str | None, line_no: int, store: StoreMapping,
@@ -240,10 +227,10 @@ def _restock_location(code: str | None, line_no: int, store: StoreMapping,
         return store.location
     mapped = maps.stores.get(code)
     if mapped is None:
-        return _reject(STAGE, "unknown_store", "mapping.restock_location",
-                       f"line {line_no}: restock location {code!r} has no NetSuite location "
-                       "mapping", restock_location=code, line_no=line_no,
-                       mappings_version=maps.version, known_stores=",".join(sorted(maps.stores)))
+        return reject(STAGE, "unknown_store", "mapping.restock_location",
+                      f"line {line_no}: restock location {code!r} has no NetSuite location "
+                      "mapping", restock_location=code, line_no=line_no,
+                      mappings_version=maps.version, known_stores=",".join(sorted(maps.stores)))
     return mapped.location
 
 
@@ -255,16 +242,16 @@ def _tax_code(code: str | None, taxable: Decimal, stated: Decimal, where: str,
     tc = ref.tax_codes.get(code)
     if tc is None or not tc.active:
         reason = "unknown_tax_code" if tc is None else "inactive_tax_code"
-        return _reject(STAGE, reason, "tax.code_exists" if tc is None else "tax.code_active",
-                       f"{where}: tax code {code!r} is {'unknown' if tc is None else 'inactive'}"
-                       " in NetSuite", tax_code=code, where=where)
+        return reject(STAGE, reason, "tax.code_exists" if tc is None else "tax.code_active",
+                      f"{where}: tax code {code!r} is {'unknown' if tc is None else 'inactive'}"
+                      " in NetSuite", tax_code=code, where=where)
     expected = cents(taxable * tc.rate / 100)
     if abs(stated - expected) > CENT * tolerance_cents:
-        return _reject(STAGE, "tax_mismatch", "tax.amount",
-                       f"{where}: tax {stated} but {taxable} at {tc.rate}% is {expected}",
-                       where=where, tax_code=code, taxable=taxable, rate_expected=tc.rate,
-                       tax_expected=expected, tax_stated=stated,
-                       tolerance_cents=tolerance_cents)
+        return reject(STAGE, "tax_mismatch", "tax.amount",
+                      f"{where}: tax {stated} but {taxable} at {tc.rate}% is {expected}",
+                      where=where, tax_code=code, taxable=taxable, rate_expected=tc.rate,
+                      tax_expected=expected, tax_stated=stated,
+                      tolerance_cents=tolerance_cents)
     return tc.id
 
 
@@ -275,9 +262,9 @@ def _settlement_method(ret: ReturnRec, tender_methods: list[str], maps: Mappings
     An unknown refund method is refused even with tenders: it decides the record type."""
     method = ret["refund_method"]
     if method not in REFUND_METHODS:
-        return _reject(STAGE, "unknown_tender", "mapping.refund_method",
-                       f"refund method {method!r} is not one tillbridge knows",
-                       refund_method=method, known=",".join(sorted(REFUND_METHODS)))
+        return reject(STAGE, "unknown_tender", "mapping.refund_method",
+                      f"refund method {method!r} is not one tillbridge knows",
+                      refund_method=method, known=",".join(sorted(REFUND_METHODS)))
     tenders = ret.get("refund_tenders") or []
     paying = [i for i, t in enumerate(tenders) if t["amount"] > 0]
     if paying:
@@ -298,12 +285,9 @@ def resolve_return(ret: ReturnRec, maps: Mappings, ref: ReferenceData, *,
     rejection = validate_return(ret)
     if rejection is not None:
         return rejection
-    store = maps.stores.get(ret["store_id"])
-    if store is None:
-        return _reject(STAGE, "unknown_store", "mapping.store",
-                       f"store {ret['store_id']!r} has no NetSuite location mapping",
-                       store_id=ret["store_id"], mappings_version=maps.version,
-                       known_stores=",".join(sorted(maps.stores)))
+    store = resolve_store(ret["store_id"], maps)
+    if isinstance(store, Rejection):
+        return store
     # rule_location and resolve_item read only store_id / sku and line_no.
     rejection = rule_location(cast(SaleRec, ret), store, ref)
     if rejection is not None:
@@ -345,12 +329,11 @@ def resolve_return(ret: ReturnRec, maps: Mappings, ref: ReferenceData, *,
     discounts = sum((ex.get("discount_amount") or Decimal(0)
                      for ex in ret.get("exchange_lines") or []), Decimal(0))
     discount_item = maps.discount_item
-    item_ref = ref.item_by_id(discount_item) if discount_item and ref.items else None
-    if discounts > 0 and (not discount_item or (ref.items and not (item_ref and item_ref.active))):
-        return _reject(STAGE, "discount_unmapped", "discount.item",
-                       f"the exchange has {discounts} of discounts but no usable discount item",
-                       discount_item=discount_item, discount_total=discounts,
-                       mappings_version=maps.version)
+    if discounts > 0 and not usable_item(discount_item, ref):
+        return reject(STAGE, "discount_unmapped", "discount.item",
+                      f"the exchange has {discounts} of discounts but no usable discount item",
+                      discount_item=discount_item, discount_total=discounts,
+                      mappings_version=maps.version)
     tender_methods: list[str] = []
     for tender in ret.get("refund_tenders") or []:
         method = resolve_tender(tender["tender_type"], maps, ref)
@@ -360,7 +343,9 @@ def resolve_return(ret: ReturnRec, maps: Mappings, ref: ReferenceData, *,
     settlement = _settlement_method(ret, tender_methods, maps, ref)
     if isinstance(settlement, Rejection):
         return settlement
-    rule, customer = match_customer(ret["customer"], maps, ref)
+    # Never a new customer: a return is no reason to open an account.
+    known = match_known(ret["customer"], maps, ref)
+    rule, customer = known if known is not None else ("guest_fallback", None)
     original, types = original_ref(ret)
     return ReturnRefs(store.location, store.subsidiary, items, locations, write_off, taxes,
                       ex_items, ex_taxes, settlement, customer, rule, maps.guest_customer,

@@ -23,17 +23,15 @@ from .ledger.refund import post_return, return_external_id
 from .ledger.types import Skipped
 from .refdata import Mappings, ReferenceData
 
-_omni_cache: dict[int, OrderMappings] = {}
+_omni_cache: list[tuple[Mappings, OrderMappings]] = []
 
 
 def _order_mappings(maps: Mappings) -> OrderMappings:
-    """Parsed once per mappings object (hot reload makes a new one)."""
-    key = id(maps)
-    found = _omni_cache.get(key)
-    if found is None:
-        _omni_cache.clear()
-        found = _omni_cache[key] = OrderMappings.from_dict(maps.document)
-    return found
+    """Parsed once per mappings object (hot reload makes a new one). Held with the object
+    itself, not its id(): a freed object's id can come back for the next one."""
+    if not _omni_cache or _omni_cache[0][0] is not maps:
+        _omni_cache[:] = [(maps, OrderMappings.from_dict(maps.document))]
+    return _omni_cache[0][1]
 
 
 def _resolve_order(ev: Any, maps: Mappings, ref: ReferenceData) -> Any:
@@ -50,7 +48,6 @@ def _order_ids(ev: Any) -> dict[str, Any]:
 ORDER = Flow("order", _resolve_order, post_order_event,
              route_key=lambda ev: str(ev["order_id"]).encode(), ids=_order_ids,
              event_time=lambda ev: ev["occurred_at"])
-
 
 
 def _resolve_return(ret: Any, maps: Mappings, ref: ReferenceData) -> Any:

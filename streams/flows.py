@@ -17,7 +17,6 @@ from typing import Any
 from tillbridge.connectors.netsuite.retry import ReliableClient
 
 from .ledger.types import Missing, Posting, Skipped
-from .records import Rejection
 from .refdata import Mappings, ReferenceData
 
 Event = Mapping[str, Any]
@@ -34,7 +33,3 @@ class Flow:
     ids: Callable[[Any], dict[str, Any]]  # POS ids for the results record
     event_time: Callable[[Any], Any]
     audit: Callable[[Any, Skipped], list[tuple[str, bytes, bytes]]] | None = None
-
-
-def is_rejection(value: object) -> bool:
-    return isinstance(value, Rejection)

@@ -39,8 +39,9 @@ from .duplicates import (
 )
 from .enrich import Enrichment, enrich_sale
 from .flows import Flow
+from .ledger.lookup import find_any
 from .ledger.types import Missing, Skipped
-from .park import ParkEntry
+from .park import ParkEntry, tombstone
 from .records import Rejection, SaleRec
 from .refdata import Mappings, ReferenceData
 from .settings import Settings
@@ -75,6 +76,26 @@ class Source:
     key: bytes | None
     value: bytes | None
     headers: RawHeaders
+
+
+#: Headers added for the hop to the sink, dropped again by ``Pipeline.origin``.
+_HOP_HEADERS = frozenset({route.H_ENRICHMENT, route.H_SRC_TOPIC, route.H_SRC_PARTITION,
+                          route.H_SRC_OFFSET, H_DOUBLE_SCAN})
+
+
+def parked_source(entry: ParkEntry) -> Source:
+    """A parked event as the routed record it was (its routed offset is not kept: -1)."""
+    return Source(topics.ROUTED_REALTIME, entry.partition, -1, entry.key, entry.value,
+                  list(entry.headers))
+
+
+def released(entry: ParkEntry, outs: list[Outbound]) -> list[Outbound]:
+    """A released event's outcome, then the tombstone that takes it off the parking table,
+    unless it parked again (same id: it waits on something else now)."""
+    if any(o.topic == topics.PARKED and o.key == entry.id.encode() for o in outs):
+        return outs
+    metrics.PARK_OUTCOMES.labels("released").inc()
+    return [*outs, Outbound(*tombstone(entry.id))]
 
 
 def _int(text: str | None, default: int) -> int:
@@ -154,12 +175,12 @@ class Pipeline:
         s = self.settings
         # One limiter for every request this worker makes (sink, reference data, batch
         # polls): the worker never holds more than its share of the account's slots.
-        self.limiter = ConcurrencyLimiter(s.netsuite_max_concurrency,
-                                          on_in_flight=metrics.in_flight_hook)
+        limiter = ConcurrencyLimiter(s.netsuite_max_concurrency,
+                                     on_in_flight=metrics.in_flight_hook)
         metrics.NS_CONCURRENCY_LIMIT.set(s.netsuite_max_concurrency)
         self.client = NetSuiteClient(
             cast(str, s.netsuite_base_url), authenticator(s), timeout=s.netsuite_timeout_s,
-            on_request=metrics.ns_request_hook, limiter=self.limiter,
+            on_request=metrics.ns_request_hook, limiter=limiter,
             transport=AiohttpTransport(max_connections=s.netsuite_max_concurrency,
                                        timeout=s.netsuite_timeout_s))
         self.reliable = ReliableClient(
@@ -218,11 +239,9 @@ class Pipeline:
         flow = self.flows.get(src.topic)
         if flow is not None:
             return self.ingest_flow(flow, src)
-        try:
-            sale = cast(SaleRec, self.codec.decode(src.value or b"", src.topic))
-        except DecodeError as err:
-            return dead_letter(src, Rejection("decode", err.reason, f"decode.{err.reason}",
-                                              str(err), {"length": str(len(src.value or b""))}))
+        sale = self._decode(src)
+        if isinstance(sale, Outbound):
+            return sale
         rejection = validate_sale(sale)
         if rejection is not None:
             return dead_letter(src, rejection)
@@ -235,11 +254,7 @@ class Pipeline:
         if isinstance(dest, Rejection):
             return dead_letter(src, dest)
         metrics.ROUTED.labels(src.topic, dest).inc()
-        headers: Headers = [(k, v) for k, v in src.headers if v is not None]
-        headers += [(route.H_ENRICHMENT, enriched.to_json()),
-                    (route.H_SRC_TOPIC, src.topic.encode()),
-                    (route.H_SRC_PARTITION, str(src.partition).encode()),
-                    (route.H_SRC_OFFSET, str(src.offset).encode())]
+        headers = self._hop_headers(src, (route.H_ENRICHMENT, enriched.to_json()))
         earlier = self.double_scans.check(
             fingerprint(sale), f"{sale['store_id']}/{sale['pos_transaction_id']}",
             sale["completed_at"].timestamp())
@@ -249,24 +264,26 @@ class Pipeline:
             headers.append((H_DOUBLE_SCAN, earlier.encode()))
         return Outbound(dest, src.key, src.value, headers)
 
-    def _decode(self, src: Source, topic: str) -> Any | Outbound:
+    def _decode(self, src: Source) -> Any | Outbound:
+        """The record's value, decoded with its input topic's schema; else its dead letter."""
         try:
-            return self.codec.decode(src.value or b"", topic)
+            return self.codec.decode(src.value or b"", src.topic)
         except DecodeError as err:
             return dead_letter(src, Rejection("decode", err.reason, f"decode.{err.reason}",
                                               str(err), {"length": str(len(src.value or b""))}))
 
     @staticmethod
-    def _hop_headers(src: Source) -> Headers:
-        headers: Headers = [(k, v) for k, v in src.headers if v is not None]
-        return headers + [(route.H_SRC_TOPIC, src.topic.encode()),
-                          (route.H_SRC_PARTITION, str(src.partition).encode()),
-                          (route.H_SRC_OFFSET, str(src.offset).encode())]
+    def _hop_headers(src: Source, *extra: tuple[str, bytes]) -> Headers:
+        """The routed record's headers: the input's, ``extra``, then its coordinates."""
+        return [*((k, v) for k, v in src.headers if v is not None), *extra,
+                (route.H_SRC_TOPIC, src.topic.encode()),
+                (route.H_SRC_PARTITION, str(src.partition).encode()),
+                (route.H_SRC_OFFSET, str(src.offset).encode())]
 
     def ingest_flow(self, flow: Flow, src: Source) -> Outbound:
         """Decode, resolve (the family's validate + enrich rules), route under the key of
         the record the event depends on."""
-        event = self._decode(src, src.topic)
+        event = self._decode(src)
         if isinstance(event, Outbound):
             return event
         refs = flow.resolve(event, self.mappings, self.refdata)
@@ -281,7 +298,7 @@ class Pipeline:
 
     async def sink_flow(self, flow: Flow, origin: Source, src: Source) -> list[Outbound]:
         """Post one routed non-sale event: records, a parking entry, or a skip note."""
-        event = self._decode(origin, origin.topic)
+        event = self._decode(origin)
         if isinstance(event, Outbound):
             return [event]
         # Resolved again: reference data may have changed since ingest (cheap, pure).
@@ -297,7 +314,7 @@ class Pipeline:
             rejection = rejection_for(err, where or flow.kind, ids.get("external_id", ""))
             return [dead_letter(origin, rejection, details=err.details)]
         if isinstance(outcome, Missing):
-            return self._park(flow, origin, src, ids, outcome)
+            return self._park(flow, event, origin, src, ids, outcome)
         if isinstance(outcome, Skipped):
             metrics.SKIPPED.labels(origin.topic).inc()
             audit = [Outbound(t, k, v) for t, k, v in (flow.audit(event, outcome)
@@ -321,8 +338,8 @@ class Pipeline:
         result.written = tuple(w.external_id for w in outcome.records)
         return [result]
 
-    def _park(self, flow: Flow, origin: Source, src: Source, ids: dict[str, Any],
-              missing: Missing) -> list[Outbound]:
+    def _park(self, flow: Flow, event: Any, origin: Source, src: Source,
+              ids: dict[str, Any], missing: Missing) -> list[Outbound]:
         now = time.time()
         entry_id = f"{origin.topic}/{origin.partition}/{origin.offset}"
         # Parked before (a replay after a restart, or a release that is still missing
@@ -335,13 +352,16 @@ class Pipeline:
                           missing.detail)
         metrics.PARK_OUTCOMES.labels("parked").inc()
         return [Outbound(topics.PARKED, entry_id.encode(), entry.to_json(), parked=entry),
-                self._flow_result(flow, self.codec.decode(origin.value or b"", origin.topic),
-                                  ids, "parked", waiting_for=missing.dependency)]
+                self._flow_result(flow, event, ids, "parked", waiting_for=missing.dependency)]
+
+    def expire(self, entry: ParkEntry, now: float) -> list[Outbound]:
+        """A parked event whose dependency never came: its dead letter, off the table."""
+        metrics.PARK_OUTCOMES.labels("expired").inc()
+        return [self.orphan(entry, now), Outbound(*tombstone(entry.id))]
 
     def orphan(self, entry: ParkEntry, now: float) -> Outbound:
         """The dead letter for a parked event whose dependency never came."""
-        src = self.origin(Source(topics.ROUTED_REALTIME, entry.partition, -1, entry.key,
-                                 entry.value, list(entry.headers)))
+        src = self.origin(parked_source(entry))
         waited = int(now - entry.parked_at)
         rejection = Rejection(
             "sink", "orphan_dependency", "park.dependency_timeout",
@@ -355,10 +375,7 @@ class Pipeline:
     async def dependency_exists(self, entry: ParkEntry) -> bool:
         """Is the record a parked event waits for in NetSuite by now (any of its types)?"""
         assert self.reliable is not None, "Pipeline.start() not awaited"
-        for record_type in entry.record_types:
-            if await self.reliable.find_id(record_type, entry.dependency) is not None:
-                return True
-        return False
+        return await find_any(self.reliable, entry.dependency, entry.record_types) is not None
 
     @staticmethod
     def _flow_result(flow: Flow, event: Any, ids: dict[str, Any], outcome: str,
@@ -376,12 +393,10 @@ class Pipeline:
     def origin(src: Source) -> Source:
         """The record as it was on its input topic (for DLQ coordinates after the hop)."""
         hdr = src.headers
-        internal = {route.H_ENRICHMENT, route.H_SRC_TOPIC, route.H_SRC_PARTITION,
-                    route.H_SRC_OFFSET, H_DOUBLE_SCAN}
         return Source(header(hdr, route.H_SRC_TOPIC) or src.topic,
                       _int(header(hdr, route.H_SRC_PARTITION), src.partition),
                       _int(header(hdr, route.H_SRC_OFFSET), src.offset),
-                      src.key, src.value, [(k, v) for k, v in hdr if k not in internal])
+                      src.key, src.value, [(k, v) for k, v in hdr if k not in _HOP_HEADERS])
 
     async def sink_all(self, src: Source, posted: Any) -> list[Outbound]:
         """Post one routed sale; ``posted`` is the dedupe table (POS txn key -> state).

@@ -211,8 +211,7 @@ def check_tenders(usage: PosUsage, cfg: RolloutConfig, ns: NetSuiteSnapshot,
     """Step 3: every tender code maps to an active payment method; split tenders come apart."""
     out: list[Finding] = []
     tenders = cfg.mappings.tenders
-    codes = set(tenders) | set(ALWAYS_DECIDE) | set(usage.tenders) | set(listed)
-    for code in sorted(codes):
+    for code in sorted(_tender_codes(usage, cfg, listed)):
         seen = usage.tenders.get(code, 0)
         note = f" (seen on {seen} tender lines)" if seen else ""
         if code.upper() in SPLIT_MARKERS:
@@ -239,11 +238,21 @@ def check_tenders(usage: PosUsage, cfg: RolloutConfig, ns: NetSuiteSnapshot,
     return out
 
 
+def _tender_codes(usage: PosUsage, cfg: RolloutConfig, listed: Iterable[str]) -> set[str]:
+    """Mapped, always-decided, seen and listed tender codes."""
+    return set(cfg.mappings.tenders) | set(ALWAYS_DECIDE) | set(usage.tenders) | set(listed)
+
+
+def _store_codes(usage: PosUsage, cfg: RolloutConfig) -> set[str]:
+    """Mapped and seen store codes."""
+    return set(cfg.mappings.stores) | usage.stores
+
+
 def check_stores(usage: PosUsage, cfg: RolloutConfig, ns: NetSuiteSnapshot) -> list[Finding]:
     """Step 4: every store maps to an active location in the right subsidiary, with tax."""
     out: list[Finding] = []
     stores = cfg.mappings.stores
-    for code in sorted(set(stores) | usage.stores):
+    for code in sorted(_store_codes(usage, cfg)):
         m = stores.get(code)
         if m is None:
             used = sorted(s for s, u in usage.skus.items() if code in u.stores)
@@ -302,8 +311,8 @@ def run_checks(usage: PosUsage, cfg: RolloutConfig, ns: NetSuiteSnapshot, *,
                sources: dict[str, object] | None = None) -> Report:
     """Run every step in rollout order and summarise each one."""
     listed = list(listed_tenders)
-    tender_codes = set(cfg.mappings.tenders) | set(ALWAYS_DECIDE) | set(usage.tenders) | set(
-        listed)
+    tender_codes = _tender_codes(usage, cfg, listed)
+    store_codes = _store_codes(usage, cfg)
     per_step: dict[str, tuple[list[Finding], int, str]] = {
         "items": (check_items(usage, cfg, ns), len(usage.skus),
                   f"{len(usage.skus)} SKUs, {len(cfg.skus)} variant mappings"),
@@ -311,8 +320,8 @@ def run_checks(usage: PosUsage, cfg: RolloutConfig, ns: NetSuiteSnapshot, *,
         "tenders": (check_tenders(usage, cfg, ns, listed), len(tender_codes),
                     f"{len(tender_codes)} tender codes; {usage.split_sales} split-tender sales "
                     "seen"),
-        "stores": (check_stores(usage, cfg, ns), len(set(cfg.mappings.stores) | usage.stores),
-                   f"{len(set(cfg.mappings.stores) | usage.stores)} stores, "
+        "stores": (check_stores(usage, cfg, ns), len(store_codes),
+                   f"{len(store_codes)} stores, "
                    f"{len(usage.tax_codes)} POS tax codes"),
         "traffic": (check_traffic(traffic), traffic.events if traffic else 0,
                     f"{traffic.events} sales from {traffic.topic}" if traffic

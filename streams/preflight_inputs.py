@@ -44,7 +44,7 @@ class PreflightAbort(Exception):
 def load_rollout_config(path: str | Path | None = None) -> RolloutConfig:
     """Mappings file (default: the packaged one) with the optional rollout keys checked."""
     try:
-        return RolloutConfig.of(Mappings.load(path))
+        return RolloutConfig(Mappings.load(path))
     except (AttributeError, TypeError) as exc:
         raise MappingError(f"{path or 'packaged mappings.json'}: malformed mappings: "
                            f"{exc}") from exc
@@ -56,7 +56,7 @@ def rollout_config(doc: dict[str, Any], source: str = "<memory>") -> RolloutConf
         mappings = Mappings.from_dict(doc, source)
     except (AttributeError, TypeError) as exc:
         raise MappingError(f"{source}: malformed mappings: {exc}") from exc
-    return RolloutConfig.of(mappings)
+    return RolloutConfig(mappings)
 
 
 # -- POS catalogue ---------------------------------------------------------------------------

@@ -6,7 +6,8 @@ hand in tests) without pulling in the command line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Literal
 
@@ -217,21 +218,28 @@ class TrafficSummary:
 class RolloutConfig:
     """The mappings file plus the optional rollout keys preflight understands.
 
-    The keys are parsed by :class:`Mappings` (the worker uses them too); this keeps them
-    under the names the checks use.
+    The keys are parsed by :class:`Mappings` (the worker uses them too); this names them
+    as the checks use them.
     """
 
     mappings: Mappings
-    skus: dict[str, str] = field(default_factory=dict)  # POS SKU -> NetSuite itemid
-    price_levels: dict[str, str] = field(default_factory=dict)  # POS tier -> level id/name
-    customer: CustomerStrategy = CustomerStrategy()
+
+    @property
+    def skus(self) -> dict[str, str]:
+        """POS SKU -> NetSuite itemid."""
+        return self.mappings.skus
+
+    @property
+    def price_levels(self) -> dict[str, str]:
+        """POS tier -> price level id or name."""
+        return self.mappings.price_levels
+
+    @property
+    def customer(self) -> CustomerStrategy:
+        return self.mappings.customer_strategy
 
     def itemid(self, sku: str) -> str:
-        return self.skus.get(sku, sku)
-
-    @classmethod
-    def of(cls, mappings: Mappings) -> RolloutConfig:
-        return cls(mappings, mappings.skus, mappings.price_levels, mappings.customer_strategy)
+        return self.mappings.itemid(sku)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,21 +320,10 @@ class Report:
             "ok": not self.errors,
             "exit_code": self.exit_code,
             "sources": self.sources,
-            "steps": [vars_(s) for s in self.steps],
-            "findings": [vars_(f) for f in self.findings],
+            "steps": [asdict(s) for s in self.steps],
+            "findings": [asdict(f) for f in self.findings],
             "summary": {"errors": self.errors, "warnings": self.warnings,
                         "steps_failed": sum(s.status == "fail" for s in self.steps),
-                        "by_check": _count_by_check(self.findings)},
+                        "by_check": dict(sorted(Counter(f.check for f in self.findings)
+                                                .items()))},
         }
-
-
-def vars_(obj: object) -> dict[str, object]:
-    """A slots dataclass as a dict (``vars`` does not work on slots)."""
-    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}  # type: ignore[attr-defined]
-
-
-def _count_by_check(findings: list[Finding]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for f in findings:
-        counts[f.check] = counts.get(f.check, 0) + 1
-    return dict(sorted(counts.items()))

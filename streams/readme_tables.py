@@ -45,8 +45,8 @@ def update(path: Path) -> bool:
     """Rewrite both tables; True when the file changed."""
     old = path.read_text()
     lines = old.splitlines()
-    lines = _replace(lines, reasons_table()[0], reasons_table())
-    lines = _replace(lines, settings_table()[0], settings_table())
+    for table in (reasons_table(), settings_table()):
+        lines = _replace(lines, table[0], table)
     new = "\n".join(lines) + "\n"
     path.write_text(new)
     return new != old

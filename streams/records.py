@@ -203,6 +203,12 @@ class Rejection:
             raise ValueError(f"reason {self.reason!r} is not in the catalogue")
 
 
+def reject(stage: str, reason: str, rule: str, message: str, **inputs: object) -> Rejection:
+    """A rule's rejection; inputs become DLQ headers: plain strings, empty rather than None."""
+    return Rejection(stage, reason, rule, message,
+                     {k: "" if v is None else str(v) for k, v in inputs.items()})
+
+
 # -- omnichannel orders, inventory movements, settlements (decoded Avro) -------------------
 
 class OrderLineRec(TypedDict):

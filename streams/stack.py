@@ -26,6 +26,7 @@ from tillbridge.connectors.kafka.broker import EmbeddedBroker, ensure_topics, fr
 from tillbridge.connectors.kafka.registry import RegistryServer
 from tillbridge.connectors.netsuite_sim import SimServer
 
+from .auth_config import tba_credentials
 from .settings import Settings
 
 ALL_TOPICS = ([t.name for t in topics.EVENT_TOPICS] + [topics.ROUTED_REALTIME, topics.RESULTS]
@@ -96,21 +97,15 @@ def local_stack(settings: Settings, *, sim_latency_ms: float = 0.0,
             overrides["netsuite_base_url"] = proc.base_url
         elif not settings.netsuite_base_url:
             sim = SimServer(
-                credentials=_creds(settings), latency_ms=sim_latency_ms)
+                credentials=tba_credentials(settings), latency_ms=sim_latency_ms)
             stack.enter_context(sim)
             overrides["netsuite_base_url"] = sim.base_url
         resolved = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
         ensure_topics(resolved.kafka_bootstrap_servers or "", ALL_TOPICS,
-                      partitions=resolved.topic_partitions, configs=topics.TOPIC_CONFIGS)
+                      partitions=resolved.topic_partitions)
         yield Stack(resolved, sim)
 
 
-def _creds(settings: Settings):  # noqa: ANN202
-    from tillbridge.connectors.netsuite.auth import NetSuiteCredentials
-
-    return NetSuiteCredentials(settings.netsuite_account_id, settings.netsuite_consumer_key,
-                               settings.netsuite_consumer_secret, settings.netsuite_token_id,
-                               settings.netsuite_token_secret)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

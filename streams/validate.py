@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
-from .records import Rejection, SaleRec
+from .records import Rejection, SaleRec, reject
 
 CENT = Decimal("0.01")
 STAGE = "validate"
@@ -21,7 +21,7 @@ def cents(value: Decimal) -> Decimal:
 
 
 def _reject(reason: str, rule: str, message: str, **inputs: object) -> Rejection:
-    return Rejection(STAGE, reason, rule, message, {k: str(v) for k, v in inputs.items()})
+    return reject(STAGE, reason, rule, message, **inputs)
 
 
 def rule_required(sale: SaleRec) -> Rejection | None:

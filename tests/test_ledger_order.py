@@ -3,16 +3,21 @@ simulator over real HTTP with the project's own client (``ReliableClient``)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from decimal import Decimal as D
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from factories import make_order, make_sale, order_line, sandbox_refdata
 
-from tillbridge.connectors.netsuite.client import NetSuiteClient, eid
+from tests.factories import (
+    created,
+    make_order,
+    make_sale,
+    order_line,
+    run_client,
+    sandbox_refdata,
+)
+from tillbridge.connectors.netsuite.client import eid
 from tillbridge.connectors.netsuite.errors import NetSuiteError
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.connectors.netsuite_sim import SimServer
@@ -38,7 +43,6 @@ from tillbridge.streams.records import Rejection
 from tillbridge.streams.refdata import Mappings
 from tillbridge.streams.sink import sale_external_id
 
-T = TypeVar("T")
 MAPS = Mappings.load()
 REF = sandbox_refdata()
 OMNI = OrderMappings(locations={"W001": "9"},
@@ -52,31 +56,20 @@ def refs(ev: dict[str, Any]) -> OrderRefs:
     return out
 
 
-def run(sim: SimServer, use: Callable[[ReliableClient], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with NetSuiteClient(sim.base_url, sim.credentials) as raw:
-            return await use(ReliableClient(raw))
-    return asyncio.run(main())
-
-
 def post(sim: SimServer, *events: dict[str, Any],
          policy: OrderPolicy | None = None) -> list[Posting | Missing | Skipped]:
     async def use(client: ReliableClient) -> list[Posting | Missing | Skipped]:
         return [await post_order_event(client, ev, refs(ev), policy)  # type: ignore[arg-type]
                 for ev in events]
-    return run(sim, use)
+    return run_client(sim, use)
 
 
 def get(sim: SimServer, record_type: str, id_or_eid: str) -> dict[str, Any]:
-    return run(sim, lambda c: c.get(record_type, id_or_eid, expand=True))
+    return run_client(sim, lambda c: c.get(record_type, id_or_eid, expand=True))
 
 
 def stats(sim: SimServer) -> dict[str, Any]:
     return httpx.get(sim.base_url + "/__sim/stats").json()["records"]
-
-
-def created(sim: SimServer) -> dict[str, int]:
-    return {t: v["created"] for t, v in stats(sim).items() if v["created"]}
 
 
 def so_lines(sim: SimServer, order: str = ORDER) -> dict[int, dict[str, Any]]:
@@ -287,7 +280,7 @@ def test_cancel_closes_the_remaining_lines(sim: SimServer) -> None:
     (after,) = post(sim, late)
     assert isinstance(after, Skipped)  # closed lines are never fulfilled
     with pytest.raises(NetSuiteError, match="initialize"):  # and NetSuite refuses it too
-        run(sim, lambda c: c.transform_idempotent(
+        run_client(sim, lambda c: c.transform_idempotent(
             "salesOrder", order["id"], "itemFulfillment", "pos-ful-x",
             {"inventoryLocation": {"id": "9"}, "item": {"items": [
                 {"orderLine": 1, "quantity": 1}, {"orderLine": 2, "quantity": 1}]}}))
@@ -379,7 +372,7 @@ def test_order_records_are_found_from_the_order_id(sim: SimServer) -> None:
     pickup = event(2, "PICKED_UP", "BOPIS", fulfilled=("2", "1"), store_id="S001",
                    pos_transaction_id="S001-R02-000777")
     post(sim, make_order(), pickup)
-    rows = run(sim, lambda c: c.suiteql(
+    rows = run_client(sim, lambda c: c.suiteql(
         "SELECT id, recordtype, externalid FROM transaction WHERE otherrefnum = 'WEB-1001'"))
     assert {r["recordtype"] for r in rows} == {"salesorder", "cashsale"}
     assert order_external_id("WEB-1001") in {r["externalid"] for r in rows}
@@ -391,7 +384,7 @@ def test_a_pos_sale_posted_as_a_sales_order(sim: SimServer) -> None:
     assert not isinstance(enr, Rejection), enr
     body = build_sales_order_from_sale(sale, enr, "5001", MAPS.discount_item)  # type: ignore
     assert "paymentOption" not in body and body["orderStatus"] == "B"
-    so_id, was_new = run(sim, lambda c: c.create_or_find(
+    so_id, was_new = run_client(sim, lambda c: c.create_or_find(
         "salesOrder", sale_external_id(sale), body))  # type: ignore[arg-type]
     order = get(sim, "salesOrder", so_id)
     assert was_new and order["externalId"] == sale_id("S001", "S001-R01-000042")

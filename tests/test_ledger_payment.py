@@ -3,22 +3,25 @@ audit record; pure rules first, then the flow against the simulator over real HT
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal as D
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.factories import make_payment, make_sale, sandbox_refdata
-from tillbridge.connectors.netsuite import NetSuiteClient
+from tests.factories import (
+    created,
+    make_payment,
+    make_sale,
+    post_cash_sale,
+    run_client,
+    sandbox_refdata,
+)
 from tillbridge.connectors.netsuite.client import eid
-from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
+from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.connectors.netsuite_sim import SimServer
-from tillbridge.streams.enrich import Enrichment, enrich_sale
 from tillbridge.streams.enrich_payment import PaymentRefs, resolve_payment
 from tillbridge.streams.ledger.payment import (
     SALE_TYPES,
@@ -29,9 +32,7 @@ from tillbridge.streams.ledger.payment import (
 from tillbridge.streams.ledger.types import Missing, Posting, Skipped
 from tillbridge.streams.records import Rejection
 from tillbridge.streams.refdata import Mappings
-from tillbridge.streams.sink import build_cash_sale, sale_external_id
 
-T = TypeVar("T")
 MAPS = Mappings.load(None)
 REF = sandbox_refdata()
 SALE_EID = "pos-sale-S001-S001-R01-000042"
@@ -44,19 +45,6 @@ def resolve(pay: dict[str, Any]) -> PaymentRefs:
     refs = resolve_payment(pay, MAPS, REF)
     assert isinstance(refs, PaymentRefs), refs
     return refs
-
-
-def run(sim: SimServer, use: Callable[[ReliableClient], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with NetSuiteClient(sim.base_url, sim.credentials) as client:
-            return await use(ReliableClient(client, RetryPolicy(max_attempts=2,
-                                                                base_delay_s=0.01)))
-    return asyncio.run(main())
-
-
-def created(sim: SimServer) -> dict[str, int]:
-    stats = httpx.get(sim.base_url + "/__sim/stats").json()["records"]
-    return {t: v["created"] for t, v in stats.items() if v["created"]}
 
 
 def declined() -> dict[str, Any]:
@@ -124,15 +112,6 @@ def test_payment_applies_no_more_than_is_open() -> None:
 
 # -- against the simulator -------------------------------------------------------------------
 
-async def post_sale(rc: ReliableClient) -> str:
-    sale = make_sale()
-    enr = enrich_sale(sale, MAPS, REF)
-    assert isinstance(enr, Enrichment)
-    return await rc.create_idempotent(
-        "cashSale", sale_external_id(sale),
-        build_cash_sale(sale, enr, enr.customer.id or MAPS.guest_customer, MAPS.discount_item))
-
-
 def test_approved_payment_of_a_cash_sale_is_covered_after_waiting_for_it(
         sim: SimServer) -> None:
     pay = make_payment()
@@ -140,10 +119,10 @@ def test_approved_payment_of_a_cash_sale_is_covered_after_waiting_for_it(
 
     async def flow(rc: ReliableClient) -> tuple[Any, Any, str]:
         early = await post_payment(rc, pay, refs)
-        sale = await post_sale(rc)
+        sale = await post_cash_sale(rc, make_sale(), MAPS, REF)
         return early, await post_payment(rc, pay, refs), sale
 
-    early, late, sale = run(sim, flow)
+    early, late, sale = run_client(sim, flow)
     assert isinstance(early, Missing) and early.dependency == SALE_EID
     assert early.record_types == SALE_TYPES
     assert late == Skipped(f"covered by cashSale {sale}")
@@ -161,7 +140,7 @@ def test_approved_payment_of_a_sales_order_is_a_linked_customer_deposit(
         again = await post_payment(rc, pay, refs)
         return first, again, await rc.get("customerDeposit", eid(PAY_EID)), order
 
-    first, again, dep, order = run(sim, flow)
+    first, again, dep, order = run_client(sim, flow)
     assert isinstance(first, Posting)
     w = first.primary
     assert (w.record_type, w.external_id, w.created) == ("customerDeposit", PAY_EID, True)
@@ -188,7 +167,7 @@ def test_approved_payment_of_an_invoice_is_applied_to_it(sim: SimServer) -> None
         payment = await rc.get("customerPayment", eid(PAY_EID), expand=True)
         return first, again, payment, await rc.get("invoice", inv)
 
-    first, again, payment, inv = run(sim, flow)
+    first, again, payment, inv = run_client(sim, flow)
     assert isinstance(first, Posting) and first.primary.record_type == "customerPayment"
     assert first.primary.links == {"apply": inv["id"]}
     (applied,) = payment["apply"]["items"]
@@ -216,7 +195,7 @@ def test_partial_refund_of_a_deposit_is_a_customer_refund_from_it(sim: SimServer
         return early, out, again, cr, await rc.get("customerDeposit",
                                                    deposit.primary.netsuite_id)
 
-    early, out, again, cr, dep = run(sim, flow)
+    early, out, again, cr, dep = run_client(sim, flow)
     assert early == Missing(PAY_EID, ("customerDeposit", "customerPayment"), early.detail)
     assert isinstance(out, Posting) and out.primary.record_type == "customerRefund"
     assert out.primary.links == {"deposit": dep["id"]}
@@ -234,10 +213,10 @@ def test_refund_of_a_payment_a_cash_sale_covers_is_left_to_the_pos_return(
     refs = resolve(refund)
 
     async def flow(rc: ReliableClient) -> tuple[Any, str]:
-        sale = await post_sale(rc)
+        sale = await post_cash_sale(rc, make_sale(), MAPS, REF)
         return await post_payment(rc, refund, refs), sale
 
-    out, sale = run(sim, flow)
+    out, sale = run_client(sim, flow)
     assert isinstance(out, Skipped) and f"cashSale {sale}" in out.why
 
 
@@ -250,7 +229,7 @@ def test_uplift_paid_on_an_exchange_is_covered_by_the_exchange_sale(sim: SimServ
         exch = await rc.create_idempotent("cashSale", refs.exchange, body)
         return await post_payment(rc, pay, refs), exch
 
-    out, exch = run(sim, flow)
+    out, exch = run_client(sim, flow)
     assert out == Skipped(f"covered by exchange cashSale {exch}")
 
 
@@ -258,7 +237,7 @@ def test_declined_attempt_is_skipped_without_touching_netsuite(sim: SimServer) -
     pay = declined()
     refs = resolve(pay)
     before = httpx.get(sim.base_url + "/__sim/stats").json()["requests"]["total"]
-    out = run(sim, lambda rc: post_payment(rc, pay, refs))
+    out = run_client(sim, lambda rc: post_payment(rc, pay, refs))
     after = httpx.get(sim.base_url + "/__sim/stats").json()["requests"]["total"]
     assert isinstance(out, Skipped) and "DECLINED" in out.why and "DO_NOT_HONOR" in out.why
     assert after == before and created(sim) == {}

@@ -3,24 +3,29 @@ real HTTP with the project's client (created, linked, traceable, idempotent)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal as D
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.factories import make_return, make_sale, return_line, sandbox_refdata
-from tillbridge.connectors.netsuite import NetSuiteClient
+from tests.factories import (
+    created,
+    make_return,
+    make_sale,
+    post_cash_sale,
+    return_line,
+    run_client,
+    sandbox_refdata,
+)
 from tillbridge.connectors.netsuite.client import eid
 from tillbridge.connectors.netsuite.errors import NetSuiteError
-from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
+from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.connectors.netsuite.wire import dumps
 from tillbridge.connectors.netsuite_sim import SimServer
-from tillbridge.streams.enrich import Enrichment, enrich_sale
 from tillbridge.streams.enrich_return import ReturnRefs, resolve_return
 from tillbridge.streams.ledger.ids import sale_id
 from tillbridge.streams.ledger.refund import (
@@ -33,9 +38,7 @@ from tillbridge.streams.ledger.refund import (
 from tillbridge.streams.ledger.types import Missing, Posting
 from tillbridge.streams.records import Rejection
 from tillbridge.streams.refdata import Mappings
-from tillbridge.streams.sink import build_cash_sale, sale_external_id
 
-T = TypeVar("T")
 MAPS = Mappings.load(None)
 REF = sandbox_refdata()
 SALE_EID = "pos-sale-S001-S001-R01-000042"
@@ -65,27 +68,6 @@ def resolve(ret: dict[str, Any], **kwargs: Any) -> ReturnRefs:
     refs = resolve_return(ret, kwargs.pop("maps", MAPS), REF, **kwargs)
     assert isinstance(refs, ReturnRefs), refs
     return refs
-
-
-def run(sim: SimServer, use: Callable[[ReliableClient], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with NetSuiteClient(sim.base_url, sim.credentials) as client:
-            return await use(ReliableClient(client, RetryPolicy(max_attempts=2,
-                                                                base_delay_s=0.01)))
-    return asyncio.run(main())
-
-
-async def post_sale(rc: ReliableClient, sale: dict[str, Any]) -> str:
-    """The sale as the sink posts it (enrich + build_cash_sale, by externalId)."""
-    enr = enrich_sale(sale, MAPS, REF)
-    assert isinstance(enr, Enrichment), enr
-    body = build_cash_sale(sale, enr, enr.customer.id or MAPS.guest_customer, MAPS.discount_item)
-    return await rc.create_idempotent("cashSale", sale_external_id(sale), body)
-
-
-def created(sim: SimServer) -> dict[str, int]:
-    stats = httpx.get(sim.base_url + "/__sim/stats").json()["records"]
-    return {t: v["created"] for t, v in stats.items() if v["created"]}
 
 
 def lines(record: dict[str, Any], sublist: str = "item") -> list[dict[str, Any]]:
@@ -231,13 +213,13 @@ def test_cash_refund_is_a_linked_traceable_transform_posted_once(sim: SimServer)
     refs = resolve(ret)
 
     async def flow(rc: ReliableClient) -> tuple[Any, Any, dict[str, Any], str]:
-        sale = await post_sale(rc, make_sale())
+        sale = await post_cash_sale(rc, make_sale(), MAPS, REF)
         first = await post_return(rc, ret, refs)
         again = await post_return(rc, ret, refs)
         return first, again, await rc.get("cashRefund", eid(RTN_EID), expand=True), sale
 
     before = created(sim)
-    first, again, refund, sale = run(sim, flow)
+    first, again, refund, sale = run_client(sim, flow)
     assert isinstance(first, Posting) and [w.record_type for w in first.records] == ["cashRefund"]
     w = first.primary
     assert w.created and w.external_id == RTN_EID and w.links == {"createdFrom": sale}
@@ -262,10 +244,10 @@ def test_return_before_its_sale_waits_then_posts(sim: SimServer) -> None:
     async def flow(rc: ReliableClient) -> tuple[Any, dict[str, int], Any]:
         early = await post_return(rc, ret, refs)
         between = created(sim)
-        await post_sale(rc, make_sale())
+        await post_cash_sale(rc, make_sale(), MAPS, REF)
         return early, between, await post_return(rc, ret, refs)
 
-    early, between, late = run(sim, flow)
+    early, between, late = run_client(sim, flow)
     assert early == Missing(SALE_EID, ("cashSale", "invoice"), early.detail)
     assert between == {}, "nothing posted standalone"
     assert isinstance(late, Posting) and late.primary.record_type == "cashRefund"
@@ -277,11 +259,11 @@ def test_store_credit_becomes_a_credit_memo_on_the_sale_customer(sim: SimServer)
     refs = resolve(ret)
 
     async def flow(rc: ReliableClient) -> tuple[Any, dict[str, Any], str]:
-        sale = await post_sale(rc, make_sale())
+        sale = await post_cash_sale(rc, make_sale(), MAPS, REF)
         out = await post_return(rc, ret, refs)
         return out, await rc.get("creditMemo", eid(RTN_EID), expand=True), sale
 
-    out, memo, sale = run(sim, flow)
+    out, memo, sale = run_client(sim, flow)
     assert isinstance(out, Posting) and out.primary.record_type == "creditMemo"
     assert out.primary.links == {"original": sale}
     assert memo["custbody_pos_original_id"] == sale, "linked to the cash sale it credits"
@@ -299,7 +281,7 @@ def test_disposed_unit_is_written_off_and_restocked_one_goes_to_its_location(
     refs = resolve(ret)
 
     async def flow(rc: ReliableClient) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
-        await post_sale(rc, two_line_sale())
+        await post_cash_sale(rc, two_line_sale(), MAPS, REF)
         out = await post_return(rc, ret, refs)
         again = await post_return(rc, ret, refs)
         refund = await rc.get("cashRefund", eid(RTN_EID), expand=True)
@@ -307,7 +289,7 @@ def test_disposed_unit_is_written_off_and_restocked_one_goes_to_its_location(
                            expand=True)
         return out, again, refund, adj
 
-    out, again, refund, adj = run(sim, flow)
+    out, again, refund, adj = run_client(sim, flow)
     assert [w.record_type for w in out.records] == ["cashRefund", "inventoryAdjustment"]
     assert out.records[1].links == {"return": out.primary.netsuite_id}
     tee, cap = lines(refund)
@@ -334,7 +316,7 @@ def test_receipt_less_return_is_a_standalone_refund_to_the_guest(sim: SimServer)
         out = await post_return(rc, ret, refs)
         return out, await rc.get("cashRefund", out.primary.netsuite_id, expand=True)
 
-    out, refund = run(sim, flow)
+    out, refund = run_client(sim, flow)
     assert isinstance(out, Posting) and out.primary.links == {}
     assert "createdFrom" not in refund
     assert refund["entity"]["id"] == MAPS.guest_customer
@@ -353,13 +335,13 @@ def test_exchange_refunds_returned_lines_and_sells_the_new_ones(sim: SimServer) 
     refs = resolve(ret)
 
     async def flow(rc: ReliableClient) -> tuple[Any, Any, dict[str, Any]]:
-        await post_sale(rc, make_sale())
+        await post_cash_sale(rc, make_sale(), MAPS, REF)
         out = await post_return(rc, ret, refs)
         again = await post_return(rc, ret, refs)
         return out, again, await rc.get("cashSale", eid("pos-exch-S001-S001-R02-000077"),
                                         expand=True)
 
-    out, again, exch = run(sim, flow)
+    out, again, exch = run_client(sim, flow)
     assert [w.record_type for w in out.records] == ["cashRefund", "cashSale"]
     assert out.records[1].links == {"return": out.primary.netsuite_id}
     assert exch["custbody_pos_return_ref"] == RTN_EID
@@ -390,7 +372,7 @@ def test_invoiced_original_gets_a_credit_memo_and_a_customer_refund(sim: SimServ
                               expand=True)
         return out, again, memo, refund, inv
 
-    out, again, memo, refund, inv = run(sim, flow)
+    out, again, memo, refund, inv = run_client(sim, flow)
     assert [w.record_type for w in out.records] == ["creditMemo", "customerRefund"]
     assert memo["createdFrom"]["id"] == inv and memo["entity"]["id"] == "5001"
     assert memo["total"] == 18.99 and memo["status"]["id"] == "B", "paid out in full"
@@ -406,11 +388,11 @@ def test_permanent_netsuite_refusal_propagates(sim: SimServer) -> None:
     refs = resolve(ret, write_off_account="110")  # a bank account: not for adjustments
 
     async def flow(rc: ReliableClient) -> None:
-        await post_sale(rc, two_line_sale())
+        await post_cash_sale(rc, two_line_sale(), MAPS, REF)
         await post_return(rc, ret, refs)
 
     with pytest.raises(NetSuiteError) as err:
-        run(sim, flow)
+        run_client(sim, flow)
     assert err.value.kind == "permanent" and err.value.error_path == "account"
 
 
@@ -427,7 +409,7 @@ def test_credit_on_an_open_invoice_is_applied_to_it_not_paid_out(sim: SimServer)
         memo = await rc.get("creditMemo", out.primary.netsuite_id, expand=True)
         return out, memo, await rc.get("invoice", inv)
 
-    out, memo, inv = run(sim, flow)
+    out, memo, inv = run_client(sim, flow)
     assert [w.record_type for w in out.records] == ["creditMemo"], "no payout: nothing left"
     (applied,) = lines(memo, "apply")
     assert applied["doc"]["id"] == inv["id"] and applied["amount"] == 18.99
@@ -449,7 +431,7 @@ def test_store_return_of_an_online_order_waits_for_it_and_links_it(sim: SimServe
         out = await post_return(rc, ret, refs)
         return early, out, await rc.get("cashRefund", eid(RTN_EID)), so
 
-    early, out, refund, so = run(sim, flow)
+    early, out, refund, so = run_client(sim, flow)
     assert early == Missing("pos-ord-W-1001", ("salesOrder",), early.detail)
     assert isinstance(out, Posting) and out.primary.links == {"original": so}
     assert refund["entity"]["id"] == "5002", "the online shopper is refunded"
@@ -459,10 +441,10 @@ def test_store_return_of_an_online_order_waits_for_it_and_links_it(sim: SimServe
 def test_refund_whose_answer_is_lost_is_found_not_posted_twice(sim: SimServer) -> None:
     ret = make_return()
     refs = resolve(ret)
-    run(sim, lambda rc: post_sale(rc, make_sale()))
+    run_client(sim, lambda rc: post_cash_sale(rc, make_sale(), MAPS, REF))
     httpx.post(sim.base_url + "/__sim/config", json={
         "commit_then_timeout": 1, "timeout_after_commit_s": 0.05}).raise_for_status()
-    out = run(sim, lambda rc: post_return(rc, ret, refs))
+    out = run_client(sim, lambda rc: post_return(rc, ret, refs))
     assert isinstance(out, Posting) and out.primary.created, "this event's write landed"
     stats = httpx.get(sim.base_url + "/__sim/stats").json()
     assert stats["faults"]["commit_then_timeout"] == 1

@@ -3,17 +3,14 @@ flows against the simulator over real HTTP with the project's ``ReliableClient``
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal as D
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 import pytest
-from factories import make_movement, make_settlement
 
-from tillbridge.connectors.netsuite.client import NetSuiteClient, eid
+from tests.factories import created, make_movement, make_settlement, run_client
+from tillbridge.connectors.netsuite.client import eid
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.connectors.netsuite_sim import SimServer
 from tillbridge.streams.ledger.settlement import (
@@ -33,27 +30,14 @@ from tillbridge.streams.ledger.stock import (
 )
 from tillbridge.streams.ledger.types import Posting, Skipped
 
-T = TypeVar("T")
 START = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 END = datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
 SHRINKAGE = "520"  # Inventory Shrinkage (COGS) in the sandbox
 ACCOUNTS = SettlementAccounts(bank="111", over_short="620", fees="610")
 
 
-def run(sim: SimServer, use: Callable[[ReliableClient], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with NetSuiteClient(sim.base_url, sim.credentials) as raw:
-            return await use(ReliableClient(raw))
-    return asyncio.run(main())
-
-
 def get(sim: SimServer, record_type: str, id_or_eid: str) -> dict[str, Any]:
-    return run(sim, lambda c: c.get(record_type, id_or_eid, expand=True))
-
-
-def created(sim: SimServer) -> dict[str, int]:
-    records = httpx.get(sim.base_url + "/__sim/stats").json()["records"]
-    return {t: v["created"] for t, v in records.items() if v["created"]}
+    return run_client(sim, lambda c: c.get(record_type, id_or_eid, expand=True))
 
 
 def window(*lines: tuple[str, str], movements: int = 3) -> StockWindow:
@@ -85,18 +69,18 @@ def test_adjustment_body() -> None:
 
 def test_inventory_adjustment_posts_once(sim: SimServer) -> None:
     win = window(("1001", "-2"), ("1002", "5"))
-    first = run(sim, lambda c: post_inventory_adjustment(c, win, SHRINKAGE, "1"))
+    first = run_client(sim, lambda c: post_inventory_adjustment(c, win, SHRINKAGE, "1"))
     assert isinstance(first, Posting) and first.created
     adj = get(sim, "inventoryAdjustment", eid(adjustment_external_id("S001", START)))
     assert adj["id"] == first.primary.netsuite_id
     assert adj["account"]["id"] == "520" and adj["adjLocation"]["id"] == "1"
     assert [(ln["item"]["id"], ln["adjustQtyBy"], ln["location"]["id"])
             for ln in adj["inventory"]["items"]] == [("1001", -2, "1"), ("1002", 5, "1")]
-    again = run(sim, lambda c: post_inventory_adjustment(c, win, SHRINKAGE, "1"))
+    again = run_client(sim, lambda c: post_inventory_adjustment(c, win, SHRINKAGE, "1"))
     assert isinstance(again, Posting) and not again.created
     assert again.primary.netsuite_id == first.primary.netsuite_id
     assert created(sim) == {"inventoryAdjustment": 1}
-    empty = run(sim, lambda c: post_inventory_adjustment(c, window(), SHRINKAGE, "1"))
+    empty = run_client(sim, lambda c: post_inventory_adjustment(c, window(), SHRINKAGE, "1"))
     assert isinstance(empty, Skipped)
 
 
@@ -141,13 +125,13 @@ async def _cash_sales(client: ReliableClient, amounts: list[str]) -> list[str]:
 
 def test_settlement_banks_the_receipts_and_books_over_short(sim: SimServer) -> None:
     st = make_settlement()
-    receipts = run(sim, lambda c: _cash_sales(c, ["25.00", "15.00", "30.00"]))
+    receipts = run_client(sim, lambda c: _cash_sales(c, ["25.00", "15.00", "30.00"]))
 
     async def settle(client: ReliableClient) -> Posting | Skipped:
         return await post_settlement(client, st, receipts, ACCOUNTS, "1", "1",  # type: ignore
                                      fees={"VISA": D("0.87")})
 
-    result = run(sim, settle)
+    result = run_client(sim, settle)
     assert isinstance(result, Posting) and result.created
     assert [w.record_type for w in result.records] == ["deposit", "journalEntry"]
     dep = get(sim, "deposit", eid("pos-dep-S001-Z-0042"))
@@ -163,12 +147,12 @@ def test_settlement_banks_the_receipts_and_books_over_short(sim: SimServer) -> N
     assert "Z-0042" in je["memo"] and "S001/R01" in dep["memo"]
 
     before = created(sim)
-    again = run(sim, settle)
+    again = run_client(sim, settle)
     assert isinstance(again, Posting) and not again.created
     assert created(sim) == before == {"cashSale": 3, "deposit": 1, "journalEntry": 1}
 
 
 def test_interim_report_posts_nothing(sim: SimServer) -> None:
     st = make_settlement(report_type="X")
-    result = run(sim, lambda c: post_settlement(c, st, ["1"], ACCOUNTS, "1"))  # type: ignore
+    result = run_client(sim, lambda c: post_settlement(c, st, ["1"], ACCOUNTS, "1"))  # type: ignore
     assert isinstance(result, Skipped) and created(sim) == {}

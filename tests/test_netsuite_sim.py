@@ -20,8 +20,6 @@ CASH_SALE = {
 }
 
 
-
-
 def call(sim: SimServer, method: str, path: str, json: Any = None,
          headers: dict[str, str] | None = None, params: dict[str, Any] | None = None
          ) -> httpx.Response:
@@ -190,6 +188,17 @@ def test_suiteql_sees_created_transactions(sim: SimServer) -> None:
                 {"q": "SELECT id, type, externalid FROM transaction WHERE externalid = ?",
                  "params": ["Q-1"]}, headers={"Prefer": "transient"}).json()["items"]
     assert len(rows) == 1 and rows[0]["type"] == "CashSale"
+
+
+def test_suiteql_line_columns_a_mainline_row_lacks_read_as_null(sim: SimServer) -> None:
+    sale = call(sim, "POST", "/record/v1/cashSale", CASH_SALE).headers["Location"]
+    rows = call(sim, "POST", "/query/v1/suiteql",
+                {"q": "SELECT id, item FROM transactionline WHERE transaction = ? ORDER BY id",
+                 "params": [sale.rsplit("/", 1)[1]]}, headers={"Prefer": "transient"})
+    assert rows.status_code == 200, rows.text
+    assert rows.json()["items"] == [
+        {"links": [], "id": "0"}, {"links": [], "id": "1", "item": "1001"},
+        {"links": [], "id": "2", "item": "1002"}]
 
 
 def test_admin_item_deactivate_and_reactivate(sim: SimServer) -> None:

@@ -43,12 +43,6 @@ def server() -> Iterator[SimServer]:
         yield sim
 
 
-@pytest.fixture
-def sim(server: SimServer) -> Iterator[SimServer]:
-    httpx.post(server.base_url + "/__sim/reset").raise_for_status()
-    yield server
-
-
 def call(sim: SimServer, method: str, path: str, json: Any = None,
          headers: dict[str, str] | None = None, params: dict[str, Any] | None = None,
          timeout: float = 10.0) -> httpx.Response:

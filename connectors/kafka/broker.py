@@ -21,6 +21,8 @@ from types import TracebackType
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from tillbridge.connectors.kafka.topics import TOPIC_CONFIGS
+
 log = logging.getLogger(__name__)
 
 
@@ -112,10 +114,11 @@ def ensure_topics(
     timeout: float = 15.0, configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
     """Create the topics that do not exist yet (idempotent); ``configs``: per-topic settings
-    (e.g. ``cleanup.policy``) applied at creation only."""
+    (e.g. ``cleanup.policy``) applied at creation only, by default ``TOPIC_CONFIGS`` so a
+    compacted topic is compacted whoever creates it first."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=timeout).topics)
-    configs = configs or {}
+    configs = TOPIC_CONFIGS if configs is None else configs
     new = [NewTopic(n, partitions, replication, config=dict(configs.get(n, {})))
            for n in names if n not in existing]
     if not new:

@@ -66,7 +66,6 @@ DLQ_TOPICS: tuple[str, ...] = tuple(dlq_topic(s) for s in DLQ_STAGES)
 #: reads it to hide handled records and to make replay idempotent.
 DLQ_AUDIT = "tillbridge.dlq.audit.v1"
 
-#: Topic-level settings for topics that need more than the broker defaults.
 #: Commands to every worker (refresh reference data), read by a plain consumer thread in
 #: each worker (see streams/control.py).
 CONTROL = "tillbridge.control.v1"
@@ -79,6 +78,7 @@ PARKED = "tillbridge.parked.v1"
 #: terminal/gateway trace, so failed attempts can be investigated (JSON, keyed by payment).
 AUDIT_PAYMENTS = "tillbridge.audit.payments.v1"
 
+#: Topic-level settings for topics that need more than the broker defaults.
 TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     DLQ_AUDIT: {"cleanup.policy": "compact"},
     PARKED: {"cleanup.policy": "compact"},

@@ -6,7 +6,7 @@ from .breaker import BreakerState, CircuitBreaker
 from .client import NetSuiteClient, id_from_location
 from .errors import NetSuiteError, NetSuiteUnavailable
 from .governance import ConcurrencyLimiter, fair_share
-from .oauth2 import OAuth2ClientCredentials, OAuth2Credentials, authenticator_from_env
+from .oauth2 import OAuth2ClientCredentials, OAuth2Credentials
 from .retry import ReliableClient, RetryPolicy, classify
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "ReliableClient",
     "RetryPolicy",
     "TbaSigner",
-    "authenticator_from_env",
     "classify",
     "default_base_url",
     "fair_share",

@@ -8,9 +8,8 @@ object can be logged or end up in a traceback without leaking anything.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, Self, runtime_checkable
+from typing import Protocol, Self
 
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256, SIGNATURE_TYPE_AUTH_HEADER, Client
 
@@ -46,10 +45,10 @@ class NetSuiteCredentials:
         )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
+    def from_env(cls) -> Self:
         """Read ``NETSUITE_*`` variables, falling back to the dev defaults."""
         dev = cls.dev()
-        env = os.environ if env is None else env
+        env = os.environ
         return cls(
             account_id=env.get("NETSUITE_ACCOUNT_ID", dev.account_id),
             consumer_key=env.get("NETSUITE_CONSUMER_KEY", dev.consumer_key),
@@ -59,7 +58,6 @@ class NetSuiteCredentials:
         )
 
 
-@runtime_checkable
 class Authenticator(Protocol):
     """What ``NetSuiteClient`` needs from an auth scheme (TBA or OAuth 2.0 M2M).
 

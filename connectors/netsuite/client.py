@@ -114,12 +114,9 @@ class NetSuiteClient:
 
     async def create(self, record_type: str, body: dict[str, Any]) -> str:
         """POST a new record; returns its internal id parsed from ``Location`` (204)."""
-        resp = await self._send("POST", self._record_path(record_type), record_type, json=body)
-        location = resp.headers.get("Location")
-        if not location:
-            raise NetSuiteError(resp.status_code, "NO_LOCATION", detail="create without Location",
-                                method="POST", url_path=self._record_path(record_type))
-        return id_from_location(location)
+        path = self._record_path(record_type)
+        resp = await self._send("POST", path, record_type, json=body)
+        return id_from_location(_location(resp, "POST", path, "create"))
 
     async def upsert(
         self,
@@ -159,12 +156,7 @@ class NetSuiteClient:
         Returns the new record's id from ``Location`` (204)."""
         path = f"{self._record_path(from_type)}/{from_id}/!transform/{to_type}"
         resp = await self._send("POST", path, to_type, json=body or {})
-        location = resp.headers.get("Location")
-        if not location:
-            raise NetSuiteError(resp.status_code, "NO_LOCATION",
-                                detail="transform without Location", method="POST",
-                                url_path=path)
-        return id_from_location(location)
+        return id_from_location(_location(resp, "POST", path, "transform"))
 
     async def get(self, record_type: str, id_or_eid: str, expand: bool = False) -> dict[str, Any]:
         """GET one record by internal id or ``eid:X``; ``expand`` inlines sublists."""
@@ -242,17 +234,14 @@ class NetSuiteClient:
         params = {"replace": replace} if replace else None
         resp = await self._send(method, path, record_type, json={"items": list(items)},
                                 params=params, headers=headers, accept=(400,))
-        location = resp.headers.get("Location")
         if resp.status_code == 400:
+            location = resp.headers.get("Location")
             err = NetSuiteError.from_response(400, _json_or_text(resp), method=method,
                                               url_path=path)
             if err.code != IDEMPOTENCY_ERROR or not location:
                 raise err
             return JobRef(_local_path(location), True)
-        if not location:
-            raise NetSuiteError(resp.status_code, "NO_LOCATION", detail="async without Location",
-                                method=method, url_path=path)
-        return JobRef(_local_path(location), False)
+        return JobRef(_local_path(_location(resp, method, path, "async")), False)
 
     async def get_json(self, path_or_url: str, record_type: str = "async") -> dict[str, Any]:
         """GET a path below this account (an async job, its task list, a task) as JSON.
@@ -322,13 +311,18 @@ class NetSuiteClient:
                                 method=method, url_path=path) from exc
         self._on_request(record_type, method, resp.status_code, time.perf_counter() - started)
         if resp.status_code >= 400 and resp.status_code not in accept:
-            try:
-                body: Any = resp.json()
-            except ValueError:
-                body = resp.text
-            raise NetSuiteError.from_response(resp.status_code, body, method=method,
-                                              url_path=path)
+            raise NetSuiteError.from_response(resp.status_code, _json_or_text(resp),
+                                              method=method, url_path=path)
         return resp
+
+
+def _location(resp: httpx.Response, method: str, path: str, what: str) -> str:
+    """The ``Location`` header a successful write must carry."""
+    location = resp.headers.get("Location")
+    if not location:
+        raise NetSuiteError(resp.status_code, "NO_LOCATION", detail=f"{what} without Location",
+                            method=method, url_path=path)
+    return location
 
 
 def _json_or_text(resp: httpx.Response) -> Any:

@@ -1,7 +1,7 @@
 """OAuth 2.0 client credentials (M2M) for NetSuite REST: a signed JWT buys a Bearer token.
 
 TBA stops being available for new integrations in 2027.1 (reference §4.1), so the client
-can authenticate either way, chosen by configuration (``authenticator_from_env``).
+can authenticate either way, chosen by configuration (``NETSUITE_AUTH``).
 
 Flow (reference §4.3): sign a short-lived JWT assertion with the private key whose
 certificate is mapped on the "OAuth 2.0 Client Credentials (M2M) Setup" page (header
@@ -20,12 +20,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Self
 
 import httpx
@@ -33,7 +31,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from .auth import Authenticator, NetSuiteCredentials, TbaSigner
 from .errors import NetSuiteError
 
 TOKEN_PATH = "/services/rest/auth/oauth2/v1/token"  # noqa: S105 - a URL path, not a secret
@@ -54,22 +51,6 @@ class OAuth2Credentials:
     private_key_pem: bytes = field(repr=False)
     algorithm: Algorithm = "PS256"
     scopes: tuple[str, ...] = ("rest_webservices",)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
-        """``NETSUITE_ACCOUNT_ID``, ``NETSUITE_CLIENT_ID``, ``NETSUITE_CERTIFICATE_ID``,
-        ``NETSUITE_PRIVATE_KEY_FILE`` (or the PEM itself in ``NETSUITE_PRIVATE_KEY``),
-        ``NETSUITE_JWT_ALGORITHM`` (PS256 | ES256) and ``NETSUITE_SCOPES`` (comma list)."""
-        env = os.environ if env is None else env
-        key_file = env.get("NETSUITE_PRIVATE_KEY_FILE")
-        pem = Path(key_file).read_bytes() if key_file else env["NETSUITE_PRIVATE_KEY"].encode()
-        algorithm = env.get("NETSUITE_JWT_ALGORITHM", "PS256").upper()
-        if algorithm not in ("PS256", "ES256"):
-            raise ValueError(f"unsupported NETSUITE_JWT_ALGORITHM {algorithm!r}")
-        scopes = tuple(s.strip() for s in env.get("NETSUITE_SCOPES", "rest_webservices")
-                       .split(",") if s.strip())
-        return cls(env["NETSUITE_ACCOUNT_ID"], env["NETSUITE_CLIENT_ID"],
-                   env["NETSUITE_CERTIFICATE_ID"], pem, algorithm, scopes)  # type: ignore[arg-type]
 
 
 def load_private_key(pem: bytes, algorithm: Algorithm) -> PrivateKey:
@@ -225,16 +206,3 @@ def _token_error(status: int, body: dict[str, Any]) -> NetSuiteError:
                          detail=f"token endpoint answered {status} {code}",
                          method="POST", url_path=TOKEN_PATH)
 
-
-def authenticator_from_env(
-    base_url: str, env: Mapping[str, str] | None = None, **kwargs: Any
-) -> Authenticator:
-    """``NETSUITE_AUTH=oauth2`` picks M2M; anything else (default ``tba``) picks TBA."""
-    env = os.environ if env is None else env
-    mode = env.get("NETSUITE_AUTH", "tba").strip().lower()
-    if mode == "oauth2":
-        return OAuth2ClientCredentials.for_base_url(OAuth2Credentials.from_env(env), base_url,
-                                                    **kwargs)
-    if mode != "tba":
-        raise ValueError(f"NETSUITE_AUTH must be 'tba' or 'oauth2', not {mode!r}")
-    return TbaSigner(NetSuiteCredentials.from_env(env))

@@ -144,11 +144,7 @@ class ReliableClient:
         is returned. A 400 "already exists" is answered the same way. Relying on that 400
         alone is not enough: its wording for transactions is unconfirmed.
         """
-        payload = {**body, "externalId": external_id}
-        return await self.call(
-            lambda: self.client.create(record_type, payload),
-            lookup=lambda: self.find_id(record_type, external_id),
-        )
+        return (await self.create_or_find(record_type, external_id, body))[0]
 
     async def create_or_find(
         self, record_type: str, external_id: str, body: dict[str, Any]
@@ -181,11 +177,8 @@ class ReliableClient:
         """``!transform`` carrying ``externalId``, under the same never-twice rule as
         ``create_idempotent``: an ambiguous failure or "already exists" is answered by a
         look-up of ``{to_type}/eid:{external_id}``."""
-        payload = {**(body or {}), "externalId": external_id}
-        return await self.call(
-            lambda: self.client.transform(from_type, from_id, to_type, payload),
-            lookup=lambda: self.find_id(to_type, external_id),
-        )
+        return (await self.transform_or_find(from_type, from_id, to_type, external_id,
+                                             body))[0]
 
     async def patch(self, record_type: str, id_or_eid: str, body: dict[str, Any], *,
                     replace: str | None = None) -> None:

@@ -26,11 +26,12 @@ from starlette.routing import Route
 from tillbridge.connectors.netsuite.auth import NetSuiteCredentials
 
 from . import handlers as h
-from .auth import TOKEN_PATH, AuthFailure, SimAuth, TokenError
-from .errors import SimError, unexpected
+from .auth import SimAuth
+from .errors import AuthFailure, SimError, unexpected
 from .faults import CommitThenTimeout, DroppedResponse, ErrorRate, Latency, Outage
 from .governance import ConcurrencyGate, Fault, SimConfig
 from .jobs import JobQueue
+from .m2m import NO_STORE, TOKEN_PATH, TokenError
 from .store import Store, load_seed
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ async def oauth2_token(request: Request) -> Response:
     except TokenError as exc:
         log.info("sim login audit (oauth2 token): %s -> %s", exc, exc.error)
         return exc.response(state.auth.realm)
-    return JSONResponse(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    return JSONResponse(answer, headers=NO_STORE)
 
 
 # -- admin (/__sim) -----------------------------------------------------------------------
@@ -204,8 +205,7 @@ async def admin_stats(request: Request) -> Response:
         "transforms": {"total": sum(stats.transforms.values()),
                        "by_pair": dict(sorted(stats.transforms.items()))},
         "faults": {name: stats.faults[name] for name in FAULT_NAMES},
-        "outage": {"active": state.outage.remaining() > 0,
-                   "remaining_s": round(state.outage.remaining(), 3)},
+        "outage": state.outage.describe(),
         "auth": state.auth.stats(),
     })
 
@@ -252,8 +252,7 @@ async def admin_outage(request: Request) -> Response:
         except (KeyError, ValueError, TypeError) as exc:
             return JSONResponse({"error": f"bad outage: {exc}"}, status_code=400)
         state.outage.start(seconds)
-    return JSONResponse({"active": state.outage.remaining() > 0,
-                         "remaining_s": round(state.outage.remaining(), 3)})
+    return JSONResponse(state.outage.describe())
 
 
 async def admin_oauth2(request: Request) -> Response:

@@ -22,7 +22,7 @@ from oauthlib.oauth1.rfc5849 import signature, utils
 from tillbridge.connectors.netsuite.auth import NetSuiteCredentials
 
 from .errors import AuthFailure
-from .m2m import TOKEN_PATH, M2MIssuer, TokenError, parse_token_form
+from .m2m import M2MIssuer, TokenError, parse_token_form
 
 TIMESTAMP_WINDOW_S = 300  # NetSuite: within +/- 5 minutes of server time
 _REQUIRED = ("oauth_consumer_key", "oauth_token", "oauth_signature_method", "oauth_timestamp",
@@ -150,5 +150,4 @@ class SimAuth:
         self.counts.clear()
 
 
-__all__ = ["TOKEN_PATH", "AuthFailure", "SimAuth", "TbaVerifier", "TokenError",
-           "verify_signature"]
+__all__ = ["AuthFailure", "SimAuth", "TbaVerifier", "verify_signature"]

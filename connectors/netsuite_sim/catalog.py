@@ -13,7 +13,7 @@ from . import ledger, payments, sales
 from .errors import SimError
 from .records import CORE_TYPES, RecordType, validate_cash_sale
 from .store import Record, Store
-from .txn import check_account, status
+from .txn import FUNDS, check_account, deposited_in, status
 
 _ITEM_LINES = {"item": "item", "location": "location", "taxCode": "salesTaxItem",
                "orderDoc": "transaction"}
@@ -32,12 +32,12 @@ def _cash_sale(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     """
     out = validate_cash_sale(store, body)
     if out.get("account") is not None:
-        check_account(store, out, "account", "account", ("Bank", "OthCurrAsset"))
+        check_account(store, out, "account", "account", FUNDS)
     return sales.check_order_billing(store, out, "cashSale")
 
 
 def _cash_sale_status(store: Store, sale: Record) -> dict[str, Any]:
-    if payments.deposited_in(store, sale.id) is not None:
+    if deposited_in(store, sale.id) is not None:
         return {**sale.fields, "status": status("C", "Deposited")}
     return sale.fields
 

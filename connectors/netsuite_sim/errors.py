@@ -68,6 +68,11 @@ def invalid_login() -> SimError:
     return SimError(401, "INVALID_LOGIN", INVALID_LOGIN_DETAIL)
 
 
+def malformed(headers: dict[str, str] | None = None) -> SimError:
+    return SimError(400, "INVALID_REQUEST", "The request could not be understood by the "
+                    "server due to malformed syntax.", headers=headers)
+
+
 def not_found() -> SimError:
     return SimError(404, "NONEXISTENT_ID", "Record does not exist.")
 
@@ -95,6 +100,11 @@ def unexpected(error_id: str) -> SimError:
 def required(label: str, path: str | None = None) -> SimError:
     """NetSuite's wording for a missing mandatory field (label as shown in the UI)."""
     return SimError(400, "USER_ERROR", f"Please enter value(s) for: {label}", path)
+
+
+def no_lines(sublist: str) -> SimError:
+    return SimError(400, "USER_ERROR", "You must enter at least one line item for this "
+                    "transaction.", sublist)
 
 
 def user_error(detail: str, path: str | None = None) -> SimError:
@@ -138,9 +148,7 @@ class AuthFailure(Exception):
             return err
         challenge = f'Bearer realm="{realm}", error="{self.bearer_error}"'
         if self.bearer_error == "invalid_request":
-            return SimError(400, "INVALID_REQUEST", "The request could not be understood by "
-                            "the server due to malformed syntax.",
-                            headers={"WWW-Authenticate": challenge})
+            return malformed({"WWW-Authenticate": challenge})
         err.headers = {"WWW-Authenticate": challenge
                        + ', error_description="Invalid login attempt."'}
         return err

@@ -78,6 +78,10 @@ class Outage:
     def remaining(self) -> float:
         return max(0.0, self._until - time.monotonic())
 
+    def describe(self) -> dict[str, Any]:
+        left = self.remaining()
+        return {"active": left > 0, "remaining_s": round(left, 3)}
+
     async def before(self, request: Request) -> Response | None:
         left = self.remaining()
         if left > 0 and is_service_call(request):

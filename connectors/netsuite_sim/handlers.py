@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from . import jobs, operations, suiteql
 from .catalog import lookup_type
-from .errors import SimError
+from .errors import SimError, malformed
 from .operations import Operation
 from .records import RecordType, render_sublist
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from .app import SimState
 
 COLLECTION = "application/vnd.oracle.resource+json; type=collection"
-MALFORMED = "The request could not be understood by the server due to malformed syntax."
 BATCH_LIMIT = 100
 
 
@@ -51,7 +50,7 @@ async def json_body(request: Request) -> dict[str, Any]:
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise SimError(400, "INVALID_REQUEST", MALFORMED)
+        raise malformed()
     return body
 
 
@@ -102,12 +101,12 @@ async def record_collection(request: Request) -> Response:
     body = await json_body(request)
     if "type=collection" not in request.headers.get("content-type", "").replace(" ", ""):
         if request.method != "POST":
-            raise SimError(400, "INVALID_REQUEST", MALFORMED)
+            raise malformed()
         return _answer(request, [partial(operations.create, state.store, rt, body, base)],
                        batch=False)
     items = body.get("items")
     if not isinstance(items, list) or not items:
-        raise SimError(400, "INVALID_REQUEST", MALFORMED)
+        raise malformed()
     if len(items) > BATCH_LIMIT:
         # Limit documented (100 per batch); the refusal's code and wording are unconfirmed.
         raise SimError(400, "INVALID_REQUEST", f"The batch contains {len(items)} records; "
@@ -120,7 +119,7 @@ def _batch_op(request: Request, state: SimState, rt: RecordType, item: Any,
               base: str) -> Operation:
     """One item of a batch; a malformed item fails alone, like any other item."""
     if not isinstance(item, dict):
-        return _failing(SimError(400, "INVALID_REQUEST", MALFORMED))
+        return _failing(malformed())
     store, replace = state.store, replace_param(request)
     if request.method == "POST":
         return partial(operations.create, store, rt, item, base)
@@ -143,7 +142,7 @@ def _batch_op(request: Request, state: SimState, rt: RecordType, item: Any,
 def _delete_batch(request: Request, state: SimState, rt: RecordType) -> list[Operation]:
     ids = [p.strip() for p in request.query_params.get("ids", "").split(",") if p.strip()]
     if not ids or len(ids) > BATCH_LIMIT:
-        raise SimError(400, "INVALID_REQUEST", MALFORMED)
+        raise malformed()
     slots = [s if not s.lower().startswith("eid:") else "eid:" + s[4:].strip("'\"")
              for s in ids]
     return [partial(operations.delete, state.store, rt, slot) for slot in slots]
@@ -225,7 +224,7 @@ async def run_suiteql(request: Request) -> Response:
     body = await json_body(request)
     query = body.get("q")
     if not isinstance(query, str):
-        raise SimError(400, "INVALID_REQUEST", MALFORMED)
+        raise malformed()
     params = body.get("params")
     rows = suiteql.run(query, params if isinstance(params, list) else None)(state.store)
     page = rows[offset:offset + limit]

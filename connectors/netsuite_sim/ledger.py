@@ -10,11 +10,19 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .errors import SimError, invalid_value, required, user_error
-from .records import check_names, check_ref, money, to_decimal
+from .errors import invalid_value, required, user_error
+from .records import check_ref, money, to_decimal
 from .sales import INVENTORY_TYPES
 from .store import Store
-from .txn import COMMON_FIELDS, ZERO, check_account, lines_of, optional_refs, start
+from .txn import (
+    COMMON_FIELDS,
+    ZERO,
+    check_account,
+    optional_refs,
+    request_lines,
+    require_customer,
+    start,
+)
 
 ADJUSTMENT_FIELDS = COMMON_FIELDS | {"account", "adjLocation", "inventory", "customer",
                                      "estimatedTotalValue"}
@@ -39,8 +47,8 @@ def validate_inventory_adjustment(store: Store, body: dict[str, Any]) -> dict[st
     optional_refs(store, out, ("subsidiary",))
     if out.get("adjLocation") is not None:
         check_ref(store, out, "adjLocation", store.locations, "location", "adjLocation")
-    lines = [_adjust_line(store, out, raw, i)
-             for i, raw in enumerate(lines_of(out, "inventory"))]
+    lines = [_adjust_line(store, out, base, line)
+             for base, line in request_lines(out, "inventory", _ADJ_LINE)]
     out["inventory"] = {"items": lines}
     out["estimatedTotalValue"] = money(sum(
         (Decimal(str(ln["adjustQtyBy"])) * Decimal(str(ln.get("unitCost", 0))) for ln in lines),
@@ -48,12 +56,8 @@ def validate_inventory_adjustment(store: Store, body: dict[str, Any]) -> dict[st
     return out
 
 
-def _adjust_line(store: Store, out: dict[str, Any], raw: Any, index: int) -> dict[str, Any]:
-    base = f"inventory.items[{index}]"
-    if not isinstance(raw, dict):
-        raise invalid_value(raw, "inventory", base)
-    check_names(raw, _ADJ_LINE, f"{base}.", "custcol")
-    line = {k: v for k, v in raw.items() if k != "links"}
+def _adjust_line(store: Store, out: dict[str, Any], base: str,
+                 line: dict[str, Any]) -> dict[str, Any]:
     if line.get("item") is None:
         raise required("Item", f"{base}.item")
     check_ref(store, line, "item", store.items, "item", f"{base}.item")
@@ -86,8 +90,8 @@ def validate_journal_entry(store: Store, body: dict[str, Any]) -> dict[str, Any]
     optional_refs(store, out, ("subsidiary",))
     debits = credits = ZERO
     lines = []
-    for index, raw in enumerate(lines_of(out, "line")):
-        line, debit, credit = _journal_line(store, raw, index)
+    for base, line in request_lines(out, "line", _JE_LINE):
+        debit, credit = _journal_line(store, base, line)
         debits += debit
         credits += credit
         lines.append(line)
@@ -100,29 +104,23 @@ def validate_journal_entry(store: Store, body: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def _journal_line(store: Store, raw: Any, index: int) -> tuple[dict[str, Any], Decimal, Decimal]:
-    base = f"line.items[{index}]"
-    if not isinstance(raw, dict):
-        raise invalid_value(raw, "line", base)
-    check_names(raw, _JE_LINE, f"{base}.", "custcol")
-    line = {k: v for k, v in raw.items() if k != "links"}
+def _journal_line(store: Store, base: str, line: dict[str, Any]) -> tuple[Decimal, Decimal]:
+    """Check and normalise one line in place; returns its (debit, credit)."""
     if line.get("account") is None:
         raise required("Account", f"{base}.account")
     row = check_account(store, line, "account", f"{base}.account")
     sides = [k for k in ("debit", "credit") if line.get(k) not in (None, 0, "0")]
     if len(sides) != 1:
-        raise SimError(400, "USER_ERROR", "Error while accessing a resource. Each journal line "
-                       "needs either a debit or a credit amount.", base)
+        raise user_error("Each journal line needs either a debit or a credit amount.", base)
     amount = to_decimal(line[sides[0]], f"{base}.{sides[0]}")
     if amount <= 0:
         raise invalid_value(line[sides[0]], sides[0], f"{base}.{sides[0]}")
     line[sides[0]] = money(amount)
     if line.get("entity") is not None:
-        check_ref(store, line, "entity", {c.id: {} for c in store.records("entity", "customer")},
-                  "customer", f"{base}.entity")
+        require_customer(store, line, "entity", f"{base}.entity")
     elif row.get("accttype") == "AcctRec":
         raise required("Name", f"{base}.entity")  # A/R lines must name the customer
     if line.get("location") is not None:
         check_ref(store, line, "location", store.locations, "location", f"{base}.location")
     debit = amount if sides[0] == "debit" else ZERO
-    return line, debit, amount - debit
+    return debit, amount - debit

@@ -48,7 +48,7 @@ _RSA_BITS = (3072, 4096)
 _EC_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 b64token
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
@@ -70,7 +70,7 @@ class TokenError(Exception):
         return 401 if self.error == "invalid_client" else 400
 
     def response(self, realm: str) -> JSONResponse:
-        headers = dict(_NO_STORE)
+        headers = dict(NO_STORE)
         if self.error == "invalid_client":
             headers["WWW-Authenticate"] = f'Basic realm="{realm}"'
         return JSONResponse({"error": self.error}, status_code=self.status, headers=headers)

@@ -17,7 +17,15 @@ from urllib.parse import unquote
 from starlette.responses import JSONResponse, Response
 
 from .catalog import lookup_type
-from .errors import ALREADY_EXISTS_DETAIL, SimError, not_found, unexpected, user_error
+from .errors import (
+    ALREADY_EXISTS_DETAIL,
+    ERROR_MEDIA_TYPE,
+    SimError,
+    malformed,
+    not_found,
+    unexpected,
+    user_error,
+)
 from .records import RecordType, merge, number_lines, render
 from .store import Record, Store, now_utc
 from .transforms import initial_body
@@ -60,13 +68,13 @@ def run(op: Operation) -> Outcome:
     try:
         return op()
     except SimError as exc:
-        return Outcome(exc.status, body=exc.body(), media_type="application/vnd.oracle."
-                       "resource+json; type=error", headers=dict(exc.headers or {}))
+        error = exc
     except Exception:
         error_id = secrets.token_hex(10)
         log.exception("sim unexpected error %s", error_id)
-        exc = unexpected(error_id)
-        return Outcome(500, body=exc.body())
+        error = unexpected(error_id)
+    return Outcome(error.status, body=error.body(), media_type=ERROR_MEDIA_TYPE,
+                   headers=dict(error.headers or {}))
 
 
 def find(store: Store, rt: RecordType, slot: str) -> Record:
@@ -145,9 +153,7 @@ def upsert(store: Store, rt: RecordType, slot: str, body: dict[str, Any], replac
     point 1); ``with_location`` (``upsert_location`` in the config) decides.
     """
     if not slot.lower().startswith("eid:") or len(slot) <= 4:
-        raise SimError(400, "INVALID_REQUEST",
-                       "The request could not be understood by the server due to malformed "
-                       "syntax.")
+        raise malformed()
     external_id = unquote(slot[4:])
     body = dict(body)
     existing = store.by_external_id(rt.group, external_id)

@@ -11,23 +11,24 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .errors import SimError, invalid_value, required, user_error
-from .records import check_names, check_ref, check_transaction, money
+from .errors import invalid_value, no_lines, required, user_error
+from .records import check_ref, check_transaction, money
 from .sales import credit_open, invoice_open
 from .store import Record, Store
 from .txn import (
     COMMON_FIELDS,
+    FUNDS,
     ZERO,
     applied_by_others,
     apply_lines,
     check_account,
     dec,
     deposited_in,
-    lines_of,
     optional_refs,
     own_applied,
     owner,
     positive,
+    request_lines,
     require_customer,
     start,
     status,
@@ -42,7 +43,6 @@ DEPOSIT_FIELDS = (COMMON_FIELDS - {"createdFrom"}) | _RECEIPT_FIELDS | {"salesOr
 REFUND_FIELDS = COMMON_FIELDS | {"customer", "account", "paymentOption", "apply", "deposit",
                                  "checkNumber", "refundMethod"}
 BANK_DEPOSIT_FIELDS = COMMON_FIELDS | {"account", "payment", "other", "cashback"}
-_FUNDS = ("Bank", "OthCurrAsset")  # where a receipt may land: bank or undeposited funds
 _PAY_LINE = frozenset({"deposit", "id", "amount", "line", "links", "type", "docNumber",
                        "refNum", "paymentMethod", "currency", "memo"})
 _OTHER_LINE = frozenset({"account", "amount", "entity", "paymentMethod", "memo", "refNum",
@@ -56,7 +56,7 @@ def _receipt(store: Store, body: dict[str, Any], known: frozenset[str]) -> tuple
     customer = require_customer(store, out, "customer")
     optional_refs(store, out, ("location", "subsidiary", "paymentOption"))
     if out.get("account") is not None:
-        check_account(store, out, "account", "account", _FUNDS)
+        check_account(store, out, "account", "account", FUNDS)
     return out, customer
 
 
@@ -129,17 +129,12 @@ def derive_customer_deposit(store: Store, deposit: Record) -> dict[str, Any]:
 
 def validate_customer_refund(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     """Pays out open credit (credit memos, unapplied payments) and customer deposits."""
-    out = start(body, REFUND_FIELDS)
-    customer = require_customer(store, out, "customer")
-    optional_refs(store, out, ("location", "subsidiary", "paymentOption"))
-    if out.get("account") is not None:
-        check_account(store, out, "account", "account", _FUNDS)
+    out, customer = _receipt(store, body, REFUND_FIELDS)
     total = apply_lines(store, out, "apply", {"creditMemo", "customerPayment"}, customer,
                         _credit_open)
     total += apply_lines(store, out, "deposit", {"customerDeposit"}, customer, deposit_open)
     if total <= 0:
-        raise SimError(400, "USER_ERROR", "You must enter at least one line item for this "
-                       "transaction.", "apply")
+        raise no_lines("apply")
     out["total"] = money(total)
     return out
 
@@ -170,8 +165,7 @@ def validate_deposit(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     total = _deposit_payments(store, out) + _deposit_other(store, out, "other", _OTHER_LINE)
     total -= _deposit_other(store, out, "cashback", _CASHBACK_LINE)
     if not (out.get("payment") or {}).get("items") and not (out.get("other") or {}).get("items"):
-        raise SimError(400, "USER_ERROR", "You must enter at least one line item for this "
-                       "transaction.", "payment")
+        raise no_lines("payment")
     if total < 0:
         raise user_error("The deposit total cannot be negative.", "cashback")
     out["total"] = money(total)
@@ -182,18 +176,14 @@ def _deposit_payments(store: Store, out: dict[str, Any]) -> Decimal:
     total = ZERO
     kept = []
     seen: set[str] = set()
-    for index, raw in enumerate(lines_of(out, "payment", need=False)):
-        base = f"payment.items[{index}]"
-        if not isinstance(raw, dict):
-            raise invalid_value(raw, "payment", base)
-        check_names(raw, _PAY_LINE, f"{base}.", "custcol")
-        if raw.get("deposit") is False:
+    for base, line in request_lines(out, "payment", _PAY_LINE, need=False):
+        if line.get("deposit") is False:
             continue
-        rid = str(raw.get("id"))
+        rid = str(line.get("id"))
         receipt = store.transaction(rid)
         if receipt is None or receipt.type not in _RECEIPT_AMOUNT or rid in seen \
                 or _banked(store, receipt):
-            raise invalid_value(raw.get("id"), "id", f"{base}.id")
+            raise invalid_value(line.get("id"), "id", f"{base}.id")
         seen.add(rid)
         amount = dec(receipt.fields.get(_RECEIPT_AMOUNT[receipt.type]))
         kept.append({"deposit": True, "id": rid, "type": receipt.type, "amount": money(amount)})
@@ -207,19 +197,14 @@ def _deposit_other(store: Store, out: dict[str, Any], sublist: str,
                    known: frozenset[str]) -> Decimal:
     total = ZERO
     kept = []
-    for index, raw in enumerate(lines_of(out, sublist, need=False)):
-        base = f"{sublist}.items[{index}]"
-        if not isinstance(raw, dict):
-            raise invalid_value(raw, sublist, base)
-        check_names(raw, known, f"{base}.", "custcol")
-        line = {k: v for k, v in raw.items() if k != "links"}
+    for base, line in request_lines(out, sublist, known, need=False):
         if line.get("account") is None:
             raise required("Account", f"{base}.account")
         check_account(store, line, "account", f"{base}.account")
         amount = positive(line.get("amount"), f"{base}.amount", "Amount")
         line["amount"] = money(amount)
         if line.get("entity") is not None:
-            require_customer(store, line, "entity")
+            require_customer(store, line, "entity", f"{base}.entity")
         if line.get("paymentMethod") is not None:
             check_ref(store, line, "paymentMethod", store.payment_methods, "paymentMethod",
                       f"{base}.paymentMethod")

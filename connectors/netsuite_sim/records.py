@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from .errors import SimError, invalid_value
+from .errors import SimError, invalid_value, no_lines
 from .store import Record, Store, now_utc
 
 Validator = Callable[[Store, dict[str, Any]], dict[str, Any]]
@@ -207,8 +207,15 @@ def validate_cash_sale(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     sublist = out.get("item") or {}
     lines = sublist.get("items") if isinstance(sublist, dict) else None
     if not lines:
-        raise SimError(400, "USER_ERROR", "You must enter at least one line item for this "
-                       "transaction.", "item")
+        raise no_lines("item")
+    out.setdefault("tranDate", now_utc().date().isoformat())
+    price_items(store, out, lines)
+    out["status"] = {"id": "B", "refName": "Not Deposited"}
+    return out
+
+
+def price_items(store: Store, out: dict[str, Any], lines: list[Any]) -> None:
+    """Validate and price item lines into ``out["item"]``; set the body totals."""
     subtotal = tax_total = Decimal(0)
     new_lines: list[dict[str, Any]] = []
     for index, raw in enumerate(lines):
@@ -218,12 +225,9 @@ def validate_cash_sale(store: Store, body: dict[str, Any]) -> dict[str, Any]:
         tax_total += tax
         new_lines.append(line)
     out["item"] = {"items": new_lines}
-    out.setdefault("tranDate", now_utc().date().isoformat())
     out["subtotal"] = money(subtotal)
     out["taxTotal"] = money(tax_total)
     out["total"] = money(subtotal + tax_total)
-    out["status"] = {"id": "B", "refName": "Not Deposited"}
-    return out
 
 
 def check_ref(store: Store, holder: dict[str, Any], key: str, table: dict[str, Any],

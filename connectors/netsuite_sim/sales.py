@@ -10,22 +10,23 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .errors import SimError, invalid_value, required, user_error
-from .records import check_names, check_ref, check_transaction, to_decimal
+from .errors import SimError, invalid_value, no_lines, required, user_error
+from .records import check_ref, check_transaction, to_decimal
 from .store import Record, Store
 from .txn import (
     COMMON_FIELDS,
+    FUNDS,
     SELF_ID,
     ZERO,
     applied_by_others,
     apply_lines,
     check_account,
     dec,
-    lines_of,
     optional_refs,
     own_applied,
     owner,
     priced_items,
+    request_lines,
     require_customer,
     require_location,
     start,
@@ -69,6 +70,16 @@ def is_approved(order: Record) -> bool:
     return (order.fields.get("orderStatus") or {}).get("id") == "B"
 
 
+def _sale(store: Store, body: dict[str, Any], known: frozenset[str],
+          refs: tuple[str, ...] = ("subsidiary", "salesRep")) -> tuple[dict[str, Any], str]:
+    """The header every sales transaction checks first: customer, location, references."""
+    out = start(body, known)
+    customer = require_customer(store, out, "entity")
+    require_location(store, out)
+    optional_refs(store, out, refs)
+    return out, customer
+
+
 def _same_customer(source: Record, customer_id: str, key: str) -> None:
     if owner(source) != customer_id:
         raise invalid_value(source.id, key, key)
@@ -78,10 +89,7 @@ def _same_customer(source: Record, customer_id: str, key: str) -> None:
 
 def validate_sales_order(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     """Customer, location and active items required; prices and totals computed."""
-    out = start(body, ORDER_FIELDS)
-    require_customer(store, out, "entity")
-    require_location(store, out)
-    optional_refs(store, out, ("subsidiary", "salesRep", "paymentOption"))
+    out, _ = _sale(store, body, ORDER_FIELDS, ("subsidiary", "salesRep", "paymentOption"))
     _approval(out, _APPROVAL)
     priced_items(store, out)
     return out
@@ -176,10 +184,7 @@ def check_order_billing(store: Store, out: dict[str, Any],
 
 def validate_invoice(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     """Like a sales order without approval; may be billed from an approved order."""
-    out = start(body, SALES_FIELDS)
-    customer = require_customer(store, out, "entity")
-    require_location(store, out)
-    optional_refs(store, out, ("subsidiary", "salesRep"))
+    out, customer = _sale(store, body, SALES_FIELDS)
     if out.get("account") is not None:
         check_account(store, out, "account", "account", ("AcctRec",))
     if out.get("createdFrom") is not None:
@@ -220,25 +225,19 @@ def validate_item_fulfillment(store: Store, body: dict[str, Any]) -> dict[str, A
                   "inventoryLocation")
     progress = order_progress(store, order)
     by_line = {ln["line"]: ln for ln in order.fields["item"]["items"]}
-    kept = [_fulfill_line(store, out, raw, index, by_line, progress)
-            for index, raw in enumerate(lines_of(out, "item"))]
+    kept = [_fulfill_line(store, out, base, line, by_line, progress)
+            for base, line in request_lines(out, "item", FULFILL_LINE_FIELDS)]
     kept = [ln for ln in kept if ln is not None]
     if not kept:
-        raise SimError(400, "USER_ERROR", "You must enter at least one line item for this "
-                       "transaction.", "item")
+        raise no_lines("item")
     out["item"] = {"items": kept}
     out["shipStatus"] = status("C", "Shipped")
     return out
 
 
-def _fulfill_line(store: Store, out: dict[str, Any], raw: Any, index: int,
+def _fulfill_line(store: Store, out: dict[str, Any], base: str, line: dict[str, Any],
                   by_line: dict[int, dict[str, Any]],
                   progress: dict[int, dict[str, Decimal]]) -> dict[str, Any] | None:
-    base = f"item.items[{index}]"
-    if not isinstance(raw, dict):
-        raise invalid_value(raw, "item", base)
-    check_names(raw, FULFILL_LINE_FIELDS, f"{base}.", "custcol")
-    line = {k: v for k, v in raw.items() if k != "links"}
     if line.get("itemreceive") is False:
         return None
     key = line.get("orderLine")
@@ -270,10 +269,7 @@ def _fulfill_line(store: Store, out: dict[str, Any], raw: Any, index: int,
 
 def validate_return_authorization(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     """A priced return request, optionally from the sale/order/invoice being returned."""
-    out = start(body, ORDER_FIELDS)
-    customer = require_customer(store, out, "entity")
-    require_location(store, out)
-    optional_refs(store, out, ("subsidiary", "salesRep"))
+    out, customer = _sale(store, body, ORDER_FIELDS)
     if out.get("createdFrom") is not None:
         source = check_transaction(store, out, "createdFrom",
                                    {"salesOrder", "cashSale", "invoice"})
@@ -302,10 +298,7 @@ def _refund_source(store: Store, out: dict[str, Any], customer: str, types: set[
 
 def validate_credit_memo(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     """Items credited; credit applied to the customer's open invoices if ``apply`` given."""
-    out = start(body, CREDIT_FIELDS)
-    customer = require_customer(store, out, "entity")
-    require_location(store, out)
-    optional_refs(store, out, ("subsidiary", "salesRep"))
+    out, customer = _sale(store, body, CREDIT_FIELDS)
     _refund_source(store, out, customer, {"invoice", "returnAuthorization", "cashRefund"},
                    "creditMemo")
     priced_items(store, out)
@@ -331,12 +324,9 @@ def derive_credit_memo(store: Store, memo: Record) -> dict[str, Any]:
 
 def validate_cash_refund(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     """Money back over the counter, usually from a cash sale or an approved RA."""
-    out = start(body, REFUND_FIELDS)
-    customer = require_customer(store, out, "entity")
-    require_location(store, out)
-    optional_refs(store, out, ("subsidiary", "salesRep", "paymentOption"))
+    out, customer = _sale(store, body, REFUND_FIELDS, ("subsidiary", "salesRep", "paymentOption"))
     if out.get("account") is not None:
-        check_account(store, out, "account", "account", ("Bank", "OthCurrAsset"))
+        check_account(store, out, "account", "account", FUNDS)
     _refund_source(store, out, customer, {"cashSale", "returnAuthorization"}, "cashRefund")
     priced_items(store, out)
     return out

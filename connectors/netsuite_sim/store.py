@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # Seed keys for customers/employees -> REST body field names.
 _CUSTOMER_FIELDS = {
@@ -87,6 +90,7 @@ class Store:
         self._records: dict[str, dict[str, Record]] = {"transaction": {}, "entity": {}}
         self._eids: dict[str, dict[str, str]] = {"transaction": {}, "entity": {}}
         self._next_id: dict[str, int] = dict(_ID_FLOOR)
+        self._indexes: dict[Hashable, Any] = {}  # see ``index``; emptied by every write
         for emp in self.employees.values():  # employees are entities: they consume ids
             self._bump("entity", str(emp["id"]))
         for cust in seed.get("customers", []):
@@ -111,6 +115,7 @@ class Store:
 
     def put(self, record: Record, group: str) -> None:
         """Insert or replace a record and index its external id."""
+        self._indexes.clear()
         old = self._records[group].get(record.id)
         if old is not None and old.external_id:
             self._eids[group].pop(old.external_id.lower(), None)
@@ -130,15 +135,24 @@ class Store:
         return None if record_id is None else self._records[group][record_id]
 
     def delete(self, group: str, record: Record) -> None:
+        self._indexes.clear()
         self._records[group].pop(record.id, None)
         if record.external_id:
             self._eids[group].pop(record.external_id.lower(), None)
 
+    def index(self, key: Hashable, build: Callable[[Store], T]) -> T:
+        """``build(self)``, kept until the next write: balances derived per record scan
+        the store, so a SuiteQL query over N transactions would otherwise scan it N times."""
+        if key not in self._indexes:
+            self._indexes[key] = build(self)
+        return self._indexes[key]
+
     def records(self, group: str, record_type: str | None = None) -> list[Record]:
-        """Records of a group (optionally one type), in id order."""
-        rows = self._records[group].values()
-        selected = [r for r in rows if record_type is None or r.type == record_type]
-        return sorted(selected, key=lambda r: (len(r.id), r.id))
+        """Records of a group (optionally one type), in id order; do not mutate the list."""
+        return self.index(("records", group, record_type), lambda s: sorted(
+            (r for r in s._records[group].values()
+             if record_type is None or r.type == record_type),
+            key=lambda r: (len(r.id), r.id)))
 
     def transaction(self, record_id: str) -> Record | None:
         """Any transaction by internal id (ids are unique across the group)."""
@@ -146,8 +160,12 @@ class Store:
 
     def created_from(self, source_id: str, record_type: str) -> list[Record]:
         """Transactions of ``record_type`` whose ``createdFrom`` points at ``source_id``."""
-        return [r for r in self.records("transaction", record_type)
-                if (r.fields.get("createdFrom") or {}).get("id") == source_id]
+        def build(store: Store) -> dict[str, list[Record]]:
+            by_source: dict[str, list[Record]] = {}
+            for r in store.records("transaction", record_type):
+                by_source.setdefault((r.fields.get("createdFrom") or {}).get("id"), []).append(r)
+            return by_source
+        return list(self.index(("created_from", record_type), build).get(source_id, ()))
 
     def held(self) -> Counter[str]:
         """Records currently held, per type."""

@@ -13,14 +13,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
-from .catalog import RECORD_TYPES
+from .catalog import type_of
 from .errors import SimError
-from .records import ref_id
+from .records import Deriver, ref_id
 from .store import Record, Store
 
-Row = dict[str, Any]
+Row = dict[str, Any]  # a value may be a zero-argument callable (see ``_resolve``)
 
 _QUERY = re.compile(
     r"^\s*SELECT\s+(?P<cols>.+?)\s+FROM\s+(?P<table>\w+)"
@@ -160,21 +161,25 @@ _LINE_SUBLISTS = ("item", "inventory", "line", "other", "cashback")
 
 
 def _transaction_rows(store: Store) -> list[Row]:
-    types = {rt.name: rt for rt in RECORD_TYPES.values()}
     out = []
     for rec in store.records("transaction"):
-        rt = types[rec.type]
-        f = rt.derive(store, rec) if rt.derive else rec.fields
+        rt, f = type_of(rec), rec.fields
+        # Only status is derived (RecordType.derive): computed only if the query names it.
+        state = partial(_status, rt.derive, store, rec) if rt.derive else f.get("status")
         out.append({
             "id": rec.id, "tranid": f.get("tranId"), "trandate": f.get("tranDate"),
             "type": rt.tran_type, "recordtype": rec.type.lower(),
-            "entity": f.get("entity") or f.get("customer"), "status": f.get("status"),
+            "entity": f.get("entity") or f.get("customer"), "status": state,
             "externalid": f.get("externalId"), "location": f.get("location"),
             "foreigntotal": f.get("total"), "memo": f.get("memo"),
             "otherrefnum": f.get("otherRefNum"), "account": f.get("account"),
             "createddate": _stamp(rec, "created"), "lastmodifieddate": _stamp(rec, "modified"),
         })
     return out
+
+
+def _status(derive: Deriver, store: Store, rec: Record) -> Any:
+    return derive(store, rec).get("status")
 
 
 _LINE_COLS = ("transaction", "id", "mainline", "item", "quantity", "rate", "netamount",
@@ -318,8 +323,13 @@ def run(query: str, params: list[Any] | None = None) -> Callable[[Store], list[R
                 raise _invalid(query)
             order.append((column(bits[0]), len(bits) == 2 and bits[1].upper() == "DESC"))
 
+    # Only the columns the query names are rendered; a row may lack a column (mainline
+    # transactionline rows have no item): it reads as null.
+    used = {src for src, _ in select if src != "*count"} | {c for c, _, _ in conds} | \
+        {c for c, _ in order}
+
     def execute(store: Store) -> list[Row]:
-        rows = [{k: sql_value(v) for k, v in r.items()} for r in table.rows(store)]
+        rows = [{c: sql_value(_resolve(r.get(c))) for c in used} for r in table.rows(store)]
         for col, op, value in conds:
             if op == "=":
                 rows = [r for r in rows if r[col] == value]
@@ -337,6 +347,11 @@ def run(query: str, params: list[Any] | None = None) -> Callable[[Store], list[R
         return [{out: r[src] for src, out in select if r[src] is not None} for r in rows]
 
     return execute
+
+
+def _resolve(value: Any) -> Any:
+    """A row value, or a zero-argument callable for a column that is costly to compute."""
+    return value() if callable(value) else value
 
 
 def _sort_key(value: str | None) -> tuple[int, float, str]:

@@ -1,26 +1,27 @@
 """Building blocks shared by the order-to-cash transaction validators.
 
 Amounts that depend on other records (what is still open on an invoice, what a payment
-has left unapplied, whether a sale was banked) are computed by scanning the store on
-demand rather than stored, so deleting or editing a linked record can never leave a
-stale balance behind.
+has left unapplied, whether a sale was banked) are computed on demand from store indexes
+that every write drops, never stored, so deleting or editing a linked record can never
+leave a stale balance behind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
-from .errors import SimError, invalid_value, required
+from .errors import SimError, invalid_value, no_lines, required, user_error
 from .records import (
     check_names,
     check_ref,
     money,
     normalize_ref,
+    price_items,
     to_decimal,
-    validate_line,
 )
 from .store import Record, Store, now_utc
 
@@ -41,6 +42,7 @@ TOTAL_FIELDS = frozenset({"subtotal", "taxTotal", "total"})
 APPLY_LINE_FIELDS = frozenset({"doc", "apply", "amount", "line", "links", "applyDate", "total",
                                "due", "refNum", "type"})
 ZERO = Decimal(0)
+FUNDS = ("Bank", "OthCurrAsset")  # where received money may land: bank or undeposited funds
 
 
 def status(code: str, label: str) -> dict[str, str]:
@@ -56,14 +58,16 @@ def start(body: dict[str, Any], known: frozenset[str], custom: str = "custbody")
     return out
 
 
-def require_customer(store: Store, out: dict[str, Any], key: str) -> str:
+def require_customer(store: Store, out: dict[str, Any], key: str,
+                     path: str | None = None) -> str:
     """``entity``/``customer`` must name an existing, active customer; returns its id."""
+    path = path or key
     if out.get(key) is None:
-        raise required("Customer", key)
-    out[key] = normalize_ref(store, "customer", out[key], key)
+        raise required("Customer", path)
+    out[key] = normalize_ref(store, "customer", out[key], path)
     customer = store.customer(out[key]["id"])
     if customer is None or customer.fields.get("isInactive"):
-        raise invalid_value(out[key]["id"], key, key)
+        raise invalid_value(out[key]["id"], key, path)
     return str(out[key]["id"])
 
 
@@ -103,8 +107,7 @@ def lines_of(out: dict[str, Any], sublist: str, need: bool = True) -> list[Any]:
     lines = value.get("items") if isinstance(value, dict) else None
     if not lines:
         if need:
-            raise SimError(400, "USER_ERROR", "You must enter at least one line item for this "
-                           "transaction.", sublist)
+            raise no_lines(sublist)
         return []
     if not isinstance(lines, list):
         raise SimError(400, "INVALID_CONTENT", "Error while accessing a resource. Invalid "
@@ -112,20 +115,20 @@ def lines_of(out: dict[str, Any], sublist: str, need: bool = True) -> list[Any]:
     return lines
 
 
+def request_lines(out: dict[str, Any], sublist: str, known: frozenset[str],
+                  need: bool = True) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``lines_of`` checked line by line: (error path, the line without ``links``)."""
+    for index, raw in enumerate(lines_of(out, sublist, need)):
+        base = f"{sublist}.items[{index}]"
+        if not isinstance(raw, dict):
+            raise invalid_value(raw, sublist, base)
+        check_names(raw, known, f"{base}.", "custcol")
+        yield base, {k: v for k, v in raw.items() if k != "links"}
+
+
 def priced_items(store: Store, out: dict[str, Any]) -> None:
     """Validate and price the ``item`` sublist as on a cash sale; set the body totals."""
-    subtotal = tax_total = ZERO
-    new_lines: list[dict[str, Any]] = []
-    for index, raw in enumerate(lines_of(out, "item")):
-        previous = Decimal(str(new_lines[-1]["amount"])) if new_lines else ZERO
-        line, tax = validate_line(store, raw, index, previous)
-        subtotal += Decimal(str(line["amount"]))
-        tax_total += tax
-        new_lines.append(line)
-    out["item"] = {"items": new_lines}
-    out["subtotal"] = money(subtotal)
-    out["taxTotal"] = money(tax_total)
-    out["total"] = money(subtotal + tax_total)
+    price_items(store, out, lines_of(out, "item"))
 
 
 def positive(value: Any, path: str, label: str) -> Decimal:
@@ -149,12 +152,7 @@ def apply_lines(store: Store, out: dict[str, Any], sublist: str, doc_types: set[
     """
     total = ZERO
     kept: list[dict[str, Any]] = []
-    for index, raw in enumerate(lines_of(out, sublist, need=False)):
-        base = f"{sublist}.items[{index}]"
-        if not isinstance(raw, dict):
-            raise invalid_value(raw, sublist, base)
-        check_names(raw, APPLY_LINE_FIELDS, f"{base}.", "custcol")
-        line = {k: v for k, v in raw.items() if k != "links"}
+    for base, line in request_lines(out, sublist, APPLY_LINE_FIELDS, need=False):
         if line.get("doc") is None:
             raise required("Document", f"{base}.doc")
         line["doc"] = normalize_ref(store, "transaction", line["doc"], f"{base}.doc")
@@ -169,12 +167,10 @@ def apply_lines(store: Store, out: dict[str, Any], sublist: str, doc_types: set[
         default = available if budget is None else max(ZERO, min(available, budget - total))
         amount = to_decimal(line.get("amount", default), f"{base}.amount")
         if available <= 0:
-            raise SimError(400, "USER_ERROR", "Error while accessing a resource. Nothing is "
-                           f"left to apply on document {doc.id}.", f"{base}.amount")
+            raise user_error(f"Nothing is left to apply on document {doc.id}.", f"{base}.amount")
         if amount <= 0 or amount > available:
-            raise SimError(400, "USER_ERROR", "Error while accessing a resource. The amount "
-                           f"applied ({amount}) exceeds the amount due ({available}).",
-                           f"{base}.amount")
+            raise user_error(f"The amount applied ({amount}) exceeds the amount due "
+                             f"({available}).", f"{base}.amount")
         line["apply"], line["amount"] = True, money(amount)
         total += amount
         kept.append(line)
@@ -196,15 +192,23 @@ def applied_by_others(store: Store, doc_id: str, sources: dict[str, tuple[str, .
     me = SELF_ID.get()
     total = ZERO
     for record_type, sublists in sources.items():
-        for record in store.records("transaction", record_type):
-            if record.id == me:
-                continue
-            for name in sublists:
-                for line in (record.fields.get(name) or {}).get("items", []):
-                    doc = line.get("doc") or {}
-                    if str(doc.get("id")) == doc_id and line.get("apply", True):
-                        total += Decimal(str(line.get("amount") or 0))
+        for name in sublists:
+            applied = store.index(("applied", record_type, name),
+                                  partial(_applications, record_type=record_type, sublist=name))
+            total += sum((amount for rid, amount in applied.get(doc_id, ()) if rid != me), ZERO)
     return total
+
+
+def _applications(store: Store, record_type: str,
+                  sublist: str) -> dict[str, list[tuple[str, Decimal]]]:
+    """Applied doc id -> (applying record id, amount) over one sublist of one type."""
+    out: dict[str, list[tuple[str, Decimal]]] = {}
+    for record in store.records("transaction", record_type):
+        for line in (record.fields.get(sublist) or {}).get("items", []):
+            if line.get("apply", True):
+                doc = str((line.get("doc") or {}).get("id"))
+                out.setdefault(doc, []).append((record.id, dec(line.get("amount"))))
+    return out
 
 
 def own_applied(record: Record, sublist: str = "apply") -> Decimal:
@@ -216,13 +220,17 @@ def own_applied(record: Record, sublist: str = "apply") -> Decimal:
 def deposited_in(store: Store, tran_id: str) -> Record | None:
     """The bank deposit that already holds this payment, if any."""
     me = SELF_ID.get()
+    holders = store.index("deposits", _deposits_by_receipt).get(tran_id, ())
+    return next((dep for dep in holders if dep.id != me), None)
+
+
+def _deposits_by_receipt(store: Store) -> dict[str, list[Record]]:
+    out: dict[str, list[Record]] = {}
     for dep in store.records("transaction", "deposit"):
-        if dep.id == me:
-            continue
         for line in (dep.fields.get("payment") or {}).get("items", []):
-            if str(line.get("id")) == tran_id and line.get("deposit", True):
-                return dep
-    return None
+            if line.get("deposit", True):
+                out.setdefault(str(line.get("id")), []).append(dep)
+    return out
 
 
 def dec(value: Any) -> Decimal:

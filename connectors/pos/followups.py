@@ -13,17 +13,15 @@ Deterministic for a given seed. Money is Decimal, rounded half-up to the cent.
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from tillbridge.connectors.kafka.topics import PAYMENT, RETURN
 
-from .generator import GeneratedEvent
+from .generator import QTY, GeneratedEvent, money, rng_uuid
 
-CENT = Decimal("0.01")
 _DECLINES = (("05", "DO_NOT_HONOR", "Do not honor"),
              ("51", "INSUFFICIENT_FUNDS", "Insufficient funds"),
              ("54", "CARD_EXPIRED", "Expired card"))
@@ -31,14 +29,6 @@ _CONDITIONS = (("RESALABLE", "RESTOCK", "CHANGED_MIND"), ("RESALABLE", "RESTOCK"
                ("OPENED", "RESTOCK", "CHANGED_MIND"), ("DEFECTIVE", "DISPOSE", "DEFECTIVE"),
                ("DAMAGED", "DISPOSE", "NOT_AS_DESCRIBED"))
 _CONDITION_WEIGHTS = (40, 25, 15, 12, 8)
-
-
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 def payments_for(sale: dict[str, Any], rng: random.Random,
@@ -63,7 +53,7 @@ def payments_for(sale: dict[str, Any], rng: random.Random,
         card = tender["tender_type"] != "CASH"
         if card and rng.random() < decline_rate:
             code, failure, reason = rng.choice(_DECLINES)
-            out.append({**base, "event_id": _uuid(rng),
+            out.append({**base, "event_id": rng_uuid(rng),
                         "payment_id": f"{sale['pos_transaction_id']}-P{n}-A1",
                         "occurred_at": at - timedelta(seconds=20), "attempt_no": 1,
                         "status": "DECLINED", "authorization_id": None,
@@ -76,7 +66,7 @@ def payments_for(sale: dict[str, Any], rng: random.Random,
                                   {"at": at - timedelta(seconds=20), "step": "AUTH_RESPONSE",
                                    "detail": f"{code} {reason}"}]})
             attempt = 2
-        out.append({**base, "event_id": _uuid(rng),
+        out.append({**base, "event_id": rng_uuid(rng),
                     "payment_id": f"{sale['pos_transaction_id']}-P{n}-A{attempt}",
                     "occurred_at": at, "attempt_no": attempt, "status": "APPROVED",
                     "authorization_id": tender.get("authorization_id"),
@@ -96,13 +86,13 @@ def return_for(sale: dict[str, Any], rng: random.Random, *, days_later: int = 3,
     for n, line in enumerate(lines, start=1):
         qty = Decimal(1)
         line_disc = sum((d["amount"] for d in line["discounts"]), Decimal(0))
-        unit_net = _money(line["unit_price"] - line_disc / line["quantity"])
-        refund = _money(unit_net * qty)
-        tax = _money(refund * line["tax_rate"] / 100)
+        unit_net = money(line["unit_price"] - line_disc / line["quantity"])
+        refund = money(unit_net * qty)
+        tax = money(refund * line["tax_rate"] / 100)
         condition, disposition, reason = rng.choices(_CONDITIONS, _CONDITION_WEIGHTS)[0]
         out_lines.append({
             "line_no": n, "original_line_no": line["line_no"], "sku": line["sku"],
-            "description": line.get("description"), "quantity": qty.quantize(Decimal("0.001")),
+            "description": line.get("description"), "quantity": qty.quantize(QTY),
             "unit_price": unit_net, "refund_amount": refund, "tax_code": line["tax_code"],
             "tax_rate": line["tax_rate"], "tax_refund_amount": tax, "condition": condition,
             "disposition": disposition,
@@ -125,7 +115,7 @@ def return_for(sale: dict[str, Any], rng: random.Random, *, days_later: int = 3,
                     if kind == "CASH" else None}]
     register = sale["register_id"]
     return {
-        "event_id": _uuid(rng),
+        "event_id": rng_uuid(rng),
         "pos_transaction_id": f"{sale['pos_transaction_id']}-RET",
         "store_id": sale["store_id"], "register_id": register,
         "cashier_id": sale.get("cashier_id"), "business_date": at.date().isoformat(),

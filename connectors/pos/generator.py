@@ -72,6 +72,24 @@ def money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def rng_uuid(rng: random.Random) -> str:
+    """A v4 UUID drawn from ``rng``, so generated events are reproducible by seed."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def customer_fields(known: Customer) -> dict[str, Any]:
+    """A known shopper as a sale's or order's ``customer`` record."""
+    return {
+        "customer_id": known.customer_id,
+        "loyalty_id": known.loyalty_id,
+        "email": known.email,
+        "phone": known.phone,
+        "first_name": known.first_name,
+        "last_name": known.last_name,
+        "anonymous_tag": None,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class GeneratedEvent:
     """One message to publish.
@@ -88,18 +106,18 @@ class GeneratedEvent:
 
 
 class _SaleFactory:
-    def __init__(self, seed: int, start: datetime, ref: Reference) -> None:
+    def __init__(self, seed: int, start: datetime, ref: Reference, min_lines: int = 1) -> None:
         self.rng = random.Random(seed)
         self.ref = ref
         self.clock = start
         self.sequences: dict[tuple[str, str], int] = {}
         self.new_customers = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=64)
-        self.min_lines = 1
+        self.min_lines = min_lines  # benchmarks ask for ~1 KB sales (bigger baskets)
 
     # -- small helpers -------------------------------------------------------
     def uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        return rng_uuid(self.rng)
 
     def code(self, alphabet: str, length: int) -> str:
         return "".join(self.rng.choice(alphabet) for _ in range(length))
@@ -119,16 +137,7 @@ class _SaleFactory:
     def customer(self) -> dict[str, Any]:
         roll = self.rng.random()
         if roll < 0.40 and self.ref.customers:
-            known: Customer = self.rng.choice(self.ref.customers)
-            return {
-                "customer_id": known.customer_id,
-                "loyalty_id": known.loyalty_id,
-                "email": known.email,
-                "phone": known.phone,
-                "first_name": known.first_name,
-                "last_name": known.last_name,
-                "anonymous_tag": None,
-            }
+            return customer_fields(self.rng.choice(self.ref.customers))
         if roll < 0.50:
             self.new_customers += 1
             n = self.new_customers
@@ -351,8 +360,7 @@ def generate(
         raise ValueError(f"dirty must be within 0..1, got {dirty}")
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
-    factory = _SaleFactory(seed, start, reference())
-    factory.min_lines = min_lines  # benchmarks ask for ~1 KB sales (bigger baskets)
+    factory = _SaleFactory(seed, start, reference(), min_lines)
     for _ in range(count):
         if dirty and factory.rng.random() < dirty:
             kind = factory.rng.choice(DIRTY_KINDS)

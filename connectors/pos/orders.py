@@ -16,25 +16,20 @@ Deterministic for a given seed.
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from tillbridge.connectors.kafka.topics import OMNICHANNEL
 
-from .generator import GeneratedEvent
+from .generator import QTY, RATE, GeneratedEvent, customer_fields, money, rng_uuid
 from .reference import Reference, Store, load_data, reference
 
-CENT = Decimal("0.01")
-QTY = Decimal("0.001")
 WAREHOUSE = "W001"
 START = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
-
-
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+_WEB_GUEST = {"customer_id": None, "loyalty_id": None, "email": None, "phone": None,
+              "first_name": None, "last_name": None, "anonymous_tag": "WEB-GUEST"}
 
 
 class _Orders:
@@ -48,7 +43,7 @@ class _Orders:
                           if wh in i.get("locations", []) and not i.get("isinactive")}
 
     def uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        return rng_uuid(self.rng)
 
     def tick(self, minutes: int) -> datetime:
         self.clock += timedelta(minutes=minutes, seconds=self.rng.randint(0, 59))
@@ -61,13 +56,13 @@ class _Orders:
         out = []
         for n, item in enumerate(items, start=1):
             qty = Decimal(self.rng.choice((1, 2, 2, 3)))
-            tax = _money(qty * item.base_price * store.tax_rate / 100)
+            tax = money(qty * item.base_price * store.tax_rate / 100)
             out.append({
                 "line_no": n, "sku": item.sku, "description": item.name,
                 "quantity_ordered": qty.quantize(QTY), "quantity_fulfilled": None,
                 "quantity_cancelled": None, "quantity_returned": None,
                 "unit_price": item.base_price, "discount_amount": None, "promotion_ids": [],
-                "tax_code": store.tax_code, "tax_rate": store.tax_rate.quantize(Decimal("0.0001")),
+                "tax_code": store.tax_code, "tax_rate": store.tax_rate.quantize(RATE),
                 "tax_amount": tax, "fulfillment_location": None, "line_status": None,
                 "return_condition": None, "restock_location": None})
         return out
@@ -89,18 +84,12 @@ class _Orders:
             "fulfillment_location": WAREHOUSE if at_till else None,
             "pickup_store_id": None if at_till else store.code,
             "tax_jurisdiction": None, "currency": "USD",
-            "customer": {"customer_id": known.customer_id if known else None,
-                         "loyalty_id": known.loyalty_id if known else None,
-                         "email": known.email if known else None,
-                         "phone": known.phone if known else None,
-                         "first_name": known.first_name if known else None,
-                         "last_name": known.last_name if known else None,
-                         "anonymous_tag": None if known else "WEB-GUEST"},
+            "customer": customer_fields(known) if known else dict(_WEB_GUEST),
             "ship_to": {"name": "Pat Doe", "line1": "1 Market St", "line2": None,
                         "city": "San Francisco", "region": "CA", "postal_code": "94105",
                         "country": "US"} if at_till else None,
-            "lines": lines, "subtotal": _money(subtotal), "discount_total": Decimal("0.00"),
-            "shipping_total": None, "tax_total": tax, "total": _money(subtotal) + tax,
+            "lines": lines, "subtotal": money(subtotal), "discount_total": Decimal("0.00"),
+            "shipping_total": None, "tax_total": tax, "total": money(subtotal) + tax,
             "fulfillment_id": None, "carrier": None, "tracking_number": None,
             "cancel_reason": None, "modification_note": None,
             "source_system": "POS" if at_till else "ECOM",
@@ -147,15 +136,15 @@ def generate_orders(count: int, seed: int = 0, *,
                                              fulfillment_id=f"F-{n}-2", carrier="UPS",
                                              tracking_number=f"1Z{n:08d}B"))
         pending.append(events)
-        # Release one event of each order in flight: orders progress side by side.
-        for evs in list(pending):
-            ev = evs.pop(0)
-            yield GeneratedEvent(ev["order_id"].encode(), ev, OMNICHANNEL)
-            if not evs:
-                pending.remove(evs)
+        yield from _next_of_each(pending)
     while pending:
-        for evs in list(pending):
-            ev = evs.pop(0)
-            yield GeneratedEvent(ev["order_id"].encode(), ev, OMNICHANNEL)
-            if not evs:
-                pending.remove(evs)
+        yield from _next_of_each(pending)
+
+
+def _next_of_each(pending: list[list[dict[str, Any]]]) -> Iterator[GeneratedEvent]:
+    """Release one event of each order in flight (orders progress side by side)."""
+    for evs in list(pending):
+        ev = evs.pop(0)
+        yield GeneratedEvent(ev["order_id"].encode(), ev, OMNICHANNEL)
+        if not evs:
+            pending.remove(evs)

@@ -27,6 +27,7 @@ je         journalEntry (over/short) of a settlement         store, settlement i
 =========  ===============================================  =========================
 
 Customers are entities (another group) and keep ``pos-cust-<key>`` (see enrich).
+``pos_fields`` gives the same POS coordinates as ``custbody_pos_*`` fields.
 """
 
 from __future__ import annotations
@@ -57,3 +58,16 @@ def external_id(kind: str, *parts: object) -> str:
 
 def sale_id(store_id: str, pos_transaction_id: str) -> str:
     return external_id("sale", store_id, pos_transaction_id)
+
+
+def order_external_id(order_id: str) -> str:
+    return external_id("ord", order_id)
+
+
+def pos_fields(store_id: str, register_id: str, pos_transaction_id: str,
+               **extra: str | None) -> dict[str, str]:
+    """The ``custbody_pos_*`` body fields that lead from a record back to the till."""
+    out = {"custbody_pos_store_id": store_id, "custbody_pos_register_id": register_id,
+           "custbody_pos_transaction_id": pos_transaction_id}
+    out.update({f"custbody_pos_{k}": v for k, v in extra.items() if v})
+    return out

@@ -44,13 +44,13 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from tillbridge.connectors.netsuite.client import eid
-from tillbridge.connectors.netsuite.errors import NetSuiteError
 from tillbridge.connectors.netsuite.retry import ReliableClient
 
 from ..enrich_order import CANCEL, FULFIL, PLACE, RETURN, OrderRefs, order_action
 from ..records import OrderRec
 from ..sink import build_customer
+from .ids import order_external_id
+from .lookup import find_id, find_record
 from .order_records import (
     F_LINE_NO,
     F_ORDER_ID,
@@ -71,7 +71,6 @@ from .order_records import (
     fulfilment_external_id,
     fulfilment_plan,
     modify_changes,
-    order_external_id,
     parse_order,
     return_external_id,
     return_plan,
@@ -89,13 +88,8 @@ __all__ = ["F_LINE_NO", "F_ORDER_ID", "F_RETURNED", "F_SEQ", "OrderPolicy",
 
 async def load_order(client: ReliableClient, order_id: str) -> OrderState | None:
     """The order's sales order with its lines, or None when NetSuite has none (404)."""
-    try:
-        record = await client.get("salesOrder", eid(order_external_id(order_id)), expand=True)
-    except NetSuiteError as err:
-        if err.status == 404:
-            return None
-        raise
-    return parse_order(record)
+    record = await find_record(client, "salesOrder", order_external_id(order_id), expand=True)
+    return None if record is None else parse_order(record)
 
 
 async def post_order_event(client: ReliableClient, ev: OrderRec, refs: OrderRefs,
@@ -190,7 +184,7 @@ async def _fulfil(client: ReliableClient, ev: OrderRec, refs: OrderRefs, order: 
             build_fulfilment(ev, plan, order, refs))
         records.append(Written("itemFulfillment", ful_id, ful_eid, created, links))
     else:
-        found = await client.find_id("itemFulfillment", ful_eid)
+        found = await find_id(client, "itemFulfillment", ful_eid)
         if found is not None:
             records.append(Written("itemFulfillment", found, ful_eid, False, links))
     if ev["status"] in policy.bill_on:
@@ -215,7 +209,7 @@ async def _bill(client: ReliableClient, ev: OrderRec, order: OrderState,
     bill_eid = bill_external_id(ev)
     links = {"createdFrom": order.id}
     if _billable(order, plan) <= 0:
-        found = await client.find_id(policy.bill_type, bill_eid)
+        found = await find_id(client, policy.bill_type, bill_eid)
         return None if found is None else Written(policy.bill_type, found, bill_eid, False,
                                                   links)
     bill_id, created = await client.transform_or_find(
@@ -231,7 +225,7 @@ async def _return(client: ReliableClient, ev: OrderRec, refs: OrderRefs,
     plan = return_plan(ev, refs, order)
     links = {"createdFrom": order.id}
     if not plan:
-        found = await client.find_id("returnAuthorization", ra_eid)
+        found = await find_id(client, "returnAuthorization", ra_eid)
         if found is None:
             return Skipped(f"order {ev['order_id']}: nothing newly returned "
                            f"(seq {ev['sequence']})")

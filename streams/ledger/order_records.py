@@ -46,10 +46,6 @@ class OrderPolicy:
 
 # -- ids ------------------------------------------------------------------------------------
 
-def order_external_id(order_id: str) -> str:
-    return external_id("ord", order_id)
-
-
 def _event_key(ev: OrderRec) -> str | int:
     """The event's sequence; its event id when the producer sets none (sequence defaults
     to 0, and two events must not share an id: the second would find the first)."""

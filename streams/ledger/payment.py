@@ -31,11 +31,12 @@ from tillbridge.connectors.netsuite.retry import ReliableClient
 
 from ..enrich_payment import POSTING_STATUSES, PaymentRefs
 from ..records import PaymentRec
-from .refund import ensure, find_record, pos_fields
+from .ids import pos_fields
+from .lookup import ensure, find_any, find_record
 from .types import Missing, Posting, Skipped
 
 #: Records a refunded payment may have been posted as, with the sublist that applies them.
-REFUND_SOURCES = (("customerDeposit", "deposit"), ("customerPayment", "apply"))
+REFUND_SOURCES = {"customerDeposit": "deposit", "customerPayment": "apply"}
 SALE_TYPES = ("cashSale", "salesOrder", "invoice")
 
 
@@ -92,7 +93,7 @@ def build_payment_refund(pay: PaymentRec, refs: PaymentRefs, source_type: str,
                          source_id: str) -> dict[str, Any]:
     """Body of the deposit/payment -> customerRefund ``!transform``: the refunded amount
     applied to the source (the transform alone would refund all that is open)."""
-    sublist = dict(REFUND_SOURCES)[source_type]
+    sublist = REFUND_SOURCES[source_type]
     return {**_header(pay, refs),
             sublist: {"items": [{"doc": {"id": source_id}, "apply": True,
                                  "amount": pay["amount"]}]}}
@@ -131,24 +132,13 @@ def payment_audit_record(pay: PaymentRec, outcome: str | None = None) -> dict[st
 
 # -- the flow ------------------------------------------------------------------------------
 
-async def _find_any(client: ReliableClient, external_id: str,
-                    record_types: tuple[str, ...]) -> tuple[str, dict[str, Any]] | None:
-    """(type, record) of the first type holding ``external_id``: ids are unique across all
-    transaction types, so at most one matches."""
-    for record_type in record_types:
-        record = await find_record(client, record_type, external_id)
-        if record is not None:
-            return record_type, record
-    return None
-
-
 async def _post_approved(client: ReliableClient, pay: PaymentRec,
                          refs: PaymentRefs) -> Posting | Missing | Skipped:
-    found = await _find_any(client, refs.sale, SALE_TYPES)
+    found = await find_any(client, refs.sale, SALE_TYPES)
     if found is None:
-        exchange = await _find_any(client, refs.exchange, ("cashSale",))
+        exchange = await find_record(client, "cashSale", refs.exchange)
         if exchange is not None:
-            return Skipped(f"covered by exchange cashSale {exchange[1]['id']}")
+            return Skipped(f"covered by exchange cashSale {exchange['id']}")
         return Missing(refs.sale, SALE_TYPES,
                        f"payment {pay['payment_id']} of {refs.sale}, not in NetSuite yet")
     sale_type, sale = found
@@ -173,15 +163,15 @@ async def _post_refunded(client: ReliableClient, pay: PaymentRec,
                          refs: PaymentRefs) -> Posting | Missing | Skipped:
     original = refs.original_payment
     assert original is not None
-    found = await _find_any(client, original, tuple(t for t, _ in REFUND_SOURCES))
+    found = await find_any(client, original, tuple(REFUND_SOURCES))
     if found is None:
         for record_type, ext in (("cashSale", refs.sale), ("cashRefund", refs.refund),
                                  ("creditMemo", refs.refund)):
-            covered = await _find_any(client, ext, (record_type,))
+            covered = await find_record(client, record_type, ext)
             if covered is not None:
-                return Skipped(f"refund covered by {record_type} {covered[1]['id']} "
+                return Skipped(f"refund covered by {record_type} {covered['id']} "
                                "(the POS sale/return posts it)")
-        return Missing(original, tuple(t for t, _ in REFUND_SOURCES),
+        return Missing(original, tuple(REFUND_SOURCES),
                        f"refund {pay['payment_id']} of payment {pay['original_payment_id']}, "
                        "not in NetSuite yet")
     source_type, source = found
@@ -191,7 +181,7 @@ async def _post_refunded(client: ReliableClient, pay: PaymentRec,
         client, "customerRefund", refs.payment,
         lambda: client.transform_or_find(source_type, source_id, "customerRefund",
                                          refs.payment, body),
-        {dict(REFUND_SOURCES)[source_type]: source_id})
+        {REFUND_SOURCES[source_type]: source_id})
     return Posting((written,))
 
 

@@ -39,19 +39,17 @@ Transaction Body Fields of type Free-Form Text).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from tillbridge.connectors.netsuite.client import eid
-from tillbridge.connectors.netsuite.errors import NetSuiteError
 from tillbridge.connectors.netsuite.retry import ReliableClient
 
 from ..enrich_return import ReturnRefs
 from ..records import ReturnLineRec, ReturnRec
 from ..validate import cents
-from .ids import external_id
+from .ids import external_id, pos_fields
+from .lookup import ensure, find_any, find_id
 from .types import Missing, Posting, Written
 
 #: Refund methods that pay nothing out: the credit stays on account or buys the exchange.
@@ -75,46 +73,6 @@ def exchange_external_id(ret: ReturnRec) -> str:
 
 def disposal_external_id(ret: ReturnRec) -> str:
     return external_id("disp", ret["store_id"], ret["pos_transaction_id"])
-
-
-# -- shared by the ledger flows ----------------------------------------------------------
-
-def pos_fields(store_id: str, register_id: str, pos_transaction_id: str,
-               **extra: str | None) -> dict[str, str]:
-    """The ``custbody_pos_*`` body fields that lead from a record back to the till."""
-    out = {"custbody_pos_store_id": store_id, "custbody_pos_register_id": register_id,
-           "custbody_pos_transaction_id": pos_transaction_id}
-    out.update({f"custbody_pos_{k}": v for k, v in extra.items() if v})
-    return out
-
-
-async def find_record(client: ReliableClient, record_type: str, external_id: str,
-                      expand: bool = False) -> dict[str, Any] | None:
-    """The record with this externalId, None on 404; retried under the policy. One GET
-    both answers "is it there" and gives its fields (``expand``: with sublist lines)."""
-    async def get() -> dict[str, Any] | None:
-        try:
-            return await client.client.get(record_type, eid(external_id), expand=expand)
-        except NetSuiteError as err:
-            if err.status == 404:
-                return None
-            raise
-    return await client.call(get)
-
-
-async def ensure(client: ReliableClient, record_type: str, external_id: str,
-                 write: Callable[[], Awaitable[tuple[str, bool]]],
-                 links: dict[str, str] | None = None) -> Written:
-    """Write a record once: looked up by externalId first (a replay: ``created=False``),
-    else written by ``write`` (``create_or_find`` / ``transform_or_find``, which also
-    settle a concurrent duplicate). Looking first costs a GET, but a replay then sends no
-    write whose body depends on balances the first write changed (credit already applied,
-    deposit already refunded): NetSuite might refuse that before it sees the duplicate."""
-    found = await client.call(lambda: client.find_id(record_type, external_id))
-    if found is not None:
-        return Written(record_type, found, external_id, False, links or {})
-    new_id, created = await write()
-    return Written(record_type, new_id, external_id, created, links or {})
 
 
 # -- pure builders ---------------------------------------------------------------------------
@@ -335,11 +293,13 @@ def build_exchange_sale(ret: ReturnRec, refs: ReturnRefs, customer_id: str,
 async def find_original(client: ReliableClient, refs: ReturnRefs) -> Original | None:
     """The original under the first of its possible record types that holds it."""
     assert refs.original is not None
-    for record_type in refs.original_types:
-        record = await find_record(client, record_type, refs.original, expand=True)
-        if record is not None:
-            return Original(record_type, str(record["id"]), record)
-    return None
+    found = await find_any(client, refs.original, refs.original_types, expand=True)
+    return None if found is None else Original(found[0], str(found[1]["id"]), found[1])
+
+
+def _customer(refs: ReturnRefs, original: Original | None) -> str:
+    """The shopper NetSuite knows, else the original's customer, else the guest."""
+    return refs.customer or (original.customer if original else None) or refs.guest_customer
 
 
 async def _post_refund(client: ReliableClient, ret: ReturnRec, refs: ReturnRefs,
@@ -363,9 +323,8 @@ async def _post_refund(client: ReliableClient, ret: ReturnRec, refs: ReturnRefs,
                                           else refs.payment_method, unapply_invoice=unapply)
             return await client.transform_or_find(original.record_type, original.id,
                                                   record_type, ext, body)
-        customer = refs.customer or (original.customer if original else None) \
-            or refs.guest_customer
-        body = build_standalone_refund(ret, refs, record_type, customer, refs.payment_method,
+        body = build_standalone_refund(ret, refs, record_type, _customer(refs, original),
+                                       refs.payment_method,
                                        original_id=original.id if original else None)
         return await client.create_or_find(record_type, ext, body)
 
@@ -377,7 +336,7 @@ async def _post_payout(client: ReliableClient, ret: ReturnRec, refs: ReturnRefs,
     """customerRefund of the credit memo's open amount (invoiced originals only)."""
     ext = payout_external_id(ret)
     links = {"apply": credit.netsuite_id}
-    found = await client.call(lambda: client.find_id("customerRefund", ext))
+    found = await find_id(client, "customerRefund", ext)
     if found is not None:
         return Written("customerRefund", found, ext, False, links)
     memo = await client.get("creditMemo", credit.netsuite_id)
@@ -420,10 +379,8 @@ async def post_return(client: ReliableClient, ret: ReturnRec,
             {"return": refund.netsuite_id}))
     if ret.get("exchange_lines"):
         ext = exchange_external_id(ret)
-        customer = refs.customer or (original.customer if original else None) \
-            or refs.guest_customer
         method = refs.payment_method or (original.payment_method if original else None)
-        body = build_exchange_sale(ret, refs, customer, method)
+        body = build_exchange_sale(ret, refs, _customer(refs, original), method)
         records.append(await ensure(client, "cashSale", ext,
                                     lambda: client.create_or_find("cashSale", ext, body),
                                     {"return": refund.netsuite_id}))
