@@ -23,8 +23,8 @@ from bench import sink
 from bench.workload import encoded_sales, publish
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import TopicTail
-from tillbridge.streams.settings import Settings
-from tillbridge.streams.stack import WorkerProcess, local_stack
+from tillbridge.devstack.stack import WorkerProcess, local_stack
+from tillbridge.streams.runtime.settings import Settings
 
 
 def _rate(records: list) -> float:

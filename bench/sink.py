@@ -39,13 +39,13 @@ from tillbridge.connectors.netsuite import (
 from tillbridge.connectors.netsuite.aio import AiohttpTransport
 from tillbridge.connectors.netsuite.batch import BatchWriter, PollPolicy
 from tillbridge.connectors.netsuite.errors import NetSuiteUnavailable
-from tillbridge.connectors.pos.generator import generate
-from tillbridge.streams.enrich import Enrichment, enrich_sale
-from tillbridge.streams.records import SaleRec
-from tillbridge.streams.refdata import Mappings, ReferenceData
-from tillbridge.streams.settings import Settings
-from tillbridge.streams.sink import Posted, SalePoster, build_cash_sale, sale_external_id
-from tillbridge.streams.stack import SimProcess
+from tillbridge.devstack.pos.generator import generate
+from tillbridge.devstack.stack import SimProcess
+from tillbridge.streams.flows.sale import Posted, SalePoster, build_cash_sale, sale_external_id
+from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData
+from tillbridge.streams.runtime.settings import Settings
+from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
+from tillbridge.streams.stages.records import SaleRec
 
 LIMIT = 15
 LATENCY_MS = 200.0

@@ -6,7 +6,7 @@ from confluent_kafka import Producer
 
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.serde import AvroCodec
-from tillbridge.connectors.pos.generator import generate
+from tillbridge.devstack.pos.generator import generate
 
 
 def encoded_sales(registry_url: str, n: int, seed: int = 7) -> list[tuple[bytes, bytes]]:

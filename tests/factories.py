@@ -15,8 +15,8 @@ from tillbridge.connectors.netsuite import NetSuiteClient
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 
 if TYPE_CHECKING:
-    from tillbridge.connectors.netsuite_sim import SimServer
-    from tillbridge.streams.refdata import Mappings, ReferenceData
+    from tillbridge.devstack.netsuite_sim import SimServer
+    from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData
 
 T = TypeVar("T")
 #: Retries short enough for a test to wait through an injected fault.
@@ -70,7 +70,7 @@ def sandbox_refdata() -> Any:
     from decimal import Decimal
     from importlib import resources
 
-    from tillbridge.streams.refdata import (
+    from tillbridge.streams.refdata.snapshot import (
         CustomerRef,
         ItemRef,
         NamedRef,
@@ -298,8 +298,8 @@ def created(sim: SimServer) -> dict[str, int]:
 async def post_cash_sale(rc: ReliableClient, sale: dict[str, Any], maps: Mappings,
                          ref: ReferenceData) -> str:
     """The sale as the sink posts it (enrich + build_cash_sale, by externalId)."""
-    from tillbridge.streams.enrich import Enrichment, enrich_sale
-    from tillbridge.streams.sink import build_cash_sale, sale_external_id
+    from tillbridge.streams.flows.sale import build_cash_sale, sale_external_id
+    from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
 
     enr = enrich_sale(sale, maps, ref)
     assert isinstance(enr, Enrichment), enr

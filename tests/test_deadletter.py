@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tillbridge.streams.deadletter import dlq_headers, header
-from tillbridge.streams.reasons import CATALOGUE
-from tillbridge.streams.records import Rejection
+from tillbridge.streams.stages.deadletter import dlq_headers, header
+from tillbridge.streams.stages.reasons import CATALOGUE
+from tillbridge.streams.stages.records import Rejection
 
 REJ = Rejection("validate", "totals_mismatch", "totals.total", "total is 1 but lines give 2",
                 {"stated": "1", "computed": "2"})
@@ -49,8 +49,8 @@ def test_unknown_reason_code_is_refused() -> None:
 
 def test_lag_is_not_claimed_on_tansu() -> None:
     """The embedded broker's watermarks are wrong: auto mode must not trust them."""
-    from tillbridge.connectors.kafka.broker import EmbeddedBroker
-    from tillbridge.streams.lag import lag, watermarks_reliable
+    from tillbridge.devstack.broker import EmbeddedBroker
+    from tillbridge.streams.runtime.lag import lag, watermarks_reliable
 
     with EmbeddedBroker() as broker:
         assert watermarks_reliable(broker.bootstrap, "auto") is False

@@ -12,9 +12,8 @@ from typer.testing import CliRunner
 
 from tests.factories import make_sale
 from tillbridge.connectors.kafka import topics
-from tillbridge.streams import dlq
-from tillbridge.streams.deadletter import dlq_headers, header
-from tillbridge.streams.dlq import (
+from tillbridge.streams.ops import dlq
+from tillbridge.streams.ops.dlq import (
     AuditEntry,
     DeadLetter,
     Selection,
@@ -28,7 +27,8 @@ from tillbridge.streams.dlq import (
     replay_target,
     select,
 )
-from tillbridge.streams.records import Rejection
+from tillbridge.streams.stages.deadletter import dlq_headers, header
+from tillbridge.streams.stages.records import Rejection
 
 T0 = datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
 ENRICH = topics.dlq_topic("enrich")

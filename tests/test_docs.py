@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tillbridge.streams.reasons import CATALOGUE
-from tillbridge.streams.settings import Settings
+from tillbridge.streams.runtime.settings import Settings
+from tillbridge.streams.stages.reasons import CATALOGUE
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -13,12 +13,13 @@ from tests.factories import make_sale, sandbox_refdata
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
-from tillbridge.streams import drain, route
-from tillbridge.streams.enrich import Enrichment, enrich_sale
-from tillbridge.streams.pipeline import Pipeline, Source
-from tillbridge.streams.refdata import Mappings
-from tillbridge.streams.settings import Settings
-from tillbridge.streams.sink import SalePoster
+from tillbridge.streams.flows import drain
+from tillbridge.streams.flows.pipeline import Pipeline, Source
+from tillbridge.streams.flows.sale import SalePoster
+from tillbridge.streams.refdata.snapshot import Mappings
+from tillbridge.streams.runtime.settings import Settings
+from tillbridge.streams.stages import route
+from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
 
 MAPS = Mappings.load()
 

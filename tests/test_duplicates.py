@@ -15,19 +15,19 @@ from tests.factories import make_sale
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
-from tillbridge.connectors.netsuite_sim import SimServer
-from tillbridge.streams import route
-from tillbridge.streams.duplicates import (
+from tillbridge.devstack.netsuite_sim import SimServer
+from tillbridge.streams.flows.pipeline import Pipeline, Source
+from tillbridge.streams.flows.sale import SalePoster
+from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData
+from tillbridge.streams.runtime.settings import Settings
+from tillbridge.streams.stages import route
+from tillbridge.streams.stages.duplicates import (
     DoubleScanWindow,
     fingerprint,
     partial_entry,
     sync_state,
 )
-from tillbridge.streams.enrich import Enrichment, enrich_sale
-from tillbridge.streams.pipeline import Pipeline, Source
-from tillbridge.streams.refdata import Mappings, ReferenceData
-from tillbridge.streams.settings import Settings
-from tillbridge.streams.sink import SalePoster
+from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
 
 # -- fingerprint and window (pure) -----------------------------------------------------------
 

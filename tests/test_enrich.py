@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.factories import make_sale
-from tillbridge.streams.enrich import Enrichment, enrich_sale
-from tillbridge.streams.records import Rejection
-from tillbridge.streams.refdata import ItemRef, MappingError, Mappings, ReferenceData
+from tillbridge.streams.refdata.snapshot import ItemRef, MappingError, Mappings, ReferenceData
+from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
+from tillbridge.streams.stages.records import Rejection
 
 
 @pytest.fixture

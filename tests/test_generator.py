@@ -11,9 +11,9 @@ import fastavro
 import pytest
 
 from tillbridge.connectors.kafka.topics import SALE
-from tillbridge.connectors.pos.generator import DIRTY_KINDS, generate
 from tillbridge.connectors.pos.jsonl import JsonLinesError, parse_jsonl, parse_line, read_jsonl
-from tillbridge.connectors.pos.reference import load_data
+from tillbridge.devstack.pos.generator import DIRTY_KINDS, generate
+from tillbridge.devstack.pos.reference import load_data
 from tillbridge.schemas import load_schema
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "examples" / "sales.jsonl"

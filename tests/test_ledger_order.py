@@ -20,9 +20,8 @@ from tests.factories import (
 from tillbridge.connectors.netsuite.client import eid
 from tillbridge.connectors.netsuite.errors import NetSuiteError
 from tillbridge.connectors.netsuite.retry import ReliableClient
-from tillbridge.connectors.netsuite_sim import SimServer
-from tillbridge.streams.enrich import enrich_sale
-from tillbridge.streams.enrich_order import OrderMappings, OrderRefs, order_action, resolve_order
+from tillbridge.devstack.netsuite_sim import SimServer
+from tillbridge.streams.flows.sale import sale_external_id
 from tillbridge.streams.ledger.ids import sale_id
 from tillbridge.streams.ledger.order import (
     F_LINE_NO,
@@ -39,9 +38,15 @@ from tillbridge.streams.ledger.order import (
     return_external_id,
 )
 from tillbridge.streams.ledger.types import Missing, Posting, Skipped
-from tillbridge.streams.records import Rejection
-from tillbridge.streams.refdata import Mappings
-from tillbridge.streams.sink import sale_external_id
+from tillbridge.streams.refdata.snapshot import Mappings
+from tillbridge.streams.stages.enrich import enrich_sale
+from tillbridge.streams.stages.enrich_order import (
+    OrderMappings,
+    OrderRefs,
+    order_action,
+    resolve_order,
+)
+from tillbridge.streams.stages.records import Rejection
 
 MAPS = Mappings.load()
 REF = sandbox_refdata()

@@ -21,8 +21,7 @@ from tests.factories import (
 )
 from tillbridge.connectors.netsuite.client import eid
 from tillbridge.connectors.netsuite.retry import ReliableClient
-from tillbridge.connectors.netsuite_sim import SimServer
-from tillbridge.streams.enrich_payment import PaymentRefs, resolve_payment
+from tillbridge.devstack.netsuite_sim import SimServer
 from tillbridge.streams.ledger.payment import (
     SALE_TYPES,
     build_customer_payment,
@@ -30,8 +29,9 @@ from tillbridge.streams.ledger.payment import (
     post_payment,
 )
 from tillbridge.streams.ledger.types import Missing, Posting, Skipped
-from tillbridge.streams.records import Rejection
-from tillbridge.streams.refdata import Mappings
+from tillbridge.streams.refdata.snapshot import Mappings
+from tillbridge.streams.stages.enrich_payment import PaymentRefs, resolve_payment
+from tillbridge.streams.stages.records import Rejection
 
 MAPS = Mappings.load(None)
 REF = sandbox_refdata()

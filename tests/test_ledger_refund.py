@@ -25,8 +25,7 @@ from tillbridge.connectors.netsuite.client import eid
 from tillbridge.connectors.netsuite.errors import NetSuiteError
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.connectors.netsuite.wire import dumps
-from tillbridge.connectors.netsuite_sim import SimServer
-from tillbridge.streams.enrich_return import ReturnRefs, resolve_return
+from tillbridge.devstack.netsuite_sim import SimServer
 from tillbridge.streams.ledger.ids import sale_id
 from tillbridge.streams.ledger.refund import (
     SourceLine,
@@ -36,8 +35,9 @@ from tillbridge.streams.ledger.refund import (
     unit_rate,
 )
 from tillbridge.streams.ledger.types import Missing, Posting
-from tillbridge.streams.records import Rejection
-from tillbridge.streams.refdata import Mappings
+from tillbridge.streams.refdata.snapshot import Mappings
+from tillbridge.streams.stages.enrich_return import ReturnRefs, resolve_return
+from tillbridge.streams.stages.records import Rejection
 
 MAPS = Mappings.load(None)
 REF = sandbox_refdata()

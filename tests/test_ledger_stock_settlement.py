@@ -12,7 +12,7 @@ import pytest
 from tests.factories import created, make_movement, make_settlement, run_client
 from tillbridge.connectors.netsuite.client import eid
 from tillbridge.connectors.netsuite.retry import ReliableClient
-from tillbridge.connectors.netsuite_sim import SimServer
+from tillbridge.devstack.netsuite_sim import SimServer
 from tillbridge.streams.ledger.settlement import (
     SettlementAccounts,
     build_deposit,

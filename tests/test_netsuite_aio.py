@@ -7,11 +7,11 @@ import asyncio
 import httpx
 import pytest
 
-from tillbridge.connectors.kafka.broker import free_port
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.aio import AiohttpTransport
 from tillbridge.connectors.netsuite.errors import NetSuiteError
-from tillbridge.connectors.netsuite_sim import SimServer
+from tillbridge.devstack.broker import free_port
+from tillbridge.devstack.netsuite_sim import SimServer
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tillbridge.connectors.netsuite.auth import NetSuiteCredentials, TbaSigner
-from tillbridge.connectors.netsuite_sim.auth import AuthFailure, TbaVerifier
+from tillbridge.devstack.netsuite_sim.auth import AuthFailure, TbaVerifier
 
 # Oracle's REST TBA sample (reference section 4.2).
 VECTOR_URL = "https://123456.suitetalk.api.netsuite.com/services/rest/record/v1/employee/40"

@@ -32,7 +32,7 @@ from tillbridge.connectors.netsuite.batch import (
     id_query,
     task_links,
 )
-from tillbridge.connectors.netsuite_sim import SimServer
+from tillbridge.devstack.netsuite_sim import SimServer
 
 T = TypeVar("T")
 GOOD = {"item": {"id": "1001"}, "quantity": 2, "rate": 10}

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteError
-from tillbridge.connectors.netsuite_sim import SimServer
+from tillbridge.devstack.netsuite_sim import SimServer
 
 T = TypeVar("T")
 SALE = {

@@ -30,7 +30,7 @@ import httpx
 import pytest
 
 from tillbridge.connectors.netsuite.auth import TbaSigner
-from tillbridge.connectors.netsuite_sim import SimServer
+from tillbridge.devstack.netsuite_sim import SimServer
 
 REST = "/services/rest"
 RFC = "https://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html"

@@ -50,7 +50,7 @@ from tillbridge.connectors.netsuite import (
     fair_share,
 )
 from tillbridge.connectors.netsuite.oauth2 import ASSERTION_TYPE, TOKEN_PATH, load_private_key
-from tillbridge.connectors.netsuite_sim import SimServer
+from tillbridge.devstack.netsuite_sim import SimServer
 
 BASE = "https://tstdrv1234567-sb1.suitetalk.api.netsuite.com"
 CUSTOMER = {"firstName": "Pat", "lastName": "Lee", "subsidiary": {"id": "1"}}

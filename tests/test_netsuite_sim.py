@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tillbridge.connectors.netsuite.auth import TbaSigner
-from tillbridge.connectors.netsuite_sim import SimServer, create_app
+from tillbridge.devstack.netsuite_sim import SimServer, create_app
 
 REST = "/services/rest"
 CASH_SALE = {

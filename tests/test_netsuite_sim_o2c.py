@@ -19,9 +19,9 @@ import pytest
 from tillbridge.connectors.netsuite.auth import TbaSigner
 from tillbridge.connectors.netsuite.client import NetSuiteClient, id_from_location
 from tillbridge.connectors.netsuite.errors import NetSuiteError
-from tillbridge.connectors.netsuite_sim import SimServer, create_app
-from tillbridge.connectors.netsuite_sim.faults import Latency
-from tillbridge.connectors.netsuite_sim.governance import SimConfig
+from tillbridge.devstack.netsuite_sim import SimServer, create_app
+from tillbridge.devstack.netsuite_sim.faults import Latency
+from tillbridge.devstack.netsuite_sim.governance import SimConfig
 
 T = TypeVar("T")
 REST = "/services/rest"

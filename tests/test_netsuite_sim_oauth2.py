@@ -32,9 +32,9 @@ from tillbridge.connectors.netsuite.oauth2 import (
     sign_assertion,
 )
 from tillbridge.connectors.netsuite.retry import ReliableClient
-from tillbridge.connectors.netsuite_sim import SimServer
-from tillbridge.streams.deadletter import dlq_headers
-from tillbridge.streams.sink import rejection_for
+from tillbridge.devstack.netsuite_sim import SimServer
+from tillbridge.streams.flows.sale import rejection_for
+from tillbridge.streams.stages.deadletter import dlq_headers
 
 CLIENT_ID = "client-id-m2m"
 CERT_ID = "cert-id-m2m"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tillbridge.streams.park import ParkEntry, ParkingLot, tombstone
+from tillbridge.streams.flows.park import ParkEntry, ParkingLot, tombstone
 
 
 def entry(entry_id: str, dep: str, partition: int = 0, deadline: float = 100.0) -> ParkEntry:

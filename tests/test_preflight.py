@@ -17,10 +17,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tillbridge.connectors.netsuite_sim import SimServer
-from tillbridge.connectors.pos.generator import generate
-from tillbridge.connectors.pos.reference import load_data
-from tillbridge.streams.preflight import (
+from tillbridge.devstack.netsuite_sim import SimServer
+from tillbridge.devstack.pos.generator import generate
+from tillbridge.devstack.pos.reference import load_data
+from tillbridge.streams.ops.preflight import (
     CHECKS,
     NetSuiteSnapshot,
     NsItem,
@@ -32,13 +32,13 @@ from tillbridge.streams.preflight import (
     resolve_price_level,
     run_checks,
 )
-from tillbridge.streams.preflight_inputs import (
+from tillbridge.streams.ops.preflight_inputs import (
     CatalogueError,
     read_catalogue,
     rollout_config,
     usage_from_sales,
 )
-from tillbridge.streams.refdata import MappingError
+from tillbridge.streams.refdata.snapshot import MappingError
 
 EXAMPLE_CATALOGUE = Path(__file__).resolve().parents[1] / "deploy" / "examples" / \
     "pos_catalogue.csv"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tillbridge.connectors.kafka.registry import RegistryServer
-from tillbridge.connectors.pos.generator import generate
 from tillbridge.connectors.pos.jsonl import JsonLinesError
 from tillbridge.connectors.pos.publish import PRODUCER_DEFAULTS, publish_generated, publish_jsonl
+from tillbridge.devstack.pos.generator import generate
+from tillbridge.devstack.registry import RegistryServer
 
 NO_BROKER = "127.0.0.1:1"
 FAST_FAIL = {"message.timeout.ms": 400, "socket.connection.setup.timeout.ms": 1000}

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
-from tillbridge.connectors.netsuite_sim import SimServer
-from tillbridge.streams.refdata_sync import META, build_index, plan_changes, refresh
+from tillbridge.devstack.netsuite_sim import SimServer
+from tillbridge.streams.refdata.sync import META, build_index, plan_changes, refresh
 
 
 @pytest.fixture

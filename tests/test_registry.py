@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from tillbridge.connectors.kafka.registry import RegistryServer
+from tillbridge.devstack.registry import RegistryServer
 from tillbridge.schemas import load_schema, schema_text
 
 SUBJECT = "pos.sale.v1-value"

@@ -17,18 +17,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.factories import make_sale, sandbox_refdata
-from tillbridge.connectors.pos.generator import generate
-from tillbridge.streams.enrich import Enrichment, enrich_sale
-from tillbridge.streams.reasons import CATALOGUE
-from tillbridge.streams.records import Rejection
-from tillbridge.streams.refdata import (
+from tillbridge.devstack.pos.generator import generate
+from tillbridge.streams.refdata.snapshot import (
     MappingError,
     Mappings,
     NamedRef,
     ReferenceData,
     TaxCodeRef,
 )
-from tillbridge.streams.validate import cents, validate_sale
+from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
+from tillbridge.streams.stages.reasons import CATALOGUE
+from tillbridge.streams.stages.records import Rejection
+from tillbridge.streams.stages.validate import cents, validate_sale
 
 World = tuple[dict[str, Any], Mappings, ReferenceData]
 
@@ -275,7 +275,7 @@ def test_a_later_event_enriches_a_matched_customer_with_what_it_lacks() -> None:
 
 
 def test_ambiguous_keys_and_the_guest_are_never_matched() -> None:
-    from tillbridge.streams.refdata import _unique_index
+    from tillbridge.streams.refdata.snapshot import _unique_index
 
     assert _unique_index([("a", "1"), ("a", "2"), ("b", "3"), ("b", "3")]) == {"b": "3"}
     _, maps, ref = world()

@@ -11,12 +11,12 @@ import httpx
 from tests.factories import make_payment, make_sale, sandbox_refdata
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
-from tillbridge.streams.enrich import enrich_sale
-from tillbridge.streams.enrich_payment import PaymentRefs, resolve_payment
+from tillbridge.streams.flows.sale import Posted, SalePoster, sale_record_type
 from tillbridge.streams.ledger.payment import post_payment
 from tillbridge.streams.ledger.types import Posting, Skipped
-from tillbridge.streams.refdata import Mappings
-from tillbridge.streams.sink import Posted, SalePoster, sale_record_type
+from tillbridge.streams.refdata.snapshot import Mappings
+from tillbridge.streams.stages.enrich import enrich_sale
+from tillbridge.streams.stages.enrich_payment import PaymentRefs, resolve_payment
 
 MAPS = Mappings.load()
 MODES = {"default": "cashSale", "channels": {"ONLINE": "salesOrder"},

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tillbridge.connectors.kafka import topics
-from tillbridge.connectors.kafka.registry import RegistryServer
 from tillbridge.connectors.kafka.serde import AvroCodec, DecodeError
-from tillbridge.connectors.pos.generator import generate
+from tillbridge.devstack.pos.generator import generate
+from tillbridge.devstack.registry import RegistryServer
 from tillbridge.schemas import load_schema, schema_text
 from tillbridge.schemas.compat import sample_records
 

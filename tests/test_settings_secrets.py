@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tillbridge.connectors.netsuite import NetSuiteClient, TbaSigner
 from tillbridge.connectors.netsuite.auth import Authenticator
 from tillbridge.connectors.netsuite.oauth2 import TOKEN_PATH, OAuth2ClientCredentials
-from tillbridge.connectors.netsuite_sim import SimServer
-from tillbridge.streams.auth_config import authenticator
-from tillbridge.streams.settings import Settings, SettingsError
+from tillbridge.devstack.netsuite_sim import SimServer
+from tillbridge.streams.runtime.auth_config import authenticator
+from tillbridge.streams.runtime.settings import Settings, SettingsError
 
 CONSUMER_SECRET = "consumer-secret-from-a-file-7f3a"
 TOKEN_SECRET = "token-secret-from-a-file-91c2"

@@ -13,10 +13,10 @@ from tests.factories import make_sale
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.connectors.netsuite.wire import dumps
-from tillbridge.connectors.netsuite_sim import SimServer
-from tillbridge.streams.enrich import enrich_sale
-from tillbridge.streams.refdata import Mappings, ReferenceData
-from tillbridge.streams.sink import Posted, SalePoster, build_cash_sale, sale_external_id
+from tillbridge.devstack.netsuite_sim import SimServer
+from tillbridge.streams.flows.sale import Posted, SalePoster, build_cash_sale, sale_external_id
+from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData
+from tillbridge.streams.stages.enrich import enrich_sale
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def _stats(sim):
 
 
 def test_cash_sale_body_keeps_money_exact_and_traceable() -> None:
-    from tillbridge.streams.enrich import CustomerPlan, Enrichment
+    from tillbridge.streams.stages.enrich import CustomerPlan, Enrichment
 
     enr = Enrichment("1", "1", ["1001"], ["2", "1"], CustomerPlan("guest_fallback", "4999"), 1)
     body = build_cash_sale(make_sale(), enr, "4999", discount_item="2001")
@@ -135,7 +135,7 @@ def test_promo_codes_book_to_their_discount_items_and_rep_is_set(sim) -> None:
 
 def test_discount_item_precedence() -> None:
     from tests.factories import sandbox_refdata
-    from tillbridge.streams.refdata import PromotionRef
+    from tillbridge.streams.refdata.snapshot import PromotionRef
 
     maps = Mappings.load()
     ref = sandbox_refdata()

@@ -12,10 +12,8 @@ import pytest
 from tests.factories import make_sale
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
-from tillbridge.connectors.netsuite_sim import SimServer
-from tillbridge.streams.enrich import CustomerPlan, Enrichment, enrich_sale
-from tillbridge.streams.refdata import Mappings, ReferenceData
-from tillbridge.streams.sink import (
+from tillbridge.devstack.netsuite_sim import SimServer
+from tillbridge.streams.flows.sale import (
     PROMO_FIELD,
     Posted,
     SalePoster,
@@ -23,6 +21,8 @@ from tillbridge.streams.sink import (
     primary_tender,
     promotion_audit_records,
 )
+from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData
+from tillbridge.streams.stages.enrich import CustomerPlan, Enrichment, enrich_sale
 
 ENR = Enrichment("1", "1", ["1001"], ["2", "1"], CustomerPlan("guest_fallback", "4999"), 1)
 

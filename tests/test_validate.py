@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.factories import make_sale
-from tillbridge.streams.validate import cents, validate_sale
+from tillbridge.streams.stages.validate import cents, validate_sale
 
 
 def test_balanced_sale_passes() -> None:

@@ -67,10 +67,10 @@ DLQ_TOPICS: tuple[str, ...] = tuple(dlq_topic(s) for s in DLQ_STAGES)
 DLQ_AUDIT = "tillbridge.dlq.audit.v1"
 
 #: Commands to every worker (refresh reference data), read by a plain consumer thread in
-#: each worker (see streams/control.py).
+#: each worker (see streams/runtime/control.py).
 CONTROL = "tillbridge.control.v1"
 
-#: The parking table's changelog (streams/park.py): events waiting for a NetSuite record
+#: The parking table's changelog (streams/flows/park.py): events waiting for a NetSuite record
 #: (a refund for its sale), keyed by the event's source coordinates; a tombstone removes one.
 PARKED = "tillbridge.parked.v1"
 

@@ -1,13 +1,18 @@
 """Client for NetSuite's SuiteTalk REST API (record service, SuiteQL), TBA or OAuth 2.0 M2M,
 with a reliability layer: concurrency governance, retry policy and circuit breaker."""
 
-from .auth import Authenticator, NetSuiteCredentials, TbaSigner, default_base_url
-from .breaker import BreakerState, CircuitBreaker
-from .client import NetSuiteClient, id_from_location
-from .errors import NetSuiteError, NetSuiteUnavailable
-from .governance import ConcurrencyLimiter, fair_share
-from .oauth2 import OAuth2ClientCredentials, OAuth2Credentials
-from .retry import ReliableClient, RetryPolicy, classify
+from tillbridge.connectors.netsuite.auth import (
+    Authenticator,
+    NetSuiteCredentials,
+    TbaSigner,
+    default_base_url,
+)
+from tillbridge.connectors.netsuite.breaker import BreakerState, CircuitBreaker
+from tillbridge.connectors.netsuite.client import NetSuiteClient, id_from_location
+from tillbridge.connectors.netsuite.errors import NetSuiteError, NetSuiteUnavailable
+from tillbridge.connectors.netsuite.governance import ConcurrencyLimiter, fair_share
+from tillbridge.connectors.netsuite.oauth2 import OAuth2ClientCredentials, OAuth2Credentials
+from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy, classify
 
 __all__ = [
     "Authenticator",

@@ -46,9 +46,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from .client import BATCH_MAX_ITEMS, JobRef, id_from_location
-from .errors import NetSuiteError, NetSuiteUnavailable
-from .retry import ReliableClient
+from tillbridge.connectors.netsuite.client import BATCH_MAX_ITEMS, JobRef, id_from_location
+from tillbridge.connectors.netsuite.errors import NetSuiteError, NetSuiteUnavailable
+from tillbridge.connectors.netsuite.retry import ReliableClient
 
 T = TypeVar("T")
 Record = tuple[str, dict[str, Any]]

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
-from .errors import NetSuiteUnavailable
+from tillbridge.connectors.netsuite.errors import NetSuiteUnavailable
 
 
 class BreakerState(StrEnum):

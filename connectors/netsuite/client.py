@@ -15,10 +15,10 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from . import wire
-from .auth import Authenticator, NetSuiteCredentials, TbaSigner
-from .errors import NetSuiteError
-from .governance import ConcurrencyLimiter
+from tillbridge.connectors.netsuite import wire
+from tillbridge.connectors.netsuite.auth import Authenticator, NetSuiteCredentials, TbaSigner
+from tillbridge.connectors.netsuite.errors import NetSuiteError
+from tillbridge.connectors.netsuite.governance import ConcurrencyLimiter
 
 RequestHook = Callable[[str, str, int | None, float], None]
 """``on_request(record_type, method, status, seconds)``; status is None without a response."""

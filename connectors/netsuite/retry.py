@@ -34,9 +34,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from .breaker import CircuitBreaker
-from .client import NetSuiteClient, eid
-from .errors import NetSuiteError, NetSuiteUnavailable
+from tillbridge.connectors.netsuite.breaker import CircuitBreaker
+from tillbridge.connectors.netsuite.client import NetSuiteClient, eid
+from tillbridge.connectors.netsuite.errors import NetSuiteError, NetSuiteUnavailable
 
 T = TypeVar("T")
 Reason = Literal["throttled", "server_error", "timeout", "connection", "auth",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tillbridge.connectors.kafka.topics import BY_EVENT_TYPE
-from tillbridge.connectors.pos.generator import GeneratedEvent
+from tillbridge.connectors.pos.events import GeneratedEvent
 from tillbridge.schemas import load_schema
 
 _KEY_FIELDS = (

@@ -21,7 +21,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from tillbridge.connectors.kafka.serde import AvroCodec
 from tillbridge.connectors.kafka.topics import EventTopic
-from tillbridge.connectors.pos.generator import GeneratedEvent
+from tillbridge.connectors.pos.events import GeneratedEvent
 from tillbridge.connectors.pos.jsonl import read_jsonl
 
 MAX_KEPT_ERRORS = 50

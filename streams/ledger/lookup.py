@@ -10,8 +10,7 @@ from typing import Any
 from tillbridge.connectors.netsuite.client import eid
 from tillbridge.connectors.netsuite.errors import NetSuiteError
 from tillbridge.connectors.netsuite.retry import ReliableClient
-
-from .types import Written
+from tillbridge.streams.ledger.types import Written
 
 
 async def find_record(client: ReliableClient, record_type: str, external_id: str,

@@ -45,13 +45,10 @@ from decimal import Decimal
 from typing import Any
 
 from tillbridge.connectors.netsuite.retry import ReliableClient
-
-from ..enrich_order import CANCEL, FULFIL, PLACE, RETURN, OrderRefs, order_action
-from ..records import OrderRec
-from ..sink import build_customer
-from .ids import order_external_id
-from .lookup import find_id, find_record
-from .order_records import (
+from tillbridge.streams.flows.sale import build_customer
+from tillbridge.streams.ledger.ids import order_external_id
+from tillbridge.streams.ledger.lookup import find_id, find_record
+from tillbridge.streams.ledger.order_records import (
     F_LINE_NO,
     F_ORDER_ID,
     F_RETURNED,
@@ -75,7 +72,16 @@ from .order_records import (
     return_external_id,
     return_plan,
 )
-from .types import Missing, Posting, Skipped, Written
+from tillbridge.streams.ledger.types import Missing, Posting, Skipped, Written
+from tillbridge.streams.stages.enrich_order import (
+    CANCEL,
+    FULFIL,
+    PLACE,
+    RETURN,
+    OrderRefs,
+    order_action,
+)
+from tillbridge.streams.stages.records import OrderRec
 
 #: Re-exported: callers import the order flow's public names from here.
 __all__ = ["F_LINE_NO", "F_ORDER_ID", "F_RETURNED", "F_SEQ", "OrderPolicy",

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from ..enrich import Enrichment
-from ..enrich_order import OrderRefs
-from ..records import OrderLineRec, OrderRec, SaleRec, ShipToRec
-from ..sink import PROMO_FIELD, build_cash_sale
-from .ids import external_id, sale_id
+from tillbridge.streams.flows.sale import PROMO_FIELD, build_cash_sale
+from tillbridge.streams.ledger.ids import external_id, sale_id
+from tillbridge.streams.stages.enrich import Enrichment
+from tillbridge.streams.stages.enrich_order import OrderRefs
+from tillbridge.streams.stages.records import OrderLineRec, OrderRec, SaleRec, ShipToRec
 
 F_ORDER_ID = "custbody_pos_order_id"
 F_CHANNEL = "custbody_pos_order_channel"

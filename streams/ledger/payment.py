@@ -28,12 +28,11 @@ from decimal import Decimal
 from typing import Any
 
 from tillbridge.connectors.netsuite.retry import ReliableClient
-
-from ..enrich_payment import POSTING_STATUSES, PaymentRefs
-from ..records import PaymentRec
-from .ids import pos_fields
-from .lookup import ensure, find_any, find_record
-from .types import Missing, Posting, Skipped
+from tillbridge.streams.ledger.ids import pos_fields
+from tillbridge.streams.ledger.lookup import ensure, find_any, find_record
+from tillbridge.streams.ledger.types import Missing, Posting, Skipped
+from tillbridge.streams.stages.enrich_payment import POSTING_STATUSES, PaymentRefs
+from tillbridge.streams.stages.records import PaymentRec
 
 #: Records a refunded payment may have been posted as, with the sublist that applies them.
 REFUND_SOURCES = {"customerDeposit": "deposit", "customerPayment": "apply"}

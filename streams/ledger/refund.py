@@ -44,13 +44,12 @@ from decimal import Decimal
 from typing import Any
 
 from tillbridge.connectors.netsuite.retry import ReliableClient
-
-from ..enrich_return import ReturnRefs
-from ..records import ReturnLineRec, ReturnRec
-from ..validate import cents
-from .ids import external_id, pos_fields
-from .lookup import ensure, find_any, find_id
-from .types import Missing, Posting, Written
+from tillbridge.streams.ledger.ids import external_id, pos_fields
+from tillbridge.streams.ledger.lookup import ensure, find_any, find_id
+from tillbridge.streams.ledger.types import Missing, Posting, Written
+from tillbridge.streams.stages.enrich_return import ReturnRefs
+from tillbridge.streams.stages.records import ReturnLineRec, ReturnRec
+from tillbridge.streams.stages.validate import cents
 
 #: Refund methods that pay nothing out: the credit stays on account or buys the exchange.
 NO_PAYOUT = frozenset({"STORE_CREDIT", "EXCHANGE_ONLY", "NONE"})

@@ -19,10 +19,9 @@ from decimal import Decimal
 from typing import Any
 
 from tillbridge.connectors.netsuite.retry import ReliableClient
-
-from ..records import InventoryMovementRec
-from .ids import external_id
-from .types import Posting, Skipped, Written
+from tillbridge.streams.ledger.ids import external_id
+from tillbridge.streams.ledger.types import Posting, Skipped, Written
+from tillbridge.streams.stages.records import InventoryMovementRec
 
 ADJUSTING_REASONS = frozenset({"ADJUSTMENT", "SHRINK"})
 ZERO = Decimal(0)

@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from tillbridge.connectors.netsuite.auth import default_base_url
-from tillbridge.connectors.netsuite_sim import SimServer
+from tillbridge.devstack.netsuite_sim import SimServer
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tillbridge.streams.settings import Settings
-from tillbridge.streams.stack import Stack, local_stack
+from tillbridge.devstack.stack import Stack, local_stack
+from tillbridge.streams.runtime.settings import Settings
 
 
 def _docker_available() -> tuple[bool, str]:

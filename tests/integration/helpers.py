@@ -12,8 +12,8 @@ from confluent_kafka import Producer
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import Record, TopicTail
 from tillbridge.connectors.kafka.serde import AvroCodec
-from tillbridge.streams.settings import Settings
-from tillbridge.streams.stack import WorkerProcess
+from tillbridge.devstack.stack import WorkerProcess
+from tillbridge.streams.runtime.settings import Settings
 
 
 def produce(settings: Settings, items: Iterable[tuple[bytes | None, bytes]],

@@ -23,13 +23,13 @@ from tests.integration.helpers import (
 )
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import TopicTail
-from tillbridge.streams import cli
-from tillbridge.streams.deadletter import dlq_headers
-from tillbridge.streams.dlq import dlq_app
-from tillbridge.streams.reasons import CATALOGUE
-from tillbridge.streams.records import Rejection
-from tillbridge.streams.settings import Settings
-from tillbridge.streams.stack import WorkerProcess, settings_env
+from tillbridge.devstack.stack import WorkerProcess, settings_env
+from tillbridge.streams.ops import cli
+from tillbridge.streams.ops.dlq import dlq_app
+from tillbridge.streams.runtime.settings import Settings
+from tillbridge.streams.stages.deadletter import dlq_headers
+from tillbridge.streams.stages.reasons import CATALOGUE
+from tillbridge.streams.stages.records import Rejection
 
 pytestmark = pytest.mark.integration
 

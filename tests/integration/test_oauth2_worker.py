@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.factories import make_sale
 from tests.integration.helpers import Outcomes, encode_sales, produce, sim_stats
-from tillbridge.streams.stack import Stack, WorkerProcess
+from tillbridge.devstack.stack import Stack, WorkerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.factories import make_sale
 from tests.integration.helpers import Outcomes, encode_sales, produce, sim_stats
-from tillbridge.streams.stack import WorkerProcess
+from tillbridge.devstack.stack import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.serde import AvroCodec
 from tillbridge.connectors.netsuite.auth import NetSuiteCredentials
 from tillbridge.connectors.netsuite.client import NetSuiteClient
-from tillbridge.streams.stack import WorkerProcess
+from tillbridge.devstack.stack import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

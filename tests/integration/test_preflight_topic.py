@@ -10,9 +10,9 @@ import typer
 from typer.testing import CliRunner
 
 from tests.integration.helpers import encode_sales, produce
-from tillbridge.connectors.pos.generator import generate
-from tillbridge.streams.preflight import preflight_command
-from tillbridge.streams.stack import Stack, settings_env
+from tillbridge.devstack.pos.generator import generate
+from tillbridge.devstack.stack import Stack, settings_env
+from tillbridge.streams.ops.preflight import preflight_command
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,193 @@
+"""`tillbridge demo`: the whole job on the embedded defaults, with figures read back.
+
+Every number in the summary comes from Kafka (read, not from watermarks) or the NetSuite
+simulator, never from the generator's own tally, so the identity, per event family
+(sales, payments, returns, omnichannel orders),
+published == posted + updated + duplicate + skipped + dead-lettered is a real check. A parked
+event (a return before its sale) counts once it is released and posted, or
+dead-lettered as an orphan.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.kafka.reader import Record, TopicTail
+from tillbridge.connectors.pos.publish import publish_generated
+from tillbridge.devstack.pos.followups import with_followups
+from tillbridge.devstack.pos.generator import generate
+from tillbridge.devstack.pos.orders import generate_orders
+from tillbridge.devstack.stack import WorkerProcess, local_stack
+from tillbridge.streams.runtime.settings import Settings
+from tillbridge.streams.stages.deadletter import H_REASON
+
+#: Input topic -> event family (the results' ``event_type``; sales carry none).
+FAMILIES = {topics.SALE.name: "sale", topics.PAYMENT.name: "payment",
+            topics.RETURN.name: "return", topics.OMNICHANNEL.name: "order"}
+#: "parked" is not final: a post or a dead letter follows it.
+FINAL = ("posted", "updated", "duplicate", "skipped")
+
+
+@dataclass
+class Tally:
+    """Per event family: published, and how each event ended (read back from Kafka)."""
+
+    published: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, dict[str, int]] = field(default_factory=dict)  # family -> outcome
+    dead_lettered: dict[str, int] = field(default_factory=dict)  # reason -> count
+    records_created: dict[str, int] = field(default_factory=dict)  # NetSuite simulator
+    customers_created: int = 0
+    parked_then_released: int = 0
+    elapsed_s: float = 0.0
+
+    def settled(self, family: str) -> int:
+        return sum(self.outcomes.get(family, {}).values())
+
+    @property
+    def balanced(self) -> bool:
+        """Every published event of every family ended posted, duplicate, skipped or DLQ."""
+        return all(self.settled(f) == n for f, n in self.published.items())
+
+    def as_json(self) -> dict[str, Any]:
+        return {"published": self.published, "outcomes": self.outcomes,
+                "dead_lettered": dict(sorted(self.dead_lettered.items())),
+                "records_created": self.records_created,
+                "customers_created": self.customers_created,
+                "parked_then_released": self.parked_then_released,
+                "balanced": self.balanced, "elapsed_s": round(self.elapsed_s, 2)}
+
+
+def sim_counts(base_url: str) -> tuple[dict[str, int], int]:
+    """(records created per transaction type, customers created) from the simulator."""
+    stats = httpx.get(f"{base_url}/__sim/stats", timeout=10).json()
+    created = {rt: int(v.get("created", 0)) for rt, v in stats["records"].items()}
+    customers = created.pop("customer", 0)
+    return {rt: n for rt, n in created.items() if n}, customers
+
+
+class Watch:
+    """Reads input, results and DLQ topics to tell when every event has a final outcome."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.tail = TopicTail(bootstrap, [*FAMILIES, topics.RESULTS, *topics.DLQ_TOPICS])
+        # Counted as records arrive: each progress tick reads only what is new.
+        self._read = dict.fromkeys([topics.RESULTS, *topics.DLQ_TOPICS], 0)
+        self._by_family: dict[str, collections.Counter[str]] = collections.defaultdict(
+            collections.Counter)
+        self._dead: collections.Counter[str] = collections.Counter()
+        self._parked: set[str] = set()
+        self._released = 0
+
+    def published(self) -> dict[str, int]:
+        return {family: self.tail.count(topic) for topic, family in FAMILIES.items()}
+
+    def _new(self, topic: str) -> list[Record]:
+        records = self.tail.records[topic]
+        new, self._read[topic] = records[self._read[topic]:], len(records)
+        return new
+
+    def outcomes(self) -> tuple[dict[str, collections.Counter[str]], collections.Counter[str],
+                                int]:
+        """(family -> final outcome counts incl. dead_lettered, DLQ reasons, released)."""
+        by_family, parked = self._by_family, self._parked
+        for r in self._new(topics.RESULTS):
+            doc = json.loads(r.value or b"{}")
+            family = doc.get("event_type", "sale")
+            outcome = doc.get("outcome", "?")
+            ident = str(doc.get("payment_id") or (
+                f"{doc['order_id']}#{doc.get('sequence')}" if family == "order"
+                else doc.get("pos_transaction_id")))
+            if outcome == "parked":
+                parked.add(f"{family}/{ident}")
+                continue
+            if outcome in FINAL:
+                by_family[family][outcome] += 1
+                self._released += f"{family}/{ident}" in parked
+        for name in topics.DLQ_TOPICS:
+            for r in self._new(name):
+                self._dead[r.header(H_REASON) or "unknown"] += 1
+                family = FAMILIES.get(r.header("__connect.errors.topic") or "", "sale")
+                by_family[family]["dead_lettered"] += 1
+        return by_family, self._dead, self._released
+
+    def settled(self) -> int:
+        by_family, _, _ = self.outcomes()
+        return sum(sum(c.values()) for c in by_family.values())
+
+
+def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, seed: int = 42,
+             rate: float | None = None, timeout: float = 300.0, return_rate: float = 0.05,
+             orders: int | None = None,
+             console: Console | None = None) -> Tally:
+    quiet = console is None
+    console = console or Console(quiet=True)
+    started = time.monotonic()
+    with local_stack(settings, sim_process=True) as stack:
+        s = stack.settings
+        console.log(f"broker {s.kafka_bootstrap_servers}, registry {s.schema_registry_url}, "
+                    f"NetSuite {s.netsuite_base_url}")
+        with WorkerProcess(s) as worker:
+            console.log(f"worker ready at {worker.url} (/metrics, /ready)")
+            watch = Watch(s.kafka_bootstrap_servers or "")
+            with Progress(TextColumn("{task.description}"), BarColumn(),
+                          TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                          console=console, disable=quiet) as progress:
+                stream = list(with_followups(generate(events, seed=seed, dirty=dirty),
+                                             seed=seed, return_rate=return_rate))
+                stream += generate_orders(events // 10 if orders is None else orders, seed)
+                pub = progress.add_task("published", total=len(stream))
+                done = progress.add_task("settled", total=len(stream))
+                publish_generated(s.kafka_bootstrap_servers or "", s.schema_registry_url or "",
+                                  stream, rate=rate,
+                                  progress=lambda n: progress.update(pub, completed=n))
+                watch.tail.wait_for(
+                    lambda t: sum(watch.published().values()) >= len(stream), 60)
+                published = sum(watch.published().values())
+                progress.update(pub, completed=published, total=published)
+                progress.update(done, total=published)
+
+                def on_progress(_: TopicTail) -> None:
+                    progress.update(done, completed=watch.settled())
+                    if worker.proc is None or worker.proc.poll() is not None:
+                        raise RuntimeError("worker exited; log:\n" + worker.log_tail())
+
+                watch.tail.wait_for(lambda t: watch.settled() >= published, timeout,
+                                    on_progress=on_progress)
+            by_family, dead, released = watch.outcomes()
+            per_family = watch.published()
+            created, customers = sim_counts(s.netsuite_base_url or "")
+            watch.tail.close()
+        tally = Tally(per_family, {f: dict(c) for f, c in sorted(by_family.items())},
+                      dict(dead), created, customers, released, time.monotonic() - started)
+    return tally
+
+
+def summary_table(t: Tally) -> Table:
+    table = Table(title="tillbridge demo", show_header=True)
+    table.add_column("event family / outcome")
+    table.add_column("count", justify="right")
+    for family, n in t.published.items():
+        ok = t.settled(family) == n
+        table.add_row(f"[bold]{family}[/]: published (read back from Kafka)", str(n))
+        for outcome, count in sorted(t.outcomes.get(family, {}).items()):
+            table.add_row(f"  {outcome}", str(count))
+        table.add_row("  settled = posted + updated + duplicate + skipped + DLQ",
+                      f"[{'green' if ok else 'red'}]{t.settled(family)}[/]")
+    for reason, n in sorted(t.dead_lettered.items()):
+        table.add_row(f"dead-lettered: {reason}", str(n))
+    table.add_row("parked, then released when their sale landed", str(t.parked_then_released))
+    for rt, n in sorted(t.records_created.items()):
+        table.add_row(f"NetSuite records created: {rt}", str(n))
+    table.add_row("NetSuite customers created", str(t.customers_created))
+    table.add_row("elapsed", f"{t.elapsed_s:.1f}s")
+    return table

@@ -1,0 +1,209 @@
+"""tillbridge command line (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tillbridge.streams.runtime.settings import Settings
+
+app = typer.Typer(help="Carry retail POS events from Kafka into Oracle NetSuite.",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+console = Console()
+
+
+@app.command()
+def worker(loglevel: Annotated[str | None, typer.Option(
+        "--loglevel", "-l", help="Default: TILLBRIDGE_LOG_LEVEL.")] = None) -> None:
+    """Run one stream-processing worker (needs broker, registry and NetSuite settings)."""
+    from tillbridge.streams.runtime.worker import run_worker
+
+    settings = Settings.from_env()
+    missing = [env for env, value in (("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers),
+                                      ("SCHEMA_REGISTRY_URL", settings.schema_registry_url),
+                                      ("NETSUITE_BASE_URL", settings.netsuite_base_url))
+               if not value]
+    if missing:
+        console.print(f"[red]set {', '.join(missing)}[/] (or run `tillbridge demo`)")
+        raise typer.Exit(2)
+    run_worker(settings, loglevel or settings.log_level)
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(help="POS sales to publish.")] = 2000,
+    dirty: Annotated[float, typer.Option(help="Share of dirty events.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON summary.")] = False,
+) -> None:
+    """Start broker, registry, NetSuite simulator and a worker; publish; report; stop."""
+    from tillbridge.devstack.demo import run_demo, summary_table
+
+    tally = run_demo(Settings.from_env(), events=events, dirty=dirty, seed=seed,
+                     console=None if as_json else console)
+    if as_json:
+        print(json.dumps(tally.as_json()))
+    else:
+        console.print(summary_table(tally))
+    if not tally.balanced:
+        raise typer.Exit(1)
+
+
+@app.command()
+def broker(port: Annotated[int, typer.Option(help="0 = a free port.")] = 9092) -> None:
+    """Run the embedded Tansu broker (memory storage) until interrupted."""
+    import time
+
+    from tillbridge.devstack.broker import EmbeddedBroker
+
+    with EmbeddedBroker(port=port or None) as b:
+        console.print(f"Tansu broker on [bold]{b.bootstrap}[/]; "
+                      f"export KAFKA_BOOTSTRAP_SERVERS={b.bootstrap}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def registry(
+    host: str = "127.0.0.1",
+    port: int = 8081,
+    path: Annotated[Path | None, typer.Option(help="Persist schemas to this file.")] = None,
+) -> None:
+    """Run the embedded Confluent-compatible schema registry."""
+    from tillbridge.devstack.registry import serve
+
+    serve(host, port, path)
+
+
+@app.command("netsuite-sim")
+def netsuite_sim(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    latency_ms: Annotated[float, typer.Option(help="Added latency per request.")] = 0.0,
+    concurrency_limit: Annotated[int, typer.Option(help="Account concurrency limit.")] = 15,
+    fault: Annotated[list[str] | None, typer.Option(
+        "--set", help="Simulator flag KEY=VALUE, e.g. error_rate=0.05, outage_s=30, "
+        "commit_then_timeout=0.01, slow_suiteql_ms=500 (see GET /__sim/stats config).")] = None,
+    log_level: str = "warning",
+) -> None:
+    """Run the NetSuite sandbox simulator: http://HOST:PORT/services/rest/..."""
+    from tillbridge.devstack.netsuite_sim import serve
+    from tillbridge.streams.runtime.auth_config import tba_credentials
+
+    flags: dict[str, object] = {}
+    for item in fault or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--set takes KEY=VALUE, not {item!r}")
+        flags[key] = json.loads(raw) if raw[:1].isdigit() or raw in ("true", "false") else raw
+    serve(host, port, credentials=tba_credentials(Settings.from_env()), latency_ms=latency_ms,
+          concurrency_limit=concurrency_limit, log_level=log_level, **flags)
+
+
+@app.command("pos-sim")
+def pos_sim(
+    count: Annotated[int, typer.Option(help="Sales to publish.")] = 1000,
+    rate: Annotated[float | None, typer.Option(help="Events per second (default: max).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed (same seed, same sales).")] = 42,
+    dirty: Annotated[float, typer.Option(help="Share of dirty events, 0..1.")] = 0.0,
+) -> None:
+    """Publish realistic POS sales to Kafka."""
+    from tillbridge.connectors.pos.publish import publish_generated
+    from tillbridge.devstack.pos.generator import generate
+
+    s = _need_kafka(Settings.from_env())
+    stats = publish_generated(s.kafka_bootstrap_servers or "", s.schema_registry_url or "",
+                              generate(count, seed=seed, dirty=dirty), rate=rate)
+    console.print(stats)
+
+
+@app.command()
+def publish(file: Annotated[Path, typer.Argument(help="JSON lines, one event per line.")]) -> None:
+    """Publish events from a JSON-lines file (each line names its schema in `event_type`)."""
+    from tillbridge.connectors.pos.publish import publish_jsonl
+
+    s = _need_kafka(Settings.from_env())
+    console.print(publish_jsonl(file, s.kafka_bootstrap_servers or "",
+                                s.schema_registry_url or ""))
+
+
+@app.command()
+def reasons() -> None:
+    """The dead-letter reason catalogue."""
+    from tillbridge.streams.stages.reasons import CATALOGUE
+
+    table = Table("code", "stage", "meaning", "what to do")
+    for r in CATALOGUE.values():
+        table.add_row(r.code, r.stage, r.meaning, r.fix)
+    console.print(table)
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Every setting, its environment variable and current value (secrets masked)."""
+    table = Table("environment variable", "value", "meaning")
+    for row in Settings.from_env().describe():
+        table.add_row(*row)
+    console.print(table)
+
+
+refdata_app = typer.Typer(help="NetSuite reference data shared by the workers.",
+                          no_args_is_help=True)
+
+
+@refdata_app.command("refresh")
+def refdata_refresh(
+    full: Annotated[bool, typer.Option(help="Re-read every table, not only changes.")] = False,
+) -> None:
+    """Ask the workers to refresh reference data now (e.g. after adding an item in NetSuite).
+
+    Sends a command on the control topic; every running worker pulls the changes from
+    NetSuite into its snapshot (items and customers by modification date).
+    """
+    from tillbridge.connectors.kafka import topics
+    from tillbridge.streams.runtime.control import REFRESH_REFDATA, send_command
+
+    s = _need_kafka(Settings.from_env())
+    try:
+        send_command(s.kafka_bootstrap_servers or "", topics.CONTROL, REFRESH_REFDATA,
+                     full=full)
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    console.print(f"refresh requested ({'full' if full else 'incremental'})")
+
+
+def _wire_subcommands() -> None:
+    from tillbridge.streams.ops.dlq import dlq_app
+    from tillbridge.streams.ops.preflight import preflight_command
+
+    app.command("preflight")(preflight_command)
+    app.add_typer(dlq_app, name="dlq")
+    app.add_typer(refdata_app, name="refdata")
+
+
+_wire_subcommands()
+
+
+def _need_kafka(s: Settings) -> Settings:
+    if not s.kafka_bootstrap_servers or not s.schema_registry_url:
+        console.print("[red]set KAFKA_BOOTSTRAP_SERVERS and SCHEMA_REGISTRY_URL[/]")
+        raise typer.Exit(2)
+    return s
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

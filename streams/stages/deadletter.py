@@ -1,0 +1,85 @@
+"""Dead-letter stage: the original key/value bytes, untouched, plus headers that say what,
+where, which rule and what to do.
+
+Header names follow Kafka Connect's ``__connect.errors.*`` where one fits, so existing DLQ
+tooling reads them; the rest are ``tillbridge.*``. A replayed record that fails again keeps
+its first-failure time and bumps the attempt count.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from tillbridge.streams.stages.reasons import CATALOGUE
+from tillbridge.streams.stages.records import Rejection
+
+Headers = list[tuple[str, bytes]]
+
+H_TOPIC = "__connect.errors.topic"
+H_PARTITION = "__connect.errors.partition"
+H_OFFSET = "__connect.errors.offset"
+H_STAGE = "__connect.errors.stage"
+H_CLASS = "__connect.errors.class.name"
+H_EXC_CLASS = "__connect.errors.exception.class.name"
+H_EXC_MESSAGE = "__connect.errors.exception.message"
+H_REASON = "tillbridge.reason"
+H_RULE = "tillbridge.rule"
+H_INPUTS = "tillbridge.inputs"
+H_FIX = "tillbridge.fix"
+H_ATTEMPTS = "tillbridge.attempts"
+H_FIRST = "tillbridge.first_failure"
+H_LAST = "tillbridge.last_failure"
+H_NS_DETAILS = "tillbridge.netsuite.error_details"
+
+#: Headers this module writes; stripped from a replayed record before new ones are added.
+_OURS = {H_TOPIC, H_PARTITION, H_OFFSET, H_STAGE, H_CLASS, H_EXC_CLASS, H_EXC_MESSAGE, H_REASON,
+         H_RULE, H_INPUTS, H_FIX, H_ATTEMPTS, H_FIRST, H_LAST, H_NS_DETAILS}
+
+
+def header(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> str | None:
+    """Last value of a header as text (Kafka allows repeats; the newest wins)."""
+    value = None
+    for key, raw in headers or ():
+        if key == name and raw is not None:
+            value = raw.decode("utf-8", "replace")
+    return value
+
+
+def dlq_headers(
+    rejection: Rejection,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    original: Sequence[tuple[str, bytes | None]] | None = None,
+    exc: BaseException | None = None,
+    executing: str = "",
+    netsuite_details: object | None = None,
+    now: datetime | None = None,
+) -> Headers:
+    """Headers for one dead-lettered record; ``original`` headers are kept, ours replaced."""
+    stamp = (now or datetime.now(UTC)).isoformat(timespec="milliseconds").encode()
+    attempts = int(header(original, H_ATTEMPTS) or 0) + 1
+    first = header(original, H_FIRST)
+    kept: Headers = [(k, v) for k, v in (original or ()) if k not in _OURS and v is not None]
+    out: Headers = kept + [
+        (H_TOPIC, topic.encode()),
+        (H_PARTITION, str(partition).encode()),
+        (H_OFFSET, str(offset).encode()),
+        (H_STAGE, rejection.stage.encode()),
+        (H_CLASS, (executing or f"tillbridge.streams.{rejection.stage}").encode()),
+        (H_EXC_CLASS, (type(exc).__name__ if exc else "Rejection").encode()),
+        (H_EXC_MESSAGE, rejection.message.encode()),
+        (H_REASON, rejection.reason.encode()),
+        (H_RULE, rejection.rule.encode()),
+        (H_INPUTS, json.dumps(rejection.inputs, sort_keys=True, default=str).encode()),
+        (H_FIX, CATALOGUE[rejection.reason].fix.encode()),
+        (H_ATTEMPTS, str(attempts).encode()),
+        (H_FIRST, first.encode() if first else stamp),
+        (H_LAST, stamp),
+    ]
+    if netsuite_details is not None:
+        out.append((H_NS_DETAILS, json.dumps(netsuite_details, default=str).encode()))
+    return out
