@@ -42,7 +42,8 @@ from tillbridge.connectors.netsuite.errors import NetSuiteUnavailable
 from tillbridge.devstack.pos.generator import generate
 from tillbridge.devstack.stack import SimProcess
 from tillbridge.streams.flows.sale import Posted, SalePoster, build_cash_sale, sale_external_id
-from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData
+from tillbridge.streams.refdata.mappings import Mappings
+from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
 from tillbridge.streams.stages.records import SaleRec

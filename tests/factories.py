@@ -16,7 +16,8 @@ from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 
 if TYPE_CHECKING:
     from tillbridge.devstack.netsuite_sim import SimServer
-    from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData
+    from tillbridge.streams.refdata.mappings import Mappings
+    from tillbridge.streams.refdata.snapshot import ReferenceData
 
 T = TypeVar("T")
 #: Retries short enough for a test to wait through an injected fault.

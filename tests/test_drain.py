@@ -14,12 +14,13 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.streams.flows import drain
-from tillbridge.streams.flows.pipeline import Pipeline, Source
+from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.flows.sale import SalePoster
-from tillbridge.streams.refdata.snapshot import Mappings
+from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages import route
 from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
+from tillbridge.streams.stages.messages import Source
 
 MAPS = Mappings.load()
 

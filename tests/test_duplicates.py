@@ -16,9 +16,10 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.devstack.netsuite_sim import SimServer
-from tillbridge.streams.flows.pipeline import Pipeline, Source
+from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.flows.sale import SalePoster
-from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData
+from tillbridge.streams.refdata.mappings import Mappings
+from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages import route
 from tillbridge.streams.stages.duplicates import (
@@ -28,6 +29,7 @@ from tillbridge.streams.stages.duplicates import (
     sync_state,
 )
 from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
+from tillbridge.streams.stages.messages import Source
 
 # -- fingerprint and window (pure) -----------------------------------------------------------
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.factories import make_sale
-from tillbridge.streams.refdata.snapshot import ItemRef, MappingError, Mappings, ReferenceData
+from tillbridge.streams.refdata.mappings import MappingError, Mappings
+from tillbridge.streams.refdata.snapshot import ItemRef, ReferenceData
 from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
 from tillbridge.streams.stages.records import Rejection
 

@@ -38,7 +38,7 @@ from tillbridge.streams.ledger.order import (
     return_external_id,
 )
 from tillbridge.streams.ledger.types import Missing, Posting, Skipped
-from tillbridge.streams.refdata.snapshot import Mappings
+from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.stages.enrich import enrich_sale
 from tillbridge.streams.stages.enrich_order import (
     OrderMappings,

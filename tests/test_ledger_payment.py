@@ -29,7 +29,7 @@ from tillbridge.streams.ledger.payment import (
     post_payment,
 )
 from tillbridge.streams.ledger.types import Missing, Posting, Skipped
-from tillbridge.streams.refdata.snapshot import Mappings
+from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.stages.enrich_payment import PaymentRefs, resolve_payment
 from tillbridge.streams.stages.records import Rejection
 

@@ -35,7 +35,7 @@ from tillbridge.streams.ledger.refund import (
     unit_rate,
 )
 from tillbridge.streams.ledger.types import Missing, Posting
-from tillbridge.streams.refdata.snapshot import Mappings
+from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.stages.enrich_return import ReturnRefs, resolve_return
 from tillbridge.streams.stages.records import Rejection
 

@@ -38,7 +38,7 @@ from tillbridge.streams.ops.preflight_inputs import (
     rollout_config,
     usage_from_sales,
 )
-from tillbridge.streams.refdata.snapshot import MappingError
+from tillbridge.streams.refdata.mappings import MappingError
 
 EXAMPLE_CATALOGUE = Path(__file__).resolve().parents[1] / "deploy" / "examples" / \
     "pos_catalogue.csv"

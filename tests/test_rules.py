@@ -18,13 +18,8 @@ from hypothesis import strategies as st
 
 from tests.factories import make_sale, sandbox_refdata
 from tillbridge.devstack.pos.generator import generate
-from tillbridge.streams.refdata.snapshot import (
-    MappingError,
-    Mappings,
-    NamedRef,
-    ReferenceData,
-    TaxCodeRef,
-)
+from tillbridge.streams.refdata.mappings import MappingError, Mappings
+from tillbridge.streams.refdata.snapshot import NamedRef, ReferenceData, TaxCodeRef
 from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
 from tillbridge.streams.stages.reasons import CATALOGUE
 from tillbridge.streams.stages.records import Rejection

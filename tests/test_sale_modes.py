@@ -14,7 +14,7 @@ from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.streams.flows.sale import Posted, SalePoster, sale_record_type
 from tillbridge.streams.ledger.payment import post_payment
 from tillbridge.streams.ledger.types import Posting, Skipped
-from tillbridge.streams.refdata.snapshot import Mappings
+from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.stages.enrich import enrich_sale
 from tillbridge.streams.stages.enrich_payment import PaymentRefs, resolve_payment
 

@@ -21,7 +21,8 @@ from tillbridge.streams.flows.sale import (
     primary_tender,
     promotion_audit_records,
 )
-from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData
+from tillbridge.streams.refdata.mappings import Mappings
+from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.stages.enrich import CustomerPlan, Enrichment, enrich_sale
 
 ENR = Enrichment("1", "1", ["1001"], ["2", "1"], CustomerPlan("guest_fallback", "4999"), 1)

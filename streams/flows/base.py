@@ -16,7 +16,8 @@ from typing import Any
 
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.ledger.types import Missing, Posting, Skipped
-from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData
+from tillbridge.streams.refdata.mappings import Mappings
+from tillbridge.streams.refdata.snapshot import ReferenceData
 
 Event = Mapping[str, Any]
 Resolver = Callable[[Any, Mappings, ReferenceData], Any]  # -> refs | Rejection

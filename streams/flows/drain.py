@@ -27,9 +27,11 @@ from typing import Any
 
 from tillbridge.connectors.netsuite.batch import BatchOutcome, BatchWriter, PollPolicy
 from tillbridge.connectors.netsuite.errors import NetSuiteError
-from tillbridge.streams.flows.pipeline import Outbound, PendingSale, Pipeline, Source, dead_letter
+from tillbridge.streams.flows.pipeline import PendingSale, Pipeline
 from tillbridge.streams.flows.sale import Posted, partial_rejection, rejection_for, sale_external_id
 from tillbridge.streams.runtime import metrics
+from tillbridge.streams.stages.deadletter import dead_letter
+from tillbridge.streams.stages.messages import Outbound, Source
 
 
 def batch_writer(pipe: Pipeline) -> BatchWriter:

@@ -14,12 +14,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from tillbridge.connectors.kafka import topics
-from tillbridge.connectors.kafka.serde import AvroCodec, DecodeError
+from tillbridge.connectors.kafka.serde import AvroCodec
 from tillbridge.connectors.netsuite.aio import AiohttpTransport
 from tillbridge.connectors.netsuite.breaker import BreakerState, CircuitBreaker
 from tillbridge.connectors.netsuite.client import NetSuiteClient
@@ -31,12 +31,14 @@ from tillbridge.streams.flows.park import ParkEntry, tombstone
 from tillbridge.streams.flows.sale import Posted, SalePoster, promotion_audit_records, rejection_for
 from tillbridge.streams.ledger.lookup import find_any
 from tillbridge.streams.ledger.types import Missing, Skipped
-from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData
+from tillbridge.streams.refdata.mappings import Mappings
+from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.runtime import metrics
 from tillbridge.streams.runtime.auth_config import authenticator
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages import route
-from tillbridge.streams.stages.deadletter import Headers, dlq_headers, header
+from tillbridge.streams.stages.deadletter import dead_letter, header
+from tillbridge.streams.stages.decode import decode
 from tillbridge.streams.stages.duplicates import (
     H_DOUBLE_SCAN,
     DoubleScanWindow,
@@ -45,38 +47,11 @@ from tillbridge.streams.stages.duplicates import (
     sync_state,
 )
 from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
+from tillbridge.streams.stages.messages import Headers, Outbound, Source
 from tillbridge.streams.stages.records import Rejection, SaleRec
 from tillbridge.streams.stages.validate import validate_sale
 
 log = logging.getLogger(__name__)
-
-RawHeaders = list[tuple[str, bytes | None]]
-
-
-@dataclass
-class Outbound:
-    """One message a handler wants produced."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: Headers = field(default_factory=list)
-    #: externalIds this outcome wrote or found written: parked events waiting on one of
-    #: them are released right after (app.py).
-    written: tuple[str, ...] = ()
-    #: set on a parking-table record, so the app updates its lot without re-reading it.
-    parked: ParkEntry | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: RawHeaders
-
 
 #: Headers added for the hop to the sink, dropped again by ``Pipeline.origin``.
 _HOP_HEADERS = frozenset({route.H_ENRICHMENT, route.H_SRC_TOPIC, route.H_SRC_PARTITION,
@@ -105,22 +80,6 @@ def _int(text: str | None, default: int) -> int:
         return int(text) if text is not None else default
     except ValueError:
         return default
-
-
-def dead_letter(src: Source, rej: Rejection, *, exc: BaseException | None = None,
-                details: object | None = None) -> Outbound:
-    """The DLQ message for a record: original bytes, source coordinates, reason headers."""
-    metrics.DEAD_LETTERED.labels(src.topic, rej.stage, rej.reason).inc()
-    return Outbound(topics.dlq_topic(rej.stage if rej.stage in topics.DLQ_STAGES else "sink"),
-                    src.key, src.value,
-                    dlq_headers(rej, topic=src.topic, partition=src.partition, offset=src.offset,
-                                original=src.headers, exc=exc, netsuite_details=details))
-
-
-def internal_error(src: Source, stage: str, exc: BaseException) -> Outbound:
-    rej = Rejection(stage, "internal_error", f"{stage}.unexpected",
-                    f"{type(exc).__name__}: {exc}"[:500], {})
-    return dead_letter(src, rej, exc=exc)
 
 
 def default_flows() -> dict[str, Flow]:
@@ -265,12 +224,7 @@ class Pipeline:
         return Outbound(dest, src.key, src.value, headers)
 
     def _decode(self, src: Source) -> Any | Outbound:
-        """The record's value, decoded with its input topic's schema; else its dead letter."""
-        try:
-            return self.codec.decode(src.value or b"", src.topic)
-        except DecodeError as err:
-            return dead_letter(src, Rejection("decode", err.reason, f"decode.{err.reason}",
-                                              str(err), {"length": str(len(src.value or b""))}))
+        return decode(self.codec, src)
 
     @staticmethod
     def _hop_headers(src: Source, *extra: tuple[str, bytes]) -> Headers:

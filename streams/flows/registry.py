@@ -17,7 +17,8 @@ from tillbridge.streams.ledger.order import order_external_id, post_order_event
 from tillbridge.streams.ledger.payment import payment_audit_record, post_payment
 from tillbridge.streams.ledger.refund import post_return, return_external_id
 from tillbridge.streams.ledger.types import Skipped
-from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData
+from tillbridge.streams.refdata.mappings import Mappings
+from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.stages.enrich_order import OrderMappings, resolve_order
 from tillbridge.streams.stages.enrich_payment import resolve_payment
 from tillbridge.streams.stages.enrich_return import DEFAULT_WRITE_OFF_ACCOUNT, resolve_return

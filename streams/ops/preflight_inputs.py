@@ -30,7 +30,7 @@ from tillbridge.streams.ops.preflight_model import (
     TrafficSummary,
     normalise_tier,
 )
-from tillbridge.streams.refdata.snapshot import MappingError, Mappings
+from tillbridge.streams.refdata.mappings import MappingError, Mappings
 from tillbridge.streams.runtime.settings import Settings
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from tillbridge.streams.refdata.snapshot import CustomerStrategy, Mappings
+from tillbridge.streams.refdata.mappings import CustomerStrategy, Mappings
 
 __all__ = ["CustomerStrategy"]  # re-exported: it moved to refdata with the parsing
 

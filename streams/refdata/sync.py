@@ -17,15 +17,15 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tillbridge.streams.refdata.snapshot import (
+from tillbridge.streams.refdata.queries import (
     INCREMENTAL,
     QUERIES,
-    ReferenceData,
     RefRows,
     SuiteQL,
     fetch_rows,
     row_key,
 )
+from tillbridge.streams.refdata.snapshot import ReferenceData
 
 META = "_meta"
 #: Incremental refreshes ask for rows modified since the previous start minus this overlap,

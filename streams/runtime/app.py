@@ -29,21 +29,16 @@ from tillbridge.connectors.netsuite.breaker import BreakerState
 from tillbridge.connectors.netsuite.errors import NetSuiteUnavailable
 from tillbridge.streams.flows import drain
 from tillbridge.streams.flows.park import ParkEntry, ParkingLot
-from tillbridge.streams.flows.pipeline import (
-    Outbound,
-    Pipeline,
-    Source,
-    internal_error,
-    parked_source,
-    released,
-)
+from tillbridge.streams.flows.pipeline import Pipeline, parked_source, released
 from tillbridge.streams.refdata import sync as refdata_sync
-from tillbridge.streams.refdata.snapshot import Mappings
+from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.runtime import control, metrics, transport
 from tillbridge.streams.runtime import lag as lag_mod
 from tillbridge.streams.runtime.emit import Emitter
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages import route
+from tillbridge.streams.stages.deadletter import internal_error
+from tillbridge.streams.stages.messages import Outbound, Source
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from tillbridge.streams.refdata.mappings import Mappings, StoreMapping
 from tillbridge.streams.refdata.snapshot import (
     CustomerRef,
-    Mappings,
     ReferenceData,
-    StoreMapping,
     TaxCodeRef,
     norm_email,
     norm_phone,

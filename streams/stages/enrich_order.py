@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData
+from tillbridge.streams.refdata.mappings import Mappings
+from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.stages.enrich import CustomerPlan, _reject, plan_customer, resolve_item
 from tillbridge.streams.stages.records import (
     OrderLineRec,

@@ -11,7 +11,8 @@ import json
 from dataclasses import asdict, dataclass, replace
 
 from tillbridge.streams.ledger.ids import external_id, sale_id
-from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData
+from tillbridge.streams.refdata.mappings import Mappings
+from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.stages.enrich import resolve_store, resolve_tender
 from tillbridge.streams.stages.records import PaymentRec, Rejection, reject
 

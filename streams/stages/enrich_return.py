@@ -21,7 +21,8 @@ from decimal import Decimal
 from typing import cast
 
 from tillbridge.streams.ledger.ids import order_external_id, sale_id
-from tillbridge.streams.refdata.snapshot import Mappings, ReferenceData, StoreMapping
+from tillbridge.streams.refdata.mappings import Mappings, StoreMapping
+from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.stages.enrich import (
     match_known,
     resolve_item,

@@ -1,0 +1,158 @@
+"""Mappings: what NetSuite does not hold (store -> location, tender -> payment method, POS
+SKU -> variant itemid, POS promotion code -> discount item, customer strategy), as a
+versioned JSON file checked on load; errors name the file and the entry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+
+class MappingError(ValueError):
+    """A mappings file is malformed; the message names the file and the entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMapping:
+    location: str
+    subsidiary: str
+    tax_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerStrategy:
+    """Which shoppers become NetSuite customers (seed: create all, above a threshold, or guest).
+
+    ``guest`` with ``enrich`` (the default) books walk-ins to the guest customer and upserts
+    identified shoppers (today's behaviour); ``guest`` without ``enrich`` books every shopper
+    not already in NetSuite to the guest customer and never updates customers.
+    """
+
+    mode: Literal["guest", "create_all", "threshold"] = "guest"
+    threshold: Decimal | None = None
+    enrich: bool = True
+    configured: bool = False
+
+    def describe(self) -> str:
+        if self.mode == "create_all":
+            text = "create every identified shopper as a customer"
+        elif self.mode == "threshold":
+            text = f"create a customer only for sales of {self.threshold} or more"
+        else:
+            text = "book to the guest customer"
+            if self.enrich:
+                text += ", enrich identified shoppers by loyalty id"
+        return text + ("" if self.configured else " (default: not set in mappings)")
+
+    def creates(self, total: Decimal) -> bool:
+        """Whether an identified shopper NetSuite does not know becomes a new customer."""
+        if self.mode == "create_all":
+            return True
+        if self.mode == "threshold":
+            return self.threshold is not None and total >= self.threshold
+        return self.enrich
+
+
+_MODES = ("guest", "create_all", "threshold")
+
+
+def _str_map(doc: dict[str, Any], key: str, source: str) -> dict[str, str]:
+    raw = doc.get(key) or {}
+    if not isinstance(raw, dict) or not all(v for v in raw.values()):
+        raise MappingError(f"{source}: {key} must map codes to non-empty values")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def _strategy(raw: object, source: str) -> CustomerStrategy:
+    if raw is None:
+        return CustomerStrategy()
+    spec: dict[str, Any] = {"mode": raw} if isinstance(raw, str) else raw  # type: ignore[assignment]
+    if not isinstance(spec, dict) or spec.get("mode") not in _MODES:
+        raise MappingError(f"{source}: customer_strategy.mode must be one of {', '.join(_MODES)}")
+    threshold = None
+    if spec["mode"] == "threshold":
+        try:
+            threshold = Decimal(str(spec.get("threshold", spec.get("amount"))))
+        except InvalidOperation:
+            threshold = None
+        if threshold is None or not threshold.is_finite() or threshold <= 0:
+            raise MappingError(f"{source}: customer_strategy threshold needs a positive "
+                               "'threshold' amount")
+    return CustomerStrategy(spec["mode"], threshold, bool(spec.get("enrich", True)), True)
+
+
+@dataclass(frozen=True)
+class Mappings:
+    version: int
+    stores: dict[str, StoreMapping]
+    tenders: dict[str, str]
+    guest_customer: str
+    discount_item: str | None = None
+    source: str = "<memory>"
+    #: POS SKU -> NetSuite itemid, for variants (matrix children) whose itemid differs.
+    skus: dict[str, str] = field(default_factory=dict)
+    #: POS price tier -> NetSuite price level id or name.
+    price_levels: dict[str, str] = field(default_factory=dict)
+    customer_strategy: CustomerStrategy = CustomerStrategy()
+    #: POS discount/promotion code -> NetSuite discount item id; wins over the promotion's own
+    #: discount item (NetSuite reference data) and the catch-all ``discount_item``.
+    promotions: dict[str, str] = field(default_factory=dict)
+    #: The whole document, for optional sections other modules read themselves (e.g. the
+    #: order-side ``locations`` / ``tax_jurisdictions``: ``enrich_order.OrderMappings``).
+    document: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Mappings:
+        """Load and check a mappings file (default: the packaged example)."""
+        if path is None:
+            ref = resources.files("tillbridge.connectors").joinpath("data/mappings.json")
+            text, source = ref.read_text(encoding="utf-8"), "packaged mappings.json"
+        else:
+            try:
+                text, source = Path(path).read_text(encoding="utf-8"), str(path)
+            except OSError as exc:
+                raise MappingError(f"{path}: cannot read mappings file: {exc.strerror}") from exc
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise MappingError(f"{source}: not JSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise MappingError(f"{source}: expected a JSON object")
+        return cls.from_dict(doc, source)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], source: str = "<memory>") -> Mappings:
+        for key in ("version", "stores", "tenders", "guest_customer"):
+            if key not in doc:
+                raise MappingError(f"{source}: missing top-level key {key!r}")
+        for key in ("stores", "tenders"):
+            if not isinstance(doc[key], dict):
+                raise MappingError(f"{source}: {key} must be an object")
+        stores = {}
+        for code, entry in doc["stores"].items():
+            if not isinstance(entry, dict) or not entry.get("location"):
+                raise MappingError(f"{source}: stores.{code} needs a 'location' id")
+            tax = entry.get("tax_code")
+            stores[code] = StoreMapping(str(entry["location"]), str(entry.get("subsidiary", "1")),
+                                        str(tax) if tax else None)
+        tenders = {}
+        for code, method in doc["tenders"].items():
+            if not method:
+                raise MappingError(f"{source}: tenders.{code} has no payment method id")
+            tenders[code] = str(method)
+        discount = doc.get("discount_item")
+        return cls(int(doc["version"]), stores, tenders, str(doc["guest_customer"]),
+                   str(discount) if discount else None, source,
+                   _str_map(doc, "skus", source), _str_map(doc, "price_levels", source),
+                   _strategy(doc.get("customer_strategy"), source),
+                   _str_map(doc, "promotions", source), dict(doc))
+
+    def itemid(self, sku: str) -> str:
+        """The NetSuite itemid a POS SKU sells as (a variant mapping, else the SKU itself)."""
+        return self.skus.get(sku, sku)
+
