@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint bench docs clean
+.PHONY: install demo test test-fast lint typecheck bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory typecheck
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
@@ -26,6 +27,13 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# mypy needs the import names (tillbridge.streams, ...) as folders: links in build/typecheck.
+typecheck: $(STAMP)
+	@mkdir -p build/typecheck/tillbridge && touch build/typecheck/tillbridge/__init__.py
+	@for d in streams connectors schemas devstack; do ln -sfn ../../../$$d build/typecheck/tillbridge/$$d; done
+	@ln -sfn ../../bench build/typecheck/bench
+	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p tillbridge -p bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

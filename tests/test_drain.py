@@ -62,7 +62,7 @@ async def _drain(sim: Any, sales: list[dict[str, Any]], posted: dict[str, Any],
         srcs = [_routed(enrich_sale(s, MAPS, ref), i) for i, s in enumerate(sales)]
         if before is not None:
             before()
-        return await drain.drain_sales(pipe, drain.batch_writer(pipe), srcs, posted)
+        return await drain.drain_batch(pipe, drain.batch_writer(pipe), srcs, posted)
 
 
 def _stats(sim: Any) -> dict[str, Any]:

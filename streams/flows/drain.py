@@ -43,7 +43,7 @@ def batch_writer(pipe: Pipeline) -> BatchWriter:
                        on_record=lambda o: metrics.BATCH_RECORDS.labels(o.kind).inc())
 
 
-async def drain_sales(pipe: Pipeline, writer: BatchWriter, srcs: list[Source],
+async def drain_batch(pipe: Pipeline, writer: BatchWriter, srcs: list[Source],
                       posted: Any, on_record: Callable[[int], None] = lambda _i: None,
                       ) -> list[list[Outbound]]:
     """Outbound messages per routed sale (same order as ``srcs``), the sale records

@@ -369,7 +369,7 @@ class Pipeline:
         outcome = await self.poster.post(pending.sale, pending.enr, customer_id=pending.resume)
         return self.settle_sale(pending, outcome, posted)
 
-    def is_sale(self, src: Source) -> bool:
+    def drainable(self, src: Source) -> bool:
         """A routed record that came from the sales topic (the drain's business)."""
         topic = header(src.headers, route.H_SRC_TOPIC) or src.topic
         return topic == topics.SALE.name

@@ -273,7 +273,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
 
         while True:
             try:
-                return await drain.drain_sales(pipe, writer, srcs, posted, at)
+                return await drain.drain_batch(pipe, writer, srcs, posted, at)
             except NetSuiteUnavailable as err:
                 await pipe.wait_for_netsuite(err)
             except Exception:  # noqa: BLE001 - fall back to one record at a time
@@ -381,7 +381,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
                 sales: list[tuple[EventT, Source]] = []
                 rest: list[tuple[EventT, Source]] = []
                 for item in items:
-                    (sales if pipe.is_sale(item[1]) else rest).append(item)
+                    (sales if pipe.drainable(item[1]) else rest).append(item)
                 if len(sales) >= settings.drain_threshold:
                     # Behind: the batch's sales go as async batch jobs, then the rest
                     # (returns, payments wait on sales, never the other way round) as usual.
