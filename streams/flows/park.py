@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tillbridge.connectors.kafka import topics
+from tillbridge.streams.runtime import metrics
+from tillbridge.streams.stages.messages import Outbound, Source
 
 #: Header on a parked event's DLQ record / result: the externalId it waited for.
 H_WAITED_FOR = "tillbridge.parked.dependency"
@@ -149,3 +151,18 @@ class ParkingLot:
 def tombstone(entry_id: str) -> tuple[str, bytes, None]:
     """(topic, key, value) that removes an entry from the table."""
     return topics.PARKED, entry_id.encode(), None
+
+
+def parked_source(entry: ParkEntry) -> Source:
+    """A parked event as the routed record it was (its routed offset is not kept: -1)."""
+    return Source(topics.ROUTED_REALTIME, entry.partition, -1, entry.key, entry.value,
+                  list(entry.headers))
+
+
+def released(entry: ParkEntry, outs: list[Outbound]) -> list[Outbound]:
+    """A released event's outcome, then the tombstone that takes it off the parking table,
+    unless it parked again (same id: it waits on something else now)."""
+    if any(o.topic == topics.PARKED and o.key == entry.id.encode() for o in outs):
+        return outs
+    metrics.PARK_OUTCOMES.labels("released").inc()
+    return [*outs, Outbound(*tombstone(entry.id))]

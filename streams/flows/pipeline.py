@@ -27,7 +27,7 @@ from tillbridge.connectors.netsuite.errors import NetSuiteError, NetSuiteUnavail
 from tillbridge.connectors.netsuite.governance import ConcurrencyLimiter
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.streams.flows.base import Flow
-from tillbridge.streams.flows.park import ParkEntry, tombstone
+from tillbridge.streams.flows.park import ParkEntry, parked_source, tombstone
 from tillbridge.streams.flows.sale import Posted, SalePoster, promotion_audit_records, rejection_for
 from tillbridge.streams.ledger.lookup import find_any
 from tillbridge.streams.ledger.types import Missing, Skipped
@@ -56,21 +56,6 @@ log = logging.getLogger(__name__)
 #: Headers added for the hop to the sink, dropped again by ``Pipeline.origin``.
 _HOP_HEADERS = frozenset({route.H_ENRICHMENT, route.H_SRC_TOPIC, route.H_SRC_PARTITION,
                           route.H_SRC_OFFSET, H_DOUBLE_SCAN})
-
-
-def parked_source(entry: ParkEntry) -> Source:
-    """A parked event as the routed record it was (its routed offset is not kept: -1)."""
-    return Source(topics.ROUTED_REALTIME, entry.partition, -1, entry.key, entry.value,
-                  list(entry.headers))
-
-
-def released(entry: ParkEntry, outs: list[Outbound]) -> list[Outbound]:
-    """A released event's outcome, then the tombstone that takes it off the parking table,
-    unless it parked again (same id: it waits on something else now)."""
-    if any(o.topic == topics.PARKED and o.key == entry.id.encode() for o in outs):
-        return outs
-    metrics.PARK_OUTCOMES.labels("released").inc()
-    return [*outs, Outbound(*tombstone(entry.id))]
 
 
 def _int(text: str | None, default: int) -> int:

@@ -28,8 +28,8 @@ from tillbridge.connectors.kafka.admin import ensure_topics
 from tillbridge.connectors.netsuite.breaker import BreakerState
 from tillbridge.connectors.netsuite.errors import NetSuiteUnavailable
 from tillbridge.streams.flows import drain
-from tillbridge.streams.flows.park import ParkEntry, ParkingLot
-from tillbridge.streams.flows.pipeline import Pipeline, parked_source, released
+from tillbridge.streams.flows.park import ParkEntry, ParkingLot, parked_source, released
+from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.refdata import sync as refdata_sync
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.runtime import control, metrics, transport
