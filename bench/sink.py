@@ -41,7 +41,8 @@ from tillbridge.connectors.netsuite.batch import BatchWriter, PollPolicy
 from tillbridge.connectors.netsuite.errors import NetSuiteUnavailable
 from tillbridge.devstack.pos.generator import generate
 from tillbridge.devstack.stack import SimProcess
-from tillbridge.streams.flows.sale import Posted, SalePoster, build_cash_sale, sale_external_id
+from tillbridge.streams.flows.sale_writer import Posted, SalePoster
+from tillbridge.streams.ledger.sale_records import build_cash_sale, sale_external_id
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.runtime.settings import Settings

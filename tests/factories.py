@@ -299,7 +299,7 @@ def created(sim: SimServer) -> dict[str, int]:
 async def post_cash_sale(rc: ReliableClient, sale: dict[str, Any], maps: Mappings,
                          ref: ReferenceData) -> str:
     """The sale as the sink posts it (enrich + build_cash_sale, by externalId)."""
-    from tillbridge.streams.flows.sale import build_cash_sale, sale_external_id
+    from tillbridge.streams.ledger.sale_records import build_cash_sale, sale_external_id
     from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
 
     enr = enrich_sale(sale, maps, ref)

@@ -15,7 +15,6 @@ from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.streams.flows import drain
 from tillbridge.streams.flows.pipeline import Pipeline
-from tillbridge.streams.flows.sale import SalePoster
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages import route
@@ -58,7 +57,6 @@ async def _drain(sim: Any, sales: list[dict[str, Any]], posted: dict[str, Any],
     pipe = Pipeline(Settings.from_env({}), codec=_Codec(sales), mappings=MAPS)  # type: ignore[arg-type]
     async with NetSuiteClient(sim.base_url, NetSuiteCredentials.dev()) as raw:
         pipe.reliable = ReliableClient(raw, RetryPolicy(max_attempts=2))
-        pipe.poster = SalePoster(pipe.reliable, discount_item=MAPS.discount_item)
         srcs = [_routed(enrich_sale(s, MAPS, ref), i) for i, s in enumerate(sales)]
         if before is not None:
             before()

@@ -17,7 +17,6 @@ from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.devstack.netsuite_sim import SimServer
 from tillbridge.streams.flows.pipeline import Pipeline
-from tillbridge.streams.flows.sale import SalePoster
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.runtime.settings import Settings
@@ -120,8 +119,7 @@ def test_partial_sync_is_recorded_then_completed_without_a_second_customer(sim) 
             await ref.load(client)
             enr = enrich_sale(sale, maps, ref)
             assert isinstance(enr, Enrichment) and enr.customer.rule == "new_identified"
-            pipe.poster = SalePoster(ReliableClient(client, RetryPolicy(max_attempts=1)),
-                                     discount_item=maps.discount_item)
+            pipe.reliable = ReliableClient(client, RetryPolicy(max_attempts=1))
             # The item is retired after enrichment: the customer lands, the cashSale does not.
             httpx.post(f"{sim.base_url}/__sim/items/TEE-001/deactivate").raise_for_status()
             first = await pipe.sink_all(_routed(enr, 1), posted)
@@ -169,8 +167,7 @@ def test_double_scan_flag_travels_to_the_result(sim) -> None:
             await ref.load(client)
             enr = enrich_sale(sale, maps, ref)
             assert isinstance(enr, Enrichment)
-            pipe.poster = SalePoster(ReliableClient(client, RetryPolicy(max_attempts=1)),
-                                     discount_item=maps.discount_item)
+            pipe.reliable = ReliableClient(client, RetryPolicy(max_attempts=1))
             return await pipe.sink_all(_routed(enr, 1, "S001/S001-R01-DS1"), {})
 
     out = asyncio.run(scenario())

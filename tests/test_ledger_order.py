@@ -21,9 +21,9 @@ from tillbridge.connectors.netsuite.client import eid
 from tillbridge.connectors.netsuite.errors import NetSuiteError
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.devstack.netsuite_sim import SimServer
-from tillbridge.streams.flows.sale import sale_external_id
-from tillbridge.streams.ledger.ids import sale_id
-from tillbridge.streams.ledger.order import (
+from tillbridge.streams.flows.order import post_order_event
+from tillbridge.streams.ledger.ids import order_external_id, sale_id
+from tillbridge.streams.ledger.order_records import (
     F_LINE_NO,
     F_ORDER_ID,
     F_RETURNED,
@@ -33,10 +33,9 @@ from tillbridge.streams.ledger.order import (
     build_sales_order,
     build_sales_order_from_sale,
     fulfilment_external_id,
-    order_external_id,
-    post_order_event,
     return_external_id,
 )
+from tillbridge.streams.ledger.sale_records import sale_external_id
 from tillbridge.streams.ledger.types import Missing, Posting, Skipped
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.stages.enrich import enrich_sale

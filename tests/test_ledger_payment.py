@@ -22,11 +22,11 @@ from tests.factories import (
 from tillbridge.connectors.netsuite.client import eid
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.devstack.netsuite_sim import SimServer
+from tillbridge.streams.flows.payment import post_payment
 from tillbridge.streams.ledger.payment import (
     SALE_TYPES,
     build_customer_payment,
     payment_audit_record,
-    post_payment,
 )
 from tillbridge.streams.ledger.types import Missing, Posting, Skipped
 from tillbridge.streams.refdata.mappings import Mappings

@@ -26,12 +26,12 @@ from tillbridge.connectors.netsuite.errors import NetSuiteError
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.connectors.netsuite.wire import dumps
 from tillbridge.devstack.netsuite_sim import SimServer
+from tillbridge.streams.flows.returns import post_return
 from tillbridge.streams.ledger.ids import sale_id
 from tillbridge.streams.ledger.refund import (
     SourceLine,
     build_refund_transform,
     match_lines,
-    post_return,
     unit_rate,
 )
 from tillbridge.streams.ledger.types import Missing, Posting

@@ -33,7 +33,7 @@ from tillbridge.connectors.netsuite.oauth2 import (
 )
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.devstack.netsuite_sim import SimServer
-from tillbridge.streams.flows.sale import rejection_for
+from tillbridge.streams.flows.sink import rejection_for
 from tillbridge.streams.stages.deadletter import dlq_headers
 
 CLIENT_ID = "client-id-m2m"

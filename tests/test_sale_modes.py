@@ -11,8 +11,9 @@ import httpx
 from tests.factories import make_payment, make_sale, sandbox_refdata
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
-from tillbridge.streams.flows.sale import Posted, SalePoster, sale_record_type
-from tillbridge.streams.ledger.payment import post_payment
+from tillbridge.streams.flows.payment import post_payment
+from tillbridge.streams.flows.sale_writer import Posted, SalePoster
+from tillbridge.streams.ledger.sale_records import sale_record_type
 from tillbridge.streams.ledger.types import Posting, Skipped
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.stages.enrich import enrich_sale

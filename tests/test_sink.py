@@ -14,7 +14,8 @@ from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.connectors.netsuite.wire import dumps
 from tillbridge.devstack.netsuite_sim import SimServer
-from tillbridge.streams.flows.sale import Posted, SalePoster, build_cash_sale, sale_external_id
+from tillbridge.streams.flows.sale_writer import Posted, SalePoster
+from tillbridge.streams.ledger.sale_records import build_cash_sale, sale_external_id
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.stages.enrich import enrich_sale

@@ -13,10 +13,9 @@ from tests.factories import make_sale
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.devstack.netsuite_sim import SimServer
-from tillbridge.streams.flows.sale import (
+from tillbridge.streams.flows.sale_writer import Posted, SalePoster
+from tillbridge.streams.ledger.sale_records import (
     PROMO_FIELD,
-    Posted,
-    SalePoster,
     build_cash_sale,
     primary_tender,
     promotion_audit_records,

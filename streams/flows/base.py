@@ -1,35 +1,98 @@
-"""The non-sale event families the real-time sink handles, one ``Flow`` each.
+"""What every event family is to the pipeline: a ``Flow``.
 
-A flow is four pure functions and one async poster, so the pipeline handles returns,
-payments and omnichannel orders the same way: decode, ``resolve`` (the family's
-validate + enrich rules, returning a ``Rejection`` or the resolved NetSuite ids), route
-under ``route_key`` (the key of the record it depends on, so an event and its dependency
-share a routed partition, and thus a sink task and the parking table's owner), then
-``post`` (the ledger flow: ``Posting``, ``Missing`` to park, or ``Skipped``).
+Ingest and sink know no family apart. For each routed event they ask its flow:
+
+- ``resolve(event, lookups)``: the family's validate + enrich rules (pure): the resolved
+  NetSuite ids, or the ``Rejection`` that dead-letters the event;
+- ``route_key(event)``: the key of the record it depends on, so an event and its dependency
+  share a routed partition, and thus a sink task and the parking table's owner;
+- ``hop_headers(event, refs)``: what ingest hands the sink beside the original bytes;
+- ``sink_refs(event, headers, lookups)``: the ids again at the sink (resolved again by
+  default: reference data may have changed since ingest; the rules are cheap and pure);
+- ``post(ctx, event, refs)``: write the records (``ledger/`` builds their bodies) and say
+  what happened: ``Posting``, ``Missing`` (park), ``Skipped`` or ``Refused``;
+- ``ids`` / ``event_time`` / ``audit``: what the results record and audit topics carry.
+
+A family whose backlog is better written by NetSuite's async batch jobs also implements
+``post_batch`` (``drainable``); ``flows/drain.py`` calls it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, ClassVar
 
+from tillbridge.connectors.netsuite.batch import BatchWriter
 from tillbridge.connectors.netsuite.retry import ReliableClient
-from tillbridge.streams.ledger.types import Missing, Posting, Skipped
+from tillbridge.streams.ledger.types import Outcome, Skipped
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.refdata.snapshot import ReferenceData
+from tillbridge.streams.stages.messages import Outbound, RawHeaders
+from tillbridge.streams.stages.records import Rejection
 
-Event = Mapping[str, Any]
-Resolver = Callable[[Any, Mappings, ReferenceData], Any]  # -> refs | Rejection
-Poster = Callable[[ReliableClient, Any, Any], Awaitable[Posting | Missing | Skipped]]
+Event = Any  # a decoded Avro record (a TypedDict of stages/records.py per family)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Lookups:
+    """What the rules resolve against: one consistent view per record (hot reload swaps the
+    whole object, never a part of it)."""
+
+    mappings: Mappings
+    refdata: ReferenceData
+    tax_tolerance_cents: int = 1
+
+
+@dataclass(slots=True)
+class SinkContext:
+    """What a flow's post may use: NetSuite (through the retry policy) and the worker's
+    durable state (the dedupe table, keyed per family). ``at(i)`` points Faust's
+    current-event context at the i-th record of a batch before its state is touched, so
+    table writes land in that record's changelog partition (a no-op outside Faust)."""
+
+    client: ReliableClient
+    state: MutableMapping[str, Any]
+    lookups: Lookups
+    write_mode: str = "create"
+    at: Callable[[int], None] = lambda _i: None
+
+
 class Flow:
-    kind: str  # "return", "payment", "order": the results' event_type
-    resolve: Resolver
-    post: Poster
-    route_key: Callable[[Any], bytes]
-    ids: Callable[[Any], dict[str, Any]]  # POS ids for the results record
-    event_time: Callable[[Any], Any]
-    audit: Callable[[Any, Skipped], list[tuple[str, bytes, bytes]]] | None = None
+    """One POS event family. Subclasses set ``kind`` and ``topic`` and implement the rules
+    and the post; the defaults fit a family that needs nothing extra."""
+
+    kind: ClassVar[str]  # the results' event_type: "sale", "return", "payment", "order"
+    topic: ClassVar[str]  # its input topic
+    drainable: ClassVar[bool] = False
+
+    def resolve(self, event: Event, lookups: Lookups) -> Any | Rejection:
+        raise NotImplementedError
+
+    def route_key(self, event: Event) -> bytes:
+        raise NotImplementedError
+
+    def hop_headers(self, event: Event, refs: Any) -> list[tuple[str, bytes]]:
+        return []
+
+    def sink_refs(self, event: Event, headers: RawHeaders, lookups: Lookups) -> Any | Rejection:
+        return self.resolve(event, lookups)
+
+    async def post(self, ctx: SinkContext, event: Event, refs: Any) -> Outcome:
+        raise NotImplementedError
+
+    async def post_batch(self, ctx: SinkContext, writer: BatchWriter,
+                         items: Sequence[tuple[Event, Any, RawHeaders]]) -> list[Outcome]:
+        """Outcomes of many events written through async batch jobs (``drainable`` only)."""
+        raise NotImplementedError(f"{self.kind} events are not drained")
+
+    def ids(self, event: Event) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def event_time(self, event: Event) -> datetime | None:
+        return event.get("occurred_at") if isinstance(event, Mapping) else None
+
+    def audit(self, event: Event, skipped: Skipped) -> list[Outbound]:
+        """Messages that keep the trace of an event that makes no record."""
+        return []

@@ -1,37 +1,31 @@
-"""Backlog drain: a full batch of routed sales posted through NetSuite's async batch jobs.
+"""Backlog drain: a full sink batch of routed events written through NetSuite's async batch jobs.
 
-In real time every sale costs one request, and at a 15-slot account that is ~75 sales/s
-at 200 ms per request; a backlog (after an outage, or a burst above that rate) would
-take minutes to clear. When the sink's batch comes back full — it is behind — its sales
-go as async batch jobs of up to 100 (``connectors/netsuite/batch.py``): a few requests
-per hundred records. Then, as batches stop being full, it is back to one request each.
+In real time every event costs at least one request, and at a 15-slot account that is
+~75 sales/s at 200 ms per request; a backlog (after an outage, or a burst above that rate)
+would take minutes to clear. When the sink's batch comes back full (it is behind), the
+events of a ``drainable`` family go through ``flow.post_batch``: async batch jobs of up to
+100 records (``connectors/netsuite/batch.py``), a few requests per hundred records. Then,
+as batches stop being full, it is back to one request each.
 
-Same guarantees per record as in real time:
+Same guarantees per record as in real time, since the flow's own dedupe and the batch
+writer's externalId pre-check and deterministic idempotency keys hold there too:
 
-- never twice: each record carries its externalId; the batch writer pre-checks by
-  externalId, submits with a deterministic idempotency key, and resolves ids from what
-  NetSuite holds (``created=False`` for what an earlier attempt wrote);
+- never twice (``created=False`` for what an earlier attempt wrote);
 - a refused record is dead-lettered with NetSuite's ``o:errorDetails``; the others post;
 - an outage raises ``NetSuiteUnavailable`` for the whole drain, which the sink holds and
-  retries (everything in it is idempotent) — never a dead letter.
-
-Customers are written first, one request each (upserts by externalId; only new shoppers
-need one), because a sale cannot name a customer that does not exist yet.
+  retries (everything in it is idempotent), never a dead letter.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from tillbridge.connectors.netsuite.batch import BatchOutcome, BatchWriter, PollPolicy
-from tillbridge.connectors.netsuite.errors import NetSuiteError
-from tillbridge.streams.flows.pipeline import PendingSale, Pipeline
-from tillbridge.streams.flows.sale import Posted, partial_rejection, rejection_for, sale_external_id
+from tillbridge.connectors.netsuite.batch import BatchWriter, PollPolicy
+from tillbridge.streams.flows.base import Flow
+from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.runtime import metrics
-from tillbridge.streams.stages.deadletter import dead_letter
-from tillbridge.streams.stages.messages import Outbound, Source
+from tillbridge.streams.stages.messages import Outbound, RawHeaders, Source
 
 
 def batch_writer(pipe: Pipeline) -> BatchWriter:
@@ -44,57 +38,35 @@ def batch_writer(pipe: Pipeline) -> BatchWriter:
 
 
 async def drain_batch(pipe: Pipeline, writer: BatchWriter, srcs: list[Source],
-                      posted: Any, on_record: Callable[[int], None] = lambda _i: None,
+                      state: MutableMapping[str, Any],
+                      on_record: Callable[[int], None] = lambda _i: None,
                       ) -> list[list[Outbound]]:
-    """Outbound messages per routed sale (same order as ``srcs``), the sale records
-    written through async batch jobs. Raises ``NetSuiteUnavailable`` (hold and retry).
+    """Outbound messages per routed event (same order as ``srcs``), written through async
+    batch jobs family by family. Raises ``NetSuiteUnavailable`` (hold and retry).
 
-    ``on_record(i)`` runs before the dedupe table is read or written for ``srcs[i]`` (the
+    ``on_record(i)`` runs before the worker's state is read or written for ``srcs[i]`` (the
     Faust shell points its current-event context at that record, so table writes land in
     the record's own changelog partition)."""
-    poster = pipe.poster
-    assert poster is not None, "Pipeline.start() not awaited"
     outs: list[list[Outbound]] = [[] for _ in srcs]
-    pending: list[tuple[int, PendingSale]] = []
+    groups: dict[str, tuple[Flow, list[tuple[int, Source, Source, Any, Any]]]] = {}
     for i, src in enumerate(srcs):
-        on_record(i)
-        ready = pipe.prepare_sale(pipe.origin(src), src, posted)
-        if isinstance(ready, PendingSale):
-            pending.append((i, ready))
-        else:
-            outs[i] = ready
-
-    async def customer(p: PendingSale) -> tuple[str, bool, bool] | NetSuiteError:
-        try:
-            return await poster.customer_for(p.enr, p.resume)
-        except NetSuiteError as err:
-            return err
-
-    customers = await asyncio.gather(*(customer(p) for _, p in pending))
-    by_type: dict[str, list[tuple[int, PendingSale, tuple[str, bool, bool]]]] = {}
-    for (i, p), cust in zip(pending, customers, strict=True):
-        if isinstance(cust, NetSuiteError):
-            rejection = rejection_for(cust, "customer", p.enr.customer.external_id or "")
-            on_record(i)
-            outs[i] = [dead_letter(p.origin, rejection, details=cust.details)]
+        ready = pipe.prepare(src)
+        if isinstance(ready, Outbound):
+            outs[i] = [ready]
             continue
-        by_type.setdefault(poster.record_type(p.sale), []).append((i, p, cust))
-    for record_type, items in by_type.items():
-        records = [(sale_external_id(p.sale), poster.body(p.sale, p.enr, cust[0]))
-                   for _, p, cust in items]
-        results = await writer.write(record_type, records)
-        for (i, p, cust), result in zip(items, results, strict=True):
+        flow, origin, event, refs = ready
+        groups.setdefault(flow.kind, (flow, []))[1].append((i, origin, src, event, refs))
+    for flow, members in groups.values():
+        index = [m[0] for m in members]
+        items: list[tuple[Any, Any, RawHeaders]] = [(m[3], m[4], m[2].headers) for m in members]
+        ctx = pipe.context(state, at=_remap(index, on_record))
+        outcomes = await flow.post_batch(ctx, writer, items)
+        for (i, origin, src, event, _), outcome in zip(members, outcomes, strict=True):
             on_record(i)
-            outs[i] = pipe.settle_sale(p, _outcome(record_type, p, cust, result), posted)
+            outs[i] = pipe.messages(flow, event, origin, src, outcome)
     return outs
 
 
-def _outcome(record_type: str, p: PendingSale, cust: tuple[str, bool, bool],
-             result: BatchOutcome) -> Posted | tuple[Any, object]:
-    customer_id, wrote, enriched = cust
-    if result.error is not None or result.netsuite_id is None:
-        err = result.error or NetSuiteError(None, "NO_ID", detail="batch gave no id")
-        rejection = rejection_for(err, record_type, result.external_id)
-        return partial_rejection(rejection, customer_id if wrote else None), err.details
-    return Posted(record_type, result.netsuite_id, result.external_id, customer_id,
-                  p.enr.customer.rule, result.created, enriched)
+def _remap(index: list[int], on_record: Callable[[int], None]) -> Callable[[int], None]:
+    """A flow numbers its items from 0; the caller knows them by their place in ``srcs``."""
+    return lambda j: on_record(index[j])

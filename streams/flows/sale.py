@@ -1,298 +1,242 @@
-"""Sink stage: turn an enriched sale into NetSuite records, idempotently by externalId.
+"""The sale flow: a POS sale becomes a cashSale (or salesOrder), once.
 
-``build_cash_sale`` and ``promotion_audit_records`` are pure (tested without HTTP).
-``SalePoster`` does the I/O: a customer upsert when the shopper is new (or a PATCH of the
-fields a matched customer lacks: post-purchase enrichment), then the cashSale, created by
-externalId. A replayed or duplicated event never makes a second record; the worker's dedupe
-table in front of it saves the request in the common case.
+Ingest runs the sale rules (``stages/validate.py``, then ``stages/enrich.py``) and hands
+the enrichment to the sink in a hop header, with a double-scan flag when the same basket
+came in under another transaction id within ``TILLBRIDGE_DOUBLE_SCAN_WINDOW_S``. The sink
+checks the dedupe table (``stages/duplicates.py``: POS transaction -> NetSuite record) first:
 
-Tenders: each tender line maps to its own payment method (enrich checks every one, validate
-checks they add up to the total). The cashSale has a single ``paymentOption``, so the
-largest tender (the first on a tie) is the primary and names it; the whole split is
-recorded in the memo ("tenders: GIFT_CARD 10.00, VISA 31.26"). A split-tender sale as
-separate payment records is the order-to-cash record set's job (invoice + payments).
+- complete: a ``duplicate`` outcome, no request;
+- partial (customer written, sale record not): only the sale record is posted now;
+- new: customer (if any), then the sale record, through ``SalePoster``.
+
+A backlog of sales goes through NetSuite's async batch jobs instead (``post_batch``, called by
+``flows/drain.py``) with the same dedupe and never-twice guarantees.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
+import asyncio
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
+from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.netsuite.batch import BatchOutcome, BatchWriter
 from tillbridge.connectors.netsuite.errors import NetSuiteError
-from tillbridge.connectors.netsuite.retry import ReliableClient
-from tillbridge.streams.ledger.ids import sale_id
-from tillbridge.streams.stages.enrich import CustomerPlan, Enrichment
+from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
+from tillbridge.streams.flows.sale_writer import Posted, SalePoster, partial_rejection
+from tillbridge.streams.flows.sink import rejection_for
+from tillbridge.streams.ledger.sale_records import promotion_audit_records, sale_external_id
+from tillbridge.streams.ledger.types import Outcome, Posting, Refused, Written
+from tillbridge.streams.runtime import metrics
+from tillbridge.streams.stages import route
+from tillbridge.streams.stages.deadletter import header
+from tillbridge.streams.stages.duplicates import (
+    H_DOUBLE_SCAN,
+    DoubleScanWindow,
+    fingerprint,
+    partial_entry,
+    sync_state,
+)
+from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
+from tillbridge.streams.stages.messages import Outbound, RawHeaders
 from tillbridge.streams.stages.records import Rejection, SaleRec
-
-STAGE = "sink"
-log = logging.getLogger(__name__)
-
-#: Custom line field carrying the POS promotion ids (the simulator accepts any custcol_*;
-#: on a real account it is a Transaction Line Field of type Free-Form Text).
-PROMO_FIELD = "custcol_pos_promotion_ids"
-
-
-def sale_external_id(sale: SaleRec) -> str:
-    """One namespace for all transaction types: the record kind is part of the id."""
-    return sale_id(sale["store_id"], sale["pos_transaction_id"])
-
-
-def _money(value: Decimal) -> Decimal:
-    # Stays Decimal: the NetSuite client writes Decimals as exact JSON number literals.
-    return value
-
-
-def _discount_line(item_id: str, disc: dict[str, Any]) -> dict[str, Any]:
-    line: dict[str, Any] = {"item": {"id": item_id}, "rate": -_money(disc["amount"]),
-                            "amount": -_money(disc["amount"]),
-                            "description": f"{disc['code']} {disc.get('promotion_id') or ''}"}
-    if disc.get("promotion_id"):
-        line[PROMO_FIELD] = disc["promotion_id"]
-    return line
-
-
-def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
-                    discount_item: str | None = None) -> dict[str, Any]:
-    """The cashSale body for one POS sale. Line discounts become discount-item lines right
-    after the line they discount; promotion ids ride on both as ``custcol_pos_promotion_ids``.
-    A discount books to its code's own discount item when enrich resolved one (mapped or the
-    NetSuite promotion's), else to ``discount_item``."""
-    lines: list[dict[str, Any]] = []
-    for line, item_id in zip(sale["lines"], enr.items, strict=True):
-        body_line: dict[str, Any] = {
-            "item": {"id": item_id},
-            "quantity": _money(line["quantity"]),
-            "rate": _money(line["unit_price"]),
-            "amount": _money((line["quantity"] * line["unit_price"]).quantize(Decimal("0.01"))),
-            "description": line.get("description") or line["sku"],
-            "location": {"id": enr.location},
-        }
-        promos = list(dict.fromkeys(line.get("promotion_ids") or []))
-        if promos:
-            body_line[PROMO_FIELD] = ",".join(promos)
-        lines.append(body_line)
-        for disc in line["discounts"]:
-            item = enr.discount_items.get(disc["code"]) or discount_item
-            if item:
-                lines.append(_discount_line(item, disc))
-    for disc in sale["order_discounts"]:
-        item = enr.discount_items.get(disc["code"]) or discount_item
-        if item:
-            lines.append(_discount_line(item, disc))
-    # The largest tender names the payment option; split tenders are itemised in the memo
-    # (a split-tender sale becomes invoice + payments in the order-to-cash record set).
-    primary = primary_tender(sale)
-    tender_memo = ", ".join(f"{t['tender_type']} {t['amount']}" for t in sale["tenders"])
-    body: dict[str, Any] = {
-        "externalId": sale_external_id(sale),
-        "entity": {"id": customer_id},
-        "subsidiary": {"id": enr.subsidiary},
-        "location": {"id": enr.location},
-        "tranDate": sale["business_date"],
-        "otherRefNum": sale["receipt"]["receipt_number"],
-        "memo": (f"POS {sale['store_id']}/{sale['register_id']} txn "
-                 f"{sale['pos_transaction_id']}; tenders: {tender_memo}")[:999],
-        "paymentOption": {"id": enr.payment_methods[primary]},
-        "item": {"items": lines},
-    }
-    if enr.sales_rep:
-        body["salesRep"] = {"id": enr.sales_rep}
-    return body
-
-
-def primary_tender(sale: SaleRec) -> int:
-    """Index of the tender that names the cashSale's paymentOption: the largest, first on ties."""
-    return max(range(len(sale["tenders"])), key=lambda i: sale["tenders"][i]["amount"])
-
-
-def promotion_audit_records(sale: SaleRec, external_id: str,
-                            netsuite_id: str | None = None) -> list[dict[str, Any]]:
-    """One JSON-ready record per discount and per promotion id on a posted sale.
-
-    Every discount is listed (``promotion_id`` None when the till gave none, e.g. a loyalty
-    reward) and so is a line promotion id that moved no discount amount (amount "0.00"), so
-    any promotion's effect can be traced from NetSuite back to the receipt line and back.
-    Amounts are strings: exact decimals.
-    """
-    base = {"pos_transaction_id": sale["pos_transaction_id"], "store_id": sale["store_id"],
-            "register_id": sale["register_id"], "business_date": sale["business_date"],
-            "netsuite_external_id": external_id, "netsuite_id": netsuite_id}
-    out: list[dict[str, Any]] = []
-    for line in sale["lines"]:
-        seen: set[str] = set()
-        for disc in line["discounts"]:
-            out.append({**base, "line_no": line["line_no"], "sku": line["sku"],
-                        "promotion_id": disc.get("promotion_id"), "discount_code": disc["code"],
-                        "amount": str(disc["amount"])})
-            if disc.get("promotion_id"):
-                seen.add(disc["promotion_id"])
-        for promo in dict.fromkeys(line.get("promotion_ids") or []):
-            if promo not in seen:
-                out.append({**base, "line_no": line["line_no"], "sku": line["sku"],
-                            "promotion_id": promo, "discount_code": None, "amount": "0.00"})
-    for disc in sale["order_discounts"]:
-        out.append({**base, "line_no": None, "sku": None, "promotion_id": disc.get("promotion_id"),
-                    "discount_code": disc["code"], "amount": str(disc["amount"])})
-    return out
-
-
-def build_customer(plan: CustomerPlan, subsidiary: str) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "externalId": plan.external_id,
-        "isPerson": True,
-        "firstName": plan.first_name or "POS",
-        "lastName": plan.last_name or "Customer",
-        "subsidiary": {"id": subsidiary},
-    }
-    if plan.email:
-        body["email"] = plan.email
-    if plan.phone:
-        body["phone"] = plan.phone
-    if plan.loyalty_id:
-        body["custentity_loyalty_id"] = plan.loyalty_id
-    return body
+from tillbridge.streams.stages.validate import validate_sale
 
 
 @dataclass(frozen=True, slots=True)
-class Posted:
-    record_type: str
-    netsuite_id: str
-    external_id: str
-    customer_id: str
-    customer_rule: str
-    created: bool = True  # False: NetSuite already held it (a duplicate or a replay)
-    customer_enriched: bool = False  # a matched customer got the fields the event added
+class SaleRefs:
+    """What the sink needs beside the sale: its enrichment and the double-scan flag."""
+
+    enrichment: Enrichment
+    double_scan_of: str | None = None
 
 
-def rejection_for(err: NetSuiteError, record_type: str, external_id: str) -> Rejection:
-    """The dead-letter verdict for a NetSuite error on one record (``o:errorDetails`` go
-    separately, verbatim, into the DLQ headers)."""
-    reason = {"auth": "netsuite_auth", "retryable": "netsuite_unavailable"}.get(
-        err.kind, "netsuite_rejected")
-    return Rejection(STAGE, reason, f"netsuite.{record_type}",
-                     f"NetSuite {err.status} {err.code}: {err.detail}",
-                     {"record_type": record_type, "external_id": external_id,
-                      "status": str(err.status), "error_code": err.code or "",
-                      "error_path": err.error_path or ""})
+@dataclass(slots=True)
+class _Pending:
+    """A sale past the dedupe check that still has to be written."""
+
+    key: str
+    sale: SaleRec
+    refs: SaleRefs
+    resume: str | None  # customer id written by an earlier partial attempt
 
 
-class SalePoster:
-    """Posts enriched sales through a ``ReliableClient``.
-
-    The client owns the policy (concurrency slot per request, jittered backoff on 429 that
-    never fails the event, retries of 5xx/timeouts with a look-up by externalId before any
-    retry of a create, one re-sign after a 401, the circuit breaker). What reaches this
-    class is a verdict: a ``NetSuiteError`` the event earned (dead-lettered), or
-    ``NetSuiteUnavailable``, which is deliberately *not* caught here: NetSuite is down or
-    saturated, the event is fine, and the sink must wait (pause), not dead-letter.
-    """
-
-    def __init__(self, client: ReliableClient, *, discount_item: str | None = None,
-                 write_mode: str = "create",
-                 sale_records: Mapping[str, Any] | None = None) -> None:
-        if write_mode not in ("create", "upsert"):
-            raise ValueError(f"write_mode must be create or upsert, not {write_mode!r}")
-        self.client = client
-        self.write_mode = write_mode
-        self.discount_item = discount_item
-        #: the mappings' ``sale_record_types`` (cashSale or salesOrder per store/channel)
-        self.sale_records: Mapping[str, Any] = sale_records or {}
-
-    async def _write(self, record_type: str, external_id: str,
-                     body: dict[str, Any]) -> tuple[str, bool]:
-        """One idempotent write: (internal id, created by this call).
-
-        Transactions are immutable once posted, so by default they are created (one request;
-        the id comes back in Location); "already exists", or a look-up after an ambiguous
-        timeout, tells an earlier attempt landed. ``upsert`` mode PUTs on ``eid:`` instead
-        (two requests: NetSuite returns no Location on upsert, so the id needs a GET).
-        Customers are always upserted so a later event can enrich them."""
-        if record_type == "customer" or self.write_mode == "upsert":
-            # replace=item: a replayed upsert must not append the lines a second time.
-            return await self.client.upsert(
-                record_type, external_id, body,
-                replace="item" if record_type != "customer" else None), True
-        return await self.client.create_or_find(record_type, external_id, body)
-
-    async def _enrich_customer(self, plan: CustomerPlan) -> bool:
-        """PATCH the fields a matched customer lacks. Best effort: the sale must not fail
-        for a nicety; a refused PATCH is logged and the next sale tries again."""
-        if plan.id is None or not plan.updates:
-            return False
-        try:
-            await self.client.patch("customer", plan.id, dict(plan.updates))
-        except NetSuiteError as err:
-            log.warning("customer %s enrichment failed: %s", plan.id, err)
-            return False
-        return True
-
-    async def customer_for(self, enr: Enrichment,
-                           customer_id: str | None = None) -> tuple[str, bool, bool]:
-        """(customer id, written by this call, enriched by this call): the matched or
-        resumed customer (PATCHed with what the event adds), else a new one upserted by
-        its externalId. Raises ``NetSuiteError`` / ``NetSuiteUnavailable``."""
-        plan = enr.customer
-        customer_id = customer_id or plan.id
-        if customer_id is not None:
-            return customer_id, False, await self._enrich_customer(plan)
-        new_id, _ = await self._write("customer", plan.external_id or "",
-                                      build_customer(plan, enr.subsidiary))
-        return new_id, True, False
-
-    def record_type(self, sale: SaleRec) -> str:
-        return sale_record_type(sale, self.sale_records)
-
-    def body(self, sale: SaleRec, enr: Enrichment, customer_id: str) -> dict[str, Any]:
-        """The sale's record body: a cashSale, or a salesOrder where configured."""
-        if self.record_type(sale) == "salesOrder":
-            from tillbridge.streams.ledger.order_records import build_sales_order_from_sale
-
-            return build_sales_order_from_sale(sale, enr, customer_id, self.discount_item)
-        return build_cash_sale(sale, enr, customer_id, self.discount_item)
-
-    async def post(self, sale: SaleRec, enr: Enrichment, *,
-                   customer_id: str | None = None) -> Posted | tuple[Rejection, object]:
-        """Post one sale. Returns Posted, or (Rejection, NetSuite error details); raises
-        ``NetSuiteUnavailable`` when the caller should wait and try again.
-
-        ``customer_id`` completes a partial sync: the customer was written by an earlier
-        attempt, so only the sale record is posted. When the sale record fails after this
-        attempt wrote the customer, the rejection's inputs carry ``customer_id`` (and
-        ``customer_written``) so the caller can record the partial state.
-        """
-        plan = enr.customer
-        wrote_customer = False
-        record_type, external_id = "customer", plan.external_id or ""
-        try:
-            customer_id, wrote_customer, enriched = await self.customer_for(enr, customer_id)
-            record_type, external_id = self.record_type(sale), sale_external_id(sale)
-            ns_id, created = await self._write(record_type, external_id,
-                                               self.body(sale, enr, customer_id))
-        except NetSuiteError as err:
-            return partial_rejection(rejection_for(err, record_type, external_id),
-                                     customer_id if wrote_customer else None), err.details
-        return Posted(record_type, ns_id, external_id, customer_id, plan.rule, created, enriched)
+def dedupe_key(sale: SaleRec) -> str:
+    return f"{sale['store_id']}/{sale['pos_transaction_id']}"
 
 
-def partial_rejection(rejection: Rejection, written_customer: str | None) -> Rejection:
-    """A sale record refused after this attempt wrote its customer: say so in the inputs,
-    so the dedupe table can record the partial sync (completed on the next attempt)."""
-    if not written_customer:
-        return rejection
-    return Rejection(rejection.stage, rejection.reason, rejection.rule, rejection.message,
-                     {**rejection.inputs, "customer_id": written_customer,
-                      "customer_written": "true"})
+class SaleFlow(Flow):
+    kind = "sale"
+    topic = topics.SALE.name
+    drainable = True
+
+    def __init__(self, double_scan_window_s: float = 600.0) -> None:
+        self.double_scans = DoubleScanWindow(double_scan_window_s)
+
+    # -- ingest ------------------------------------------------------------------------------
+    def resolve(self, event: SaleRec, lookups: Lookups) -> Enrichment | Rejection:
+        rejection = validate_sale(event)
+        if rejection is not None:
+            return rejection
+        return enrich_sale(event, lookups.mappings, lookups.refdata,
+                           tax_tolerance_cents=lookups.tax_tolerance_cents)
+
+    def route_key(self, event: SaleRec) -> bytes:
+        # Payments and returns route under their sale's POS transaction id: same partition.
+        return event["pos_transaction_id"].encode()
+
+    def hop_headers(self, event: SaleRec, refs: Enrichment) -> list[tuple[str, bytes]]:
+        headers = [(route.H_ENRICHMENT, refs.to_json())]
+        earlier = self.double_scans.check(
+            fingerprint(event), f"{event['store_id']}/{event['pos_transaction_id']}",
+            event["completed_at"].timestamp())
+        if earlier is not None:
+            # Possibly the same basket scanned twice: still posted, flagged and counted.
+            metrics.DOUBLE_SCANS.labels(self.topic).inc()
+            headers.append((H_DOUBLE_SCAN, earlier.encode()))
+        return headers
+
+    # -- sink --------------------------------------------------------------------------------
+    def sink_refs(self, event: SaleRec, headers: RawHeaders,
+                  lookups: Lookups) -> SaleRefs | Rejection:
+        raw = header(headers, route.H_ENRICHMENT)
+        enr = Enrichment.from_json(raw.encode()) if raw else enrich_sale(
+            event, lookups.mappings, lookups.refdata,
+            tax_tolerance_cents=lookups.tax_tolerance_cents)
+        if isinstance(enr, Rejection):
+            return enr
+        return SaleRefs(enr, header(headers, H_DOUBLE_SCAN))
+
+    async def post(self, ctx: SinkContext, event: SaleRec, refs: SaleRefs) -> Outcome:
+        ready = self._check(ctx, event, refs)
+        if not isinstance(ready, _Pending):
+            return ready
+        outcome = await _poster(ctx).post(event, refs.enrichment, customer_id=ready.resume)
+        return self._settle(ctx, ready, outcome)
+
+    async def post_batch(self, ctx: SinkContext, writer: BatchWriter,
+                         items: Sequence[tuple[SaleRec, Any, RawHeaders]]) -> list[Outcome]:
+        """Sales written through async batch jobs: customers first (one upsert each, only
+        for new shoppers: a sale cannot name a customer that does not exist yet), then the
+        sale records by type in jobs of up to 100."""
+        poster = _poster(ctx)
+        outcomes: list[Outcome | None] = [None] * len(items)
+        pending: list[tuple[int, _Pending]] = []
+        for i, (sale, refs, _) in enumerate(items):
+            ctx.at(i)
+            ready = self._check(ctx, sale, refs)
+            if isinstance(ready, _Pending):
+                pending.append((i, ready))
+            else:
+                outcomes[i] = ready
+        customers = await asyncio.gather(*(_customer(poster, p) for _, p in pending))
+        by_type: dict[str, list[tuple[int, _Pending, tuple[str, bool, bool]]]] = {}
+        for (i, p), cust in zip(pending, customers, strict=True):
+            if isinstance(cust, NetSuiteError):
+                ext = p.refs.enrichment.customer.external_id or ""
+                outcomes[i] = Refused(rejection_for(cust, "customer", ext), cust.details)
+                continue
+            by_type.setdefault(poster.record_type(p.sale), []).append((i, p, cust))
+        for record_type, group in by_type.items():
+            records = [(sale_external_id(p.sale), poster.body(p.sale, p.refs.enrichment, c[0]))
+                       for _, p, c in group]
+            results = await writer.write(record_type, records)
+            for (i, p, cust), res in zip(group, results, strict=True):
+                ctx.at(i)
+                outcomes[i] = self._settle(ctx, p, _batch_posted(record_type, p, cust, res))
+        return [o for o in outcomes if o is not None]
+
+    def _check(self, ctx: SinkContext, sale: SaleRec, refs: SaleRefs) -> _Pending | Posting:
+        """The dedupe table's word: already complete (a duplicate), or what to write."""
+        key = dedupe_key(sale)
+        previous = ctx.state.get(key)
+        state = sync_state(previous)
+        if state == "complete":
+            assert previous is not None
+            return Posting((Written(previous["record_type"], previous["netsuite_id"],
+                                    previous["external_id"], created=False),),
+                           result=_result_fields(previous, None, refs.double_scan_of))
+        resume = previous["customer_id"] if previous is not None and state == "partial" else None
+        return _Pending(key, sale, refs, resume)
+
+    def _settle(self, ctx: SinkContext, p: _Pending,
+                outcome: Posted | tuple[Rejection, object]) -> Outcome:
+        """Record the sale's NetSuite outcome in the dedupe table; say what happened."""
+        if isinstance(outcome, tuple):
+            rejection, details = outcome
+            written = rejection.inputs.get("customer_id")
+            if written:
+                # Customer written, sale record not: a partial sync, completed next time.
+                ctx.state[p.key] = partial_entry(written, p.refs.enrichment.customer.external_id)
+            return Refused(rejection, details)
+        entry = {"netsuite_id": outcome.netsuite_id, "record_type": outcome.record_type,
+                 "external_id": outcome.external_id}
+        ctx.state[p.key] = entry
+        completed_partial = p.resume is not None
+        if completed_partial:
+            metrics.PARTIAL_COMPLETED.inc()
+        fields = _result_fields(entry, outcome, p.refs.double_scan_of, completed_partial)
+        # created=False: NetSuite already held this externalId (an earlier attempt before a
+        # restart, or a duplicate the table had not seen). Nothing new was created.
+        audit = _promotion_audit(p.sale, outcome) if outcome.created else ()
+        return Posting((Written(outcome.record_type, outcome.netsuite_id, outcome.external_id,
+                                created=outcome.created),), result=fields, audit=audit)
+
+    def ids(self, event: SaleRec) -> dict[str, Any]:
+        return {"pos_transaction_id": event["pos_transaction_id"],
+                "store_id": event["store_id"], "register_id": event["register_id"]}
+
+    def event_time(self, event: SaleRec) -> datetime | None:
+        return event["completed_at"]
 
 
-def sale_record_type(sale: SaleRec, config: Mapping[str, Any]) -> str:
-    """cashSale or salesOrder for one sale, from the mappings' ``sale_record_types``:
-    ``{"default": ..., "channels": {receipt channel: type}, "stores": {store: type}}``;
-    a store's setting wins over its channel's, which wins over the default (cashSale)."""
-    by_store = config.get("stores") or {}
-    by_channel = config.get("channels") or {}
-    channel = (sale.get("receipt") or {}).get("channel")
-    return str(by_store.get(sale["store_id"]) or by_channel.get(channel)
-               or config.get("default") or "cashSale")
+def _poster(ctx: SinkContext) -> SalePoster:
+    """The sale writer for this record, under the current mappings (hot-reloadable)."""
+    maps = ctx.lookups.mappings
+    return SalePoster(ctx.client, discount_item=maps.discount_item, write_mode=ctx.write_mode,
+                      sale_records=maps.document.get("sale_record_types") or {})
+
+
+async def _customer(poster: SalePoster, p: _Pending) -> tuple[str, bool, bool] | NetSuiteError:
+    try:
+        return await poster.customer_for(p.refs.enrichment, p.resume)
+    except NetSuiteError as err:
+        return err
+
+
+def _batch_posted(record_type: str, p: _Pending, cust: tuple[str, bool, bool],
+                  res: BatchOutcome) -> Posted | tuple[Rejection, object]:
+    customer_id, wrote, enriched = cust
+    if res.error is not None or res.netsuite_id is None:
+        err = res.error or NetSuiteError(None, "NO_ID", detail="batch gave no id")
+        rejection = rejection_for(err, record_type, res.external_id)
+        return partial_rejection(rejection, customer_id if wrote else None), err.details
+    return Posted(record_type, res.netsuite_id, res.external_id, customer_id,
+                  p.refs.enrichment.customer.rule, res.created, enriched)
+
+
+def _result_fields(record: dict[str, str], posted: Posted | None, double_scan_of: str | None,
+                   completed_partial: bool = False) -> dict[str, Any]:
+    """The sale's own results fields (beside the generic ones): the record, the customer."""
+    fields: dict[str, Any] = {
+        **record,
+        "customer_id": posted.customer_id if posted else None,
+        "customer_rule": posted.customer_rule if posted else None,
+        "customer_enriched": posted.customer_enriched if posted else False,
+    }
+    if double_scan_of:
+        fields["double_scan_of"] = double_scan_of
+    if completed_partial:
+        fields["completed_partial"] = True
+    return fields
+
+
+def _promotion_audit(sale: SaleRec, posted: Posted) -> tuple[Outbound, ...]:
+    key = posted.external_id.encode()
+    return tuple(Outbound(topics.AUDIT_PROMOTIONS, key, json.dumps(rec).encode(),
+                          [("tillbridge.record", b"promotion")])
+                 for rec in promotion_audit_records(sale, posted.external_id,
+                                                    posted.netsuite_id))

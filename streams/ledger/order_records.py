@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from tillbridge.streams.flows.sale import PROMO_FIELD, build_cash_sale
 from tillbridge.streams.ledger.ids import external_id, sale_id
+from tillbridge.streams.ledger.sale_records import PROMO_FIELD, build_cash_sale
 from tillbridge.streams.stages.enrich import Enrichment
 from tillbridge.streams.stages.enrich_order import OrderRefs
 from tillbridge.streams.stages.records import OrderLineRec, OrderRec, SaleRec, ShipToRec
@@ -136,7 +136,7 @@ def parse_order(record: dict[str, Any]) -> OrderState:
 
 # -- pure builders -------------------------------------------------------------------------
 
-def _date(ev: OrderRec) -> str:
+def tran_date(ev: OrderRec) -> str:
     occurred = ev.get("occurred_at")
     return occurred.date().isoformat() if occurred is not None else ""
 
@@ -181,7 +181,7 @@ def line_amount(line: OrderLineRec, quantity: Decimal) -> Decimal:
     return (gross - discount).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def _priced(line: OrderLineRec, quantity: Decimal) -> dict[str, Any]:
+def priced(line: OrderLineRec, quantity: Decimal) -> dict[str, Any]:
     amount = line_amount(line, quantity)
     rate = line["unit_price"] if not line.get("discount_amount") else \
         (amount / quantity).quantize(RATE, rounding=ROUND_HALF_UP).normalize()
@@ -191,7 +191,7 @@ def _priced(line: OrderLineRec, quantity: Decimal) -> dict[str, Any]:
 def order_line(line: OrderLineRec, item_id: str, location: str | None,
                tax_code: str | None) -> dict[str, Any]:
     """One salesOrder item line; ``custcol_pos_line_no`` ties it back to the OMS line."""
-    body: dict[str, Any] = {"item": {"id": item_id}, **_priced(line, open_quantity(line)),
+    body: dict[str, Any] = {"item": {"id": item_id}, **priced(line, open_quantity(line)),
                             "description": _description(line), F_LINE_NO: line["line_no"]}
     if location:
         body["location"] = {"id": location}
@@ -241,7 +241,7 @@ def build_sales_order(ev: OrderRec, refs: OrderRefs, customer_id: str,
         "subsidiary": {"id": refs.subsidiary},
         "location": {"id": refs.location},
         "orderStatus": "B",  # approved: Pending Fulfillment (reference §5.4)
-        "tranDate": _date(ev),
+        "tranDate": tran_date(ev),
         "otherRefNum": ev["order_id"],
         "memo": memo,
         **source_fields(ev),
@@ -289,12 +289,12 @@ def fulfilment_plan(ev: OrderRec, refs: OrderRefs, order: OrderState) -> list[Fu
             continue
         delta = done - so.fulfilled
         if delta > 0:
-            loc = _at(refs.line_locations, i) or refs.location or so.location
+            loc = at_index(refs.line_locations, i) or refs.location or so.location
             plan.append(FulfilLine(so.line, delta, loc))
     return plan
 
 
-def _at(values: list[str | None], index: int) -> str | None:
+def at_index(values: list[str | None], index: int) -> str | None:
     return values[index] if index < len(values) else None
 
 
@@ -314,122 +314,11 @@ def build_fulfilment(ev: OrderRec, plan: list[FulfilLine], order: OrderState,
     if ev.get("carrier") or ev.get("tracking_number"):
         memo = (f"{memo}; {ev.get('carrier') or ''} tracking "
                 f"{ev.get('tracking_number') or '-'}")[:MEMO_MAX]
-    return {"inventoryLocation": {"id": where}, "tranDate": _date(ev), "memo": memo,
+    return {"inventoryLocation": {"id": where}, "tranDate": tran_date(ev), "memo": memo,
             **source_fields(ev), "item": {"items": lines}}
 
 
 def build_bill(ev: OrderRec) -> dict[str, Any]:
     """cashSale/invoice transform body: NetSuite bills what is fulfilled and unbilled."""
-    return {"tranDate": _date(ev), "otherRefNum": ev["order_id"],
+    return {"tranDate": tran_date(ev), "otherRefNum": ev["order_id"],
             "memo": source_memo(ev, "Billed"), **source_fields(ev)}
-
-
-def cancel_changes(ev: OrderRec, order: OrderState) -> list[dict[str, Any]]:
-    """PATCH lines for a cancellation: per event line, ordered less cancelled is what is
-    left; at or below what is fulfilled the line is closed, else its quantity shrinks. An
-    order-level cancel (no line says what was cancelled) closes every open line."""
-    by_no = {ln["line_no"]: ln for ln in ev["lines"]}
-    line_level = any(ln.get("quantity_cancelled") is not None or
-                     ln.get("line_status") == "CANCELLED" for ln in ev["lines"])
-    changes: list[dict[str, Any]] = []
-    for so in order.lines:
-        if so.closed or so.open <= 0:
-            continue
-        line = by_no.get(so.pos_line_no) if so.pos_line_no is not None else None
-        if not line_level:
-            changes.append({"line": so.line, "isClosed": True})
-        elif line is not None and line.get("quantity_cancelled") is not None:
-            keep = open_quantity(line)
-            if keep <= so.fulfilled:
-                changes.append({"line": so.line, "isClosed": True})
-            elif keep < so.quantity:
-                changes.append({"line": so.line, "quantity": keep})
-        elif line is not None and line.get("line_status") == "CANCELLED":
-            changes.append({"line": so.line, "isClosed": True})
-    return changes
-
-
-def modify_changes(ev: OrderRec, refs: OrderRefs, order: OrderState) -> list[dict[str, Any]]:
-    """PATCH lines that bring the order to the event's lines: changed quantity, price or
-    source location; new lines appended (no ``line`` key); lines the event dropped, or cut
-    to what is already fulfilled, closed."""
-    changes: list[dict[str, Any]] = []
-    seen: set[int] = set()
-    for i, line in enumerate(ev["lines"]):
-        so = order.line_for(line["line_no"])
-        want = open_quantity(line)
-        loc = _at(refs.line_locations, i)
-        if so is None:
-            if want > 0:
-                changes.append(order_line(line, refs.items[i], loc or refs.location,
-                                          _at(refs.tax_codes, i)))
-            continue
-        seen.add(so.line)
-        if so.closed:
-            continue
-        if want <= so.fulfilled:
-            if so.open > 0:
-                changes.append({"line": so.line, "isClosed": True})
-            continue
-        change: dict[str, Any] = {}
-        priced = _priced(line, want)
-        if want != so.quantity or priced["amount"] != so.amount:
-            change.update(priced)
-        if loc and loc != so.location:
-            change["location"] = {"id": loc}
-        if change:
-            changes.append({"line": so.line, **change})
-    for so in order.lines:
-        if so.line not in seen and so.pos_line_no is not None and so.open > 0:
-            changes.append({"line": so.line, "isClosed": True})
-    return changes
-
-
-@dataclass(frozen=True, slots=True)
-class ReturnLine:
-    order_line: int
-    pos_line_no: int
-    quantity: Decimal  # returned by this event
-    returned: Decimal  # cumulative, after it
-    location: str | None  # restock location
-    condition: str | None
-
-
-def return_plan(ev: OrderRec, refs: OrderRefs, order: OrderState) -> list[ReturnLine]:
-    """Per line: cumulative ``quantity_returned`` less what earlier returns recorded."""
-    plan = []
-    for i, line in enumerate(ev["lines"]):
-        returned = line.get("quantity_returned")
-        so = order.line_for(line["line_no"])
-        if returned is None or so is None or returned <= so.returned:
-            continue
-        plan.append(ReturnLine(so.line, line["line_no"], returned - so.returned, returned,
-                               _at(refs.restock_locations, i) or refs.store_location,
-                               line.get("return_condition")))
-    return plan
-
-
-def build_return_authorization(ev: OrderRec, plan: list[ReturnLine], order: OrderState,
-                               refs: OrderRefs) -> dict[str, Any]:
-    """returnAuthorization transform body, approved (Pending Receipt): the returned lines at
-    their restock location, every other order line dropped (quantity 0)."""
-    planned = {p.order_line for p in plan}
-    lines: list[dict[str, Any]] = []
-    for p in plan:
-        line: dict[str, Any] = {"orderLine": p.order_line, "quantity": p.quantity,
-                                F_LINE_NO: p.pos_line_no}
-        if p.location:
-            line["location"] = {"id": p.location}
-        if p.condition:
-            line[F_CONDITION] = p.condition
-        lines.append(line)
-    lines += [{"orderLine": so.line, "quantity": ZERO}
-              for so in order.lines if so.line not in planned]
-    body: dict[str, Any] = {"orderStatus": "B", "tranDate": _date(ev),
-                            "otherRefNum": ev.get("pos_transaction_id") or ev["order_id"],
-                            "memo": source_memo(ev, "Returned"), **source_fields(ev),
-                            "item": {"items": lines}}
-    where = refs.store_location or next((p.location for p in plan if p.location), None)
-    if where:
-        body["location"] = {"id": where}
-    return body

@@ -1,4 +1,5 @@
-"""POS payment events -> NetSuite receipts, and the audit record of every attempt.
+"""The bodies of the NetSuite records a POS payment event becomes (pure builders; the flow that
+posts them is ``flows/payment.py``), and the audit record of every attempt.
 
 What an APPROVED payment becomes depends on how its POS transaction was posted (all under
 the sale's externalId ``ids.sale_id``):
@@ -27,11 +28,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.ledger.ids import pos_fields
-from tillbridge.streams.ledger.lookup import ensure, find_any, find_record
-from tillbridge.streams.ledger.types import Missing, Posting, Skipped
-from tillbridge.streams.stages.enrich_payment import POSTING_STATUSES, PaymentRefs
+from tillbridge.streams.stages.enrich_payment import PaymentRefs
 from tillbridge.streams.stages.records import PaymentRec
 
 #: Records a refunded payment may have been posted as, with the sublist that applies them.
@@ -127,75 +125,3 @@ def payment_audit_record(pay: PaymentRec, outcome: str | None = None) -> dict[st
                   for t in pay.get("trace") or []],
         "outcome": outcome,
     }
-
-
-# -- the flow ------------------------------------------------------------------------------
-
-async def _post_approved(client: ReliableClient, pay: PaymentRec,
-                         refs: PaymentRefs) -> Posting | Missing | Skipped:
-    found = await find_any(client, refs.sale, SALE_TYPES)
-    if found is None:
-        exchange = await find_record(client, "cashSale", refs.exchange)
-        if exchange is not None:
-            return Skipped(f"covered by exchange cashSale {exchange['id']}")
-        return Missing(refs.sale, SALE_TYPES,
-                       f"payment {pay['payment_id']} of {refs.sale}, not in NetSuite yet")
-    sale_type, sale = found
-    sale_id = str(sale["id"])
-    if sale_type == "cashSale":
-        return Skipped(f"covered by cashSale {sale_id}")
-    customer = str(sale["entity"]["id"])
-    if sale_type == "salesOrder":
-        body = build_customer_deposit(pay, refs, sale_id, customer)
-        record_type, links = "customerDeposit", {"salesOrder": sale_id}
-    else:
-        open_amount = Decimal(str(sale.get("amountRemaining", 0)))
-        body = build_customer_payment(pay, refs, sale_id, customer, open_amount)
-        record_type, links = "customerPayment", {"apply": sale_id}
-    written = await ensure(client, record_type, refs.payment,
-                           lambda: client.create_or_find(record_type, refs.payment, body),
-                           links)
-    return Posting((written,))
-
-
-async def _post_refunded(client: ReliableClient, pay: PaymentRec,
-                         refs: PaymentRefs) -> Posting | Missing | Skipped:
-    original = refs.original_payment
-    assert original is not None
-    found = await find_any(client, original, tuple(REFUND_SOURCES))
-    if found is None:
-        for record_type, ext in (("cashSale", refs.sale), ("cashRefund", refs.refund),
-                                 ("creditMemo", refs.refund)):
-            covered = await find_record(client, record_type, ext)
-            if covered is not None:
-                return Skipped(f"refund covered by {record_type} {covered['id']} "
-                               "(the POS sale/return posts it)")
-        return Missing(original, tuple(REFUND_SOURCES),
-                       f"refund {pay['payment_id']} of payment {pay['original_payment_id']}, "
-                       "not in NetSuite yet")
-    source_type, source = found
-    source_id = str(source["id"])
-    body = build_payment_refund(pay, refs, source_type, source_id)
-    written = await ensure(
-        client, "customerRefund", refs.payment,
-        lambda: client.transform_or_find(source_type, source_id, "customerRefund",
-                                         refs.payment, body),
-        {REFUND_SOURCES[source_type]: source_id})
-    return Posting((written,))
-
-
-async def post_payment(client: ReliableClient, pay: PaymentRec,
-                       refs: PaymentRefs) -> Posting | Missing | Skipped:
-    """Post one resolved payment event; see the module doc for what each status becomes.
-
-    Idempotent: a replay finds its record by externalId (``created=False``). Permanent
-    NetSuiteErrors and NetSuiteUnavailable propagate to the sink.
-    """
-    status = pay["status"]
-    if status not in POSTING_STATUSES:
-        reason = pay.get("failure_code") or pay.get("failure_reason") or "no reason given"
-        return Skipped(f"{status} payment {pay['payment_id']} ({reason}): no NetSuite record; "
-                       "kept as a payment audit record")
-    if status == "APPROVED":
-        return await _post_approved(client, pay, refs)
-    return await _post_refunded(client, pay, refs)

@@ -1,8 +1,15 @@
-"""What a flow returns: the records one POS event produced, or the dependency it waits for."""
+"""What a flow's post returns: the records one POS event produced (``Posting``), the
+dependency it waits for (``Missing``), why it needs no record (``Skipped``), or NetSuite's
+refusal of it (``Refused``). The sink turns each into messages (``flows/sink.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+from tillbridge.streams.stages.messages import Outbound
+from tillbridge.streams.stages.records import Rejection
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +29,10 @@ class Posting:
     """Every record one event produced, in the order they were written."""
 
     records: tuple[Written, ...]
+    #: extra fields for the event's results record (e.g. the customer a sale matched)
+    result: Mapping[str, Any] = field(default_factory=dict)
+    #: audit messages that go with it (e.g. one per promotion on a posted sale)
+    audit: tuple[Outbound, ...] = ()
 
     @property
     def created(self) -> bool:
@@ -55,3 +66,16 @@ class Skipped:
     """The event needs no NetSuite record (e.g. a declined card attempt); ``why`` says so."""
 
     why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """NetSuite refused the event's record: dead-lettered with ``o:errorDetails``
+    (``details``) verbatim. A flow returns this instead of raising when it has something
+    to keep first (a sale whose customer was written: a partial sync)."""
+
+    rejection: Rejection
+    details: object = None
+
+
+Outcome = Posting | Missing | Skipped | Refused

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from tillbridge.streams.stages.records import SaleRec
 
 #: Routed-record header naming the earlier POS transaction a sale may be a double-scan of.
-H_DOUBLE_SCAN = "tillbridge.double_scan_of"
+H_DOUBLE_SCAN = "tillbridge.double_scan_of"  # a hop header: see route.HOP_HEADERS
 
 SyncState = Literal["new", "partial", "complete"]
 

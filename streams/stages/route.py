@@ -8,6 +8,8 @@ single-schema, so the sink and aggregators scale and fail independently.
 from __future__ import annotations
 
 from tillbridge.connectors.kafka import topics
+from tillbridge.streams.stages.deadletter import header
+from tillbridge.streams.stages.messages import Headers, Source
 from tillbridge.streams.stages.records import Rejection
 
 STAGE = "route"
@@ -33,3 +35,36 @@ def destination(source_topic: str) -> str | Rejection:
         return Rejection(STAGE, "internal_error", "route.known_topic",
                          f"no route for topic {source_topic!r}", {"topic": source_topic})
     return dest
+
+
+#: Headers added for the hop to the sink, dropped again by ``origin``.
+HOP_HEADERS = frozenset({H_ENRICHMENT, H_SRC_TOPIC, H_SRC_PARTITION, H_SRC_OFFSET,
+                         "tillbridge.double_scan_of"})
+
+
+def hop_headers(src: Source, *extra: tuple[str, bytes]) -> Headers:
+    """The routed record's headers: the input's, ``extra``, then its input coordinates (so a
+    dead letter written at the sink points at the original record)."""
+    return [*((k, v) for k, v in src.headers if v is not None), *extra,
+            (H_SRC_TOPIC, src.topic.encode()),
+            (H_SRC_PARTITION, str(src.partition).encode()),
+            (H_SRC_OFFSET, str(src.offset).encode())]
+
+
+def _int(text: str | None, default: int) -> int:
+    """A coordinate header as int; a missing or malformed one falls back (``origin`` runs
+    inside the agents' error handling, where it must not raise)."""
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
+
+
+def origin(src: Source) -> Source:
+    """A routed record as it was on its input topic (coordinates and headers), for the
+    sink's outcomes and dead letters."""
+    hdr = src.headers
+    return Source(header(hdr, H_SRC_TOPIC) or src.topic,
+                  _int(header(hdr, H_SRC_PARTITION), src.partition),
+                  _int(header(hdr, H_SRC_OFFSET), src.offset),
+                  src.key, src.value, [(k, v) for k, v in hdr if k not in HOP_HEADERS])

@@ -1,5 +1,6 @@
-"""Omnichannel orders -> linked NetSuite records: salesOrder, itemFulfillment, the bill at
-pickup (cashSale or invoice), closed/changed lines, returnAuthorization.
+"""The order flow: omnichannel orders -> linked NetSuite records: salesOrder,
+itemFulfillment, the bill at pickup (cashSale or invoice), closed/changed lines,
+returnAuthorization.
 
 Record set of one order (every record ``createdFrom`` the sales order, every externalId
 from ``ids``):
@@ -44,13 +45,18 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.netsuite.retry import ReliableClient
-from tillbridge.streams.flows.sale import build_customer
+from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
 from tillbridge.streams.ledger.ids import order_external_id
 from tillbridge.streams.ledger.lookup import find_id, find_record
+from tillbridge.streams.ledger.order_changes import (
+    build_return_authorization,
+    cancel_changes,
+    modify_changes,
+    return_plan,
+)
 from tillbridge.streams.ledger.order_records import (
-    F_LINE_NO,
-    F_ORDER_ID,
     F_RETURNED,
     F_SEQ,
     MEMO_MAX,
@@ -61,33 +67,58 @@ from tillbridge.streams.ledger.order_records import (
     bill_external_id,
     build_bill,
     build_fulfilment,
-    build_return_authorization,
     build_sales_order,
-    build_sales_order_from_sale,
-    cancel_changes,
     fulfilment_external_id,
     fulfilment_plan,
-    modify_changes,
     parse_order,
     return_external_id,
-    return_plan,
 )
-from tillbridge.streams.ledger.types import Missing, Posting, Skipped, Written
+from tillbridge.streams.ledger.sale_records import build_customer
+from tillbridge.streams.ledger.types import Missing, Outcome, Posting, Skipped, Written
+from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.stages.enrich_order import (
     CANCEL,
     FULFIL,
     PLACE,
     RETURN,
+    OrderMappings,
     OrderRefs,
     order_action,
+    resolve_order,
 )
-from tillbridge.streams.stages.records import OrderRec
+from tillbridge.streams.stages.records import OrderRec, Rejection
 
-#: Re-exported: callers import the order flow's public names from here.
-__all__ = ["F_LINE_NO", "F_ORDER_ID", "F_RETURNED", "F_SEQ", "OrderPolicy",
-           "bill_external_id", "build_sales_order", "build_sales_order_from_sale",
-           "fulfilment_external_id", "load_order", "order_external_id", "post_order_event",
-           "return_external_id"]
+
+class OrderFlow(Flow):
+    kind = "order"
+    topic = topics.OMNICHANNEL.name
+
+    def __init__(self) -> None:
+        self._parsed: tuple[Mappings, OrderMappings] | None = None
+
+    def _order_mappings(self, maps: Mappings) -> OrderMappings:
+        """Parsed once per mappings object (hot reload makes a new one). Held with the object
+        itself, not its id(): a freed object's id can come back for the next one."""
+        if self._parsed is None or self._parsed[0] is not maps:
+            self._parsed = (maps, OrderMappings.from_dict(maps.document))
+        return self._parsed[1]
+
+    def resolve(self, event: OrderRec, lookups: Lookups) -> OrderRefs | Rejection:
+        maps = lookups.mappings
+        return resolve_order(event, maps, lookups.refdata, self._order_mappings(maps))
+
+    def route_key(self, event: OrderRec) -> bytes:
+        return str(event["order_id"]).encode()  # every event of an order: one partition
+
+    async def post(self, ctx: SinkContext, event: OrderRec, refs: OrderRefs) -> Outcome:
+        return await post_order_event(ctx.client, event, refs)
+
+    def ids(self, event: OrderRec) -> dict[str, Any]:
+        return {"order_id": event["order_id"], "kind": event["kind"],
+                "status": event["status"], "sequence": event["sequence"],
+                "store_id": event.get("store_id"),
+                "pos_transaction_id": event.get("pos_transaction_id"),
+                "external_id": order_external_id(event["order_id"])}
 
 
 # -- flows ---------------------------------------------------------------------------------

@@ -1,0 +1,115 @@
+"""The one sink path: what a flow's outcome becomes on Kafka, for every family alike.
+
+- ``Posting``: a results record (``posted``, ``updated`` or ``duplicate``) listing the
+  NetSuite records, the externalIds it wrote (parked events waiting on one of them are
+  released right after), and the flow's audit messages;
+- ``Missing``: a parking-table entry (``flows/park.py``) and a ``parked`` results record;
+- ``Skipped``: a ``skipped`` results record and the flow's audit trace;
+- ``Refused``: a dead letter with NetSuite's ``o:errorDetails`` verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.netsuite.errors import NetSuiteError
+from tillbridge.streams.flows.base import Event, Flow
+from tillbridge.streams.flows.park import ParkEntry
+from tillbridge.streams.ledger.types import Missing, Outcome, Posting, Refused, Skipped
+from tillbridge.streams.runtime import metrics
+from tillbridge.streams.stages.deadletter import dead_letter
+from tillbridge.streams.stages.messages import Outbound, Source
+from tillbridge.streams.stages.records import Rejection
+
+STAGE = "sink"
+
+#: The parking table's entry by id: a re-parked event keeps its first park time.
+ParkedLookup = Callable[[str], ParkEntry | None]
+
+
+def rejection_for(err: NetSuiteError, record_type: str, external_id: str) -> Rejection:
+    """The dead-letter verdict for a NetSuite error on one record (``o:errorDetails`` go
+    separately, verbatim, into the DLQ headers)."""
+    reason = {"auth": "netsuite_auth", "retryable": "netsuite_unavailable"}.get(
+        err.kind, "netsuite_rejected")
+    return Rejection(STAGE, reason, f"netsuite.{record_type}",
+                     f"NetSuite {err.status} {err.code}: {err.detail}",
+                     {"record_type": record_type, "external_id": external_id,
+                      "status": str(err.status), "error_code": err.code or "",
+                      "error_path": err.error_path or ""})
+
+
+def refused(flow: Flow, event: Event, err: NetSuiteError) -> Refused:
+    """A NetSuite error a flow's post raised, as its outcome (the record type is read from
+    the request path: a flow writes several kinds)."""
+    where = str(err.url_path or "").rsplit("/record/v1/", 1)[-1].split("/", 1)[0]
+    external_id = str(flow.ids(event).get("external_id") or "")
+    return Refused(rejection_for(err, where or flow.kind, external_id), err.details)
+
+
+def result(flow: Flow, event: Event, outcome: str, **extra: Any) -> Outbound:
+    """The event's one results record (``tillbridge.results.v1``), keyed by its POS id."""
+    ids = flow.ids(event)
+    when = flow.event_time(event)
+    doc = {"event_type": flow.kind, **ids, "outcome": outcome, **extra,
+           "event_time": when.isoformat() if when is not None else None,
+           "result_time": datetime.now(UTC).isoformat(timespec="milliseconds")}
+    key = str(ids.get("pos_transaction_id") or ids.get("external_id") or "").encode()
+    return Outbound(topics.RESULTS, key, json.dumps(doc).encode(),
+                    [("tillbridge.outcome", outcome.encode())])
+
+
+def messages(flow: Flow, event: Event, origin: Source, routed: Source, outcome: Outcome, *,
+             parked_lookup: ParkedLookup, park_timeout_s: float) -> list[Outbound]:
+    """Everything to produce for one routed event's outcome, counted."""
+    if isinstance(outcome, Refused):
+        return [dead_letter(origin, outcome.rejection, details=outcome.details)]
+    if isinstance(outcome, Missing):
+        return park(flow, event, origin, routed, outcome, parked_lookup, park_timeout_s)
+    if isinstance(outcome, Skipped):
+        metrics.SKIPPED.labels(origin.topic).inc()
+        return [result(flow, event, "skipped", why=outcome.why), *flow.audit(event, outcome)]
+    return posting_messages(flow, event, origin, outcome)
+
+
+def posting_messages(flow: Flow, event: Event, origin: Source,
+                     posting: Posting) -> list[Outbound]:
+    for written in posting.records:
+        if written.created:
+            metrics.POSTED.labels(written.record_type).inc()
+    label = ("posted" if posting.created else "updated" if posting.updated
+             else "duplicate")
+    if label == "duplicate":
+        metrics.DUPLICATES.labels(origin.topic).inc()
+    elif posting.created:
+        when = flow.event_time(event)
+        if when is not None:
+            metrics.EVENT_TO_RECORD.observe(max(0.0, time.time() - when.timestamp()))
+    out = result(flow, event, label, **posting.result,
+                 records=[{"record_type": w.record_type, "netsuite_id": w.netsuite_id,
+                           "external_id": w.external_id, "created": w.created, **w.links}
+                          for w in posting.records])
+    out.written = tuple(w.external_id for w in posting.records)
+    return [out, *posting.audit]
+
+
+def park(flow: Flow, event: Event, origin: Source, routed: Source, missing: Missing,
+         parked_lookup: ParkedLookup, park_timeout_s: float) -> list[Outbound]:
+    """The parking-table entry for an event whose dependency is not in NetSuite yet."""
+    now = time.time()
+    entry_id = f"{origin.topic}/{origin.partition}/{origin.offset}"
+    # Parked before (a replay after a restart, or a release that is still missing
+    # something): keep the first park time, so the timeout counts from it.
+    first = parked_lookup(entry_id)
+    since = first.parked_at if first is not None else now
+    entry = ParkEntry(entry_id, missing.dependency, missing.record_types,
+                      since, since + park_timeout_s, routed.partition, routed.key,
+                      routed.value, tuple(routed.headers), missing.detail)
+    metrics.PARK_OUTCOMES.labels("parked").inc()
+    return [Outbound(topics.PARKED, entry_id.encode(), entry.to_json(), parked=entry),
+            result(flow, event, "parked", waiting_for=missing.dependency)]

@@ -1,0 +1,159 @@
+"""The NetSuite records one POS sale becomes, built as pure functions (tested without HTTP).
+
+A sale is a ``cashSale`` (or a ``salesOrder`` where the mappings' ``sale_record_types``
+say so, built in ``order_records.py``), preceded by a ``customer`` upsert for a new
+identified shopper. Line discounts become discount-item lines right after the line they
+discount; promotion ids ride on both as ``custcol_pos_promotion_ids``.
+
+Tenders: each tender line maps to its own payment method (enrich checks every one, validate
+checks they add up to the total). The cashSale has a single ``paymentOption``, so the
+largest tender (the first on a tie) is the primary and names it; the whole split is
+recorded in the memo ("tenders: GIFT_CARD 10.00, VISA 31.26").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from tillbridge.streams.ledger.ids import sale_id
+from tillbridge.streams.stages.enrich import CustomerPlan, Enrichment
+from tillbridge.streams.stages.records import DiscountRec, SaleRec
+
+#: Custom line field carrying the POS promotion ids (the simulator accepts any custcol_*;
+#: on a real account it is a Transaction Line Field of type Free-Form Text).
+PROMO_FIELD = "custcol_pos_promotion_ids"
+
+
+def sale_external_id(sale: SaleRec) -> str:
+    """One namespace for all transaction types: the record kind is part of the id."""
+    return sale_id(sale["store_id"], sale["pos_transaction_id"])
+
+
+def _money(value: Decimal) -> Decimal:
+    # Stays Decimal: the NetSuite client writes Decimals as exact JSON number literals.
+    return value
+
+
+def _discount_line(item_id: str, disc: DiscountRec) -> dict[str, Any]:
+    line: dict[str, Any] = {"item": {"id": item_id}, "rate": -_money(disc["amount"]),
+                            "amount": -_money(disc["amount"]),
+                            "description": f"{disc['code']} {disc.get('promotion_id') or ''}"}
+    if disc.get("promotion_id"):
+        line[PROMO_FIELD] = disc["promotion_id"]
+    return line
+
+
+def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
+                    discount_item: str | None = None) -> dict[str, Any]:
+    """The cashSale body for one POS sale. Line discounts become discount-item lines right
+    after the line they discount; promotion ids ride on both as ``custcol_pos_promotion_ids``.
+    A discount books to its code's own discount item when enrich resolved one (mapped or the
+    NetSuite promotion's), else to ``discount_item``."""
+    lines: list[dict[str, Any]] = []
+    for line, item_id in zip(sale["lines"], enr.items, strict=True):
+        body_line: dict[str, Any] = {
+            "item": {"id": item_id},
+            "quantity": _money(line["quantity"]),
+            "rate": _money(line["unit_price"]),
+            "amount": _money((line["quantity"] * line["unit_price"]).quantize(Decimal("0.01"))),
+            "description": line.get("description") or line["sku"],
+            "location": {"id": enr.location},
+        }
+        promos = list(dict.fromkeys(line.get("promotion_ids") or []))
+        if promos:
+            body_line[PROMO_FIELD] = ",".join(promos)
+        lines.append(body_line)
+        for disc in line["discounts"]:
+            item = enr.discount_items.get(disc["code"]) or discount_item
+            if item:
+                lines.append(_discount_line(item, disc))
+    for disc in sale["order_discounts"]:
+        item = enr.discount_items.get(disc["code"]) or discount_item
+        if item:
+            lines.append(_discount_line(item, disc))
+    # The largest tender names the payment option; split tenders are itemised in the memo
+    # (a split-tender sale becomes invoice + payments in the order-to-cash record set).
+    primary = primary_tender(sale)
+    tender_memo = ", ".join(f"{t['tender_type']} {t['amount']}" for t in sale["tenders"])
+    body: dict[str, Any] = {
+        "externalId": sale_external_id(sale),
+        "entity": {"id": customer_id},
+        "subsidiary": {"id": enr.subsidiary},
+        "location": {"id": enr.location},
+        "tranDate": sale["business_date"],
+        "otherRefNum": sale["receipt"]["receipt_number"],
+        "memo": (f"POS {sale['store_id']}/{sale['register_id']} txn "
+                 f"{sale['pos_transaction_id']}; tenders: {tender_memo}")[:999],
+        "paymentOption": {"id": enr.payment_methods[primary]},
+        "item": {"items": lines},
+    }
+    if enr.sales_rep:
+        body["salesRep"] = {"id": enr.sales_rep}
+    return body
+
+
+def primary_tender(sale: SaleRec) -> int:
+    """Index of the tender that names the cashSale's paymentOption: the largest, first on ties."""
+    return max(range(len(sale["tenders"])), key=lambda i: sale["tenders"][i]["amount"])
+
+
+def promotion_audit_records(sale: SaleRec, external_id: str,
+                            netsuite_id: str | None = None) -> list[dict[str, Any]]:
+    """One JSON-ready record per discount and per promotion id on a posted sale.
+
+    Every discount is listed (``promotion_id`` None when the till gave none, e.g. a loyalty
+    reward) and so is a line promotion id that moved no discount amount (amount "0.00"), so
+    any promotion's effect can be traced from NetSuite back to the receipt line and back.
+    Amounts are strings: exact decimals.
+    """
+    base = {"pos_transaction_id": sale["pos_transaction_id"], "store_id": sale["store_id"],
+            "register_id": sale["register_id"], "business_date": sale["business_date"],
+            "netsuite_external_id": external_id, "netsuite_id": netsuite_id}
+    out: list[dict[str, Any]] = []
+    for line in sale["lines"]:
+        seen: set[str] = set()
+        for disc in line["discounts"]:
+            out.append({**base, "line_no": line["line_no"], "sku": line["sku"],
+                        "promotion_id": disc.get("promotion_id"), "discount_code": disc["code"],
+                        "amount": str(disc["amount"])})
+            promo_id = disc.get("promotion_id")
+            if promo_id:
+                seen.add(promo_id)
+        for promo in dict.fromkeys(line.get("promotion_ids") or []):
+            if promo not in seen:
+                out.append({**base, "line_no": line["line_no"], "sku": line["sku"],
+                            "promotion_id": promo, "discount_code": None, "amount": "0.00"})
+    for disc in sale["order_discounts"]:
+        out.append({**base, "line_no": None, "sku": None, "promotion_id": disc.get("promotion_id"),
+                    "discount_code": disc["code"], "amount": str(disc["amount"])})
+    return out
+
+
+def build_customer(plan: CustomerPlan, subsidiary: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "externalId": plan.external_id,
+        "isPerson": True,
+        "firstName": plan.first_name or "POS",
+        "lastName": plan.last_name or "Customer",
+        "subsidiary": {"id": subsidiary},
+    }
+    if plan.email:
+        body["email"] = plan.email
+    if plan.phone:
+        body["phone"] = plan.phone
+    if plan.loyalty_id:
+        body["custentity_loyalty_id"] = plan.loyalty_id
+    return body
+
+
+def sale_record_type(sale: SaleRec, config: Mapping[str, Any]) -> str:
+    """cashSale or salesOrder for one sale, from the mappings' ``sale_record_types``:
+    ``{"default": ..., "channels": {receipt channel: type}, "stores": {store: type}}``;
+    a store's setting wins over its channel's, which wins over the default (cashSale)."""
+    by_store = config.get("stores") or {}
+    by_channel = config.get("channels") or {}
+    channel = (sale.get("receipt") or {}).get("channel")
+    return str(by_store.get(sale["store_id"]) or by_channel.get(channel)
+               or config.get("default") or "cashSale")
