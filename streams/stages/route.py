@@ -8,9 +8,8 @@ single-schema, so the sink and aggregators scale and fail independently.
 from __future__ import annotations
 
 from tillbridge.connectors.kafka import topics
+from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection
-
-STAGE = "route"
 
 ROUTES: dict[str, str] = {
     topics.SALE.name: topics.ROUTED_REALTIME,
@@ -30,6 +29,6 @@ H_SRC_OFFSET = "tillbridge.source.offset"
 def destination(source_topic: str) -> str | Rejection:
     dest = ROUTES.get(source_topic)
     if dest is None:
-        return Rejection(STAGE, "internal_error", "route.known_topic",
+        return Rejection(Stage.ROUTE, ReasonCode.INTERNAL_ERROR, "route.known_topic",
                          f"no route for topic {source_topic!r}", {"topic": source_topic})
     return dest
