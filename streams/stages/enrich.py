@@ -364,7 +364,7 @@ def discount_items(sale: SaleRec, maps: Mappings, ref: ReferenceData) -> dict[st
         candidates = (maps.promotions.get(code),
                       promo.discount_item if promo is not None and promo.active else None)
         for item_id in candidates:
-            if usable_item(item_id, ref):
+            if item_id and usable_item(item_id, ref):
                 out[code] = item_id
                 break
     return out

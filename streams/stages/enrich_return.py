@@ -126,8 +126,9 @@ def rule_required(ret: ReturnRec) -> Rejection | None:
 def rule_amounts_sane(ret: ReturnRec) -> Rejection | None:
     """Positive quantities, no negative money, no line refunding more than was paid."""
     for line in ret["lines"]:
-        amounts = (line["unit_price"], line["refund_amount"], line["tax_refund_amount"],
-                   line.get("restocking_fee") or Decimal(0))
+        amounts: tuple[Decimal, ...] = (line["unit_price"], line["refund_amount"],
+                                        line["tax_refund_amount"],
+                                        line.get("restocking_fee") or Decimal(0))
         if line["quantity"] <= 0 or any(a < 0 for a in amounts):
             return _invalid("amounts.sane", f"line {line['line_no']}: quantity must be > 0 and "
                             "amounts >= 0", line_no=line["line_no"], quantity=line["quantity"],
@@ -211,11 +212,10 @@ def original_ref(ret: ReturnRec) -> tuple[str | None, tuple[str, ...]]:
     order is the ``ord`` salesOrder. A cross-store return names the original's store.
     """
     orig = ret["original"]
-    if orig.get("channel") == "ONLINE" and orig.get("online_order_id"):
-        return order_external_id(orig["online_order_id"]), ("salesOrder",)
-    if orig.get("pos_transaction_id"):
-        return (sale_id(orig.get("store_id") or ret["store_id"], orig["pos_transaction_id"]),
-                ("cashSale", "invoice"))
+    if orig.get("channel") == "ONLINE" and (online_id := orig.get("online_order_id")):
+        return order_external_id(online_id), ("salesOrder",)
+    if pos_id := orig.get("pos_transaction_id"):
+        return sale_id(orig.get("store_id") or ret["store_id"], pos_id), ("cashSale", "invoice")
     return None, ()
 
 
