@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tillbridge.streams.stages.deadletter import dlq_headers, header
-from tillbridge.streams.stages.reasons import CATALOGUE
+from tillbridge.streams.stages.reasons import CATALOGUE, ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection
 
 REJ = Rejection("validate", "totals_mismatch", "totals.total", "total is 1 but lines give 2",
@@ -45,6 +45,25 @@ def test_second_failure_keeps_first_time_and_counts_attempts() -> None:
 def test_unknown_reason_code_is_refused() -> None:
     with pytest.raises(ValueError, match="catalogue"):
         Rejection("validate", "made_up", "r", "m")
+
+
+def test_unknown_stage_is_refused() -> None:
+    with pytest.raises(ValueError, match="stage"):
+        Rejection("validation", "totals_mismatch", "r", "m")
+
+
+def test_headers_from_enums_are_the_plain_codes_byte_for_byte() -> None:
+    """Stage/ReasonCode are StrEnums so the header contract is what plain strings gave."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    enum_rej = Rejection(Stage.VALIDATE, ReasonCode.TOTALS_MISMATCH, REJ.rule, REJ.message,
+                         REJ.inputs)
+    from_enums = dlq_headers(enum_rej, topic="pos.sale.v1", partition=3, offset=17, now=t0)
+    assert from_enums == dlq_headers(REJ, topic="pos.sale.v1", partition=3, offset=17, now=t0)
+    raw = dict(from_enums)
+    assert raw["__connect.errors.stage"] == b"validate"
+    assert raw["tillbridge.reason"] == b"totals_mismatch"
+    assert raw["__connect.errors.class.name"] == b"tillbridge.streams.validate"
+    assert all(type(v) is bytes for v in raw.values())
 
 
 def test_lag_is_not_claimed_on_tansu() -> None:

@@ -15,6 +15,16 @@ def test_readme_lists_every_reason_code() -> None:
     assert not missing, f"README reason catalogue lacks {missing}"
 
 
+def test_readme_reason_table_is_the_catalogues_row_for_row() -> None:
+    """The codes and stages are enums now; the table must still spell them as plain text."""
+    from tillbridge.streams.ops.readme_tables import reasons_table
+
+    lines = README.splitlines()
+    rows = reasons_table()
+    start = lines.index(rows[0])
+    assert lines[start:start + len(rows)] == rows
+
+
 def test_readme_lists_every_setting() -> None:
     missing = [env for env, _, _ in Settings.from_env({}).describe() if f"`{env}`" not in README]
     assert not missing, f"README configuration table lacks {missing}"

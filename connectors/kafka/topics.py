@@ -7,8 +7,27 @@ Confluent-compatible registry and tool (kcat, Connect, ksqlDB) finds them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 PREFIX = "pos"
+
+
+class Stage(StrEnum):
+    """A pipeline stage, as spelled in DLQ topic names, the ``__connect.errors.stage`` header
+    and metric labels: values are public, never rename one.
+
+    Defined here, beside the topics named after it, so connectors need nothing from
+    ``tillbridge.streams``; ``tillbridge.streams.stages.reasons`` re-exports it.
+    """
+
+    DECODE = "decode"
+    VALIDATE = "validate"
+    ENRICH = "enrich"
+    ROUTE = "route"
+    SINK = "sink"
+    #: Not a stage of its own: a reason any stage may raise (``internal_error``). It has no
+    #: dead-letter topic and goes to the sink's.
+    ANY = "any"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +68,21 @@ ROUTED_REALTIME = "tillbridge.routed.realtime.v1"
 #: the NetSuite externalId so one sale's records stay together.
 AUDIT_PROMOTIONS = "tillbridge.audit.promotions.v1"
 
-DLQ_STAGES = ("decode", "validate", "enrich", "route", "sink")
+#: Stages with a dead-letter topic of their own, as plain strings (``tillbridge dlq`` matches
+#: user input against them).
+DLQ_STAGES: tuple[str, ...] = tuple(s.value for s in Stage if s is not Stage.ANY)
 
 
-def dlq_topic(stage: str) -> str:
-    """Dead-letter topic of one pipeline stage."""
-    if stage not in DLQ_STAGES:
-        raise ValueError(f"unknown stage {stage!r}; expected one of {DLQ_STAGES}")
-    return f"tillbridge.dlq.{stage}.v1"
+def dlq_topic(stage: Stage | str) -> str:
+    """Dead-letter topic of one pipeline stage; ``Stage.ANY`` shares the sink's topic.
+
+    Plain strings are still accepted (and checked) for callers not yet on ``Stage``.
+    """
+    try:
+        member = Stage(stage)
+    except ValueError:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {DLQ_STAGES}") from None
+    return f"tillbridge.dlq.{Stage.SINK if member is Stage.ANY else member}.v1"
 
 
 DLQ_TOPICS: tuple[str, ...] = tuple(dlq_topic(s) for s in DLQ_STAGES)

@@ -16,6 +16,7 @@ from tillbridge.streams.stages import route
 from tillbridge.streams.stages.deadletter import dead_letter
 from tillbridge.streams.stages.decode import decode
 from tillbridge.streams.stages.messages import Outbound, Source
+from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection
 
 
@@ -27,7 +28,7 @@ def ingest(flows: Mapping[str, Flow], codec: AvroCodec, lookups: Lookups,
     flow = flows.get(src.topic)
     if isinstance(dest, Rejection) or flow is None:
         return dead_letter(src, dest if isinstance(dest, Rejection) else Rejection(
-            "route", "internal_error", "route.known_flow",
+            Stage.ROUTE, ReasonCode.INTERNAL_ERROR, "route.known_flow",
             f"no flow for topic {src.topic!r}", {"topic": src.topic}))
     event = decode(codec, src)
     if isinstance(event, Outbound):

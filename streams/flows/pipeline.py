@@ -42,6 +42,7 @@ from tillbridge.streams.stages import route
 from tillbridge.streams.stages.deadletter import dead_letter
 from tillbridge.streams.stages.decode import decode
 from tillbridge.streams.stages.messages import Outbound, Source
+from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ class Pipeline:
         """The dead letter for a parked event whose dependency never came."""
         waited = int(now - entry.parked_at)
         rejection = Rejection(
-            "sink", "orphan_dependency", "park.dependency_timeout",
+            Stage.SINK, ReasonCode.ORPHAN_DEPENDENCY, "park.dependency_timeout",
             f"waited {waited} s for NetSuite record {entry.dependency} "
             f"({'/'.join(entry.record_types)}); {entry.detail}".strip("; "),
             {"dependency": entry.dependency, "record_types": ",".join(entry.record_types),

@@ -24,9 +24,8 @@ from tillbridge.streams.ledger.types import Missing, Outcome, Posting, Refused, 
 from tillbridge.streams.runtime import metrics
 from tillbridge.streams.stages.deadletter import dead_letter
 from tillbridge.streams.stages.messages import Outbound, Source
+from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection
-
-STAGE = "sink"
 
 #: The parking table's entry by id: a re-parked event keeps its first park time.
 ParkedLookup = Callable[[str], ParkEntry | None]
@@ -35,9 +34,10 @@ ParkedLookup = Callable[[str], ParkEntry | None]
 def rejection_for(err: NetSuiteError, record_type: str, external_id: str) -> Rejection:
     """The dead-letter verdict for a NetSuite error on one record (``o:errorDetails`` go
     separately, verbatim, into the DLQ headers)."""
-    reason = {"auth": "netsuite_auth", "retryable": "netsuite_unavailable"}.get(
-        err.kind, "netsuite_rejected")
-    return Rejection(STAGE, reason, f"netsuite.{record_type}",
+    reason = {"auth": ReasonCode.NETSUITE_AUTH,
+              "retryable": ReasonCode.NETSUITE_UNAVAILABLE}.get(
+        err.kind, ReasonCode.NETSUITE_REJECTED)
+    return Rejection(Stage.SINK, reason, f"netsuite.{record_type}",
                      f"NetSuite {err.status} {err.code}: {err.detail}",
                      {"record_type": record_type, "external_id": external_id,
                       "status": str(err.status), "error_code": err.code or "",

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from tillbridge.connectors.kafka import topics
 from tillbridge.streams.runtime import metrics
 from tillbridge.streams.stages.messages import Headers, Outbound, Source
-from tillbridge.streams.stages.reasons import CATALOGUE
+from tillbridge.streams.stages.reasons import CATALOGUE, ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection
 
 H_TOPIC = "__connect.errors.topic"
@@ -90,14 +90,15 @@ def dead_letter(src: Source, rej: Rejection, *, exc: BaseException | None = None
                 details: object | None = None) -> Outbound:
     """The DLQ message for a record: original bytes, source coordinates, reason headers."""
     metrics.DEAD_LETTERED.labels(src.topic, rej.stage, rej.reason).inc()
-    return Outbound(topics.dlq_topic(rej.stage if rej.stage in topics.DLQ_STAGES else "sink"),
-                    src.key, src.value,
+    return Outbound(topics.dlq_topic(rej.stage), src.key, src.value,
                     dlq_headers(rej, topic=src.topic, partition=src.partition, offset=src.offset,
                                 original=src.headers, exc=exc, netsuite_details=details))
 
 
-def internal_error(src: Source, stage: str, exc: BaseException) -> Outbound:
-    """The dead letter for a record tillbridge itself failed on (a bug, not bad input)."""
-    rej = Rejection(stage, "internal_error", f"{stage}.unexpected",
+def internal_error(src: Source, stage: Stage | str, exc: BaseException) -> Outbound:
+    """The dead letter for a record tillbridge itself failed on (a bug, not bad input).
+
+    ``stage`` may still be a plain string: the runtime's agent shell passes one."""
+    rej = Rejection(stage, ReasonCode.INTERNAL_ERROR, f"{stage}.unexpected",
                     f"{type(exc).__name__}: {exc}"[:500], {})
     return dead_letter(src, rej, exc=exc)

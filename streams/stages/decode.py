@@ -9,6 +9,7 @@ from typing import Any
 from tillbridge.connectors.kafka.serde import AvroCodec, DecodeError
 from tillbridge.streams.stages.deadletter import dead_letter
 from tillbridge.streams.stages.messages import Outbound, Source
+from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection
 
 
@@ -17,5 +18,6 @@ def decode(codec: AvroCodec, src: Source) -> Any | Outbound:
     try:
         return codec.decode(src.value or b"", src.topic)
     except DecodeError as err:
-        return dead_letter(src, Rejection("decode", err.reason, f"decode.{err.reason}",
-                                          str(err), {"length": str(len(src.value or b""))}))
+        reason = ReasonCode(err.reason)  # serde's codes are a subset of the catalogue's
+        return dead_letter(src, Rejection(Stage.DECODE, reason, f"decode.{reason}", str(err),
+                                          {"length": str(len(src.value or b""))}))

@@ -26,6 +26,7 @@ from tillbridge.streams.refdata.snapshot import (
     norm_email,
     norm_phone,
 )
+from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import (
     CustomerRefRec,
     Rejection,
@@ -34,8 +35,6 @@ from tillbridge.streams.stages.records import (
     reject,
 )
 from tillbridge.streams.stages.validate import CENT, cents
-
-STAGE = "enrich"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +90,8 @@ def closest_sku(sku: str, known: Iterable[str]) -> str | None:
     return match[0] if match else None
 
 
-def _reject(reason: str, rule: str, message: str, **inputs: object) -> Rejection:
-    return reject(STAGE, reason, rule, message, **inputs)
+def _reject(reason: ReasonCode, rule: str, message: str, **inputs: object) -> Rejection:
+    return reject(Stage.ENRICH, reason, rule, message, **inputs)
 
 
 def _names(ids: Iterable[str]) -> str:
@@ -103,7 +102,7 @@ def resolve_store(store_id: str, maps: Mappings) -> StoreMapping | Rejection:
     """The store's mapping (location, subsidiary, tax code), shared by every event family."""
     store = maps.stores.get(store_id)
     if store is None:
-        return _reject("unknown_store", "mapping.store",
+        return _reject(ReasonCode.UNKNOWN_STORE, "mapping.store",
                        f"store {store_id!r} has no NetSuite location mapping",
                        store_id=store_id, mappings_version=maps.version,
                        known_stores=_names(maps.stores))
@@ -128,7 +127,7 @@ def rule_location(sale: SaleRec, store: StoreMapping, ref: ReferenceData) -> Rej
         return None
     loc = ref.locations.get(store.location)
     if loc is None or not loc.active:
-        return _reject("invalid_location", "location.active",
+        return _reject(ReasonCode.INVALID_LOCATION, "location.active",
                        f"store {sale['store_id']!r} maps to location {store.location}, which "
                        f"NetSuite {'has inactive' if loc else 'does not have'}",
                        store_id=sale["store_id"], location=store.location,
@@ -146,22 +145,22 @@ def resolve_item(line: SaleLineRec, location: str, maps: Mappings,
     item = ref.items.get(itemid)
     where = f"line {line['line_no']}"
     if item is None and itemid != sku:
-        return _reject("unknown_variant", "item.variant",
+        return _reject(ReasonCode.UNKNOWN_VARIANT, "item.variant",
                        f"{where}: SKU {sku!r} maps to itemid {itemid!r}, not a NetSuite item",
                        sku=sku, mapped_itemid=itemid, line_no=line["line_no"],
                        closest_match=closest_sku(itemid, ref.items))
     if item is None:
-        return _reject("unknown_sku", "item.exists",
+        return _reject(ReasonCode.UNKNOWN_SKU, "item.exists",
                        f"{where}: SKU {sku!r} is not a NetSuite item",
                        sku=sku, line_no=line["line_no"], closest_match=closest_sku(sku, ref.items))
     if not item.active:
-        return _reject("inactive_item", "item.active",
+        return _reject(ReasonCode.INACTIVE_ITEM, "item.active",
                        f"{where}: item {itemid!r} (id {item.id}) is inactive in NetSuite",
                        sku=sku, itemid=itemid, item_id=item.id, line_no=line["line_no"])
     if ref.item_locations is not None:
         stocked = ref.item_locations.get(item.id, frozenset())
         if location not in stocked:
-            return _reject("item_not_stocked", "item.location",
+            return _reject(ReasonCode.ITEM_NOT_STOCKED, "item.location",
                            f"{where}: item {itemid!r} (id {item.id}) is not stocked at "
                            f"location {location}",
                            sku=sku, item_id=item.id, line_no=line["line_no"], location=location,
@@ -195,13 +194,13 @@ def check_line_tax(sale: SaleRec, line: SaleLineRec, store: StoreMapping, ref: R
     where = f"line {line['line_no']} ({line['sku']})"
     known = _names({t.itemid for t in ref.tax_codes.values() if t.active})
     if tc is None:
-        return _reject("unknown_tax_code", "tax.code_exists",
+        return _reject(ReasonCode.UNKNOWN_TAX_CODE, "tax.code_exists",
                        f"{where}: tax code {code!r} is not a NetSuite tax code",
                        line_no=line["line_no"], sku=line["sku"], tax_code=code,
                        known_tax_codes=known,
                        closest_match=closest_sku(code, {t.itemid for t in ref.tax_codes.values()}))
     if not tc.active:
-        return _reject("inactive_tax_code", "tax.code_active",
+        return _reject(ReasonCode.INACTIVE_TAX_CODE, "tax.code_active",
                        f"{where}: tax code {code!r} (id {tc.id}) is inactive in NetSuite",
                        line_no=line["line_no"], sku=line["sku"], tax_code=code,
                        tax_code_id=tc.id, known_tax_codes=known)
@@ -211,7 +210,7 @@ def check_line_tax(sale: SaleRec, line: SaleLineRec, store: StoreMapping, ref: R
     diff = abs(line["tax_amount"] - expected)
     tolerance = CENT * tolerance_cents
     if diff > tolerance:
-        return _reject("tax_mismatch", "tax.amount",
+        return _reject(ReasonCode.TAX_MISMATCH, "tax.amount",
                        f"{where}: tax {line['tax_amount']} but {taxable} at {rate}% is "
                        f"{expected} (off by {diff}, tolerance {tolerance})",
                        line_no=line["line_no"], sku=line["sku"], store_id=sale["store_id"],
@@ -233,7 +232,7 @@ def rule_discount_item(sale: SaleRec, maps: Mappings, ref: ReferenceData) -> Rej
         return None
     item = ref.item_by_id(item_id) if item_id else None
     state = "not set" if not item_id else ("missing" if item is None else "inactive")
-    return _reject("discount_unmapped", "discount.item",
+    return _reject(ReasonCode.DISCOUNT_UNMAPPED, "discount.item",
                    f"the sale has {total} of discounts but the discount item is {state}",
                    discount_item=item_id, discount_item_state=state, discount_total=total,
                    codes=",".join(d["code"] for d in discounts), mappings_version=maps.version)
@@ -245,13 +244,13 @@ def resolve_tender(tender_type: str, maps: Mappings, ref: ReferenceData) -> str 
     """Every tender maps to a payment method that NetSuite has, active."""
     method = maps.tenders.get(tender_type)
     if method is None:
-        return _reject("unknown_tender", "mapping.tender",
+        return _reject(ReasonCode.UNKNOWN_TENDER, "mapping.tender",
                        f"tender {tender_type!r} maps to no payment method",
                        tender_type=tender_type, known_tenders=_names(maps.tenders))
     if ref.payment_methods:
         pm = ref.payment_methods.get(method)
         if pm is None or not pm.active:
-            return _reject("invalid_payment_method", "tender.method_active",
+            return _reject(ReasonCode.INVALID_PAYMENT_METHOD, "tender.method_active",
                            f"tender {tender_type!r} maps to payment method {method}, which "
                            f"NetSuite {'has inactive' if pm else 'does not have'}",
                            tender_type=tender_type, payment_method=method,
@@ -365,7 +364,7 @@ def discount_items(sale: SaleRec, maps: Mappings, ref: ReferenceData) -> dict[st
         candidates = (maps.promotions.get(code),
                       promo.discount_item if promo is not None and promo.active else None)
         for item_id in candidates:
-            if usable_item(item_id, ref):
+            if item_id and usable_item(item_id, ref):
                 out[code] = item_id
                 break
     return out

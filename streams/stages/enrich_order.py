@@ -17,6 +17,7 @@ from typing import Any, cast
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.stages.enrich import CustomerPlan, _reject, plan_customer, resolve_item
+from tillbridge.streams.stages.reasons import ReasonCode
 from tillbridge.streams.stages.records import (
     OrderLineRec,
     OrderRec,
@@ -110,14 +111,14 @@ def _location(code: str | None, what: str, maps: Mappings, omni: OrderMappings,
     store = maps.stores.get(code)
     location = store.location if store is not None else omni.locations.get(code)
     if location is None:
-        return _reject("unknown_store", "mapping.order_location",
+        return _reject(ReasonCode.UNKNOWN_STORE, "mapping.order_location",
                        f"{what} {code!r} maps to no NetSuite location",
                        code=code, field=what, mappings_version=maps.version,
                        known_codes=",".join(sorted({*maps.stores, *omni.locations})))
     if ref.locations:
         loc = ref.locations.get(location)
         if loc is None or not loc.active:
-            return _reject("invalid_location", "location.active",
+            return _reject(ReasonCode.INVALID_LOCATION, "location.active",
                            f"{what} {code!r} maps to location {location}, which NetSuite "
                            f"{'has inactive' if loc else 'does not have'}",
                            code=code, field=what, location=location)
@@ -134,7 +135,7 @@ def _tax_code(code: str | None, ref: ReferenceData, line_no: int | None,
         return code if jurisdiction else None  # a POS itemid cannot become an id unseen
     tc = ref.tax_codes.get(code)
     if tc is None or not tc.active:
-        reason = "unknown_tax_code" if tc is None else "inactive_tax_code"
+        reason = ReasonCode.UNKNOWN_TAX_CODE if tc is None else ReasonCode.INACTIVE_TAX_CODE
         where = f"jurisdiction {jurisdiction!r}" if jurisdiction else f"line {line_no}"
         return _reject(reason, "tax.order_code",
                        f"{where}: tax code {code!r} is "
@@ -180,12 +181,12 @@ def resolve_order(ev: OrderRec, maps: Mappings, ref: ReferenceData,
     if header is None and order_action(ev) == PLACE:
         header = store_loc  # buy in store, take it home later: the till's store ships it
         if header is None:
-            return _reject("missing_location", "order.location",
+            return _reject(ReasonCode.MISSING_LOCATION, "order.location",
                            f"order {ev['order_id']} names no fulfilment location",
                            order_id=ev["order_id"], kind=ev["kind"])
     subsidiary = _subsidiary(ev, maps, omni)
     if subsidiary is None:
-        return _reject("unknown_store", "mapping.order_subsidiary",
+        return _reject(ReasonCode.UNKNOWN_STORE, "mapping.order_subsidiary",
                        f"order {ev['order_id']}: no mapped store names a subsidiary and "
                        "the order mappings set none", order_id=ev["order_id"],
                        mappings_version=maps.version)

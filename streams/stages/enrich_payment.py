@@ -14,10 +14,9 @@ from tillbridge.streams.ledger.ids import external_id, sale_id
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.stages.enrich import resolve_store, resolve_tender
+from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import PaymentRec, Rejection, reject
 
-STAGE = "enrich"
-VALIDATE_STAGE = "validate"
 #: Statuses that move money NetSuite has to know about; the rest are audited and skipped.
 POSTING_STATUSES = frozenset({"APPROVED", "REFUNDED"})
 
@@ -50,19 +49,19 @@ def validate_payment(pay: PaymentRec) -> Rejection | None:
     for name in ("payment_id", "pos_transaction_id", "register_id", "business_date", "status",
                  "tender_type"):
         if not pay.get(name):
-            return reject(VALIDATE_STAGE, "missing_field", "required", f"{name} is empty",
+            return reject(Stage.VALIDATE, ReasonCode.MISSING_FIELD, "required", f"{name} is empty",
                           field=name, payment_id=pay.get("payment_id"))
     if not pay.get("store_id"):
-        return reject(VALIDATE_STAGE, "missing_location", "required.store", "store_id is empty",
-                      payment_id=pay["payment_id"])
+        return reject(Stage.VALIDATE, ReasonCode.MISSING_LOCATION, "required.store",
+                      "store_id is empty", payment_id=pay["payment_id"])
     if pay["status"] not in POSTING_STATUSES:
         return None
     if pay["amount"] <= 0:
-        return reject(VALIDATE_STAGE, "invalid_amount", "amounts.sane",
+        return reject(Stage.VALIDATE, ReasonCode.INVALID_AMOUNT, "amounts.sane",
                       f"{pay['status']} payment amount must be > 0", amount=pay["amount"],
                       payment_id=pay["payment_id"])
     if pay["status"] == "REFUNDED" and not pay.get("original_payment_id"):
-        return reject(VALIDATE_STAGE, "missing_field", "required.original_payment_id",
+        return reject(Stage.VALIDATE, ReasonCode.MISSING_FIELD, "required.original_payment_id",
                       "a REFUNDED payment names no original_payment_id",
                       field="original_payment_id", payment_id=pay["payment_id"])
     return None

@@ -31,11 +31,9 @@ from tillbridge.streams.stages.enrich import (
     rule_location,
     usable_item,
 )
+from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection, ReturnRec, SaleLineRec, SaleRec, reject
 from tillbridge.streams.stages.validate import CENT, cents
-
-STAGE = "enrich"
-VALIDATE_STAGE = "validate"
 
 REFUND_METHODS = frozenset({"ORIGINAL_TENDER", "CASH", "STORE_CREDIT", "GIFT_CARD",
                             "EXCHANGE_ONLY", "NONE"})
@@ -87,7 +85,7 @@ class ReturnRefs:
 
 
 def _invalid(rule: str, message: str, **inputs: object) -> Rejection:
-    return reject(VALIDATE_STAGE, "invalid_amount", rule, message, **inputs)
+    return reject(Stage.VALIDATE, ReasonCode.INVALID_AMOUNT, rule, message, **inputs)
 
 
 # -- validate ------------------------------------------------------------------------------
@@ -96,30 +94,30 @@ def rule_required(ret: ReturnRec) -> Rejection | None:
     """Ids, lines, and a coherent original reference (all null means receipt-less)."""
     for name in ("pos_transaction_id", "register_id", "business_date"):
         if not ret.get(name):
-            return reject(VALIDATE_STAGE, "missing_field", "required", f"{name} is empty",
+            return reject(Stage.VALIDATE, ReasonCode.MISSING_FIELD, "required", f"{name} is empty",
                           field=name)
     if not ret.get("store_id"):
-        return reject(VALIDATE_STAGE, "missing_location", "required.store", "store_id is empty",
-                      pos_transaction_id=ret["pos_transaction_id"])
+        return reject(Stage.VALIDATE, ReasonCode.MISSING_LOCATION, "required.store",
+                      "store_id is empty", pos_transaction_id=ret["pos_transaction_id"])
     if not ret["lines"]:
-        return reject(VALIDATE_STAGE, "missing_field", "required", "the return has no lines",
-                      field="lines")
+        return reject(Stage.VALIDATE, ReasonCode.MISSING_FIELD, "required",
+                      "the return has no lines", field="lines")
     if ret["kind"] == "EXCHANGE" and not ret.get("exchange_lines"):
-        return reject(VALIDATE_STAGE, "missing_field", "required.exchange_lines",
+        return reject(Stage.VALIDATE, ReasonCode.MISSING_FIELD, "required.exchange_lines",
                       "an EXCHANGE has no exchange lines", field="exchange_lines")
     orig = ret["original"]
     if orig.get("channel") == "ONLINE":
         if not orig.get("online_order_id"):
-            return reject(VALIDATE_STAGE, "missing_field", "required.original",
+            return reject(Stage.VALIDATE, ReasonCode.MISSING_FIELD, "required.original",
                           "return of an online order without online_order_id",
                           field="original.online_order_id")
     elif not orig.get("pos_transaction_id") and (orig.get("store_id") or orig.get("register_id")):
-        return reject(VALIDATE_STAGE, "missing_field", "required.original",
+        return reject(Stage.VALIDATE, ReasonCode.MISSING_FIELD, "required.original",
                       "original names a store/register but no transaction",
                       field="original.pos_transaction_id")
     for line in ret["lines"]:
         if line["tax_refund_amount"] > 0 and not line.get("tax_code"):
-            return reject(VALIDATE_STAGE, "missing_tax_code", "required.tax_code",
+            return reject(Stage.VALIDATE, ReasonCode.MISSING_TAX_CODE, "required.tax_code",
                           f"line {line['line_no']} ({line['sku']}) refunds tax without a "
                           "tax code", line_no=line["line_no"], sku=line["sku"])
     return None
@@ -128,8 +126,9 @@ def rule_required(ret: ReturnRec) -> Rejection | None:
 def rule_amounts_sane(ret: ReturnRec) -> Rejection | None:
     """Positive quantities, no negative money, no line refunding more than was paid."""
     for line in ret["lines"]:
-        amounts = (line["unit_price"], line["refund_amount"], line["tax_refund_amount"],
-                   line.get("restocking_fee") or Decimal(0))
+        amounts: tuple[Decimal, ...] = (line["unit_price"], line["refund_amount"],
+                                        line["tax_refund_amount"],
+                                        line.get("restocking_fee") or Decimal(0))
         if line["quantity"] <= 0 or any(a < 0 for a in amounts):
             return _invalid("amounts.sane", f"line {line['line_no']}: quantity must be > 0 and "
                             "amounts >= 0", line_no=line["line_no"], quantity=line["quantity"],
@@ -170,7 +169,7 @@ def rule_totals(ret: ReturnRec) -> Rejection | None:
               ("net_refund", refund - exchange, ret["net_refund"]))
     for name, computed, stated in checks:
         if computed != stated:
-            return reject(VALIDATE_STAGE, "totals_mismatch", f"totals.{name}",
+            return reject(Stage.VALIDATE, ReasonCode.TOTALS_MISMATCH, f"totals.{name}",
                           f"{name} is {stated} but lines give {computed}", field=name,
                           stated=stated, computed=computed, refund_total=refund,
                           exchange_total=exchange)
@@ -185,7 +184,7 @@ def rule_tenders(ret: ReturnRec) -> Rejection | None:
     if net > 0 and not tenders and ret["refund_method"] == "STORE_CREDIT":
         return None  # credit on account: no money changed hands
     if tendered != abs(net):
-        return reject(VALIDATE_STAGE, "tender_mismatch", "tenders.sum",
+        return reject(Stage.VALIDATE, ReasonCode.TENDER_MISMATCH, "tenders.sum",
                       f"refund tenders add up to {tendered}, net refund is {net}",
                       tendered=tendered, net_refund=net, refund_method=ret["refund_method"],
                       tenders=",".join(t["tender_type"] for t in tenders))
@@ -213,11 +212,10 @@ def original_ref(ret: ReturnRec) -> tuple[str | None, tuple[str, ...]]:
     order is the ``ord`` salesOrder. A cross-store return names the original's store.
     """
     orig = ret["original"]
-    if orig.get("channel") == "ONLINE" and orig.get("online_order_id"):
-        return order_external_id(orig["online_order_id"]), ("salesOrder",)
-    if orig.get("pos_transaction_id"):
-        return (sale_id(orig.get("store_id") or ret["store_id"], orig["pos_transaction_id"]),
-                ("cashSale", "invoice"))
+    if orig.get("channel") == "ONLINE" and (online_id := orig.get("online_order_id")):
+        return order_external_id(online_id), ("salesOrder",)
+    if pos_id := orig.get("pos_transaction_id"):
+        return sale_id(orig.get("store_id") or ret["store_id"], pos_id), ("cashSale", "invoice")
     return None, ()
 
 
@@ -228,7 +226,7 @@ def _restock_location(code: str | None, line_no: int, store: StoreMapping,
         return store.location
     mapped = maps.stores.get(code)
     if mapped is None:
-        return reject(STAGE, "unknown_store", "mapping.restock_location",
+        return reject(Stage.ENRICH, ReasonCode.UNKNOWN_STORE, "mapping.restock_location",
                       f"line {line_no}: restock location {code!r} has no NetSuite location "
                       "mapping", restock_location=code, line_no=line_no,
                       mappings_version=maps.version, known_stores=",".join(sorted(maps.stores)))
@@ -242,13 +240,13 @@ def _tax_code(code: str | None, taxable: Decimal, stated: Decimal, where: str,
         return None
     tc = ref.tax_codes.get(code)
     if tc is None or not tc.active:
-        reason = "unknown_tax_code" if tc is None else "inactive_tax_code"
-        return reject(STAGE, reason, "tax.code_exists" if tc is None else "tax.code_active",
+        reason = ReasonCode.UNKNOWN_TAX_CODE if tc is None else ReasonCode.INACTIVE_TAX_CODE
+        return reject(Stage.ENRICH, reason, "tax.code_exists" if tc is None else "tax.code_active",
                       f"{where}: tax code {code!r} is {'unknown' if tc is None else 'inactive'}"
                       " in NetSuite", tax_code=code, where=where)
     expected = cents(taxable * tc.rate / 100)
     if abs(stated - expected) > CENT * tolerance_cents:
-        return reject(STAGE, "tax_mismatch", "tax.amount",
+        return reject(Stage.ENRICH, ReasonCode.TAX_MISMATCH, "tax.amount",
                       f"{where}: tax {stated} but {taxable} at {tc.rate}% is {expected}",
                       where=where, tax_code=code, taxable=taxable, rate_expected=tc.rate,
                       tax_expected=expected, tax_stated=stated,
@@ -263,7 +261,7 @@ def _settlement_method(ret: ReturnRec, tender_methods: list[str], maps: Mappings
     An unknown refund method is refused even with tenders: it decides the record type."""
     method = ret["refund_method"]
     if method not in REFUND_METHODS:
-        return reject(STAGE, "unknown_tender", "mapping.refund_method",
+        return reject(Stage.ENRICH, ReasonCode.UNKNOWN_TENDER, "mapping.refund_method",
                       f"refund method {method!r} is not one tillbridge knows",
                       refund_method=method, known=",".join(sorted(REFUND_METHODS)))
     tenders = ret.get("refund_tenders") or []
@@ -331,7 +329,7 @@ def resolve_return(ret: ReturnRec, maps: Mappings, ref: ReferenceData, *,
                      for ex in ret.get("exchange_lines") or []), Decimal(0))
     discount_item = maps.discount_item
     if discounts > 0 and not usable_item(discount_item, ref):
-        return reject(STAGE, "discount_unmapped", "discount.item",
+        return reject(Stage.ENRICH, ReasonCode.DISCOUNT_UNMAPPED, "discount.item",
                       f"the exchange has {discounts} of discounts but no usable discount item",
                       discount_item=discount_item, discount_total=discounts,
                       mappings_version=maps.version)

@@ -8,12 +8,53 @@ README's copy is checked against it by a test.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+from tillbridge.connectors.kafka.topics import Stage
+
+__all__ = ["CATALOGUE", "Reason", "ReasonCode", "Stage", "markdown_table", "reason"]
+
+
+class ReasonCode(StrEnum):
+    """Every dead-letter reason code. A ``StrEnum`` so a member *is* its code string: headers,
+    metric labels and JSON carry the plain code, and plain header text looks one up. A new
+    code needs a catalogue row below (a test checks both ways)."""
+
+    NOT_AVRO = "not_avro"
+    UNKNOWN_SCHEMA_ID = "unknown_schema_id"
+    SCHEMA_MISMATCH = "schema_mismatch"
+    MISSING_FIELD = "missing_field"
+    MISSING_TAX_CODE = "missing_tax_code"
+    MISSING_LOCATION = "missing_location"
+    INVALID_AMOUNT = "invalid_amount"
+    TOTALS_MISMATCH = "totals_mismatch"
+    TENDER_MISMATCH = "tender_mismatch"
+    UNKNOWN_STORE = "unknown_store"
+    UNKNOWN_SKU = "unknown_sku"
+    INACTIVE_ITEM = "inactive_item"
+    UNKNOWN_TENDER = "unknown_tender"
+    INVALID_DISCOUNT = "invalid_discount"
+    UNKNOWN_VARIANT = "unknown_variant"
+    ITEM_NOT_STOCKED = "item_not_stocked"
+    INVALID_LOCATION = "invalid_location"
+    INVALID_PAYMENT_METHOD = "invalid_payment_method"
+    UNKNOWN_TAX_CODE = "unknown_tax_code"
+    INACTIVE_TAX_CODE = "inactive_tax_code"
+    TAX_MISMATCH = "tax_mismatch"
+    DISCOUNT_UNMAPPED = "discount_unmapped"
+    NETSUITE_REJECTED = "netsuite_rejected"
+    NETSUITE_AUTH = "netsuite_auth"
+    NETSUITE_UNAVAILABLE = "netsuite_unavailable"
+    ORPHAN_DEPENDENCY = "orphan_dependency"
+    INTERNAL_ERROR = "internal_error"
 
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    code: str
-    stage: str
+    """One catalogue row: what a code means and what an operator should do about it."""
+
+    code: ReasonCode
+    stage: Stage
     meaning: str
     cause: str
     fix: str
@@ -22,110 +63,119 @@ class Reason:
 
 
 _CATALOGUE = (
-    Reason("not_avro", "decode", "The value is not in Confluent Avro wire format.",
+    Reason(ReasonCode.NOT_AVRO, Stage.DECODE, "The value is not in Confluent Avro wire format.",
            "A producer wrote JSON/plain bytes, or a truncated message.",
            "Fix the producer; the original bytes are in the DLQ record for inspection.", False),
-    Reason("unknown_schema_id", "decode", "The schema id in the message is not in the registry.",
+    Reason(ReasonCode.UNKNOWN_SCHEMA_ID, Stage.DECODE,
+           "The schema id in the message is not in the registry.",
            "Producer registered against another registry, or the registry lost its data.",
            "Point the producer and worker at the same registry; replay.", True),
-    Reason("schema_mismatch", "decode", "The body does not decode with the schema its id names.",
+    Reason(ReasonCode.SCHEMA_MISMATCH, Stage.DECODE,
+           "The body does not decode with the schema its id names.",
            "Corrupted message or a producer bug.", "Fix the producer; discard.", False),
-    Reason("missing_field", "validate", "A required field is empty.",
+    Reason(ReasonCode.MISSING_FIELD, Stage.VALIDATE, "A required field is empty.",
            "POS export left out a field (transaction id, lines, tenders).",
            "Fix the POS export and republish.", False),
-    Reason("missing_tax_code", "validate", "A sale line has no tax code.",
+    Reason(ReasonCode.MISSING_TAX_CODE, Stage.VALIDATE, "A sale line has no tax code.",
            "Item not assigned to a tax group at the till.",
            "Assign the tax group in the POS item master and republish.", False),
-    Reason("missing_location", "validate", "The sale names no store.",
+    Reason(ReasonCode.MISSING_LOCATION, Stage.VALIDATE, "The sale names no store.",
            "Register not configured with a store code.",
            "Configure the register's store code and republish.", False),
-    Reason("invalid_amount", "validate", "A quantity is not positive or a price/amount negative.",
+    Reason(ReasonCode.INVALID_AMOUNT, Stage.VALIDATE,
+           "A quantity is not positive or a price/amount negative.",
            "Till bug or a manual override.", "Correct the sale at the POS and republish.", False),
-    Reason("totals_mismatch", "validate",
+    Reason(ReasonCode.TOTALS_MISMATCH, Stage.VALIDATE,
            "Lines - discounts + tax does not equal the total, to the cent.",
            "Rounding bug or a tampered/partial receipt.",
            "Compare the receipt with the DLQ record's rule inputs; fix the POS.", False),
-    Reason("tender_mismatch", "validate", "Tenders do not add up to the sale total.",
+    Reason(ReasonCode.TENDER_MISMATCH, Stage.VALIDATE, "Tenders do not add up to the sale total.",
            "Missing tender line (failed card retried as cash) or change not deducted.",
            "Correct the tenders at the POS and republish.", False),
-    Reason("unknown_store", "enrich", "The store code has no NetSuite location mapping.",
+    Reason(ReasonCode.UNKNOWN_STORE, Stage.ENRICH,
+           "The store code has no NetSuite location mapping.",
            "New store not yet added to the mappings file.",
            "Add the store to the mappings file, then `tillbridge dlq replay`.", True),
-    Reason("unknown_sku", "enrich", "A line's SKU is not a NetSuite item.",
+    Reason(ReasonCode.UNKNOWN_SKU, Stage.ENRICH, "A line's SKU is not a NetSuite item.",
            "Item not yet created in NetSuite or a mistyped SKU (see closest match).",
            "Create/map the item in NetSuite, then replay.", True),
-    Reason("inactive_item", "enrich", "A line's NetSuite item is inactive.",
+    Reason(ReasonCode.INACTIVE_ITEM, Stage.ENRICH, "A line's NetSuite item is inactive.",
            "Item retired in NetSuite but still sold at the till.",
            "Reactivate or remap the item, then replay.", True),
-    Reason("unknown_tender", "enrich", "A tender code maps to no NetSuite payment method.",
+    Reason(ReasonCode.UNKNOWN_TENDER, Stage.ENRICH,
+           "A tender code maps to no NetSuite payment method.",
            "New tender type at the till.", "Add the tender to the mappings file, then replay.",
            True),
     # -- added with the business rules (issue: customer, item/location, tender, tax,
     # -- discount and promotion rules). Appended, never renamed.
-    Reason("invalid_discount", "validate",
+    Reason(ReasonCode.INVALID_DISCOUNT, Stage.VALIDATE,
            "A discount is negative, or larger than the amount it discounts.",
            "Coupon applied to the wrong line, or stacked promotions exceeding the price.",
            "Correct the discount at the POS and republish.", False),
-    Reason("unknown_variant", "enrich",
+    Reason(ReasonCode.UNKNOWN_VARIANT, Stage.ENRICH,
            "A SKU mapped under `skus` names a NetSuite itemid that does not exist.",
            "Variant (matrix child) not created yet, renamed, or a typo in the mapping "
            "(see closest match).",
            "Fix the `skus` entry in the mappings file or create the variant, then replay.",
            True),
-    Reason("item_not_stocked", "enrich",
+    Reason(ReasonCode.ITEM_NOT_STOCKED, Stage.ENRICH,
            "A line's item is not stocked at the sale's NetSuite location.",
            "The item's Locations sublist lacks the store's location.",
            "Add the location to the item in NetSuite (or fix the store mapping), then replay.",
            True),
-    Reason("invalid_location", "enrich",
+    Reason(ReasonCode.INVALID_LOCATION, Stage.ENRICH,
            "The store's mapped NetSuite location is missing or inactive.",
            "Location deactivated in NetSuite, or a wrong id in the store mapping.",
            "Reactivate the location or fix the store's mapping, then replay.", True),
-    Reason("invalid_payment_method", "enrich",
+    Reason(ReasonCode.INVALID_PAYMENT_METHOD, Stage.ENRICH,
            "A tender maps to a payment method NetSuite does not have or has inactive.",
            "Payment method retired in NetSuite, or a wrong id in the tender mapping.",
            "Reactivate the payment method or remap the tender, then replay.", True),
-    Reason("unknown_tax_code", "enrich", "A line's tax code is not a NetSuite tax code.",
+    Reason(ReasonCode.UNKNOWN_TAX_CODE, Stage.ENRICH,
+           "A line's tax code is not a NetSuite tax code.",
            "POS tax group not set up as a NetSuite sales tax item, or spelt differently.",
            "Create the tax code in NetSuite or fix the POS tax group, then replay.", True),
-    Reason("inactive_tax_code", "enrich", "A line's tax code is inactive in NetSuite.",
+    Reason(ReasonCode.INACTIVE_TAX_CODE, Stage.ENRICH, "A line's tax code is inactive in NetSuite.",
            "Tax code retired in NetSuite (rate change) while the till still uses it.",
            "Reactivate the tax code or update the POS tax group, then replay.", True),
-    Reason("tax_mismatch", "enrich",
+    Reason(ReasonCode.TAX_MISMATCH, Stage.ENRICH,
            "A line's tax differs from its taxable amount at the store's jurisdiction rate "
            "by more than the tolerance.",
            "Wrong rate at the till, or a stale rate or store tax code in NetSuite/mappings.",
            "Compare rate_expected with the till's rate in the DLQ inputs; fix the side that "
            "is wrong, then replay (or republish).", True),
-    Reason("discount_unmapped", "enrich",
+    Reason(ReasonCode.DISCOUNT_UNMAPPED, Stage.ENRICH,
            "The sale has discounts but no usable NetSuite discount item to book them.",
            "`discount_item` unset in the mappings file, or that item missing or inactive.",
            "Set or repair `discount_item`, then replay.", True),
-    Reason("netsuite_rejected", "sink", "NetSuite refused the record (4xx validation error).",
+    Reason(ReasonCode.NETSUITE_REJECTED, Stage.SINK,
+           "NetSuite refused the record (4xx validation error).",
            "Reference data changed after enrichment, or a field NetSuite requires.",
            "Read o:errorDetails in the headers, fix the data in NetSuite, then replay.", True),
-    Reason("netsuite_auth", "sink", "NetSuite refused the credentials (401/403).",
+    Reason(ReasonCode.NETSUITE_AUTH, Stage.SINK, "NetSuite refused the credentials (401/403).",
            "Expired or revoked token, wrong account id or role without permission.",
            "Fix the NETSUITE_* credentials or role, restart, then replay the DLQ.", True),
-    Reason("netsuite_unavailable", "sink",
+    Reason(ReasonCode.NETSUITE_UNAVAILABLE, Stage.SINK,
            "NetSuite kept failing this record (5xx/timeouts) past the retry budget while "
            "answering other requests.",
            "A record NetSuite cannot process (a script or server error on it). An outage "
            "pauses the sink instead and never dead-letters.",
            "Check the record in NetSuite's logs (the error details are in the headers); "
            "replay.", True),
-    Reason("orphan_dependency", "sink",
+    Reason(ReasonCode.ORPHAN_DEPENDENCY, Stage.SINK,
            "The NetSuite record this event depends on (a refund's sale, a payment's order, a "
            "fulfilment's order) did not appear within the parking timeout.",
            "The original is dead-lettered or was never published, or the event names the "
            "wrong original.",
            "Fix and replay the original first (see the dependency header), then replay this "
            "record.", True),
-    Reason("internal_error", "any", "tillbridge itself failed on this record.",
+    Reason(ReasonCode.INTERNAL_ERROR, Stage.ANY, "tillbridge itself failed on this record.",
            "A bug: the record did not fit an assumption in the code.",
            "Report it with the DLQ record; replay after the fix.", True),
 )
 
+#: Keyed by ``ReasonCode``; typed by ``str`` so code text read back from a header (``tillbridge
+#: dlq``) looks a row up directly, as members and their strings hash alike.
 CATALOGUE: dict[str, Reason] = {r.code: r for r in _CATALOGUE}
 
 
@@ -138,6 +188,6 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
-def reason(code: str) -> Reason:
+def reason(code: ReasonCode | str) -> Reason:
     """Look up a code; unknown codes are a programming error, caught by the tests."""
     return CATALOGUE[code]

@@ -6,12 +6,12 @@ zero per-event cost (no copying into objects on the hot path).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypedDict
 
-from tillbridge.streams.stages.reasons import CATALOGUE
+from tillbridge.streams.stages.reasons import ReasonCode, Stage
 
 
 class DiscountRec(TypedDict):
@@ -188,22 +188,49 @@ class PaymentRec(TypedDict):
     trace: list[PaymentTraceRec]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Rejection:
-    """Why a stage refused a record: becomes the DLQ headers. ``inputs`` is what the rule saw."""
+    """Why a stage refused a record: becomes the DLQ headers. ``inputs`` is what the rule saw.
 
-    stage: str
-    reason: str
+    ``stage`` and ``reason`` are always enum members, so a rejection with an unknown code
+    cannot exist. The constructor also takes their plain strings (coerced, and refused when
+    unknown) for callers not yet converted; it is written out, not generated, so mypy accepts
+    those strings while the attributes stay typed as the enums.
+    """
+
+    stage: Stage
+    reason: ReasonCode
     rule: str
     message: str
-    inputs: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any]
 
-    def __post_init__(self) -> None:
-        if self.reason not in CATALOGUE:
-            raise ValueError(f"reason {self.reason!r} is not in the catalogue")
+    def __init__(self, stage: Stage | str, reason: ReasonCode | str, rule: str, message: str,
+                 inputs: dict[str, Any] | None = None) -> None:
+        # Frozen: the dataclass __setattr__ refuses, so set the slots directly.
+        object.__setattr__(self, "stage", _stage(stage))
+        object.__setattr__(self, "reason", _reason(reason))
+        object.__setattr__(self, "rule", rule)
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "inputs", {} if inputs is None else inputs)
 
 
-def reject(stage: str, reason: str, rule: str, message: str, **inputs: object) -> Rejection:
+def _stage(value: Stage | str) -> Stage:
+    try:
+        return Stage(value)
+    except ValueError:
+        known = ", ".join(Stage)
+        raise ValueError(f"stage {value!r} is not a pipeline stage ({known})") from None
+
+
+def _reason(value: ReasonCode | str) -> ReasonCode:
+    try:
+        return ReasonCode(value)
+    except ValueError:
+        raise ValueError(f"reason {value!r} is not in the catalogue") from None
+
+
+def reject(stage: Stage, reason: ReasonCode, rule: str, message: str,
+           **inputs: object) -> Rejection:
     """A rule's rejection; inputs become DLQ headers: plain strings, empty rather than None."""
     return Rejection(stage, reason, rule, message,
                      {k: "" if v is None else str(v) for k, v in inputs.items()})

@@ -10,9 +10,8 @@ from __future__ import annotations
 from tillbridge.connectors.kafka import topics
 from tillbridge.streams.stages.deadletter import header
 from tillbridge.streams.stages.messages import Headers, Source
+from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection
-
-STAGE = "route"
 
 ROUTES: dict[str, str] = {
     topics.SALE.name: topics.ROUTED_REALTIME,
@@ -32,7 +31,7 @@ H_SRC_OFFSET = "tillbridge.source.offset"
 def destination(source_topic: str) -> str | Rejection:
     dest = ROUTES.get(source_topic)
     if dest is None:
-        return Rejection(STAGE, "internal_error", "route.known_topic",
+        return Rejection(Stage.ROUTE, ReasonCode.INTERNAL_ERROR, "route.known_topic",
                          f"no route for topic {source_topic!r}", {"topic": source_topic})
     return dest
 

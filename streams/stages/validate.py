@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
+from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection, SaleRec, reject
 
 CENT = Decimal("0.01")
-STAGE = "validate"
 
 
 def cents(value: Decimal) -> Decimal:
@@ -20,24 +20,25 @@ def cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def _reject(reason: str, rule: str, message: str, **inputs: object) -> Rejection:
-    return reject(STAGE, reason, rule, message, **inputs)
+def _reject(reason: ReasonCode, rule: str, message: str, **inputs: object) -> Rejection:
+    return reject(Stage.VALIDATE, reason, rule, message, **inputs)
 
 
 def rule_required(sale: SaleRec) -> Rejection | None:
     for name in ("pos_transaction_id", "register_id", "business_date"):
         if not sale.get(name):
-            return _reject("missing_field", "required", f"{name} is empty", field=name)
+            return _reject(ReasonCode.MISSING_FIELD, "required", f"{name} is empty", field=name)
     if not sale.get("store_id"):
-        return _reject("missing_location", "required.store", "store_id is empty",
+        return _reject(ReasonCode.MISSING_LOCATION, "required.store", "store_id is empty",
                        pos_transaction_id=sale["pos_transaction_id"])
     if not sale["lines"]:
-        return _reject("missing_field", "required", "the sale has no lines", field="lines")
+        return _reject(ReasonCode.MISSING_FIELD, "required", "the sale has no lines", field="lines")
     if not sale["tenders"]:
-        return _reject("missing_field", "required", "the sale has no tenders", field="tenders")
+        return _reject(ReasonCode.MISSING_FIELD, "required", "the sale has no tenders",
+                       field="tenders")
     for line in sale["lines"]:
         if not line.get("tax_code"):
-            return _reject("missing_tax_code", "required.tax_code",
+            return _reject(ReasonCode.MISSING_TAX_CODE, "required.tax_code",
                            f"line {line['line_no']} ({line['sku']}) has no tax code",
                            line_no=line["line_no"], sku=line["sku"])
     return None
@@ -46,7 +47,7 @@ def rule_required(sale: SaleRec) -> Rejection | None:
 def rule_amounts_sane(sale: SaleRec) -> Rejection | None:
     for line in sale["lines"]:
         if line["quantity"] <= 0 or line["unit_price"] < 0 or line["tax_amount"] < 0:
-            return _reject("invalid_amount", "amounts.sane",
+            return _reject(ReasonCode.INVALID_AMOUNT, "amounts.sane",
                            f"line {line['line_no']}: quantity must be > 0 and amounts >= 0",
                            line_no=line["line_no"], quantity=line["quantity"],
                            unit_price=line["unit_price"], tax_amount=line["tax_amount"])
@@ -58,7 +59,7 @@ def rule_tender_amounts_sane(sale: SaleRec) -> Rejection | None:
     and the discount is the cause worth reporting."""
     for tender in sale["tenders"]:
         if tender["amount"] < 0:
-            return _reject("invalid_amount", "amounts.sane", "a tender amount is negative",
+            return _reject(ReasonCode.INVALID_AMOUNT, "amounts.sane", "a tender amount is negative",
                            tender_type=tender["tender_type"], amount=tender["amount"])
     return None
 
@@ -76,7 +77,7 @@ def rule_discounts(sale: SaleRec) -> Rejection | None:
         line_disc = sum(amounts, Decimal(0))
         line_disc_total += line_disc
         if any(a < 0 for a in amounts) or line_disc > gross:
-            return _reject("invalid_discount", "discounts.line",
+            return _reject(ReasonCode.INVALID_DISCOUNT, "discounts.line",
                            f"line {line['line_no']}: discounts {line_disc} on a line of {gross}",
                            line_no=line["line_no"], sku=line["sku"], line_gross=gross,
                            line_discounts=line_disc,
@@ -84,7 +85,7 @@ def rule_discounts(sale: SaleRec) -> Rejection | None:
     amounts = [d["amount"] for d in sale["order_discounts"]]
     order_disc = sum(amounts, Decimal(0))
     if any(a < 0 for a in amounts) or order_disc > subtotal - line_disc_total:
-        return _reject("invalid_discount", "discounts.order",
+        return _reject(ReasonCode.INVALID_DISCOUNT, "discounts.order",
                        f"order discounts {order_disc} exceed the net of the lines "
                        f"{subtotal - line_disc_total}",
                        order_discounts=order_disc, subtotal=subtotal,
@@ -107,7 +108,7 @@ def rule_totals(sale: SaleRec) -> Rejection | None:
               ("total", expected_total, sale["total"]))
     for name, computed, stated in checks:
         if computed != stated:
-            return _reject("totals_mismatch", f"totals.{name}",
+            return _reject(ReasonCode.TOTALS_MISMATCH, f"totals.{name}",
                            f"{name} is {stated} but lines give {computed}",
                            subtotal=subtotal, discount_total=discounts, tax_total=tax,
                            computed_total=expected_total, stated_total=sale["total"],
@@ -118,7 +119,7 @@ def rule_totals(sale: SaleRec) -> Rejection | None:
 def rule_tenders(sale: SaleRec) -> Rejection | None:
     tendered = sum((t["amount"] for t in sale["tenders"]), Decimal(0))
     if tendered != sale["total"]:
-        return _reject("tender_mismatch", "tenders.sum",
+        return _reject(ReasonCode.TENDER_MISMATCH, "tenders.sum",
                        f"tenders add up to {tendered}, total is {sale['total']}",
                        tendered=tendered, total=sale["total"],
                        tenders=",".join(t["tender_type"] for t in sale["tenders"]))
