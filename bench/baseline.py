@@ -35,6 +35,8 @@ def run(bootstrap: str, source: str, dest: str, n: int) -> dict[str, float]:
             if not done:
                 first, cpu0 = time.perf_counter(), time.process_time()
             value = msg.value()
+            if value is None:
+                continue
             schema_id = struct.unpack(">I", value[1:5])[0]
             record = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, schema)
             out = io.BytesIO()

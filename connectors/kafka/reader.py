@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
@@ -68,9 +69,13 @@ class TopicTail:
                     if err.code() == KafkaError._PARTITION_EOF:
                         continue
                     raise RuntimeError(f"reading {msg.topic()}: {err}")
-                self.records[msg.topic()].append(Record(
-                    msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
-                    list(msg.headers() or []), msg.timestamp()[1]))
+                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+                if topic is None or partition is None or offset is None:
+                    continue  # only error events lack coordinates; handled above
+                headers = cast(list[tuple[str, bytes | None]], list(msg.headers() or []))
+                self.records[topic].append(Record(
+                    topic, partition, offset, msg.key(), msg.value(), headers,
+                    msg.timestamp()[1]))
                 new += 1
 
     def count(self, topic: str | None = None) -> int:

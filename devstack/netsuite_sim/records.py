@@ -350,8 +350,7 @@ def merge(old: dict[str, Any], patch: dict[str, Any], replace: set[str]) -> dict
     out = dict(old)
     for key, value in patch.items():
         old_value = old.get(key)
-        is_sublist = isinstance(old_value, dict) and "items" in old_value
-        if not is_sublist:
+        if not (isinstance(old_value, dict) and "items" in old_value):
             out[key] = value
             continue
         new_lines = value.get("items") if isinstance(value, dict) else None

@@ -163,7 +163,9 @@ class Store:
         def build(store: Store) -> dict[str, list[Record]]:
             by_source: dict[str, list[Record]] = {}
             for r in store.records("transaction", record_type):
-                by_source.setdefault((r.fields.get("createdFrom") or {}).get("id"), []).append(r)
+                source = (r.fields.get("createdFrom") or {}).get("id")
+                if source is not None:
+                    by_source.setdefault(source, []).append(r)
             return by_source
         return list(self.index(("created_from", record_type), build).get(source_id, ()))
 

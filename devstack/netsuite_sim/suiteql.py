@@ -340,7 +340,7 @@ def run(query: str, params: list[Any] | None = None) -> Callable[[Store], list[R
             else:
                 rows = [r for r in rows if _compare(r[col], op, value)]
         for col, desc in reversed(order):
-            rows.sort(key=lambda r, c=col: _sort_key(r[c]), reverse=desc)
+            rows.sort(key=_column_key(col), reverse=desc)
         if counting:
             return [{select[0][1]: str(len(rows))}]
         # Null values are left out of a row, as NetSuite's REST SuiteQL does.
@@ -352,6 +352,11 @@ def run(query: str, params: list[Any] | None = None) -> Callable[[Store], list[R
 def _resolve(value: Any) -> Any:
     """A row value, or a zero-argument callable for a column that is costly to compute."""
     return value() if callable(value) else value
+
+
+def _column_key(col: str) -> Callable[[dict[str, Any]], Any]:
+    """Sort key of one ORDER BY column (see ``_sort_key``: numbers, then text, then NULLs)."""
+    return lambda row: _sort_key(row[col])
 
 
 def _sort_key(value: str | None) -> tuple[int, float, str]:

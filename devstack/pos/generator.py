@@ -226,7 +226,7 @@ class _SaleFactory:
         member = customer["loyalty_id"] is not None
         size = max(rng.choices(_BASKET_SIZES, _BASKET_WEIGHTS)[0], self.min_lines)
         items = rng.sample(store.items, min(size, len(store.items)))
-        lines = []
+        lines: list[dict[str, Any]] = []
         for n, item in enumerate(items, start=1):
             qty = Decimal(rng.choices(_QUANTITIES, _QUANTITY_WEIGHTS)[0])
             unit_price, tier = self.price(item, member)

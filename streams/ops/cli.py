@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -99,7 +98,7 @@ def netsuite_sim(
     from tillbridge.devstack.netsuite_sim import serve
     from tillbridge.streams.runtime.auth_config import tba_credentials
 
-    flags: dict[str, object] = {}
+    flags: dict[str, Any] = {}
     for item in fault or []:
         key, sep, raw = item.partition("=")
         if not sep:
@@ -206,4 +205,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

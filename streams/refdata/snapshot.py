@@ -168,7 +168,8 @@ class ReferenceData:
                 rate = Decimal(str(r.get("rate") or "0").rstrip("%"))
             except InvalidOperation:
                 continue
-            tax = TaxCodeRef(r["id"], r.get("itemid", r["id"]), rate, r.get("isinactive") != "T")
+            tax = TaxCodeRef(r["id"], str(r.get("itemid") or r["id"]), rate,
+                             r.get("isinactive") != "T")
             taxes[tax.itemid] = taxes[tax.id] = tax
         ref.tax_codes = taxes
         active = [r for r in rows.get("customer") or [] if r.get("isinactive") != "T"]
