@@ -269,9 +269,13 @@ def read_jsonl(path: str | Path) -> list[GeneratedEvent]:
     """All events of a JSON-lines file, or one :class:`JsonLinesError` listing every bad line."""
     events: list[GeneratedEvent] = []
     problems: list[tuple[int, str]] = []
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            text = line.strip()
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                problems.append((line_no, f"not UTF-8 text (byte {exc.start + 1})"))
+                continue
             if not text or text.startswith("#"):
                 continue
             try:

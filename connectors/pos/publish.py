@@ -10,6 +10,7 @@ caller sees exactly what did not arrive instead of a silent loss.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -25,6 +26,9 @@ from tillbridge.connectors.pos.events import GeneratedEvent
 from tillbridge.connectors.pos.jsonl import read_jsonl
 
 MAX_KEPT_ERRORS = 50
+#: librdkafka's own log lines (a lost broker is retried and logged for ever) go through
+#: Python logging here, so a command can keep them quiet and report the outcome instead.
+CLIENT_LOG = logging.getLogger("tillbridge.kafka.client")
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
@@ -37,6 +41,7 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 class PublishStats:
     """Counts of one publishing run; ``errors`` keeps the first few failure messages."""
 
+    attempted: int = 0  # events handed in, including those that could not be encoded
     produced: int = 0
     delivered: int = 0
     failed: int = 0
@@ -46,7 +51,7 @@ class PublishStats:
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.delivered == self.produced
+        return self.failed == 0 and self.delivered == self.attempted
 
     @property
     def rate(self) -> float:
@@ -81,7 +86,8 @@ def publish_generated(
     """
     codec = codec or AvroCodec(registry_url)
     producer = Producer(
-        {**PRODUCER_DEFAULTS, **(producer_config or {}), "bootstrap.servers": bootstrap}
+        {**PRODUCER_DEFAULTS, "logger": CLIENT_LOG, **(producer_config or {}),
+         "bootstrap.servers": bootstrap}
     )
     stats = PublishStats()
     encoders: dict[EventTopic, Callable[[dict[str, Any]], bytes]] = {}
@@ -96,6 +102,7 @@ def publish_generated(
     started = time.monotonic()
     last_report = started
     for n, event in enumerate(events):
+        stats.attempted += 1
         if rate:
             wait = started + n / rate - time.monotonic()
             if wait > 0:

@@ -1,8 +1,16 @@
-"""tillbridge command line (typer + rich)."""
+"""tillbridge command line (typer + rich).
+
+A mistake a user can make (a missing or unreadable file, a malformed line, a bad setting)
+prints one clear line naming the file, line or variable and exits 2, without a traceback;
+``--debug`` (anywhere on the command line) shows the traceback and the Kafka client's own
+log lines, which are otherwise kept at error level and summarised by the command.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,11 +18,28 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tillbridge.streams.runtime.settings import Settings
+from tillbridge.connectors.pos.jsonl import JsonLinesError
+from tillbridge.streams.refdata.mappings import MappingError
+from tillbridge.streams.runtime.settings import Settings, SettingsError
 
 app = typer.Typer(help="Carry retail POS events from Kafka into Oracle NetSuite.",
-                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+#: Exit code of a usage or input mistake (click uses 2 for bad options too).
+EXIT_USAGE = 2
+#: Logger the Kafka clients of the commands write through (librdkafka's own log lines).
+KAFKA_CLIENT_LOGGER = "tillbridge.kafka.client"
+
+
+class CommandError(Exception):
+    """A mistake the user can fix, said in one line."""
+
+
+#: What a user can get wrong: said in one line, never a traceback (unless --debug).
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    CommandError, SettingsError, MappingError, JsonLinesError, OSError)
 
 
 @app.command()
@@ -127,12 +152,23 @@ def pos_sim(
 
 @app.command()
 def publish(file: Annotated[Path, typer.Argument(help="JSON lines, one event per line.")]) -> None:
-    """Publish events from a JSON-lines file (each line names its schema in `event_type`)."""
+    """Publish events from a JSON-lines file (each line names its schema in `event_type`).
+
+    The whole file is checked first (nothing is published if a line is bad); exits 1 when
+    any event was not delivered, saying how many."""
     from tillbridge.connectors.pos.publish import publish_jsonl
 
     s = _need_kafka(Settings.from_env())
-    console.print(publish_jsonl(file, s.kafka_bootstrap_servers or "",
-                                s.schema_registry_url or ""))
+    stats = publish_jsonl(file, s.kafka_bootstrap_servers or "", s.schema_registry_url or "",
+                          producer_config={"message.timeout.ms": 30000}, flush_timeout=35.0)
+    console.print(f"published {stats.delivered} of {stats.attempted} events from {file} "
+                  f"in {stats.elapsed:.1f} s")
+    if not stats.ok:
+        first = f" (first: {stats.errors[0]})" if stats.errors else ""
+        err_console.print(f"[red]error:[/] {stats.attempted - stats.delivered} of "
+                          f"{stats.attempted} events were not delivered{first}",
+                          highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -200,8 +236,31 @@ def _need_kafka(s: Settings) -> Settings:
     return s
 
 
-def main() -> None:
-    app()
+def describe_error(exc: BaseException) -> str:
+    """One line for a user's mistake (an OSError names its file, not an errno dump)."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or type(exc).__name__}"
+    return str(exc) or type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the command; a user's mistake ends in one line and exit code 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not debug:
+        # librdkafka retries a lost broker for ever and logs every attempt; the command
+        # reports the outcome (e.g. "3 of 5 events were not delivered") instead.
+        logging.getLogger(KAFKA_CLIENT_LOGGER).setLevel(logging.CRITICAL)
+    try:
+        app(args, prog_name="tillbridge")
+    except USER_ERRORS as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/] {describe_error(exc)}", highlight=False)
+        sys.exit(EXIT_USAGE)
 
 
 if __name__ == "__main__":
