@@ -34,9 +34,11 @@ class _Codec:
         return self.sales[int(value)]
 
 
-def _routed(enr: Enrichment, i: int) -> Source:
+def _routed(enr: Enrichment, i: int, offset: int = 0) -> Source:
+    """Routed sale ``i`` (its value names it for ``_Codec``), read at input offset
+    ``offset + i``: the same offset again is the same event (a replay)."""
     headers = [(route.H_ENRICHMENT, enr.to_json()), (route.H_SRC_TOPIC, b"pos.sale.v1"),
-               (route.H_SRC_PARTITION, b"0"), (route.H_SRC_OFFSET, str(i).encode())]
+               (route.H_SRC_PARTITION, b"0"), (route.H_SRC_OFFSET, str(offset + i).encode())]
     return Source(topics.ROUTED_REALTIME, 0, i, b"k", str(i).encode(), headers)
 
 
@@ -52,12 +54,12 @@ def _sales(n: int) -> list[dict[str, Any]]:
 
 
 async def _drain(sim: Any, sales: list[dict[str, Any]], posted: dict[str, Any],
-                 before: Any = None) -> list[list[Any]]:
+                 before: Any = None, offset: int = 0) -> list[list[Any]]:
     ref = sandbox_refdata()
     pipe = Pipeline(Settings.from_env({}), codec=_Codec(sales), mappings=MAPS)  # type: ignore[arg-type]
     async with NetSuiteClient(sim.base_url, NetSuiteCredentials.dev()) as raw:
         pipe.reliable = ReliableClient(raw, RetryPolicy(max_attempts=2))
-        srcs = [_routed(enrich_sale(s, MAPS, ref), i) for i, s in enumerate(sales)]
+        srcs = [_routed(enrich_sale(s, MAPS, ref), i, offset) for i, s in enumerate(sales)]
         if before is not None:
             before()
         return await drain.drain_batch(pipe, drain.batch_writer(pipe), srcs, posted)
@@ -67,7 +69,8 @@ def _stats(sim: Any) -> dict[str, Any]:
     return httpx.get(f"{sim.base_url}/__sim/stats").json()
 
 
-def test_drain_posts_each_sale_once_in_few_requests_and_replays_as_duplicates(sim) -> None:
+def test_drain_posts_each_sale_once_in_few_requests_and_tells_replays_from_duplicates(
+        sim) -> None:
     sales = _sales(150)
     posted: dict[str, Any] = {}
     outs = asyncio.run(_drain(sim, sales, posted))
@@ -79,9 +82,14 @@ def test_drain_posts_each_sale_once_in_few_requests_and_replays_as_duplicates(si
     assert stats["records"]["customer"]["created"] == 15
     # 15 customers (upsert + id read) and two chunks of <= 100 instead of 150 POSTs.
     assert stats["requests"]["total"] < 60, stats["requests"]
-    # The same backlog again (a redelivery after a crash, with the dedupe table lost):
-    again = asyncio.run(_drain(sim, sales, {}))
-    assert [json.loads(o[0].value)["outcome"] for o in again] == ["duplicate"] * 150
+    # The same backlog again (a redelivery after a crash, with the dedupe table lost): the
+    # same events (same input coordinates), so their outcome is re-emitted as it was.
+    again = [json.loads(o[0].value) for o in asyncio.run(_drain(sim, sales, {}))]
+    assert [(r["outcome"], r.get("replayed")) for r in again] == [("posted", True)] * 150
+    assert [r["netsuite_id"] for r in again] == [r["netsuite_id"] for r in results]
+    # The same sales as other events (a POS sending them again: new coordinates): duplicates.
+    resent = asyncio.run(_drain(sim, sales, {}, offset=1000))
+    assert [json.loads(o[0].value)["outcome"] for o in resent] == ["duplicate"] * 150
     assert _stats(sim)["records"]["cashSale"]["created"] == 150
 
 

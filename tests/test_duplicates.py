@@ -191,3 +191,39 @@ def test_ingest_flags_the_same_basket_under_a_new_id() -> None:
     assert dict(second.headers)["tillbridge.double_scan_of"] == b"S001/S001-R01-000042"
     assert "tillbridge.double_scan_of" not in dict(Pipeline.origin(
         Source(topics.ROUTED_REALTIME, 0, 1, b"k", b"v", second.headers)).headers)
+
+
+def test_a_replayed_event_is_told_apart_from_a_pos_duplicate(sim) -> None:
+    """The same input record again (after a crash: table entry lost or not) re-emits its
+    outcome as posted, once per event; another record with the same transaction id is a
+    duplicate. Read back from the simulator: one cashSale, stamped with the first event."""
+    sale = make_sale(pos_transaction_id="S001-R01-RPL1")
+    maps = Mappings.load()
+    pipe = Pipeline(Settings.from_env({}), codec=_Codec(sale), mappings=maps)  # type: ignore[arg-type]
+
+    async def scenario() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        async with NetSuiteClient(sim.base_url, NetSuiteCredentials.dev()) as client:
+            ref = ReferenceData()
+            await ref.load(client)
+            enr = enrich_sale(sale, maps, ref)
+            assert isinstance(enr, Enrichment)
+            pipe.reliable = ReliableClient(client, RetryPolicy(max_attempts=1))
+            table: dict[str, Any] = {}
+            outs = [await pipe.sink_all(_routed(enr, 5), table),   # first time
+                    await pipe.sink_all(_routed(enr, 5), table),   # replay, table knows
+                    await pipe.sink_all(_routed(enr, 5), {}),      # replay, table lost
+                    await pipe.sink_all(_routed(enr, 6), table),   # POS sent it again
+                    await pipe.sink_all(_routed(enr, 7), {})]      # again, table lost
+            docs = [json.loads(o[0].value) for o in outs]
+            record = await client.get("cashSale", docs[0]["netsuite_id"])
+            return docs, record
+
+    docs, record = asyncio.run(scenario())
+    assert [(d["outcome"], d.get("replayed", False)) for d in docs] == [
+        ("posted", False), ("posted", True), ("posted", True),
+        ("duplicate", False), ("duplicate", False)]
+    assert {d["netsuite_id"] for d in docs} == {record["id"]}
+    assert [d["source"] for d in docs] == ["pos.sale.v1/0/5"] * 3 + ["pos.sale.v1/0/6",
+                                                                     "pos.sale.v1/0/7"]
+    assert record["custbody_tillbridge_source"] == "pos.sale.v1/0/5"
+    assert _stats(sim)["cashSale"]["created"] == 1

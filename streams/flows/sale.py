@@ -52,6 +52,8 @@ class SaleRefs:
 
     enrichment: Enrichment
     double_scan_of: str | None = None
+    #: the event's input coordinates, topic/partition/offset: its identity across replays
+    source: str = ""
 
 
 @dataclass(slots=True)
@@ -108,14 +110,17 @@ class SaleFlow(Flow):
             tax_tolerance_cents=lookups.tax_tolerance_cents)
         if isinstance(enr, Rejection):
             return enr
-        return SaleRefs(enr, header(headers, H_DOUBLE_SCAN))
+        return SaleRefs(enr, header(headers, H_DOUBLE_SCAN), source_ref(headers))
 
     async def post(self, ctx: SinkContext, event: SaleRec, refs: SaleRefs) -> Outcome:
         ready = self._check(ctx, event, refs)
         if not isinstance(ready, _Pending):
             return ready
-        outcome = await _poster(ctx).post(event, refs.enrichment, customer_id=ready.resume)
-        return self._settle(ctx, ready, outcome)
+        poster = _poster(ctx)
+        outcome = await poster.post(event, refs.enrichment, customer_id=ready.resume,
+                                    source=refs.source)
+        replay = await _is_replay(poster, outcome, refs.source)
+        return self._settle(ctx, ready, outcome, replay)
 
     async def post_batch(self, ctx: SinkContext, writer: BatchWriter,
                          items: Sequence[tuple[SaleRec, Any, RawHeaders]]) -> list[Outcome]:
@@ -141,12 +146,17 @@ class SaleFlow(Flow):
                 continue
             by_type.setdefault(poster.record_type(p.sale), []).append((i, p, cust))
         for record_type, group in by_type.items():
-            records = [(sale_external_id(p.sale), poster.body(p.sale, p.refs.enrichment, c[0]))
+            records = [(sale_external_id(p.sale),
+                        poster.body(p.sale, p.refs.enrichment, c[0], p.refs.source))
                        for _, p, c in group]
             results = await writer.write(record_type, records)
-            for (i, p, cust), res in zip(group, results, strict=True):
+            posted = [_batch_posted(record_type, p, cust, res)
+                      for (_, p, cust), res in zip(group, results, strict=True)]
+            replays = await asyncio.gather(*(_is_replay(poster, o, p.refs.source)
+                                             for o, (_, p, _) in zip(posted, group, strict=True)))
+            for (i, p, _), outcome, replay in zip(group, posted, replays, strict=True):
                 ctx.at(i)
-                outcomes[i] = self._settle(ctx, p, _batch_posted(record_type, p, cust, res))
+                outcomes[i] = self._settle(ctx, p, outcome, replay)
         return [o for o in outcomes if o is not None]
 
     def _check(self, ctx: SinkContext, sale: SaleRec, refs: SaleRefs) -> _Pending | Posting:
@@ -156,14 +166,17 @@ class SaleFlow(Flow):
         state = sync_state(previous)
         if state == "complete":
             assert previous is not None
+            replay = bool(refs.source) and previous.get("source") == refs.source
+            record = {k: previous[k] for k in ("netsuite_id", "record_type", "external_id")}
             return Posting((Written(previous["record_type"], previous["netsuite_id"],
                                     previous["external_id"], created=False),),
-                           result=_result_fields(previous, None, refs.double_scan_of))
+                           result=_result_fields(record, None, refs.double_scan_of),
+                           replay=replay)
         resume = previous["customer_id"] if previous is not None and state == "partial" else None
         return _Pending(key, sale, refs, resume)
 
     def _settle(self, ctx: SinkContext, p: _Pending,
-                outcome: Posted | tuple[Rejection, object]) -> Outcome:
+                outcome: Posted | tuple[Rejection, object], replay: bool = False) -> Outcome:
         """Record the sale's NetSuite outcome in the dedupe table; say what happened."""
         if isinstance(outcome, tuple):
             rejection, details = outcome
@@ -174,7 +187,7 @@ class SaleFlow(Flow):
             return Refused(rejection, details)
         entry = {"netsuite_id": outcome.netsuite_id, "record_type": outcome.record_type,
                  "external_id": outcome.external_id}
-        ctx.state[p.key] = entry
+        ctx.state[p.key] = {**entry, "source": p.refs.source} if p.refs.source else entry
         completed_partial = p.resume is not None
         if completed_partial:
             metrics.PARTIAL_COMPLETED.inc()
@@ -183,7 +196,8 @@ class SaleFlow(Flow):
         # restart, or a duplicate the table had not seen). Nothing new was created.
         audit = _promotion_audit(p.sale, outcome) if outcome.created else ()
         return Posting((Written(outcome.record_type, outcome.netsuite_id, outcome.external_id,
-                                created=outcome.created),), result=fields, audit=audit)
+                                created=outcome.created),), result=fields, audit=audit,
+                       replay=replay)
 
     def ids(self, event: SaleRec) -> dict[str, Any]:
         return {"pos_transaction_id": event["pos_transaction_id"],
@@ -191,6 +205,24 @@ class SaleFlow(Flow):
 
     def event_time(self, event: SaleRec) -> datetime | None:
         return event["completed_at"]
+
+
+def source_ref(headers: RawHeaders) -> str:
+    """topic/partition/offset of a routed record's input record ("" when not routed)."""
+    topic = header(headers, route.H_SRC_TOPIC)
+    if topic is None:
+        return ""
+    return (f"{topic}/{header(headers, route.H_SRC_PARTITION)}/"
+            f"{header(headers, route.H_SRC_OFFSET)}")
+
+
+async def _is_replay(poster: SalePoster, outcome: Posted | tuple[Rejection, object],
+                     source: str) -> bool:
+    """NetSuite already held the record: was it written by this very event (a replay after
+    a crash) rather than by another one with the same transaction id (a POS duplicate)?"""
+    if not isinstance(outcome, Posted) or outcome.created or not source:
+        return False
+    return await poster.written_by(outcome.record_type, outcome.netsuite_id) == source
 
 
 def _poster(ctx: SinkContext) -> SalePoster:

@@ -18,6 +18,7 @@ from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.flows.sink import rejection_for
 from tillbridge.streams.ledger.order_records import build_sales_order_from_sale
 from tillbridge.streams.ledger.sale_records import (
+    SOURCE_FIELD,
     build_cash_sale,
     build_customer,
     sale_external_id,
@@ -106,14 +107,27 @@ class SalePoster:
     def record_type(self, sale: SaleRec) -> str:
         return sale_record_type(sale, self.sale_records)
 
-    def body(self, sale: SaleRec, enr: Enrichment, customer_id: str) -> dict[str, Any]:
-        """The sale's record body: a cashSale, or a salesOrder where configured."""
+    def body(self, sale: SaleRec, enr: Enrichment, customer_id: str,
+             source: str | None = None) -> dict[str, Any]:
+        """The sale's record body: a cashSale, or a salesOrder where configured; ``source``
+        (the event's Kafka coordinates) is stamped on it."""
         if self.record_type(sale) == "salesOrder":
-            return build_sales_order_from_sale(sale, enr, customer_id, self.discount_item)
-        return build_cash_sale(sale, enr, customer_id, self.discount_item)
+            body = build_sales_order_from_sale(sale, enr, customer_id, self.discount_item)
+        else:
+            body = build_cash_sale(sale, enr, customer_id, self.discount_item)
+        if source:
+            body[SOURCE_FIELD] = source
+        return body
 
-    async def post(self, sale: SaleRec, enr: Enrichment, *,
-                   customer_id: str | None = None) -> Posted | tuple[Rejection, object]:
+    async def written_by(self, record_type: str, netsuite_id: str) -> str | None:
+        """The coordinates of the event that wrote a record NetSuite already held (one GET;
+        only on the rare path where a write found its externalId taken)."""
+        record = await self.client.get(record_type, netsuite_id)
+        value = record.get(SOURCE_FIELD)
+        return str(value) if value else None
+
+    async def post(self, sale: SaleRec, enr: Enrichment, *, customer_id: str | None = None,
+                   source: str | None = None) -> Posted | tuple[Rejection, object]:
         """Post one sale. Returns Posted, or (Rejection, NetSuite error details); raises
         ``NetSuiteUnavailable`` when the caller should wait and try again.
 
@@ -129,7 +143,7 @@ class SalePoster:
             customer_id, wrote_customer, enriched = await self.customer_for(enr, customer_id)
             record_type, external_id = self.record_type(sale), sale_external_id(sale)
             ns_id, created = await self._write(record_type, external_id,
-                                               self.body(sale, enr, customer_id))
+                                               self.body(sale, enr, customer_id, source))
         except NetSuiteError as err:
             return partial_rejection(rejection_for(err, record_type, external_id),
                                      customer_id if wrote_customer else None), err.details

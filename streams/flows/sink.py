@@ -52,11 +52,14 @@ def refused(flow: Flow, event: Event, err: NetSuiteError) -> Refused:
     return Refused(rejection_for(err, where or flow.kind, external_id), err.details)
 
 
-def result(flow: Flow, event: Event, outcome: str, **extra: Any) -> Outbound:
-    """The event's one results record (``tillbridge.results.v1``), keyed by its POS id."""
+def result(flow: Flow, event: Event, origin: Source, outcome: str, **extra: Any) -> Outbound:
+    """The event's one results record (``tillbridge.results.v1``), keyed by its POS id.
+    ``source`` (its input coordinates) is the event's identity: a replay after a crash
+    re-emits the same outcome under the same source, so counting by source is exact."""
     ids = flow.ids(event)
     when = flow.event_time(event)
     doc = {"event_type": flow.kind, **ids, "outcome": outcome, **extra,
+           "source": f"{origin.topic}/{origin.partition}/{origin.offset}",
            "event_time": when.isoformat() if when is not None else None,
            "result_time": datetime.now(UTC).isoformat(timespec="milliseconds")}
     key = str(ids.get("pos_transaction_id") or ids.get("external_id") or "").encode()
@@ -73,7 +76,8 @@ def messages(flow: Flow, event: Event, origin: Source, routed: Source, outcome: 
         return park(flow, event, origin, routed, outcome, parked_lookup, park_timeout_s)
     if isinstance(outcome, Skipped):
         metrics.SKIPPED.labels(origin.topic).inc()
-        return [result(flow, event, "skipped", why=outcome.why), *flow.audit(event, outcome)]
+        return [result(flow, event, origin, "skipped", why=outcome.why),
+                *flow.audit(event, outcome)]
     return posting_messages(flow, event, origin, outcome)
 
 
@@ -82,15 +86,20 @@ def posting_messages(flow: Flow, event: Event, origin: Source,
     for written in posting.records:
         if written.created:
             metrics.POSTED.labels(written.record_type).inc()
-    label = ("posted" if posting.created else "updated" if posting.updated
+    label = ("posted" if posting.created or posting.replay else "updated" if posting.updated
              else "duplicate")
-    if label == "duplicate":
+    if posting.replay:
+        # The same event again (its earlier attempt wrote the records before a crash): its
+        # outcome is re-emitted as it was, counted once per event, not as a duplicate.
+        metrics.REPLAYED.labels(origin.topic).inc()
+    elif label == "duplicate":
         metrics.DUPLICATES.labels(origin.topic).inc()
-    elif posting.created:
+    elif posting.created and not posting.replay:
         when = flow.event_time(event)
         if when is not None:
             metrics.EVENT_TO_RECORD.observe(max(0.0, time.time() - when.timestamp()))
-    out = result(flow, event, label, **posting.result,
+    extra = {**posting.result, "replayed": True} if posting.replay else posting.result
+    out = result(flow, event, origin, label, **extra,
                  records=[{"record_type": w.record_type, "netsuite_id": w.netsuite_id,
                            "external_id": w.external_id, "created": w.created, **w.links}
                           for w in posting.records])
@@ -112,4 +121,4 @@ def park(flow: Flow, event: Event, origin: Source, routed: Source, missing: Miss
                       routed.value, tuple(routed.headers), missing.detail)
     metrics.PARK_OUTCOMES.labels("parked").inc()
     return [Outbound(topics.PARKED, entry_id.encode(), entry.to_json(), parked=entry),
-            result(flow, event, "parked", waiting_for=missing.dependency)]
+            result(flow, event, origin, "parked", waiting_for=missing.dependency)]

@@ -24,6 +24,11 @@ from tillbridge.streams.stages.records import DiscountRec, SaleRec
 #: Custom line field carrying the POS promotion ids (the simulator accepts any custcol_*;
 #: on a real account it is a Transaction Line Field of type Free-Form Text).
 PROMO_FIELD = "custcol_pos_promotion_ids"
+#: Custom body field carrying the Kafka coordinates (topic/partition/offset) of the event
+#: that wrote the record: a replay of that event after a crash is then told apart from a
+#: POS sending the same transaction twice (a different event), and a record is traceable
+#: back to its input record. On a real account: a Transaction Body Field, Free-Form Text.
+SOURCE_FIELD = "custbody_tillbridge_source"
 
 
 def sale_external_id(sale: SaleRec) -> str:

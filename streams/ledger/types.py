@@ -33,6 +33,9 @@ class Posting:
     result: Mapping[str, Any] = field(default_factory=dict)
     #: audit messages that go with it (e.g. one per promotion on a posted sale)
     audit: tuple[Outbound, ...] = ()
+    #: the same event again (a replay after a crash), its records written by its own earlier
+    #: attempt: its outcome is re-emitted as it was, not counted as a POS duplicate
+    replay: bool = False
 
     @property
     def created(self) -> bool:

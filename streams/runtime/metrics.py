@@ -23,6 +23,10 @@ POSTED = Counter("tillbridge_records_posted", "NetSuite records created or upser
 DUPLICATES = Counter("tillbridge_duplicates_prevented",
                      "Events for a POS transaction that was already posted.",
                      ["topic"], registry=REGISTRY)
+REPLAYED = Counter("tillbridge_events_replayed",
+                   "Events seen again after a crash or restart whose records their own earlier "
+                   "attempt wrote: the outcome is re-emitted, nothing is written.",
+                   ["topic"], registry=REGISTRY)
 DOUBLE_SCANS = Counter("tillbridge_double_scan_suspected",
                        "Sales whose basket repeats an earlier one under a new POS transaction "
                        "id within the double-scan window (posted, flagged).",
