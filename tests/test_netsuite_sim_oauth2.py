@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
 import time
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -33,6 +36,7 @@ from tillbridge.connectors.netsuite.oauth2 import (
 )
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.devstack.netsuite_sim import SimServer
+from tillbridge.devstack.netsuite_sim.m2m import M2MIssuer, TokenError
 from tillbridge.streams.flows.sink import rejection_for
 from tillbridge.streams.stages.deadletter import dlq_headers
 
@@ -253,6 +257,93 @@ def test_an_assertion_buys_one_token_only(sim: SimServer,
     # Without a jti the assertion itself (its signature) is what cannot be spent twice.
     no_jti = _signed(jti=None)(ec_key, ec_key, url, now)
     assert [post_token(sim, no_jti).status_code for _ in range(2)] == [200, 400]
+
+
+# -- the assertion as a standard JWS (PyJWT signs in the client, verifies in the sim) ------------
+
+@pytest.mark.parametrize("algorithm", ["PS256", "ES256"])
+def test_client_assertion_is_a_standard_jws(algorithm: str, rsa_key: rsa.RSAPrivateKey,
+                                            ec_key: ec.EllipticCurvePrivateKey) -> None:
+    """Any JOSE verifier holding only the certificate's public key accepts the assertion."""
+    key: Key = rsa_key if algorithm == "PS256" else ec_key
+    url = "https://tstdrv1234567-sb1.suitetalk.api.netsuite.com" + TOKEN_PATH
+    now = 1_700_000_000.0
+    assertion = sign_assertion(creds(key, algorithm), key, url, now, ttl_s=3600)
+    decoded = jwt.decode_complete(assertion, key.public_key(), algorithms=[algorithm],
+                                  audience=url, issuer=CLIENT_ID,
+                                  options={"verify_exp": False, "verify_iat": False})
+    assert decoded["header"] == {"typ": "JWT", "alg": algorithm, "kid": CERT_ID}
+    claims = decoded["payload"]
+    assert set(claims) == {"iss", "scope", "aud", "iat", "exp", "jti"}
+    assert (claims["iat"], claims["exp"], claims["scope"]) == (
+        int(now), int(now) + 3600, ["rest_webservices"])
+    if algorithm == "ES256":
+        assert len(decoded["signature"]) == 64, "JOSE's raw r||s, not DER"
+    again = jwt.decode(sign_assertion(creds(key, algorithm), key, url, now), key.public_key(),
+                       algorithms=[algorithm], audience=url,
+                       options={"verify_exp": False, "verify_iat": False})
+    assert again["jti"] != claims["jti"], "a fresh jti per assertion"
+    with pytest.raises(ValueError, match="1..3600"):
+        sign_assertion(creds(key, algorithm), key, url, now, ttl_s=3601)
+
+
+def _claims(url: str, now: float, **changes: Any) -> dict[str, Any]:
+    claims = {"iss": CLIENT_ID, "scope": ["rest_webservices"], "aud": url, "iat": int(now),
+              "exp": int(now) + 300, "jti": f"jti-{now}"}
+    claims.update(changes)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def _hs256(secret: bytes, header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """An HMAC-signed JWT whose secret is the registered public key: the alg-confusion attack."""
+    signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(mac)}"
+
+
+def test_issuer_refuses_assertions_at_the_edges(rsa_key: rsa.RSAPrivateKey,
+                                                ec_key: ec.EllipticCurvePrivateKey) -> None:
+    """What PyJWT now parses and checks is refused with the error the sim always gave."""
+    url, now = "http://sim.test" + TOKEN_PATH, time.time()
+    issuer = M2MIssuer(REALM)
+    issuer.register(CLIENT_ID, CERT_ID, public_pem(ec_key).encode())
+    issuer.register("rsa-client", "cert-rsa", public_pem(rsa_key).encode())
+    es256 = {"typ": "JWT", "alg": "ES256", "kid": CERT_ID}
+    valid = make_jwt(ec_key, es256, _claims(url, now))
+
+    def refusal(assertion: str) -> tuple[str, str]:
+        with pytest.raises(TokenError) as info:
+            issuer.issue(token_form(assertion), url, 3600, now=now)
+        return info.value.error, str(info.value)
+
+    assert refusal(valid + "==") == ("invalid_request", "MalformedAssertion"), "no padding"
+    assert refusal(valid.replace(".", "..", 1)) == ("invalid_request", "MalformedAssertion")
+    not_json = f"{b64(b'{not json')}.{valid.split('.', 1)[1]}"
+    assert refusal(not_json) == ("invalid_request", "MalformedAssertion")
+    assert refusal(make_jwt(ec_key, {**es256, "kid": 7}, _claims(url, now)))[0] == (
+        "invalid_client"), "a kid that is no string names no certificate"
+    confused = _hs256(public_pem(ec_key).encode(), {**es256, "alg": "HS256"}, _claims(url, now))
+    assert refusal(confused) == ("invalid_client", "UnknownAlgorithm")
+    # An EC signature under the RSA certificate's kid: the key family does not fit the alg.
+    wrong_family = make_jwt(ec_key, {**es256, "kid": "cert-rsa"}, _claims(url, now,
+                                                                          iss="rsa-client"))
+    assert refusal(wrong_family) == ("invalid_client", "InvalidSignature")
+    assert refusal(make_jwt(ec_key, es256, _claims(url, now, iss=None))) == (
+        "invalid_client", "IssuerNotMappedToCertificate")
+    assert refusal(make_jwt(ec_key, es256, _claims(url, now, aud=None))) == (
+        "invalid_grant", "WrongAudience")
+    assert refusal(make_jwt(ec_key, es256, _claims(url, now, aud=[url + "/other"]))) == (
+        "invalid_grant", "WrongAudience")
+    listed = make_jwt(ec_key, es256, _claims(url, now, aud=["https://elsewhere", url],
+                                                   jti="j-listed"))
+    assert issuer.issue(token_form(listed), url, 3600, now=now)["token_type"] == "Bearer"
+    token = issuer.issue(token_form(valid), url, 3600, now=now)["access_token"]
+    issuer.check_bearer(token, now)
+    assert jwt.get_unverified_header(token)["kid"] == "tillbridge-sim"
+    # A certificate out of its validity is refused before anything else it vouches for.
+    issuer.register(CLIENT_ID, CERT_ID, _certificate(ec_key, 10, start_days_ago=20).encode())
+    stale = make_jwt(ec_key, es256, _claims(url, now, aud="https://elsewhere", jti="j-stale"))
+    assert refusal(stale) == ("invalid_client", "CertificateNotValidNow")
 
 
 # -- Bearer tokens on the REST endpoints --------------------------------------------------------

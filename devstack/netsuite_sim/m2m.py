@@ -2,32 +2,37 @@
 endpoint checks a JWT assertion signed with the private key of a registered certificate and
 issues Bearer tokens; REST requests are then checked against them. Assertions and tokens
 are never logged.
+
+PyJWT parses the compact JWS, checks its signature (PS*/ES*, raw ``r||s`` for EC) and the
+``iss``/``aud`` claims, and signs the sim's own tokens: the same maintained library the client
+signs with, so the simulator carries no JOSE code of its own. NetSuite's rules that PyJWT
+does not know (typ, known algorithms and key families, certificate validity, a lifetime of
+at most 60 minutes with some clock skew, one token per assertion, scopes) stay here.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
-import hmac
-import json
 import re
 import secrets
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+import jwt
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from starlette.responses import JSONResponse
 
 from tillbridge.devstack.netsuite_sim.errors import AuthFailure
+
+if TYPE_CHECKING:
+    from jwt.types import Options
 
 # OAuth 2.0 M2M (reference §4.3), spelled out here rather than imported from the client, so
 # a wrong constant in the client fails against the simulator instead of agreeing with it.
@@ -38,15 +43,23 @@ CLOCK_SKEW_S = 60  # an iat this far in the future is still taken (hosts' clocks
 SCOPES = frozenset({"restlets", "rest_webservices", "suite_analytics"})
 REST_SCOPE = "rest_webservices"
 CERT_MAX_VALIDITY_S = 2 * 365 * 86400  # longer certificates are cut to 2 years
-# JOSE alg -> (hash, EC curve; None = RSA-PSS with salt = hash size, RFC 7518 §3.5)
-_ALGORITHMS: dict[str, tuple[type[hashes.HashAlgorithm], type[ec.EllipticCurve] | None]] = {
-    "PS256": (hashes.SHA256, None), "PS384": (hashes.SHA384, None),
-    "PS512": (hashes.SHA512, None), "ES256": (hashes.SHA256, ec.SECP256R1),
-    "ES384": (hashes.SHA384, ec.SECP384R1), "ES512": (hashes.SHA512, ec.SECP521R1),
+# The JOSE algorithms the setup page's keys can sign with -> the EC curve the key must be
+# on (None: an RSA key, RSA-PSS). PyJWT checks the signature; this keeps out every other
+# algorithm (none, HS*, RS*) before PyJWT is asked, and pairs key family and algorithm.
+_ALGORITHMS: dict[str, type[ec.EllipticCurve] | None] = {
+    "PS256": None, "PS384": None, "PS512": None,
+    "ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1,
+}
+# What PyJWT is asked to check when it verifies an assertion: signature, iss and aud. The
+# time claims are checked here instead (NetSuite's own limits, and the sim's clock).
+_VERIFY: Options = {
+    "verify_signature": True, "verify_iss": True, "verify_aud": True,
+    "verify_exp": False, "verify_iat": False, "verify_nbf": False,
+    "verify_sub": False, "verify_jti": False, "require": [],
 }
 _RSA_BITS = (3072, 4096)
 _EC_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")  # no padding
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 b64token
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
@@ -113,6 +126,7 @@ def load_public_key(pem: bytes) -> tuple[PublicKey, float | None, float | None]:
     and EC P-256/P-384/P-521 are accepted, as on the setup page. Errors never quote the PEM.
     """
     not_before = not_after = None
+    key: PublicKeyTypes
     try:
         if b"-----BEGIN CERTIFICATE-----" in pem:
             cert = x509.load_pem_x509_certificate(pem)
@@ -145,52 +159,52 @@ def parse_token_form(content_type: str | None, body: bytes) -> dict[str, str]:
     return form
 
 
-def _b64decode(part: str) -> bytes:
-    if not _B64URL.fullmatch(part):
-        raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-
-
 def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _decode_jws(assertion: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
-    """(header, claims, signing input, signature) of a compact JWS; TokenError if malformed."""
-    parts = assertion.split(".")
-    try:
-        if len(parts) != 3:
-            raise ValueError("not three parts")
-        header, claims = json.loads(_b64decode(parts[0])), json.loads(_b64decode(parts[1]))
-        sig = _b64decode(parts[2])
-    except (ValueError, binascii.Error):
-        raise TokenError("invalid_request", "MalformedAssertion") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
+def _decode_jws(assertion: str) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    """(header, claims, signature) of a compact JWS, unverified; TokenError if malformed.
+
+    Read before any key is chosen because the header's ``kid`` names the key; PyJWT does
+    the parsing, the pattern keeps today's rule that the compact form has no padding.
+    """
+    if not _COMPACT_JWS.fullmatch(assertion):
         raise TokenError("invalid_request", "MalformedAssertion")
-    return header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), sig
-
-
-def verify_jws(key: PublicKey, alg: str, data: bytes, sig: bytes) -> bool:
-    """Check a JOSE PS*/ES* signature; the key must be of the algorithm's family and curve."""
-    hash_cls, curve = _ALGORITHMS[alg]
     try:
-        if curve is None:
-            if not isinstance(key, rsa.RSAPublicKey):
-                return False
-            pss = padding.PSS(mgf=padding.MGF1(hash_cls()), salt_length=hash_cls.digest_size)
-            key.verify(sig, data, pss, hash_cls())
-            return True
-        if not (isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, curve)):
-            return False
-        size = (key.curve.key_size + 7) // 8
-        if len(sig) != 2 * size:  # JOSE sends raw r||s, not DER
-            return False
-        der = encode_dss_signature(int.from_bytes(sig[:size], "big"),
-                                   int.from_bytes(sig[size:], "big"))
-        key.verify(der, data, ec.ECDSA(hash_cls()))
-        return True
-    except InvalidSignature:
-        return False
+        parts = jwt.decode_complete(assertion, options={"verify_signature": False})
+    except jwt.DecodeError:
+        raise TokenError("invalid_request", "MalformedAssertion") from None
+    except jwt.InvalidTokenError:  # a header PyJWT refuses (a kid not a string, bad crit)
+        raise TokenError("invalid_client", "UnusableHeader") from None
+    return parts["header"], parts["payload"], parts["signature"]
+
+
+def verify_assertion(key: PublicKey, alg: str, assertion: str, client_id: str,
+                     token_url: str) -> None:
+    """Check signature, ``iss`` and ``aud`` with PyJWT; ``TokenError`` as NetSuite answers.
+
+    The key must be of the algorithm's family and curve (an EC key cannot vouch for PS256,
+    a P-256 key not for ES384), checked before PyJWT so no key is coerced to fit.
+    """
+    curve = _ALGORITHMS[alg]
+    fits = (isinstance(key, rsa.RSAPublicKey) if curve is None
+            else isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, curve))
+    if not fits:
+        raise TokenError("invalid_client", "InvalidSignature")
+    try:
+        jwt.decode_complete(assertion, key, algorithms=[alg], options=_VERIFY,
+                                    issuer=client_id, audience=token_url)
+    except jwt.InvalidIssuerError:
+        raise TokenError("invalid_client", "IssuerNotMappedToCertificate") from None
+    except jwt.InvalidAudienceError:
+        raise TokenError("invalid_grant", "WrongAudience") from None
+    except jwt.MissingRequiredClaimError as exc:
+        if exc.claim == "iss":
+            raise TokenError("invalid_client", "IssuerNotMappedToCertificate") from None
+        raise TokenError("invalid_grant", "WrongAudience") from None
+    except jwt.PyJWTError:  # bad signature, a key PyJWT will not use for alg
+        raise TokenError("invalid_client", "InvalidSignature") from None
 
 
 def _scopes(claim: object) -> frozenset[str]:
@@ -250,9 +264,9 @@ class M2MIssuer:
         assertion = form.get("client_assertion")
         if form.get("client_assertion_type") != ASSERTION_TYPE or not assertion:
             raise TokenError("invalid_request", "MissingClientAssertion")
-        header, claims, data, sig = _decode_jws(assertion)
-        client = self._authenticate(header, claims, data, sig, now)
-        scopes = self._check_claims(claims, token_url, now)
+        header, claims, sig = _decode_jws(assertion)
+        client = self._authenticate(header, assertion, token_url, now)
+        scopes = self._check_claims(claims, now)
         self._spend(str(claims.get("jti") or _b64encode(sig)), _number(claims, "exp"), now)
         return {"access_token": self._mint(client, scopes, ttl_s, now),
                 "token_type": "Bearer", "expires_in": ttl_s}
@@ -275,10 +289,11 @@ class M2MIssuer:
         self.tokens.clear()
         self._spent.clear()
 
-    def _authenticate(self, header: dict[str, Any], claims: dict[str, Any], data: bytes,
-                      sig: bytes, now: float) -> M2MClient:
-        """Who is asking: ``kid`` names a mapped certificate whose key signed this, for
-        the integration in ``iss``. Any doubt is ``invalid_client``."""
+    def _authenticate(self, header: dict[str, Any], assertion: str, token_url: str,
+                      now: float) -> M2MClient:
+        """Who is asking: ``kid`` names a mapped certificate, valid now, whose key signed
+        this for the integration in ``iss``, addressed (``aud``) to this token URL. Any
+        doubt about who is ``invalid_client``; a wrong ``aud`` is ``invalid_grant``."""
         if str(header.get("typ", "")).upper() != "JWT":
             raise TokenError("invalid_request", "NotAJwt")
         alg = header.get("alg")
@@ -287,20 +302,15 @@ class M2MIssuer:
         client = self.clients.get(str(header.get("kid")))
         if client is None:
             raise TokenError("invalid_client", "UnknownCertificate")
-        if not verify_jws(client.public_key, alg, data, sig):
-            raise TokenError("invalid_client", "InvalidSignature")
-        if claims.get("iss") != client.client_id:
-            raise TokenError("invalid_client", "IssuerNotMappedToCertificate")
+        # Before the signature: a certificate out of its validity vouches for nothing.
         if (client.not_before is not None and now < client.not_before) or (
                 client.not_after is not None and now >= client.not_after):
             raise TokenError("invalid_client", "CertificateNotValidNow")
+        verify_assertion(client.public_key, str(alg), assertion, client.client_id, token_url)
         return client
 
-    def _check_claims(self, claims: dict[str, Any], token_url: str,
-                      now: float) -> frozenset[str]:
-        aud = claims.get("aud")
-        if not (aud == token_url or (isinstance(aud, list) and token_url in aud)):
-            raise TokenError("invalid_grant", "WrongAudience")
+    def _check_claims(self, claims: dict[str, Any], now: float) -> frozenset[str]:
+        """NetSuite's time rules (PyJWT has no 60-minute cap and uses the wall clock)."""
         iat, exp = _number(claims, "iat"), _number(claims, "exp")
         if exp <= iat or exp - iat > MAX_ASSERTION_TTL_S:
             raise TokenError("invalid_grant", "AssertionLifetimeOver60Minutes")
@@ -324,13 +334,11 @@ class M2MIssuer:
         it as opaque either way."""
         if len(self.tokens) > 10000:
             self.tokens = {t: g for t, g in self.tokens.items() if g.expires_at > now}
-        header = {"typ": "JWT", "alg": "HS256", "kid": "tillbridge-sim"}
-        claims = {"sub": f"{client.role};{client.entity}", "aud": [client.client_id],
-                  "scope": sorted(scopes), "iss": "https://system.netsuite.com",
-                  "iat": int(now), "exp": int(now) + ttl_s, "jti": str(uuid.uuid4())}
-        signing_input = ".".join(_b64encode(json.dumps(part, separators=(",", ":")).encode())
-                                 for part in (header, claims))
-        mac = hmac.new(self._signing_key, signing_input.encode("ascii"), hashlib.sha256)
-        token = f"{signing_input}.{_b64encode(mac.digest())}"
+        claims: dict[str, Any] = {
+            "sub": f"{client.role};{client.entity}", "aud": [client.client_id],
+            "scope": sorted(scopes), "iss": "https://system.netsuite.com",
+            "iat": int(now), "exp": int(now) + ttl_s, "jti": str(uuid.uuid4())}
+        token = jwt.encode(claims, self._signing_key, algorithm="HS256",
+                           headers={"typ": "JWT", "kid": "tillbridge-sim"})
         self.tokens[token] = AccessToken(client.certificate_id, scopes, now + ttl_s)
         return token
