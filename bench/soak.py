@@ -1,0 +1,192 @@
+"""`make soak`: the stack at a steady rate for a set time, watched like production.
+
+Starts what is not configured (embedded broker, registry, NetSuite simulator as its own
+process) and one worker, publishes clean sales at ``--rate`` for ``--minutes``, and every
+``--every`` seconds prints worker and broker RSS, what has reached NetSuite and the
+event-to-record latency of that interval. At the end: the invariant (every published sale
+has exactly one final outcome, counted per input record, and NetSuite holds one cashSale per
+posted sale) and the worker's RSS trend after warm-up. A worker whose RSS keeps rising at
+steady load is a defect to find (``--fail-on-growth`` makes that an exit code).
+
+Not part of `make test`: it is meant to run for 30 minutes or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from confluent_kafka import Producer
+
+from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.kafka.reader import TopicTail
+from tillbridge.connectors.kafka.serde import AvroCodec
+from tillbridge.devstack.pos.generator import generate
+from tillbridge.devstack.stack import WorkerProcess, local_stack
+from tillbridge.streams.runtime.settings import Settings
+
+#: RSS growth after warm-up that counts as "keeps rising" (MB per hour).
+GROWTH_MB_PER_HOUR = 20.0
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def broker_pid(bootstrap: str) -> int | None:
+    """The embedded Tansu process serving ``bootstrap`` (None: an external broker)."""
+    port = bootstrap.rsplit(":", 1)[-1]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "tansu" in cmd and port in cmd:
+            return int(entry.name)
+    return None
+
+
+def slope_per_hour(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, MB) points, in MB per hour."""
+    if len(points) < 3:
+        return 0.0
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return 0.0 if var == 0 else sum((x - mx) * (y - my) for x, y in zip(xs, ys,
+                                                                           strict=True)) \
+        / var * 3600
+
+
+@dataclass
+class Publisher:
+    """Publishes generated clean sales at a fixed rate in a thread, counting deliveries."""
+
+    settings: Settings
+    rate: float
+    seconds: float
+    delivered: int = 0
+    failed: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        encode = AvroCodec(self.settings.schema_registry_url or "").encoder(topics.SALE)
+        producer = Producer({"bootstrap.servers": self.settings.kafka_bootstrap_servers,
+                             "enable.idempotence": True, "linger.ms": 5})
+
+        def on_delivery(err: object, _msg: object) -> None:
+            if err is None:
+                self.delivered += 1
+            else:
+                self.failed += 1
+
+        total = int(self.rate * self.seconds)
+        start = time.monotonic()
+        for n, event in enumerate(generate(total, seed=11, dirty=0.0)):
+            wait = start + n / self.rate - time.monotonic()
+            if wait > 0:
+                producer.poll(wait)
+            producer.produce(topics.SALE.name, key=event.key,
+                             value=encode(event.value),  # type: ignore[arg-type]
+                             on_delivery=on_delivery)
+            producer.poll(0)
+        producer.flush(60)
+        self.done.set()
+
+
+def latencies(records: list, since: int) -> list[float]:
+    """Event-to-record seconds of the results records from index ``since`` on."""
+    out = []
+    for r in records[since:]:
+        doc = json.loads(r.value)
+        if doc.get("outcome") == "posted" and doc.get("event_time"):
+            out.append((datetime.fromisoformat(doc["result_time"])
+                        - datetime.fromisoformat(doc["event_time"])).total_seconds())
+    return out
+
+
+def quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--rate", type=float, default=50.0, help="sales per second")
+    ap.add_argument("--every", type=float, default=60.0, help="report interval, seconds")
+    ap.add_argument("--warmup", type=float, default=120.0, help="seconds left out of the trend")
+    ap.add_argument("--fail-on-growth", action="store_true")
+    args = ap.parse_args(argv)
+    seconds = args.minutes * 60
+    with local_stack(Settings.from_env(), sim_process=True) as stack:
+        s = stack.settings
+        with WorkerProcess(s) as worker, TopicTail(
+                s.kafka_bootstrap_servers or "", [topics.RESULTS, *topics.DLQ_TOPICS]) as tail:
+            assert worker.proc is not None
+            bpid = broker_pid(s.kafka_bootstrap_servers or "")
+            pub = Publisher(s, args.rate, seconds)
+            threading.Thread(target=pub.run, name="soak-publisher", daemon=True).start()
+            started, seen, trend = time.monotonic(), 0, []
+            print(f"soak: {args.rate:g} sales/s for {args.minutes:g} min; worker pid "
+                  f"{worker.proc.pid}, broker pid {bpid}")
+            while True:
+                pub.done.wait(args.every)
+                tail.poll(1.0)
+                elapsed = time.monotonic() - started
+                results = tail.records[topics.RESULTS]
+                lat = latencies(results, seen)
+                seen = len(results)
+                w_rss = rss_mb(worker.proc.pid)
+                b_rss = rss_mb(bpid) if bpid else float("nan")
+                if elapsed >= args.warmup:
+                    trend.append((elapsed, w_rss))
+                print(f"t={elapsed:7.0f}s published={pub.delivered} outcomes={tail.count()} "
+                      f"worker_rss={w_rss:.0f}MB broker_rss={b_rss:.0f}MB "
+                      f"latency p50={quantile(lat, 0.5):.3f}s p99={quantile(lat, 0.99):.3f}s",
+                      flush=True)
+                if pub.done.is_set() and tail.count() >= pub.delivered:
+                    break
+                if pub.done.is_set() and elapsed > seconds + 300:
+                    break
+            tail.wait_for(lambda t: t.count() >= pub.delivered, 120)
+            by_source = {json.loads(r.value).get("source") for r in tail.records[topics.RESULTS]}
+            dead = sum(len(tail.records[name]) for name in topics.DLQ_TOPICS)
+            assert stack.sim is not None or s.netsuite_base_url
+            base = stack.sim.base_url if stack.sim is not None else s.netsuite_base_url
+            held = httpx.get(f"{base}/__sim/stats", timeout=10).json()["records"]
+            cash_sales = held.get("cashSale", {}).get("created", 0)
+            growth = slope_per_hour(trend)
+            balanced = len(by_source) + dead == pub.delivered and pub.failed == 0
+            print(f"invariant: published {pub.delivered} = outcomes {len(by_source)} "
+                  f"(by input record) + dead-lettered {dead}: "
+                  f"{'balanced' if balanced else 'NOT BALANCED'}; "
+                  f"NetSuite cashSales created {cash_sales}")
+            print(f"worker RSS trend after warm-up: {growth:+.1f} MB/hour "
+                  f"({'rising' if growth > GROWTH_MB_PER_HOUR else 'flat'})")
+            if not balanced:
+                return 1
+            return 1 if args.fail_on_growth and growth > GROWTH_MB_PER_HOUR else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TILLBRIDGE_LOG_LEVEL", "warn")
+    sys.exit(main())
