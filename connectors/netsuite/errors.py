@@ -92,7 +92,7 @@ class NetSuiteError(Exception):
             return super().__new__(cls)
         leaf = error_class(status, code, detail)
         if not issubclass(leaf, cls):
-            raise TypeError(f"status {status} is a {leaf.__name__}, not a {cls.__name__}")
+            raise TypeError(f"status {status} makes a {leaf.__name__}, outside {cls.__name__}")
         return super().__new__(leaf)
 
     def __init__(
