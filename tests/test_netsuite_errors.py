@@ -402,3 +402,40 @@ def test_client_raises_timeout_and_connection_leaves() -> None:
         err = asyncio.run(get(failure))
         assert type(err) is cls and err.code == code and err.status is None
         assert err.detail == failure.__name__ and err.url_path.endswith("/customer/1")
+
+
+def test_token_endpoint_failures_are_leaves_too() -> None:
+    """OAuth 2.0: a refused token request is AuthFailed shown as 401 (re-authorized once,
+    never the event's fault); a 5xx or no answer is the same leaf as on a record call."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tillbridge.connectors.netsuite import OAuth2ClientCredentials, OAuth2Credentials
+    from tillbridge.connectors.netsuite.oauth2 import TOKEN_PATH
+
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    creds = OAuth2Credentials("TSTDRV1234567_SB1", "client-id", "cert-id", pem, "ES256")
+
+    async def token_error(what: Answer) -> NetSuiteError:
+        def handler(request: httpx.Request) -> httpx.Response:
+            if isinstance(what, type):
+                raise what("scripted", request=request)
+            return httpx.Response(int(what), json={"error": "invalid_client"})
+
+        auth = OAuth2ClientCredentials(creds, BASE + TOKEN_PATH,
+                                       transport=httpx.MockTransport(handler))
+        try:
+            with pytest.raises(NetSuiteError) as info:
+                await auth.access_token()
+        finally:
+            await auth.aclose()
+        return info.value
+
+    refused = asyncio.run(token_error(400))
+    assert type(refused) is AuthFailed and refused.status == 401
+    assert refused.code == "OAUTH_INVALID_CLIENT"
+    assert type(asyncio.run(token_error(503))) is ServerError
+    assert type(asyncio.run(token_error(httpx.ReadTimeout))) is TimedOut
+    assert type(asyncio.run(token_error(httpx.ConnectError))) is ConnectionFailed
