@@ -9,7 +9,13 @@ import pytest
 
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.aio import AiohttpTransport
-from tillbridge.connectors.netsuite.errors import NetSuiteError
+from tillbridge.connectors.netsuite.errors import (
+    AlreadyExists,
+    ConnectionFailed,
+    NetSuiteError,
+    NotFound,
+    TimedOut,
+)
 from tillbridge.devstack.broker import free_port
 from tillbridge.devstack.netsuite_sim import SimServer
 
@@ -38,9 +44,11 @@ def test_create_get_suiteql_and_errors_behave_as_with_httpcore(sim) -> None:
             with pytest.raises(NetSuiteError) as info:
                 await client.get("customer", "999999999")
             assert info.value.status == 404 and info.value.code == "NONEXISTENT_ID"
+            assert isinstance(info.value, NotFound)
             with pytest.raises(NetSuiteError) as dup:
                 await client.create("customer", body)
             assert dup.value.already_exists
+            assert isinstance(dup.value, AlreadyExists)
 
     asyncio.run(run())
 
@@ -53,11 +61,13 @@ def test_timeout_and_refused_connection_map_to_retryable_errors(sim) -> None:
                 with pytest.raises(NetSuiteError) as slow:
                     await client.get("customer", "4999")
                 assert slow.value.code == "TIMEOUT" and slow.value.retryable
+                assert isinstance(slow.value, TimedOut)
         finally:
             httpx.post(f"{sim.base_url}/__sim/config", json={"latency_ms": 0})
         async with _client(f"http://127.0.0.1:{free_port()}") as client:
             with pytest.raises(NetSuiteError) as refused:
                 await client.get("customer", "4999")
             assert refused.value.code == "CONNECTION_ERROR" and refused.value.retryable
+            assert isinstance(refused.value, ConnectionFailed)
 
     asyncio.run(run())

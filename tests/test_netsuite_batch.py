@@ -20,6 +20,7 @@ from tillbridge.connectors.netsuite import (
     ConcurrencyLimiter,
     NetSuiteClient,
     NetSuiteUnavailable,
+    Rejected,
     ReliableClient,
     RetryPolicy,
 )
@@ -148,6 +149,7 @@ def test_drain_writes_each_record_once_and_reports_in_input_order(sim: SimServer
     assert set(failed) == {"D-bad-1", "D-bad-2"}
     err = failed["D-bad-1"]
     assert err is not None and err.status == 400 and err.kind == "permanent"
+    assert isinstance(err, Rejected), "a task's stored 4xx becomes the same class"
     assert err.details[0]["o:errorPath"] == "item.items[0].item", "o:errorDetails for the DLQ"
     ok = [o for o in out if o.error is None]
     assert all(o.created and o.via == "batch" for o in ok[:-1])

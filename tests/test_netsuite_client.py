@@ -10,7 +10,16 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteError
+from tillbridge.connectors.netsuite import (
+    AlreadyExists,
+    AuthFailed,
+    ConnectionFailed,
+    NetSuiteClient,
+    NetSuiteError,
+    NotFound,
+    Rejected,
+    Throttled,
+)
 from tillbridge.devstack.netsuite_sim import SimServer
 
 T = TypeVar("T")
@@ -97,6 +106,7 @@ def test_validation_errors_are_permanent_with_error_path(sim: SimServer) -> None
     err = info.value
     assert (err.status, err.code, err.error_path) == (400, "INVALID_CONTENT", "item.items[0].item")
     assert err.kind == "permanent" and err.permanent and not err.retryable
+    assert type(err) is Rejected and err.label == "permanent"
 
 
 def test_duplicate_external_id_is_already_exists(sim: SimServer) -> None:
@@ -108,6 +118,7 @@ def test_duplicate_external_id_is_already_exists(sim: SimServer) -> None:
         run(sim, use)
     assert info.value.code == "USER_ERROR"
     assert info.value.already_exists and info.value.kind == "already_exists"
+    assert isinstance(info.value, AlreadyExists)
 
 
 @pytest.mark.parametrize("field", ["consumer_secret", "token_id", "token_secret"])
@@ -117,6 +128,7 @@ def test_wrong_credentials_are_invalid_login(sim: SimServer, field: str) -> None
         run(sim, lambda c: c.get("customer", "5001"), credentials=creds)
     err = info.value
     assert (err.status, err.code, err.kind) == (401, "INVALID_LOGIN", "auth")
+    assert isinstance(err, AuthFailed)
     assert "wrong-" not in str(err)
 
 
@@ -136,7 +148,7 @@ def test_concurrency_limit_gives_429_when_too_many_in_flight(sim: SimServer) -> 
         assert (err.status, err.code, err.title) == (429, "CONCURRENCY_LIMIT_EXCEEDED",
                                                      "Bad Request")
         assert err.detail == "Concurrent request limit exceeded. Request blocked."
-        assert err.retryable
+        assert err.retryable and isinstance(err, Throttled)
     assert stats(sim)["concurrency"]["peak"] == 2
 
 
@@ -169,12 +181,14 @@ def test_patch_and_missing_record(sim: SimServer) -> None:
     with pytest.raises(NetSuiteError) as info:
         run(sim, lambda c: c.get("customer", "424242"))
     assert (info.value.status, info.value.code) == (404, "NONEXISTENT_ID")
+    assert isinstance(info.value, NotFound)
 
 
 def test_connection_error_is_retryable(sim: SimServer) -> None:
     with pytest.raises(NetSuiteError) as info:  # port 9 (discard): nothing listens there
         asyncio.run(_get_from("http://127.0.0.1:9", sim))
     assert info.value.status is None and info.value.retryable
+    assert isinstance(info.value, ConnectionFailed)
 
 
 async def _get_from(base_url: str, sim: SimServer) -> dict[str, Any]:

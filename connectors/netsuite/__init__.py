@@ -9,27 +9,52 @@ from tillbridge.connectors.netsuite.auth import (
 )
 from tillbridge.connectors.netsuite.breaker import BreakerState, CircuitBreaker
 from tillbridge.connectors.netsuite.client import NetSuiteClient, id_from_location
-from tillbridge.connectors.netsuite.errors import NetSuiteError, NetSuiteUnavailable
+from tillbridge.connectors.netsuite.errors import (
+    AlreadyExists,
+    AmbiguousFailure,
+    AuthFailed,
+    ConnectionFailed,
+    NetSuiteError,
+    NetSuiteUnavailable,
+    NotFound,
+    Rejected,
+    RetryableError,
+    ServerError,
+    Throttled,
+    TimedOut,
+    error_class,
+)
 from tillbridge.connectors.netsuite.governance import ConcurrencyLimiter, fair_share
 from tillbridge.connectors.netsuite.oauth2 import OAuth2ClientCredentials, OAuth2Credentials
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy, classify
 
 __all__ = [
+    "AlreadyExists",
+    "AmbiguousFailure",
+    "AuthFailed",
     "Authenticator",
     "BreakerState",
     "CircuitBreaker",
     "ConcurrencyLimiter",
+    "ConnectionFailed",
     "NetSuiteClient",
     "NetSuiteCredentials",
     "NetSuiteError",
     "NetSuiteUnavailable",
+    "NotFound",
     "OAuth2ClientCredentials",
     "OAuth2Credentials",
+    "Rejected",
     "ReliableClient",
     "RetryPolicy",
+    "RetryableError",
+    "ServerError",
     "TbaSigner",
+    "Throttled",
+    "TimedOut",
     "classify",
     "default_base_url",
+    "error_class",
     "fair_share",
     "id_from_location",
 ]

@@ -31,6 +31,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send with aiohttp. Failures are re-raised as httpx's timeout / connection
+        exceptions so ``NetSuiteClient`` turns them into the same ``TimedOut`` /
+        ``ConnectionFailed`` as with httpx's own transport."""
         session = self._open()
         body = await request.aread()
         timeout = request.extensions.get("timeout", {})

@@ -34,6 +34,9 @@ Record types without a known SuiteQL table skip steps 1 and 4 and read every tas
 
 Every HTTP step runs under ``ReliableClient.call`` (429 backoff, 5xx/timeout retries, the
 circuit breaker), so an outage surfaces as ``NetSuiteUnavailable``, never as a verdict.
+
+Step 3 (polling a job and listing its tasks) lives in ``batch_jobs``: it only follows a
+job that exists, with its own pacing concerns, and keeps this module about verdicts.
 """
 
 from __future__ import annotations
@@ -44,19 +47,42 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, TypeVar
 
+from tillbridge.connectors.netsuite.batch_jobs import (
+    JobHook,
+    JobPoller,
+    PollPolicy,
+    step,
+    task_links,
+)
 from tillbridge.connectors.netsuite.client import BATCH_MAX_ITEMS, JobRef, id_from_location
-from tillbridge.connectors.netsuite.errors import NetSuiteError, NetSuiteUnavailable
+from tillbridge.connectors.netsuite.errors import (
+    AlreadyExists,
+    AuthFailed,
+    NetSuiteError,
+    RetryableError,
+)
 from tillbridge.connectors.netsuite.retry import ReliableClient
+
+__all__ = [
+    "ENTITY_TABLES",
+    "TRANSACTION_TYPES",
+    "BatchOutcome",
+    "BatchWriter",
+    "JobHook",
+    "PollPolicy",
+    "Record",
+    "RecordHook",
+    "chunk_key",
+    "chunks",
+    "id_query",
+    "task_links",
+]
 
 T = TypeVar("T")
 Record = tuple[str, dict[str, Any]]
-JobHook = Callable[[str], None]
-"""``on_job(state)``: ``submitted``, ``duplicate`` (an earlier job with the same key was
-found), the job's final ``progress`` (``succeeded``, ``finishedWithErrors``, ``failed``...),
-``skipped`` (every record already existed), ``refused`` / ``lost`` (submission refused or
-job unreadable: the chunk went the single-record way), ``timeout``."""
 
 #: Transaction record types: one SuiteQL table (``transaction``, keyed by ``recordtype``).
 TRANSACTION_TYPES = frozenset({
@@ -91,17 +117,6 @@ class BatchOutcome:
 RecordHook = Callable[[BatchOutcome], None]
 
 
-@dataclass(frozen=True)
-class PollPolicy:
-    """Job polling: first poll after ``first_s``, then ``* factor`` up to ``max_s`` (each
-    delay jittered +-25% so chunks submitted together do not poll in lock-step)."""
-
-    first_s: float = 1.0
-    factor: float = 2.0
-    max_s: float = 10.0
-    deadline_s: float = 900.0  # then NetSuiteUnavailable: resubmitting finds the same job
-
-
 def chunk_key(record_type: str, external_ids: Sequence[str]) -> str:
     """The idempotency key of a chunk: a UUID (NetSuite asks for one) derived from the record
     type and the externalIds, case-folded as NetSuite compares them."""
@@ -130,14 +145,6 @@ def id_query(record_type: str, external_ids: Sequence[str]) -> tuple[str, list[s
         return None
     query = f"SELECT id, externalid FROM {table} WHERE externalid IN ({marks})"  # noqa: S608
     return query, list(external_ids)
-
-
-def task_links(listing: dict[str, Any]) -> list[str]:
-    """Task hrefs in order from a ``/task`` listing: one ``self`` link per task, whether
-    each item carries its own (the simulator) or one item carries them all (Oracle's
-    sample, reference §1.9)."""
-    return [link["href"] for item in listing.get("items", [])
-            for link in item.get("links", []) if link.get("rel") == "self"]
 
 
 def _noop_job(state: str) -> None:
@@ -177,16 +184,15 @@ class BatchWriter:
         self.use_suiteql = use_suiteql
         self._on_job = on_job or _noop_job
         self._on_record = on_record or _noop_record
-        self._sleep = sleep
-        self._clock = clock
-        self._rand = rand
+        self._jobs = JobPoller(client, self.poll, on_job=self._on_job, sleep=sleep,
+                               clock=clock, rand=rand)
 
     async def write(self, record_type: str, records: Sequence[Record]) -> list[BatchOutcome]:
         """Create every ``(external_id, body)``; one outcome per record, in input order.
 
         Raises ``NetSuiteUnavailable`` (outage, throttling budget spent, job not finished
-        by the deadline) and ``NetSuiteError`` of kind ``auth`` (credentials refused): no
-        record's fault, nothing is lost, writing the same records again is safe.
+        by the deadline) and ``AuthFailed`` (credentials refused): no record's fault,
+        nothing is lost, writing the same records again is safe.
         """
         # A repeated externalId is written once; its repeats report the first's record.
         first: dict[str, int] = {}
@@ -243,10 +249,10 @@ class BatchWriter:
             return await ns.submit_batch(record_type, items, idempotency_key=key)
 
         try:
-            job_ref = await self._step("submit", submit)
-        except NetSuiteError as err:
-            if err.auth:
-                raise
+            job_ref = await step(self.client, "submit", submit)
+        except AuthFailed:
+            raise
+        except NetSuiteError:
             # The request as a whole was refused: each record gets its own verdict.
             self._on_job("refused")
             return await self._singles(record_type, sent)
@@ -255,10 +261,10 @@ class BatchWriter:
         ours = not job_ref.duplicate or attempts > 1
         self._on_job("duplicate" if job_ref.duplicate else "submitted")
         try:
-            job = await self._wait(job_ref.location)
-        except NetSuiteError as err:
-            if err.auth:
-                raise
+            job = await self._jobs.wait(job_ref.location)
+        except AuthFailed:
+            raise
+        except NetSuiteError:
             self._on_job("lost")  # e.g. 404: the job is no longer kept
             return await self._singles(record_type, sent)
         self._on_job(str(job.get("progress", "completed")))
@@ -268,61 +274,32 @@ class BatchWriter:
             if e.lower() in made}
         missing = [i for i in range(len(sent)) if i not in out]
         if missing:
-            links = await self._task_links(job_ref.location, len(sent))
+            links = await self._jobs.task_links(job_ref.location, len(sent))
             found = await _all([self._from_task(record_type, sent[i], links[i], ours)
                                 for i in missing])
             out.update(zip(missing, found, strict=True))
         return [out[i] for i in range(len(sent))]
-
-    async def _wait(self, location: str) -> dict[str, Any]:
-        """Poll the job until ``completed``; NetSuiteUnavailable after the deadline."""
-        ns = self.client.client
-        started = self._clock()
-        delay = self.poll.first_s
-        while True:
-            await self._sleep(delay * (0.75 + 0.5 * self._rand()))
-            job = await self._step("poll", lambda: ns.get_json(location))
-            if job.get("completed") is True:
-                return job
-            if self._clock() - started >= self.poll.deadline_s:
-                self._on_job("timeout")
-                raise NetSuiteUnavailable(f"async job {location} still pending",
-                                          self.poll.max_s)
-            delay = min(self.poll.max_s, delay * self.poll.factor)
-
-    async def _task_links(self, location: str, count: int) -> list[str]:
-        """Task hrefs by position; ``{job}/task/{n}`` when the listing does not line up."""
-        ns = self.client.client
-        try:
-            links = task_links(await self._step("tasks", lambda: ns.get_json(location + "/task")))
-        except NetSuiteError as err:
-            if err.auth:
-                raise
-            links = []
-        if len(links) != count:
-            links = [f"{location}/task/{n}" for n in range(1, count + 1)]
-        return links
 
     async def _from_task(self, record_type: str, record: Record, task: str,
                          ours: bool) -> BatchOutcome:
         """One record the job did not leave in NetSuite (or not yet visible): its result."""
         ns = self.client.client
         external_id, body = record
-        status, location, payload = await self._step(
-            "result", lambda: ns.get_result(task + "/result"))
+        status, location, payload = await step(
+            self.client, "result", lambda: ns.get_result(task + "/result"))
         if status < 300:
             if location:
                 return BatchOutcome(external_id, id_from_location(location), ours)
             return await self._single(record_type, external_id, body)
         err = NetSuiteError.from_response(status, payload, method="POST",
                                           url_path=f"/services/rest/record/v1/{record_type}")
-        if err.already_exists:
+        if isinstance(err, AlreadyExists):
             found = await self._resolve(record_type, [external_id], required=True)
             netsuite_id = found.get(external_id.lower())
             if netsuite_id is not None:
                 return BatchOutcome(external_id, netsuite_id, False)
             return BatchOutcome(external_id, None, False, err)  # taken by another type
-        if err.retryable or not ours:
+        if isinstance(err, RetryableError) or not ours:
             # Unknown outcome (or the result itself unreadable), or a verdict from an
             # earlier write's job (what NetSuite checks against may have changed since):
             # ask again for this record alone.
@@ -330,18 +307,6 @@ class BatchWriter:
         return BatchOutcome(external_id, None, False, err)
 
     # -- helpers --------------------------------------------------------------------------
-
-    async def _step(self, name: str, op: Callable[[], Awaitable[T]]) -> T:
-        """One HTTP step of the batch machinery under the retry policy. Retryable failures
-        that outlast it mean NetSuite is not answering, which is no record's fault:
-        ``NetSuiteUnavailable``. Auth and permanent errors are raised as they are."""
-        try:
-            return await self.client.call(op)
-        except NetSuiteError as err:
-            if err.retryable:
-                raise NetSuiteUnavailable(f"batch {name}: {err}",
-                                          self.client.policy.max_delay_s) from err
-            raise
 
     async def _resolve(self, record_type: str, external_ids: list[str], *,
                        required: bool) -> dict[str, str]:
@@ -357,11 +322,12 @@ class BatchWriter:
         if query is not None:
             q, params = query
             try:
-                rows = await self._step("lookup", lambda: self.client.client.suiteql(
+                rows = await step(self.client, "lookup", lambda: self.client.client.suiteql(
                     q, params=params))
-            except NetSuiteError as err:
-                if err.auth:
-                    raise
+            except AuthFailed:
+                raise
+            except NetSuiteError:
+                pass  # refused (table or column not exposed): fall back below
         if rows is not None:
             wanted = {e.lower() for e in external_ids}
             out: dict[str, str] = {}
@@ -373,7 +339,7 @@ class BatchWriter:
             return out
         if not required:
             return {}
-        ids = await _all([self._step("lookup", lambda e=e: self.client.find_id(record_type, e))
+        ids = await _all([step(self.client, "lookup", partial(self.client.find_id, record_type, e))
                           for e in external_ids])
         return {e.lower(): i for e, i in zip(external_ids, ids, strict=True) if i is not None}
 

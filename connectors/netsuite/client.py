@@ -4,6 +4,10 @@ Every request waits for a slot of the worker's ``ConcurrencyLimiter`` and is the
 authorized just before it is sent (TBA: fresh nonce/timestamp; OAuth 2.0: cached Bearer
 token), so callers may retry a call freely. The client itself does not retry:
 ``retry.ReliableClient`` wraps it with the retry, idempotency and circuit-breaker policy.
+
+Failures are raised as leaves of the ``errors`` tree: ``TimedOut`` / ``ConnectionFailed``
+when no response arrived (from either transport: httpx's own or ``aio``'s, which speaks
+httpx exceptions), ``NetSuiteError.from_response`` for an error status.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ import httpx
 
 from tillbridge.connectors.netsuite import wire
 from tillbridge.connectors.netsuite.auth import Authenticator, NetSuiteCredentials, TbaSigner
-from tillbridge.connectors.netsuite.errors import NetSuiteError
+from tillbridge.connectors.netsuite.errors import (
+    CONNECTION_ERROR,
+    TIMEOUT,
+    ConnectionFailed,
+    NetSuiteError,
+    Rejected,
+    TimedOut,
+)
 from tillbridge.connectors.netsuite.governance import ConcurrencyLimiter
 
 RequestHook = Callable[[str, str, int | None, float], None]
@@ -301,14 +312,14 @@ class NetSuiteClient:
         started = time.perf_counter()
         try:
             resp = await self._http.send(request)
-        except httpx.TimeoutException as exc:
+        except httpx.TimeoutException as exc:  # before TransportError: it is one too
             self._on_request(record_type, method, None, time.perf_counter() - started)
-            raise NetSuiteError(None, "TIMEOUT", detail=type(exc).__name__, method=method,
-                                url_path=path) from exc
+            raise TimedOut(None, TIMEOUT, detail=type(exc).__name__, method=method,
+                           url_path=path) from exc
         except httpx.TransportError as exc:
             self._on_request(record_type, method, None, time.perf_counter() - started)
-            raise NetSuiteError(None, "CONNECTION_ERROR", detail=type(exc).__name__,
-                                method=method, url_path=path) from exc
+            raise ConnectionFailed(None, CONNECTION_ERROR, detail=type(exc).__name__,
+                                   method=method, url_path=path) from exc
         self._on_request(record_type, method, resp.status_code, time.perf_counter() - started)
         if resp.status_code >= 400 and resp.status_code not in accept:
             raise NetSuiteError.from_response(resp.status_code, _json_or_text(resp),
@@ -320,8 +331,10 @@ def _location(resp: httpx.Response, method: str, path: str, what: str) -> str:
     """The ``Location`` header a successful write must carry."""
     location = resp.headers.get("Location")
     if not location:
-        raise NetSuiteError(resp.status_code, "NO_LOCATION", detail=f"{what} without Location",
-                            method=method, url_path=path)
+        # NetSuite answered "done" in a form we cannot use: sending it again would not
+        # change the answer, so it is a rejection, not a retryable failure.
+        raise Rejected(resp.status_code, "NO_LOCATION", detail=f"{what} without Location",
+                       method=method, url_path=path)
     return location
 
 

@@ -31,7 +31,14 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tillbridge.connectors.netsuite.errors import NetSuiteError
+from tillbridge.connectors.netsuite.errors import (
+    CONNECTION_ERROR,
+    TIMEOUT,
+    AuthFailed,
+    ConnectionFailed,
+    NetSuiteError,
+    TimedOut,
+)
 
 TOKEN_PATH = "/services/rest/auth/oauth2/v1/token"  # noqa: S105 - a URL path, not a secret
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -161,11 +168,11 @@ class OAuth2ClientCredentials:
         try:
             resp = await self._http.post(self.token_url, data=form)
         except httpx.TimeoutException as exc:
-            raise NetSuiteError(None, "TIMEOUT", detail=type(exc).__name__, method="POST",
-                                url_path=TOKEN_PATH) from None
+            raise TimedOut(None, TIMEOUT, detail=type(exc).__name__, method="POST",
+                           url_path=TOKEN_PATH) from None
         except httpx.TransportError as exc:
-            raise NetSuiteError(None, "CONNECTION_ERROR", detail=type(exc).__name__,
-                                method="POST", url_path=TOKEN_PATH) from None
+            raise ConnectionFailed(None, CONNECTION_ERROR, detail=type(exc).__name__,
+                                   method="POST", url_path=TOKEN_PATH) from None
         body = _json_or_empty(resp)
         if resp.status_code != 200 or not isinstance(body.get("access_token"), str):
             raise _token_error(resp.status_code, body)
@@ -183,11 +190,14 @@ def _json_or_empty(resp: httpx.Response) -> dict[str, Any]:
 
 
 def _token_error(status: int, body: dict[str, Any]) -> NetSuiteError:
-    """Token endpoint failures; 4xx become 401 so they classify as ``auth``, never as
-    the event's fault. Only the ``error`` code is kept: nothing from the request."""
+    """Token endpoint failures. A 4xx is ``AuthFailed`` shown as 401 (re-authorized once,
+    never the event's fault); any other status picks its class as a record call's would
+    (5xx: ``ServerError``). Only the ``error`` code is kept: nothing from the request."""
     code = str(body.get("error") or f"HTTP_{status}")[:64]
-    shown = 401 if 400 <= status < 500 else status
-    return NetSuiteError(shown, f"OAUTH_{code.upper()}",
-                         detail=f"token endpoint answered {status} {code}",
-                         method="POST", url_path=TOKEN_PATH)
+    detail = f"token endpoint answered {status} {code}"
+    if 400 <= status < 500:
+        return AuthFailed(401, f"OAUTH_{code.upper()}", detail=detail, method="POST",
+                          url_path=TOKEN_PATH)
+    return NetSuiteError(status, f"OAUTH_{code.upper()}", detail=detail, method="POST",
+                         url_path=TOKEN_PATH)
 

@@ -1,22 +1,26 @@
 """Retry, idempotency and fail-fast policy around ``NetSuiteClient`` (``ReliableClient``).
 
-Outcomes (``classify``, built on ``NetSuiteError.kind``):
+The policy dispatches on the error's class (``errors`` draws the tree); the label in
+brackets is what ``on_retry`` and the retries metric report:
 
-- ``throttled`` (429): NetSuite is busy, the event is fine. Back off with full-jitter
-  exponential delays and retry; these retries do *not* use the event's failure attempts,
-  they draw on a separate budget measured in time (``throttle_budget_s``). When that runs
-  out the caller gets ``NetSuiteUnavailable`` (wait), never a dead-letter verdict.
-- ``server_error`` / ``timeout`` / ``connection``: retried up to ``max_attempts`` with
+- ``Throttled`` (429, ``throttled``): NetSuite is busy, the event is fine. Back off with
+  full-jitter exponential delays and retry; these retries do *not* use the event's failure
+  attempts, they draw on a separate budget measured in time (``throttle_budget_s``). When
+  that runs out the caller gets ``NetSuiteUnavailable`` (wait), never a dead-letter verdict.
+- ``AmbiguousFailure`` (``ServerError``, ``TimedOut``, ``ConnectionFailed``: labels
+  ``server_error``, ``timeout``, ``connection``): retried up to ``max_attempts`` with
   full-jitter backoff; they also feed the circuit breaker. When the attempts are spent the
   verdict depends on the rest of the traffic: if NetSuite answered any other request since
-  this call began, this record is the problem (``NetSuiteError``, dead-lettered); if it
+  this call began, this record is the problem (the error is raised, dead-lettered); if it
   answered nothing, NetSuite is down (``NetSuiteUnavailable``: wait, never dead-letter).
   On a write the attempt may have landed, so ``create_idempotent`` looks the record up by
   externalId before trying again.
-- ``auth`` 401: with TBA usually a stale nonce/timestamp, with OAuth 2.0 an expired token;
-  the request is re-authorized and sent once more. A second 401 is raised (``auth``).
-- ``already_exists`` on create: an earlier attempt landed, the existing id is returned.
-- ``permanent``: raised at once; ``err.details`` holds ``o:errorDetails`` verbatim for the
+- ``AuthFailed`` 401: with TBA usually a stale nonce/timestamp, with OAuth 2.0 an expired
+  token; the request is re-authorized and sent once more (``auth_refresh``). A second 401,
+  or a 403, is raised.
+- ``AlreadyExists`` on create: an earlier attempt landed, the existing id is returned
+  (``lookup``).
+- ``Rejected``: raised at once; ``err.details`` holds ``o:errorDetails`` verbatim for the
   dead letter.
 
 Delays use "full jitter" (uniform in ``[0, min(cap, base * 2**n))``) drawn from one shared
@@ -32,33 +36,34 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from tillbridge.connectors.netsuite.breaker import CircuitBreaker
 from tillbridge.connectors.netsuite.client import NetSuiteClient, eid
-from tillbridge.connectors.netsuite.errors import NetSuiteError, NetSuiteUnavailable
+from tillbridge.connectors.netsuite.errors import (
+    AlreadyExists,
+    AmbiguousFailure,
+    AuthFailed,
+    Label,
+    NetSuiteError,
+    NetSuiteUnavailable,
+    NotFound,
+    Throttled,
+)
 
 T = TypeVar("T")
-Reason = Literal["throttled", "server_error", "timeout", "connection", "auth",
-                 "already_exists", "permanent"]
+Reason = Label
+"""Kept as an alias: the labels were called reasons here before they moved to the classes."""
 RetryHook = Callable[[str, float], None]
-"""``on_retry(reason, delay_s)``: reason is a ``Reason`` or ``auth_refresh`` / ``lookup``."""
+"""``on_retry(reason, delay_s)``: an error class's ``label`` or ``auth_refresh`` / ``lookup``."""
 ThrottleHook = Callable[[], None]
 """``on_throttled()``: once per 429 received."""
 
 
 def classify(err: NetSuiteError) -> Reason:
-    """Finer-grained than ``err.kind``; the retry loop and metrics labels use it."""
-    kind = err.kind
-    if kind == "retryable":
-        if err.status == 429:
-            return "throttled"
-        if err.status is not None:
-            return "server_error"
-        return "timeout" if err.code == "TIMEOUT" else "connection"
-    if kind == "auth":
-        return "auth"
-    return "already_exists" if kind == "already_exists" else "permanent"
+    """The error's metrics label. Kept for callers of the old classifier: the class
+    already decided, so this only reads ``err.label``."""
+    return err.label
 
 
 def full_jitter(attempt: int, base: float, cap: float, rand: Callable[[], float]) -> float:
@@ -96,7 +101,7 @@ class _Call:
         self.throttled_since: float | None = None
         self.reauthorized = False
         self.lookup_first = False
-        self.must_exist: NetSuiteError | None = None
+        self.must_exist: AlreadyExists | None = None
         self.found_existing = False  # answered by a look-up after "already exists"
 
 
@@ -104,8 +109,9 @@ class ReliableClient:
     """``NetSuiteClient`` plus retry, idempotent create, 401 refresh and a circuit breaker.
 
     Raises ``NetSuiteUnavailable`` when the caller should wait (breaker open, throttling
-    budget spent) and ``NetSuiteError`` when the event itself failed (permanent, auth, or
-    ``max_attempts`` retryable failures in a row).
+    budget spent) and a ``NetSuiteError`` when the event itself failed (``Rejected``,
+    ``AuthFailed``, or ``max_attempts`` ``AmbiguousFailure``s in a row while NetSuite
+    answered other requests).
     """
 
     def __init__(
@@ -221,10 +227,8 @@ class ReliableClient:
         """Internal id of the record with this externalId, ``None`` if there is none (404)."""
         try:
             record = await self.client.get(record_type, eid(external_id))
-        except NetSuiteError as err:
-            if err.status == 404:
-                return None
-            raise
+        except NotFound:
+            return None
         return str(record["id"])
 
     # -- policy ---------------------------------------------------------------------------
@@ -269,47 +273,55 @@ class ReliableClient:
 
     async def _handle(self, err: NetSuiteError, state: _Call, is_write: bool) -> None:
         """Sleep and return to retry, or raise: the whole decision table in one place."""
-        reason = classify(err)
-        if reason == "throttled":
-            self._on_throttled()
-            now = self._clock()
-            if state.throttled_since is None:
-                state.throttled_since = now
-            spent = now - state.throttled_since
-            if spent >= self.policy.throttle_budget_s:
-                raise NetSuiteUnavailable("throttled (429) beyond budget",
-                                          self.policy.throttle_max_s) from err
-            delay = full_jitter(state.throttles, self.policy.throttle_base_s,
-                                self.policy.throttle_max_s, self._rand)
-            delay = min(delay, self.policy.throttle_budget_s - spent)
-            state.throttles += 1
-            await self._pause("throttled", delay)
+        if isinstance(err, Throttled):
+            await self._throttled(err, state)
             return
-        if reason == "auth" and err.status == 401 and not state.reauthorized:
+        if isinstance(err, AuthFailed) and err.status == 401 and not state.reauthorized:
             state.reauthorized = True
             self.client.invalidate_auth()
             self._on_retry("auth_refresh", 0.0)
             return
-        if reason == "already_exists" and is_write:
+        if isinstance(err, AlreadyExists) and is_write:
             state.must_exist = err
             self._on_retry("lookup", 0.0)
             return
-        if reason in ("server_error", "timeout", "connection"):
-            state.failures += 1
-            if state.failures >= self.policy.max_attempts:
-                if self.breaker.successes == state.successes_before:
-                    # Nothing NetSuite answered since this call began: an outage, not a
-                    # bad record. Wait (pause) rather than dead-letter the event.
-                    raise NetSuiteUnavailable(f"{reason} x{state.failures}, no request "
-                                              "answered meanwhile",
-                                              self.breaker.seconds_until_probe()) from err
-                raise err
-            state.lookup_first = is_write
-            delay = full_jitter(state.failures - 1, self.policy.base_delay_s,
-                                self.policy.max_delay_s, self._rand)
-            await self._pause(reason, delay)
+        if isinstance(err, AmbiguousFailure):
+            await self._ambiguous(err, state, is_write)
             return
         raise err
+
+    async def _throttled(self, err: Throttled, state: _Call) -> None:
+        """Back off on the call's time budget; past it the caller must wait, not fail."""
+        self._on_throttled()
+        now = self._clock()
+        if state.throttled_since is None:
+            state.throttled_since = now
+        spent = now - state.throttled_since
+        if spent >= self.policy.throttle_budget_s:
+            raise NetSuiteUnavailable("throttled (429) beyond budget",
+                                      self.policy.throttle_max_s) from err
+        delay = full_jitter(state.throttles, self.policy.throttle_base_s,
+                            self.policy.throttle_max_s, self._rand)
+        delay = min(delay, self.policy.throttle_budget_s - spent)
+        state.throttles += 1
+        await self._pause(err.label, delay)
+
+    async def _ambiguous(self, err: AmbiguousFailure, state: _Call, is_write: bool) -> None:
+        """Use one of the event's attempts; when they are spent, decide between this
+        record's fault (raise ``err``) and an outage (``NetSuiteUnavailable``)."""
+        state.failures += 1
+        if state.failures >= self.policy.max_attempts:
+            if self.breaker.successes == state.successes_before:
+                # Nothing NetSuite answered since this call began: an outage, not a
+                # bad record. Wait (pause) rather than dead-letter the event.
+                raise NetSuiteUnavailable(f"{err.label} x{state.failures}, no request "
+                                          "answered meanwhile",
+                                          self.breaker.seconds_until_probe()) from err
+            raise err
+        state.lookup_first = is_write
+        delay = full_jitter(state.failures - 1, self.policy.base_delay_s,
+                            self.policy.max_delay_s, self._rand)
+        await self._pause(err.label, delay)
 
     async def _pause(self, reason: str, delay: float) -> None:
         self._on_retry(reason, delay)
@@ -320,14 +332,14 @@ class ReliableClient:
         self.breaker.before_call()
         try:
             result = await fn()
-        except NetSuiteError as err:
-            reason = classify(err)
-            if reason == "throttled":
-                self.breaker.record_neutral()
-            elif reason in ("server_error", "timeout", "connection"):
-                self.breaker.record_failure()
-            else:
-                self.breaker.record_success()  # NetSuite answered; the request was wrong
+        except Throttled:
+            self.breaker.record_neutral()  # up and busy: says nothing about health
+            raise
+        except AmbiguousFailure:
+            self.breaker.record_failure()
+            raise
+        except NetSuiteError:
+            self.breaker.record_success()  # NetSuite answered; the request was wrong
             raise
         except BaseException:
             self.breaker.record_neutral()

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tillbridge.connectors.netsuite.client import eid
-from tillbridge.connectors.netsuite.errors import NetSuiteError
+from tillbridge.connectors.netsuite.errors import NotFound
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.ledger.types import Written
 
@@ -19,10 +19,8 @@ async def find_record(client: ReliableClient, record_type: str, external_id: str
     and gives its fields (``expand``: with sublist lines)."""
     try:
         return await client.get(record_type, eid(external_id), expand)
-    except NetSuiteError as err:
-        if err.status == 404:
-            return None
-        raise
+    except NotFound:
+        return None
 
 
 async def find_any(client: ReliableClient, external_id: str, record_types: tuple[str, ...],
