@@ -183,7 +183,7 @@ def refdata_refresh(
 
 
 def _wire_subcommands() -> None:
-    from tillbridge.streams.ops.dlq import dlq_app
+    from tillbridge.streams.ops.dlq.commands import dlq_app
     from tillbridge.streams.ops.preflight import preflight_command
 
     app.command("preflight")(preflight_command)

@@ -19,7 +19,7 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.admin import ensure_topics
 from tillbridge.connectors.kafka.reader import Record, TopicTail
 from tillbridge.connectors.kafka.serde import AvroCodec, DecodeError
-from tillbridge.streams.ops.dlq import (
+from tillbridge.streams.ops.dlq.model import (
     AuditEntry,
     DeadLetter,
     record_id,
@@ -91,7 +91,7 @@ def to_dead_letter(rec: Record, codec: AvroCodec | None) -> DeadLetter:
 
 
 class KafkaBackend:
-    """The `dlq` commands' view of Kafka (see :class:`tillbridge.streams.ops.dlq.Backend`)."""
+    """The `dlq` commands' view of Kafka (see :class:`tillbridge.streams.ops.dlq.model.Backend`)."""
 
     def __init__(self, settings: Settings, *, quiet: float = 0.4) -> None:
         self.bootstrap = settings.kafka_bootstrap_servers or ""
