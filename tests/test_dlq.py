@@ -12,14 +12,14 @@ from typer.testing import CliRunner
 
 from tests.factories import make_sale
 from tillbridge.connectors.kafka import topics
-from tillbridge.streams.ops import dlq
-from tillbridge.streams.ops.dlq import (
+from tillbridge.streams.ops.dlq import commands, model
+from tillbridge.streams.ops.dlq.commands import describe
+from tillbridge.streams.ops.dlq.model import (
     AuditEntry,
     DeadLetter,
     Selection,
     audit_entry,
     audit_index,
-    describe,
     parse_id,
     parse_when,
     plan,
@@ -52,7 +52,7 @@ def test_id_is_topic_partition_offset_and_stage_is_shorthand() -> None:
     assert d.id == f"{ENRICH}:2:17"
     assert parse_id(d.id) == (ENRICH, 2, 17)
     assert parse_id("enrich:2:17") == (ENRICH, 2, 17)
-    assert dlq.normalise_id(" enrich:2:17 ") == d.id
+    assert model.normalise_id(" enrich:2:17 ") == d.id
 
 
 @pytest.mark.parametrize("bad", ["", "enrich:2", "enrich:x:1", ":1:2", "a:1:-2"])
@@ -117,8 +117,8 @@ def test_latest_audit_entry_wins_and_status_follows_it() -> None:
     a = letter()
     entries = [audit_entry(a, "replay", by="ann", why=""),
                audit_entry(a, "discard", by="bob", why="dup", forced=True)]
-    assert dlq.status(a, audit_index(entries)) == "discarded"
-    assert dlq.status(letter(offset=9), audit_index(entries)) == "pending"
+    assert model.status(a, audit_index(entries)) == "discarded"
+    assert model.status(letter(offset=9), audit_index(entries)) == "pending"
 
 
 def test_not_replayable_reasons_and_unknown_sources_are_not_replayed() -> None:
@@ -207,14 +207,14 @@ class FakeBackend:
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
     backend = FakeBackend([letter("unknown_tender", offset=0),
                            letter("unknown_sku", offset=1, store="S002")])
-    monkeypatch.setattr(dlq, "_backend", lambda settings: backend)
+    monkeypatch.setattr(commands, "_backend", lambda settings: backend)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "fake:9092")
     monkeypatch.setenv("USER", "tester")
     return backend
 
 
 def run(*args: str, input: str | None = None) -> tuple[int, str]:
-    result = CliRunner().invoke(dlq.dlq_app, list(args), input=input)
+    result = CliRunner().invoke(commands.dlq_app, list(args), input=input)
     return result.exit_code, result.output
 
 

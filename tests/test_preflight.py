@@ -20,23 +20,25 @@ from typer.testing import CliRunner
 from tillbridge.devstack.netsuite_sim import SimServer
 from tillbridge.devstack.pos.generator import generate
 from tillbridge.devstack.pos.reference import load_data
-from tillbridge.streams.ops.preflight import (
+from tillbridge.streams.ops.preflight.checks import (
+    check_traffic,
+    resolve_price_level,
+    run_checks,
+)
+from tillbridge.streams.ops.preflight.command import preflight_command
+from tillbridge.streams.ops.preflight.inputs import (
+    CatalogueError,
+    read_catalogue,
+    rollout_config,
+    usage_from_sales,
+)
+from tillbridge.streams.ops.preflight.model import (
     CHECKS,
     NetSuiteSnapshot,
     NsItem,
     NsRef,
     PosUsage,
     TrafficSummary,
-    check_traffic,
-    preflight_command,
-    resolve_price_level,
-    run_checks,
-)
-from tillbridge.streams.ops.preflight_inputs import (
-    CatalogueError,
-    read_catalogue,
-    rollout_config,
-    usage_from_sales,
 )
 from tillbridge.streams.refdata.mappings import MappingError
 

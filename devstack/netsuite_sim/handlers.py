@@ -22,7 +22,7 @@ from tillbridge.devstack.netsuite_sim.operations import Operation
 from tillbridge.devstack.netsuite_sim.records import RecordType, render_sublist
 
 if TYPE_CHECKING:
-    from tillbridge.devstack.netsuite_sim.app import SimState
+    from tillbridge.devstack.netsuite_sim.state import SimState
 
 COLLECTION = "application/vnd.oracle.resource+json; type=collection"
 BATCH_LIMIT = 100

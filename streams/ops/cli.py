@@ -233,8 +233,8 @@ def refdata_refresh(
 
 
 def _wire_subcommands() -> None:
-    from tillbridge.streams.ops.dlq import dlq_app
-    from tillbridge.streams.ops.preflight import preflight_command
+    from tillbridge.streams.ops.dlq.commands import dlq_app
+    from tillbridge.streams.ops.preflight.command import preflight_command
 
     app.command("preflight")(preflight_command)
     app.add_typer(dlq_app, name="dlq")

@@ -25,7 +25,7 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import TopicTail
 from tillbridge.devstack.stack import WorkerProcess, settings_env
 from tillbridge.streams.ops import cli
-from tillbridge.streams.ops.dlq import dlq_app
+from tillbridge.streams.ops.dlq.commands import dlq_app
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages.deadletter import dlq_headers
 from tillbridge.streams.stages.reasons import CATALOGUE

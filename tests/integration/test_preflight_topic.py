@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from tests.integration.helpers import encode_sales, produce
 from tillbridge.devstack.pos.generator import generate
 from tillbridge.devstack.stack import Stack, settings_env
-from tillbridge.streams.ops.preflight import preflight_command
+from tillbridge.streams.ops.preflight.command import preflight_command
 
 pytestmark = pytest.mark.integration
 

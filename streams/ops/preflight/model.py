@@ -13,8 +13,6 @@ from typing import Literal
 
 from tillbridge.streams.refdata.mappings import CustomerStrategy, Mappings
 
-__all__ = ["CustomerStrategy"]  # re-exported: it moved to refdata with the parsing
-
 Severity = Literal["error", "warning"]
 
 #: Tier a POS line without a price level is sold at.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
@@ -19,7 +20,7 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.admin import ensure_topics
 from tillbridge.connectors.kafka.reader import Record, TopicTail
 from tillbridge.connectors.kafka.serde import AvroCodec, DecodeError
-from tillbridge.streams.ops.dlq import (
+from tillbridge.streams.ops.dlq.model import (
     AuditEntry,
     DeadLetter,
     record_id,
@@ -91,7 +92,7 @@ def to_dead_letter(rec: Record, codec: AvroCodec | None) -> DeadLetter:
 
 
 class KafkaBackend:
-    """The `dlq` commands' view of Kafka (see :class:`tillbridge.streams.ops.dlq.Backend`)."""
+    """The `dlq` commands' view of Kafka (see :class:`tillbridge.streams.ops.dlq.model.Backend`)."""
 
     def __init__(self, settings: Settings, *, quiet: float = 0.4) -> None:
         self.bootstrap = settings.kafka_bootstrap_servers or ""
@@ -135,9 +136,10 @@ class KafkaBackend:
         for letter in letters:
             parts = meta.topics.get(letter.source_topic or "")
             topic, partition = replay_target(letter, parts.partitions if parts else ())
-            kwargs = {} if partition is None else {"partition": partition}
-            producer.produce(topic, key=letter.key, value=letter.value,
-                             headers=replay_headers(letter),
+            # No partition argument at all when the original one is gone: the partitioner picks.
+            kwargs: dict[str, Any] = {} if partition is None else {"partition": partition}
+            headers: list[tuple[str, str | bytes | None]] = list(replay_headers(letter))
+            producer.produce(topic, key=letter.key, value=letter.value, headers=headers,
                              on_delivery=delivered(letter.id), **kwargs)
         producer.flush(30)
         return done
@@ -149,10 +151,14 @@ class KafkaBackend:
                       configs=topics.TOPIC_CONFIGS)
         producer = self._producer()
         failed: list[str] = []
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:  # the key is the dead letter's id
+                failed.append((msg.key() or b"").decode())
+
         for entry in entries:
             producer.produce(topics.DLQ_AUDIT, key=entry.id.encode(), value=entry.to_json(),
-                             on_delivery=lambda err, _msg, i=entry.id: failed.append(i)
-                             if err is not None else None)
+                             on_delivery=on_delivery)
         left = producer.flush(30)
         if failed or left:
             raise RuntimeError(f"audit records not written for {failed or left}")

@@ -10,7 +10,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from tillbridge.streams.ops.preflight import Report
+from tillbridge.streams.ops.preflight.model import Report
 
 _STATUS = {"pass": "[green]PASS[/]", "warn": "[yellow]WARN[/]", "fail": "[red]FAIL[/]",
            "skipped": "[dim]skipped[/]"}

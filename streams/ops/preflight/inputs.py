@@ -21,7 +21,7 @@ from typing import Any
 
 from tillbridge.connectors.kafka.topics import SALE
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteError, default_base_url
-from tillbridge.streams.ops.preflight_model import (
+from tillbridge.streams.ops.preflight.model import (
     NetSuiteSnapshot,
     NsItem,
     NsRef,
