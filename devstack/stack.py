@@ -112,7 +112,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """Environment variables that reproduce ``settings`` in a child process.
 
     Every setting is passed (None as empty, read as unset), so the parent's own environment
-    cannot stand in for one.
+    cannot stand in for one. That includes the NetSuite credentials: a worker pointed at the
+    simulator has ``NETSUITE_BASE_URL`` set, so it must be given them explicitly.
     """
     return settings.to_env()
 

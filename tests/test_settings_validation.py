@@ -1,5 +1,6 @@
-"""The settings refuse a bad value at start with one line naming the variable, and never read
-an environment they were not asked to read."""
+"""The settings refuse a bad value at start with one line naming the variable, refuse to point
+a production worker at NetSuite with the development credentials, and never read an
+environment they were not asked to read."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from tillbridge.devstack.stack import settings_env
 from tillbridge.streams.runtime.settings import MASK, Settings, SettingsError
 
 PROD = "https://1234567-sb1.suitetalk.api.netsuite.com"
+TBA_VARS = ("NETSUITE_CONSUMER_KEY", "NETSUITE_CONSUMER_SECRET", "NETSUITE_TOKEN_ID",
+            "NETSUITE_TOKEN_SECRET")
+TBA_GIVEN = {var: f"prod-{var.lower()}" for var in TBA_VARS}
 
 
 def error(env: dict[str, str], **overrides: object) -> str:
@@ -128,6 +132,84 @@ def test_replace_keeps_the_other_values_and_the_original() -> None:
     assert (t.app_id, t.netsuite_timeout_s, s.app_id) == ("b", 12.0, "a")
     with pytest.raises(ValueError):
         s.app_id = "c"  # type: ignore[misc]  # frozen: a worker's settings do not drift
+
+
+# -- a production worker gives its credentials --------------------------------------------------
+
+@pytest.mark.parametrize("left_out", [(), ("NETSUITE_CONSUMER_KEY",),
+                                      ("NETSUITE_CONSUMER_SECRET", "NETSUITE_TOKEN_SECRET"),
+                                      TBA_VARS])
+def test_production_tba_needs_the_four_values_given(left_out: tuple[str, ...]) -> None:
+    env = {"NETSUITE_BASE_URL": PROD, **{k: v for k, v in TBA_GIVEN.items() if k not in left_out}}
+    if not left_out:
+        s = Settings.from_env(env)
+        assert (s.netsuite_consumer_key, s.netsuite_token_secret) == (
+            TBA_GIVEN["NETSUITE_CONSUMER_KEY"], TBA_GIVEN["NETSUITE_TOKEN_SECRET"])
+        return
+    message = error(env)
+    assert message.startswith("NETSUITE_BASE_URL is set, so NETSUITE_AUTH=tba needs "
+                              f"{', '.join(left_out)} given explicitly")
+    assert "development" in message
+    for var in set(TBA_VARS) - set(left_out):
+        assert var not in message
+    for value in TBA_GIVEN.values():
+        assert value not in message
+
+
+def test_production_tba_values_may_come_from_files_or_overrides(tmp_path: Path) -> None:
+    env = {"NETSUITE_BASE_URL": PROD, "NETSUITE_CONSUMER_KEY": "ck",
+           "NETSUITE_CONSUMER_SECRET_FILE": write(tmp_path, "cs", "cs-from-file\n"),
+           "NETSUITE_TOKEN_ID": "", "NETSUITE_TOKEN_ID_FILE": write(tmp_path, "ti", "ti\n")}
+    s = Settings.from_env(env, netsuite_token_secret="ts")
+    assert (s.netsuite_consumer_secret, s.netsuite_token_id, s.netsuite_token_secret) == (
+        "cs-from-file", "ti", "ts")
+    # Given is given, even when it is the simulator's value (the dev stack passes them so).
+    dev = {"NETSUITE_BASE_URL": "http://127.0.0.1:9",
+           "NETSUITE_CONSUMER_KEY": auth.DEV_CONSUMER_KEY,
+           "NETSUITE_CONSUMER_SECRET": auth.DEV_CONSUMER_SECRET,
+           "NETSUITE_TOKEN_ID": auth.DEV_TOKEN_ID, "NETSUITE_TOKEN_SECRET": auth.DEV_TOKEN_SECRET}
+    assert Settings.from_env(dev).netsuite_token_id == auth.DEV_TOKEN_ID
+    # An empty file is no value.
+    env["NETSUITE_CONSUMER_SECRET_FILE"] = write(tmp_path, "empty", "\n")
+    assert "needs NETSUITE_CONSUMER_SECRET given" in error(env, netsuite_token_secret="ts")
+
+
+def test_production_oauth2_needs_client_certificate_and_key(tmp_path: Path) -> None:
+    key_file = write(tmp_path, "m2m.pem", "not read here")
+    full = {"NETSUITE_BASE_URL": PROD, "NETSUITE_AUTH": "oauth2", "NETSUITE_CLIENT_ID": "client",
+            "NETSUITE_CERTIFICATE_ID": "cert", "NETSUITE_PRIVATE_KEY_FILE": key_file}
+    s = Settings.from_env(full)  # the TBA values are not needed for oauth2
+    assert (s.netsuite_client_id, s.netsuite_private_key_file) == ("client", key_file)
+    for var in ("NETSUITE_CLIENT_ID", "NETSUITE_CERTIFICATE_ID", "NETSUITE_PRIVATE_KEY_FILE"):
+        env = {k: v for k, v in full.items() if k != var}
+        assert error(env) == (f"NETSUITE_BASE_URL is set, so NETSUITE_AUTH=oauth2 needs {var} "
+                              "given explicitly (or as <VARIABLE>_FILE)")
+    assert "NETSUITE_CLIENT_ID, NETSUITE_CERTIFICATE_ID, NETSUITE_PRIVATE_KEY_FILE" in error(
+        {"NETSUITE_BASE_URL": PROD, "NETSUITE_AUTH": "oauth2"})
+    by_file = {**full, "NETSUITE_CLIENT_ID": "",
+               "NETSUITE_CLIENT_ID_FILE": write(tmp_path, "cid", "client-from-file\n")}
+    assert Settings.from_env(by_file).netsuite_client_id == "client-from-file"
+
+
+def test_without_a_base_url_the_dev_credentials_are_the_defaults() -> None:
+    s = Settings.from_env({})
+    assert s.netsuite_base_url is None
+    assert (s.netsuite_account_id, s.netsuite_consumer_key, s.netsuite_consumer_secret,
+            s.netsuite_token_id, s.netsuite_token_secret) == (
+        auth.DEV_ACCOUNT_ID, auth.DEV_CONSUMER_KEY, auth.DEV_CONSUMER_SECRET, auth.DEV_TOKEN_ID,
+        auth.DEV_TOKEN_SECRET)
+    assert Settings.from_env({"NETSUITE_AUTH": "oauth2"}).netsuite_client_id is None
+
+
+def test_a_worker_started_by_the_dev_stack_passes_the_rule() -> None:
+    """stack.py starts workers with the simulator's URL: the child gets every value, the
+    credentials included, and rebuilds exactly the parent's settings."""
+    parent = Settings(netsuite_base_url="http://127.0.0.1:8000", group_instance_id=None)
+    env = settings_env(parent)
+    assert {env[var] for var in TBA_VARS} == {auth.DEV_CONSUMER_KEY, auth.DEV_CONSUMER_SECRET,
+                                              auth.DEV_TOKEN_ID, auth.DEV_TOKEN_SECRET}
+    assert Settings.from_env(env) == parent
+    assert env["TILLBRIDGE_GROUP_INSTANCE_ID"] == "", "None is passed as unset"
 
 
 # -- no environment unless asked ---------------------------------------------------------------

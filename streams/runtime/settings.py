@@ -9,7 +9,9 @@ Built on pydantic-settings so that types, choices and ranges are declared next t
 setting and checked at start; errors are turned into one ``SettingsError`` line that names
 the variable. Only ``from_env`` reads an environment: ``Settings(...)`` and ``replace``
 take the values given plus the defaults, so a test never picks up a variable that happens
-to be exported where it runs.
+to be exported where it runs. ``from_env`` is also where a production configuration
+(``NETSUITE_BASE_URL`` set) must name its NetSuite credentials instead of falling back to
+the simulator's.
 """
 
 from __future__ import annotations
@@ -270,16 +272,44 @@ class Settings(BaseSettings):
 
         ``<VARIABLE>_FILE`` is read when ``<VARIABLE>`` is unset or empty (one trailing
         newline dropped, as ``echo`` and editors leave one). ``SettingsError`` names the
-        variable and the path of a file that cannot be read, never its content.
+        variable and the path of a file that cannot be read, never its content. With
+        ``NETSUITE_BASE_URL`` set (a real NetSuite) the credentials must be given: see
+        ``check_production_credentials``.
         """
         source = EnvironmentSource(cls, os.environ if env is None else env)
         with _reading(source):
-            return cls(**overrides)
+            settings = cls(**overrides)
+        given = set(source.origins) | {k for k, v in overrides.items() if v not in (None, "")}
+        settings.check_production_credentials(given)
+        return settings
 
     def replace(self, **changes: Any) -> Self:
         """A copy with ``changes``, validated again (``model_copy(update=...)`` is not)."""
         values = {name: getattr(self, name) for name in type(self).model_fields}
         return type(self)(**{**values, **changes})
+
+    def check_production_credentials(self, given: set[str]) -> None:
+        """Refuse to talk to a real NetSuite (``NETSUITE_BASE_URL`` set) with the development
+        credentials: they only open the simulator, and a deployment that forgot one value
+        should fail at start naming it, not with 401s later.
+
+        ``given`` holds the fields that were set explicitly (environment, file or override).
+        Without a base URL the demo and tests start the simulator, which takes the dev
+        defaults.
+        """
+        if not self.netsuite_base_url:
+            return
+        if self.netsuite_auth == "tba":
+            missing = [name for name in TBA_FIELDS if name not in given or not getattr(self, name)]
+            why = ": the development defaults only open the simulator"
+        else:
+            missing = [name for name in OAUTH2_FIELDS if not getattr(self, name)]
+            why = ""
+        if missing:
+            names = ", ".join(self.env_var(name) for name in missing)
+            raise SettingsError(
+                f"NETSUITE_BASE_URL is set, so NETSUITE_AUTH={self.netsuite_auth} needs "
+                f"{names} given explicitly (or as <VARIABLE>{FILE_SUFFIX}){why}")
 
     @classmethod
     def env_var(cls, field: str) -> str:
@@ -313,6 +343,11 @@ class Settings(BaseSettings):
     @property
     def state_dir(self) -> Path:
         return Path(self.data_dir)
+
+
+TBA_FIELDS = ("netsuite_consumer_key", "netsuite_consumer_secret", "netsuite_token_id",
+              "netsuite_token_secret")
+OAUTH2_FIELDS = ("netsuite_client_id", "netsuite_certificate_id", "netsuite_private_key_file")
 
 
 def _extra(info: FieldInfo) -> tuple[str, bool]:
