@@ -9,7 +9,6 @@ not depend on how either process reports itself. Quote the ratio: these machines
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import statistics
@@ -73,7 +72,7 @@ def baseline(s: Settings, pairs: list, n: int) -> dict:
 def pipeline(s: Settings, pairs: list, n: int) -> dict:
     """decode -> validate -> enrich -> route on one worker (the sink agent off)."""
     publish(s.kafka_bootstrap_servers or "", topics.SALE.name, pairs)
-    ws = dataclasses.replace(s, agents="ingest", app_id=f"bench-{time.time_ns()}")
+    ws = s.replace(agents="ingest", app_id=f"bench-{time.time_ns()}")
     with WorkerProcess(ws) as worker:
         assert worker.proc is not None
         cpu0 = _proc_cpu_s(worker.proc.pid)
@@ -86,7 +85,7 @@ def pipeline(s: Settings, pairs: list, n: int) -> dict:
 
 def latency(s: Settings, pairs: list, rate: float) -> dict:
     """POS event (input CreateTime) -> result on the results topic, at a fixed rate."""
-    ws = dataclasses.replace(s, app_id=f"bench-lat-{time.time_ns()}")
+    ws = s.replace(app_id=f"bench-lat-{time.time_ns()}")
     from confluent_kafka import Producer
 
     with WorkerProcess(ws):

@@ -100,7 +100,7 @@ def local_stack(settings: Settings, *, sim_latency_ms: float = 0.0,
                 credentials=tba_credentials(settings), latency_ms=sim_latency_ms)
             stack.enter_context(sim)
             overrides["netsuite_base_url"] = sim.base_url
-        resolved = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+        resolved = settings.replace(**overrides)
         ensure_topics(resolved.kafka_bootstrap_servers or "", ALL_TOPICS,
                       partitions=resolved.topic_partitions)
         yield Stack(resolved, sim)
@@ -109,13 +109,13 @@ def local_stack(settings: Settings, *, sim_latency_ms: float = 0.0,
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment variables that reproduce ``settings`` in a child process."""
-    env = {}
-    for f in dataclasses.fields(settings):
-        value = getattr(settings, f.name)
-        if value is not None:
-            env[f.metadata["env"]] = str(value)
-    return env
+    """Environment variables that reproduce ``settings`` in a child process.
+
+    Every setting is passed (None as empty, read as unset), so the parent's own environment
+    cannot stand in for one. That includes the NetSuite credentials: a worker pointed at the
+    simulator has ``NETSUITE_BASE_URL`` set, so it must be given them explicitly.
+    """
+    return settings.to_env()
 
 
 class WorkerProcess:
@@ -123,8 +123,7 @@ class WorkerProcess:
 
     def __init__(self, settings: Settings, log_path: Path | None = None, **env: str) -> None:
         self.data_dir = tempfile.mkdtemp(prefix="tillbridge-worker-")
-        self.settings = dataclasses.replace(settings, web_port=free_port(),
-                                            data_dir=self.data_dir)
+        self.settings = settings.replace(web_port=free_port(), data_dir=self.data_dir)
         self._log: IO[bytes] | None = None
         self.extra_env = env
         self.log_path = log_path or Path(self.data_dir) / "worker.log"

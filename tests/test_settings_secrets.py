@@ -4,7 +4,6 @@ and the login the settings choose (``NETSUITE_AUTH``), proven against the simula
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -69,6 +68,18 @@ def test_the_variable_wins_over_its_file_and_overrides_win_over_both(tmp_path: P
     assert Settings.from_env(env, netsuite_client_id="explicit").netsuite_client_id == "explicit"
     del env["NETSUITE_CLIENT_ID"]
     assert Settings.from_env(env).netsuite_client_id == "from-file"
+
+
+def test_a_set_variable_means_its_file_is_never_opened(tmp_path: Path) -> None:
+    """Precedence: variable, then ``<VARIABLE>_FILE``, then the default; an empty file is unset."""
+    missing = str(tmp_path / "mounted-later")
+    s = Settings.from_env({"NETSUITE_TOKEN_SECRET": TOKEN_SECRET,
+                           "NETSUITE_TOKEN_SECRET_FILE": missing,
+                           "NETSUITE_CONSUMER_SECRET_FILE": write(tmp_path, "empty", "\n")})
+    assert s.netsuite_token_secret == TOKEN_SECRET
+    assert s.netsuite_consumer_secret == Settings().netsuite_consumer_secret
+    assert Settings.from_env({"NETSUITE_TOKEN_SECRET_FILE": ""}).netsuite_token_secret == (
+        Settings().netsuite_token_secret)
 
 
 def test_unreadable_files_name_the_variable_and_path_never_the_content(tmp_path: Path) -> None:
@@ -188,7 +199,7 @@ def test_file_secrets_log_in_to_the_simulator_either_way(
         "public_key_pem": public.decode()}).raise_for_status()
     env = _oauth2_env(tmp_path, key)
     env["NETSUITE_CLIENT_ID_FILE"] = write(tmp_path, "cid", env.pop("NETSUITE_CLIENT_ID") + "\n")
-    m2m = dataclasses.replace(Settings.from_env(env), netsuite_base_url=sim.base_url)
+    m2m = Settings.from_env(env).replace(netsuite_base_url=sim.base_url)
     assert asyncio.run(_get(sim.base_url, authenticator(m2m))) == "5001"
     auth = httpx.get(sim.base_url + "/__sim/stats").json()["auth"]
     assert auth["tba"]["accepted"] == 1 and auth["bearer"]["accepted"] == 1

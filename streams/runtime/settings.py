@@ -4,19 +4,43 @@ Read once at start (``Settings.from_env()``) and passed down; connectors never r
 environment themselves, so tests can build them with explicit values. Any setting can
 also come from a file named by ``<VARIABLE>_FILE`` (the Docker/Kubernetes secrets
 convention), so secrets need not sit in the environment.
+
+Built on pydantic-settings so that types, choices and ranges are declared next to each
+setting and checked at start; errors are turned into one ``SettingsError`` line that names
+the variable. Only ``from_env`` reads an environment: ``Settings(...)`` and ``replace``
+take the values given plus the defaults, so a test never picks up a variable that happens
+to be exported where it runs. ``from_env`` is also where a production configuration
+(``NETSUITE_BASE_URL`` set) must name its NetSuite credentials instead of falling back to
+the simulator's.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, get_args
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tillbridge.connectors.netsuite import auth
+from tillbridge.connectors.netsuite.oauth2 import Algorithm
 
 FILE_SUFFIX = "_FILE"
 MASK = "***"
+
+AuthMethod = Literal["tba", "oauth2"]
+WriteMode = Literal["create", "upsert"]
+LogLevel = Literal["crit", "error", "warn", "info", "debug"]
+LagMode = Literal["auto", "on", "off"]
+STORE_SCHEMES = ("rocksdb", "memory")
 
 
 class SettingsError(ValueError):
@@ -24,193 +48,372 @@ class SettingsError(ValueError):
     that might be a secret."""
 
 
-def _opt(env: str, default: str | int | float | None, doc: str, *,  # noqa: ANN202
-         secret: bool = False):
+# -- value types: the checks live in the annotation, so every way in (environment, file,
+#    explicit construction, replace) is held to them -------------------------------------------
+
+def _lowercase(value: object) -> object:
+    """Choices are matched case-insensitively (``OAuth2`` is ``oauth2``), as they always were."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _uppercase(value: object) -> object:
+    """JWT algorithm names are upper case (``es256`` is ``ES256``)."""
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+_LOG_LEVEL_ALIASES = {"warning": "warn", "critical": "crit"}
+
+
+def _log_level(value: object) -> object:
+    """Python's spellings (warning, critical) mean the documented short names."""
+    value = _lowercase(value)
+    return _LOG_LEVEL_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
+def _store_url(value: str) -> str:
+    """Faust would only fail on an unknown store once the worker builds its tables."""
+    scheme, sep, _ = value.partition("://")
+    if not sep or scheme.lower() not in STORE_SCHEMES:
+        raise ValueError(f"must be {' or '.join(s + '://' for s in STORE_SCHEMES)}")
+    return value
+
+
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Count = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[int, Field(ge=0)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
     """Declare a setting: type comes from the annotation, value from ``env`` or ``default``.
 
     A ``secret`` is masked by ``describe()`` and left out of ``repr`` (so out of logs).
     """
-    return field(default=default, repr=not secret,
-                 metadata={"env": env, "doc": doc, "secret": secret})
+    return Field(default, description=doc, repr=not secret,
+                 json_schema_extra={"env": env, "secret": secret})
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
     """tillbridge configuration. ``tillbridge settings`` prints this table with live values."""
 
-    kafka_bootstrap_servers: str | None = _opt(
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=True,
+                                      hide_input_in_errors=True)
+
+    kafka_bootstrap_servers: str | None = _setting(
         "KAFKA_BOOTSTRAP_SERVERS", None,
         "Kafka bootstrap servers (host:port,...). Unset: the demo and tests start the embedded "
         "Tansu broker.")
-    schema_registry_url: str | None = _opt(
+    schema_registry_url: str | None = _setting(
         "SCHEMA_REGISTRY_URL", None,
         "Confluent-compatible schema registry. Unset: the embedded registry is started.")
-    netsuite_account_id: str = _opt("NETSUITE_ACCOUNT_ID", auth.DEV_ACCOUNT_ID,
-                                    "NetSuite account id (OAuth realm), e.g. 1234567_SB1.")
-    netsuite_auth: str = _opt(
+    netsuite_account_id: str = _setting("NETSUITE_ACCOUNT_ID", auth.DEV_ACCOUNT_ID,
+                                        "NetSuite account id (OAuth realm), e.g. 1234567_SB1.")
+    netsuite_auth: Annotated[AuthMethod, BeforeValidator(_lowercase)] = _setting(
         "NETSUITE_AUTH", "tba",
         "How the worker logs in to NetSuite: tba (OAuth 1.0a token-based authentication, "
         "the NETSUITE_CONSUMER_*/TOKEN_* settings) or oauth2 (OAuth 2.0 client credentials "
         "M2M, the NETSUITE_CLIENT_ID/CERTIFICATE_ID/PRIVATE_KEY_FILE settings).")
-    netsuite_consumer_key: str = _opt("NETSUITE_CONSUMER_KEY", auth.DEV_CONSUMER_KEY,
-                                      "TBA integration record consumer key.")
-    netsuite_consumer_secret: str = _opt("NETSUITE_CONSUMER_SECRET", auth.DEV_CONSUMER_SECRET,
-                                         "TBA consumer secret (never logged).", secret=True)
-    netsuite_token_id: str = _opt("NETSUITE_TOKEN_ID", auth.DEV_TOKEN_ID, "TBA token id.")
-    netsuite_token_secret: str = _opt("NETSUITE_TOKEN_SECRET", auth.DEV_TOKEN_SECRET,
-                                      "TBA token secret (never logged).", secret=True)
-    netsuite_client_id: str | None = _opt(
+    netsuite_consumer_key: str = _setting("NETSUITE_CONSUMER_KEY", auth.DEV_CONSUMER_KEY,
+                                          "TBA integration record consumer key.")
+    netsuite_consumer_secret: str = _setting(
+        "NETSUITE_CONSUMER_SECRET", auth.DEV_CONSUMER_SECRET,
+        "TBA consumer secret (never logged).", secret=True)
+    netsuite_token_id: str = _setting("NETSUITE_TOKEN_ID", auth.DEV_TOKEN_ID, "TBA token id.")
+    netsuite_token_secret: str = _setting("NETSUITE_TOKEN_SECRET", auth.DEV_TOKEN_SECRET,
+                                          "TBA token secret (never logged).", secret=True)
+    netsuite_client_id: str | None = _setting(
         "NETSUITE_CLIENT_ID", None, "OAuth 2.0: the integration record's client id.")
-    netsuite_certificate_id: str | None = _opt(
+    netsuite_certificate_id: str | None = _setting(
         "NETSUITE_CERTIFICATE_ID", None,
         "OAuth 2.0: the certificate id from the M2M Setup page (the JWT's kid).")
-    netsuite_private_key_file: str | None = _opt(
+    netsuite_private_key_file: str | None = _setting(
         "NETSUITE_PRIVATE_KEY_FILE", None,
         "OAuth 2.0: PEM file with the certificate's private key (unencrypted; RSA for "
         "PS256, EC P-256 for ES256). The key is read from the file, never from the "
         "environment, and never logged.")
-    netsuite_jwt_algorithm: str = _opt("NETSUITE_JWT_ALGORITHM", "PS256",
-                                       "OAuth 2.0: how the JWT assertion is signed: PS256 or "
-                                       "ES256.")
-    netsuite_scopes: str = _opt("NETSUITE_SCOPES", "rest_webservices",
-                                "OAuth 2.0: scopes asked for (comma list).")
-    netsuite_base_url: str | None = _opt(
+    netsuite_jwt_algorithm: Annotated[Algorithm, BeforeValidator(_uppercase)] = _setting(
+        "NETSUITE_JWT_ALGORITHM", "PS256",
+        "OAuth 2.0: how the JWT assertion is signed: PS256 or ES256.")
+    netsuite_scopes: str = _setting("NETSUITE_SCOPES", "rest_webservices",
+                                    "OAuth 2.0: scopes asked for (comma list).")
+    netsuite_base_url: str | None = _setting(
         "NETSUITE_BASE_URL", None,
         "Base URL up to the host, e.g. https://1234567-sb1.suitetalk.api.netsuite.com. Unset: "
         "the demo starts the simulator.")
-    netsuite_timeout_s: float = _opt("NETSUITE_TIMEOUT_S", 30.0, "Per-request timeout.")
-    netsuite_max_concurrency: int = _opt(
+    netsuite_timeout_s: Seconds = _setting("NETSUITE_TIMEOUT_S", 30.0, "Per-request timeout.")
+    netsuite_max_concurrency: Count = _setting(
         "NETSUITE_MAX_CONCURRENCY", 5,
         "This worker's share of the account's concurrent-request limit.")
-    netsuite_max_attempts: int = _opt(
+    netsuite_max_attempts: Count = _setting(
         "NETSUITE_MAX_ATTEMPTS", 5,
         "Attempts per request for a retryable failure (5xx, timeout, connection error); "
         "429s use none (they back off within NETSUITE_THROTTLE_BUDGET_S).")
-    netsuite_breaker_failures: int = _opt(
+    netsuite_breaker_failures: Count = _setting(
         "NETSUITE_BREAKER_FAILURES", 5,
         "Consecutive retryable failures (5xx, timeouts, connection errors) that open the "
         "circuit breaker: the sink then pauses its partitions instead of dead-lettering.")
-    netsuite_breaker_cooldown_s: float = _opt(
+    netsuite_breaker_cooldown_s: Seconds = _setting(
         "NETSUITE_BREAKER_COOLDOWN_S", 30.0,
         "Seconds an open breaker waits (jittered +0..20%) before one probe request.")
-    netsuite_throttle_budget_s: float = _opt(
+    netsuite_throttle_budget_s: Seconds = _setting(
         "NETSUITE_THROTTLE_BUDGET_S", 300.0,
         "How long one request may keep being throttled (429) before the sink treats "
         "NetSuite as unavailable and pauses; 429s never dead-letter an event.")
-    netsuite_write_mode: str = _opt(
+    netsuite_write_mode: Annotated[WriteMode, BeforeValidator(_lowercase)] = _setting(
         "NETSUITE_WRITE_MODE", "create",
         "How sales are written, both idempotent by externalId: create (POST; a repeat is "
         "refused as 'already exists' and looked up; 1 request) or upsert (PUT eid:; 2).")
-    app_id: str = _opt("TILLBRIDGE_APP_ID", "tillbridge",
-                       "Faust app id: consumer group and changelog topic prefix.")
-    topic_partitions: int = _opt("TILLBRIDGE_TOPIC_PARTITIONS", 4,
-                                 "Partitions of the topics tillbridge creates.")
-    web_host: str = _opt("TILLBRIDGE_WEB_HOST", "127.0.0.1",
-                         "Worker web server bind address (/metrics, /ready).")
-    web_port: int = _opt("TILLBRIDGE_WEB_PORT", 6066, "Worker web server port.")
-    data_dir: str = _opt("TILLBRIDGE_DATA_DIR", ".tillbridge", "Worker state (tables).")
-    mappings_path: str | None = _opt(
+    app_id: str = _setting("TILLBRIDGE_APP_ID", "tillbridge",
+                           "Faust app id: consumer group and changelog topic prefix.")
+    topic_partitions: Count = _setting("TILLBRIDGE_TOPIC_PARTITIONS", 4,
+                                       "Partitions of the topics tillbridge creates.")
+    web_host: str = _setting("TILLBRIDGE_WEB_HOST", "127.0.0.1",
+                             "Worker web server bind address (/metrics, /ready).")
+    web_port: Port = _setting("TILLBRIDGE_WEB_PORT", 6066, "Worker web server port.")
+    data_dir: str = _setting("TILLBRIDGE_DATA_DIR", ".tillbridge", "Worker state (tables).")
+    mappings_path: str | None = _setting(
         "TILLBRIDGE_MAPPINGS", None,
         "Mappings file (store/tender -> NetSuite ids). Unset: the packaged example.")
-    fetch_max_wait_ms: int = _opt(
+    fetch_max_wait_ms: Count = _setting(
         "TILLBRIDGE_FETCH_MAX_WAIT_MS", 50,
         "Consumer fetch wait. Faust hard-codes 1500 ms; Tansu does not wake a waiting fetch, so "
         "each hop would add ~750 ms. Harmless on Apache Kafka (fetches return on data).")
-    session_timeout_s: float = _opt("TILLBRIDGE_SESSION_TIMEOUT_S", 6.0,
-                                    "Consumer group session timeout.")
-    rebalance_timeout_s: float = _opt(
+    session_timeout_s: Seconds = _setting("TILLBRIDGE_SESSION_TIMEOUT_S", 6.0,
+                                          "Consumer group session timeout.")
+    rebalance_timeout_s: Seconds = _setting(
         "TILLBRIDGE_REBALANCE_TIMEOUT_S", 3.0,
         "Group rebalance timeout. Tansu makes every join wait this long: keep it short.")
-    agents: str = _opt(
+    agents: str = _setting(
         "TILLBRIDGE_AGENTS", "ingest,sink",
         "Agents this worker runs: ingest (decode/validate/enrich/route), sink (NetSuite). "
         "Split them to scale the NetSuite side apart from validation.")
-    group_instance_id: str | None = _opt(
+    group_instance_id: str | None = _setting(
         "TILLBRIDGE_GROUP_INSTANCE_ID", None,
         "Static group membership (KIP-345): a stable id per worker (e.g. the pod name) lets "
         "a restarted worker take its partitions back at once instead of waiting for the "
         "old member to expire.")
-    log_level: str = _opt("TILLBRIDGE_LOG_LEVEL", "warn",
-                          "Worker log level: crit, error, warn, info, debug.")
-    store: str = _opt(
+    log_level: Annotated[LogLevel, BeforeValidator(_log_level)] = _setting(
+        "TILLBRIDGE_LOG_LEVEL", "warn", "Worker log level: crit, error, warn, info, debug.")
+    store: Annotated[str, AfterValidator(_store_url)] = _setting(
         "TILLBRIDGE_STORE", "rocksdb://",
         "Faust table store: rocksdb:// (local RocksDB, changelog-backed) or memory://.")
-    refdata_refresh_s: float = _opt(
+    refdata_refresh_s: Seconds = _setting(
         "TILLBRIDGE_REFDATA_REFRESH_S", 300.0,
         "Incremental reference-data refresh (by lastmodifieddate) every this many seconds.")
-    mappings_reload_s: float = _opt(
+    mappings_reload_s: Seconds = _setting(
         "TILLBRIDGE_MAPPINGS_RELOAD_S", 10.0,
         "How often the mappings file is checked for changes (hot reload).")
-    lag_from_watermarks: str = _opt(
+    lag_from_watermarks: Annotated[LagMode, BeforeValidator(_lowercase)] = _setting(
         "TILLBRIDGE_LAG_FROM_WATERMARKS", "auto",
         "Export consumer lag from high watermarks: auto (not on Tansu, whose watermarks are "
         "wrong), on, off.")
-    commit_interval_s: float = _opt("TILLBRIDGE_COMMIT_INTERVAL_S", 1.0,
-                                    "How often processed offsets are committed.")
-    tax_tolerance_cents: int = _opt(
+    commit_interval_s: Seconds = _setting("TILLBRIDGE_COMMIT_INTERVAL_S", 1.0,
+                                          "How often processed offsets are committed.")
+    tax_tolerance_cents: NonNegative = _setting(
         "TILLBRIDGE_TAX_TOLERANCE_CENTS", 1,
         "How far (cents) a line's tax may be from its taxable amount at the store's rate "
         "before the sale is dead-lettered as tax_mismatch.")
-    park_timeout_s: float = _opt(
+    park_timeout_s: Seconds = _setting(
         "TILLBRIDGE_PARK_TIMEOUT_S", 86400.0,
         "How long an event whose NetSuite dependency is missing (a refund before its sale) "
         "waits parked before it is dead-lettered as orphan_dependency.")
-    park_recheck_s: float = _opt(
+    park_recheck_s: Seconds = _setting(
         "TILLBRIDGE_PARK_RECHECK_S", 60.0,
         "How often parked events are checked: their dependency looked up in NetSuite "
         "(released when found) and expired ones dead-lettered.")
-    drain_threshold: int = _opt(
+    drain_threshold: NonNegative = _setting(
         "TILLBRIDGE_DRAIN_THRESHOLD", 200,
         "Sales in one sink batch from which they are posted through NetSuite's async batch "
         "jobs (up to 100 records per request) instead of one request each: the sink is "
         "behind (after an outage, or a burst). 0 turns the drain off.")
-    drain_batch: int = _opt(
+    drain_batch: Count = _setting(
         "TILLBRIDGE_DRAIN_BATCH", 1000,
         "Most routed events one sink batch takes when the drain is on (the backlog it can "
         "see at once).")
-    double_scan_window_s: int = _opt(
+    double_scan_window_s: NonNegative = _setting(
         "TILLBRIDGE_DOUBLE_SCAN_WINDOW_S", 600,
         "Same basket (store, register, lines, total, tenders) under a new POS transaction id "
         "within this many seconds is flagged as a possible double-scan (still posted).")
 
+    if not TYPE_CHECKING:  # at runtime only: type checkers keep the per-field signature
+        def __init__(self, **values: Any) -> None:
+            """Validate ``values`` (plus the environment inside ``from_env``); a mistake is one
+            ``SettingsError`` naming the variable instead of pydantic's multi-line report."""
+            try:
+                super().__init__(**values)
+            except ValidationError as exc:
+                source = _ACTIVE_SOURCE.get()
+                origins = source.origins if source is not None else {}
+                raise SettingsError(_explain(exc, origins)) from None
+
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Build from environment variables; explicit ``overrides`` win.
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit values first; an environment only while ``from_env`` runs.
+
+        pydantic-settings would read ``os.environ`` (and ``.env``) on every construction;
+        here ``Settings(...)`` and ``replace`` never do, so a variable exported where the
+        tests run cannot change them. Its secrets-directory source is left out too: the
+        ``<VARIABLE>_FILE`` source below covers Docker/Kubernetes secrets.
+        """
+        source = _ACTIVE_SOURCE.get()
+        return (init_settings,) if source is None else (init_settings, source)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Build from environment variables (``os.environ`` unless ``env`` is given);
+        explicit ``overrides`` win.
 
         ``<VARIABLE>_FILE`` is read when ``<VARIABLE>`` is unset or empty (one trailing
         newline dropped, as ``echo`` and editors leave one). ``SettingsError`` names the
-        variable and the path of a file that cannot be read, never its content.
+        variable and the path of a file that cannot be read, never its content. With
+        ``NETSUITE_BASE_URL`` set (a real NetSuite) the credentials must be given: see
+        ``check_production_credentials``.
         """
-        env = dict(os.environ if env is None else env)
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            found = _lookup(env, f.metadata["env"])
-            if found is None:
-                continue
-            raw, path = found
-            values[f.name] = _coerce(f.type, raw, f.metadata["env"], path)
-        values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+        source = EnvironmentSource(cls, os.environ if env is None else env)
+        with _reading(source):
+            settings = cls(**overrides)
+        given = set(source.origins) | {k for k, v in overrides.items() if v not in (None, "")}
+        settings.check_production_credentials(given)
+        return settings
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with ``changes``, validated again (``model_copy(update=...)`` is not)."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self)(**{**values, **changes})
+
+    def check_production_credentials(self, given: set[str]) -> None:
+        """Refuse to talk to a real NetSuite (``NETSUITE_BASE_URL`` set) with the development
+        credentials: they only open the simulator, and a deployment that forgot one value
+        should fail at start naming it, not with 401s later.
+
+        ``given`` holds the fields that were set explicitly (environment, file or override).
+        Without a base URL the demo and tests start the simulator, which takes the dev
+        defaults.
+        """
+        if not self.netsuite_base_url:
+            return
+        if self.netsuite_auth == "tba":
+            missing = [name for name in TBA_FIELDS if name not in given or not getattr(self, name)]
+            why = ": the development defaults only open the simulator"
+        else:
+            missing = [name for name in OAUTH2_FIELDS if not getattr(self, name)]
+            why = ""
+        if missing:
+            names = ", ".join(self.env_var(name) for name in missing)
+            raise SettingsError(
+                f"NETSUITE_BASE_URL is set, so NETSUITE_AUTH={self.netsuite_auth} needs "
+                f"{names} given explicitly (or as <VARIABLE>{FILE_SUFFIX}){why}")
+
+    @classmethod
+    def env_var(cls, field: str) -> str:
+        """The environment variable of a field, e.g. ``NETSUITE_TIMEOUT_S``."""
+        return _extra(cls.model_fields[field])[0]
+
+    @classmethod
+    def is_secret(cls, field: str) -> bool:
+        """Whether a field is masked by ``describe()`` and kept out of ``repr``."""
+        return _extra(cls.model_fields[field])[1]
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(env var, value with secrets masked, doc) rows."""
         rows = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            shown = MASK if f.metadata["secret"] and value else str(value)
-            rows.append((f.metadata["env"], shown, f.metadata["doc"]))
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            shown = MASK if self.is_secret(name) and value else str(value)
+            rows.append((self.env_var(name), shown, info.description or ""))
         return rows
+
+    def to_env(self) -> dict[str, str]:
+        """Variables with which ``from_env`` in a child process rebuilds these settings.
+
+        Holds the secrets (a child needs them): pass it to a process, never print it. A
+        setting that is None becomes "" (read as unset), so a variable the parent happens
+        to have cannot reach the child in its place.
+        """
+        return {self.env_var(name): "" if value is None else str(value)
+                for name, value in ((n, getattr(self, n)) for n in type(self).model_fields)}
 
     @property
     def state_dir(self) -> Path:
         return Path(self.data_dir)
 
 
-def _lookup(env: Mapping[str, str], name: str) -> tuple[str, str | None] | None:
-    """(value, file path or None) of one setting, or None when it is not set either way."""
+TBA_FIELDS = ("netsuite_consumer_key", "netsuite_consumer_secret", "netsuite_token_id",
+              "netsuite_token_secret")
+OAUTH2_FIELDS = ("netsuite_client_id", "netsuite_certificate_id", "netsuite_private_key_file")
+
+
+def _extra(info: FieldInfo) -> tuple[str, bool]:
+    """(variable, secret) that ``_setting`` stored on a field."""
+    extra = info.json_schema_extra
+    assert isinstance(extra, dict), "every setting is declared with _setting()"
+    return str(extra["env"]), bool(extra["secret"])
+
+
+# -- the environment source ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a value came from, so an error can name it: the variable's text, or a file."""
+
+    raw: str
+    path: str | None = None
+
+
+class EnvironmentSource(PydanticBaseSettingsSource):
+    """Each setting from its variable in ``env``, else from the file ``<VARIABLE>_FILE`` names.
+
+    pydantic-settings' own env source reads only ``os.environ`` (tests pass a mapping) and
+    its secrets source wants one directory of files named after fields, where Docker and
+    Kubernetes name one file per variable.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.env = env
+        self.origins: dict[str, Origin] = {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        found = _lookup(self.env, _extra(field)[0])
+        if found is not None:
+            self.origins[field_name] = found
+        return (None if found is None else found.raw), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, info in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(info, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+_ACTIVE_SOURCE: ContextVar[EnvironmentSource | None] = ContextVar("tillbridge_settings_source",
+                                                                  default=None)
+
+
+@contextmanager
+def _reading(source: EnvironmentSource) -> Iterator[None]:
+    """Make ``source`` one of the settings sources for constructions in this context only."""
+    token = _ACTIVE_SOURCE.set(source)
+    try:
+        yield
+    finally:
+        _ACTIVE_SOURCE.reset(token)
+
+
+def _lookup(env: Mapping[str, str], name: str) -> Origin | None:
+    """The value of one setting and where it came from, or None when it is not set either way."""
     raw = env.get(name)
     if raw:
-        return raw, None
+        return Origin(raw)
     path = env.get(name + FILE_SUFFIX)
     if not path:
         return None
@@ -223,21 +426,65 @@ def _lookup(env: Mapping[str, str], name: str) -> tuple[str, str | None] | None:
         why = exc.strerror or type(exc).__name__
         raise SettingsError(f"{var}={path}: cannot read the file ({why})") from None
     text = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
-    return (text, path) if text else None
+    return Origin(text, path) if text else None
 
 
-def _coerce(type_: object, raw: str, env: str, path: str | None = None) -> object:
-    """The typed value; an error quotes the value only when it came from the environment."""
-    kind = str(type_)
-    try:
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-    except ValueError:
-        expected = kind.split()[0]
-        if path:
-            raise SettingsError(f"{env}{FILE_SUFFIX}={path}: the file does not hold "
-                                f"a valid {expected}") from None
-        raise SettingsError(f"{env}={raw!r}: expected {expected}") from None
-    return raw
+# -- pydantic's errors as one line per variable -------------------------------------------------
+
+_EXPECTED = {"int_parsing": "int", "int_type": "int", "int_from_float": "int",
+             "float_parsing": "float", "float_type": "float", "string_type": "str"}
+_BOUNDS = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", ">="),
+           "less_than": ("lt", "<"), "less_than_equal": ("le", "<=")}
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _explain(exc: ValidationError, origins: Mapping[str, Origin]) -> str:
+    """All problems of one construction on one line, each naming its variable."""
+    return "; ".join(_problem(err, origins) for err in exc.errors())
+
+
+def _problem(err: ErrorDetails, origins: Mapping[str, Origin]) -> str:
+    """``VAR=value: what is wrong``; a value is quoted only when it came from the environment
+    or the code and is not a secret, and a file's content never is."""
+    field = str(err["loc"][0]) if err["loc"] else ""
+    if field not in Settings.model_fields:
+        return f"unknown setting {field!r}" if err["type"] == "extra_forbidden" else err["msg"]
+    var = Settings.env_var(field)
+    origin = origins.get(field)
+    value: object = origin.raw if origin is not None else err.get("input")
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "literal_error":
+        choices = ", ".join(map(str, get_args(Settings.model_fields[field].annotation)))
+        if origin is not None and origin.path:
+            return f"{var}{FILE_SUFFIX}={origin.path}: must be one of {choices}"
+        return f"{var} must be one of {choices}, not {value!r}"
+    if kind in _EXPECTED:
+        why = f"expected {_EXPECTED[kind]}"
+        if origin is not None and origin.path:
+            return (f"{var}{FILE_SUFFIX}={origin.path}: the file does not hold a valid "
+                    f"{_EXPECTED[kind]}")
+    elif kind in _BOUNDS:
+        key, op = _BOUNDS[kind]
+        why = f"must be {op} {_shown(ctx.get(key))}"
+    elif kind == "finite_number":
+        why = "must be a finite number"
+    elif kind == "value_error" and "error" in ctx:
+        why = str(ctx["error"])
+    else:
+        why = err["msg"][:1].lower() + err["msg"][1:]
+    if origin is not None and origin.path:
+        return f"{var}{FILE_SUFFIX}={origin.path}: {why}"
+    if Settings.is_secret(field):
+        return f"{var}: {why}"
+    return f"{var}={_shown(value)}: {why}"
+
+
+def _shown(value: object) -> str:
+    """Numbers as written (``NETSUITE_TIMEOUT_S=-1``), anything else quoted (``'x'``)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a bound of a float setting: > 0, not > 0.0
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return value.strip()
+    return repr(value)

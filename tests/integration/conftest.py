@@ -10,7 +10,6 @@ Docker via testcontainers, and skip with the reason when Docker is not available
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections.abc import Iterator
 
@@ -48,6 +47,6 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     base = Settings.from_env(topic_partitions=4)
     with contextlib.ExitStack() as es:
         if os.environ.get("TILLBRIDGE_TEST_BROKER") == "testcontainers":
-            base = dataclasses.replace(base, kafka_bootstrap_servers=es.enter_context(
+            base = base.replace(kafka_bootstrap_servers=es.enter_context(
                 _kafka_container()))
         yield es.enter_context(local_stack(base))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from importlib import resources
@@ -22,7 +21,7 @@ def test_fixed_mappings_file_is_reloaded_without_restart(stack, tmp_path) -> Non
         "data/mappings.json").read_text())
     path = tmp_path / "mappings.json"
     path.write_text(json.dumps(doc))
-    s = dataclasses.replace(stack.settings, mappings_path=str(path), mappings_reload_s=0.5)
+    s = stack.settings.replace(mappings_path=str(path), mappings_reload_s=0.5)
     sale = make_sale(pos_transaction_id="M-1")
     sale["tenders"][0]["tender_type"] = "CRYPTO"
     out = Outcomes(s)

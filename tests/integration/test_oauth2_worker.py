@@ -3,7 +3,6 @@ them as they expire, reads its client id from a ``_FILE``, and never logs the ke
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -40,8 +39,8 @@ def test_worker_posts_with_oauth2_and_keeps_key_and_tokens_out_of_its_log(
     key_file.write_bytes(pem)
     client_id_file = tmp_path / "client-id"
     client_id_file.write_text("tillbridge-m2m\n")
-    settings = dataclasses.replace(
-        s, netsuite_auth="oauth2", netsuite_client_id=None,
+    settings = s.replace(
+        netsuite_auth="oauth2", netsuite_client_id=None,
         netsuite_certificate_id="cert-worker", netsuite_private_key_file=str(key_file),
         netsuite_jwt_algorithm="ES256", log_level="info")
     sales = [make_sale(pos_transaction_id=f"M2M-{i:04d}", event_id=f"e-m2m-{i}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -35,8 +34,8 @@ def _wait_metric(worker: WorkerProcess, name: str, ok, timeout: float = 30.0) ->
 
 
 def test_outage_pauses_resumes_and_a_kill_meanwhile_loses_nothing(stack) -> None:
-    s = dataclasses.replace(stack.settings, netsuite_breaker_failures=3,
-                            netsuite_breaker_cooldown_s=1.0, netsuite_max_attempts=3)
+    s = stack.settings.replace(netsuite_breaker_failures=3,
+                               netsuite_breaker_cooldown_s=1.0, netsuite_max_attempts=3)
     sim = s.netsuite_base_url
     out = Outcomes(s)
     before = [make_sale(pos_transaction_id=f"O-{i:04d}") for i in range(40)]
@@ -61,7 +60,7 @@ def test_outage_pauses_resumes_and_a_kill_meanwhile_loses_nothing(stack) -> None
     if os.environ.get("TILLBRIDGE_TEST_BROKER") != "testcontainers":
         # Tansu keeps the dead member (see test_resilience): rejoin as a new group, which
         # replays every topic from the start: the harder case for "never posted twice".
-        restarted = dataclasses.replace(s, app_id=f"{s.app_id}-after-outage")
+        restarted = s.replace(app_id=f"{s.app_id}-after-outage")
     with WorkerProcess(restarted) as worker:
         want = {sale["pos_transaction_id"] for sale in before + during}
         deadline = time.monotonic() + 120
@@ -81,8 +80,8 @@ def test_429_storm_and_commit_then_timeout_never_fail_or_duplicate(stack) -> Non
     """The worker's share (8) is far above the account's limit (2): a storm of 429s. One
     write in ten commits and then answers after the client's timeout (ambiguous). Every
     sale still posts exactly once and none is dead-lettered for it."""
-    s = dataclasses.replace(stack.settings, netsuite_max_concurrency=8,
-                            netsuite_timeout_s=0.5)
+    s = stack.settings.replace(netsuite_max_concurrency=8,
+                               netsuite_timeout_s=0.5)
     httpx.post(f"{s.netsuite_base_url}/__sim/config", json={
         "concurrency_limit": 2, "latency_ms": 5, "commit_then_timeout_rate": 0.1,
         "timeout_after_commit_s": 1.0, "seed": 7}).raise_for_status()
@@ -110,9 +109,9 @@ def test_backlog_after_an_outage_drains_through_batch_jobs_once_each(stack) -> N
     """Sales pile up while NetSuite is down; once it is back the sink is behind, so its
     full batches go as async batch jobs (<= 100 records a request): every sale posted
     exactly once, none dead-lettered, far fewer requests than sales."""
-    s = dataclasses.replace(stack.settings, netsuite_breaker_failures=2,
-                            netsuite_breaker_cooldown_s=0.5, netsuite_max_attempts=2,
-                            drain_threshold=50)
+    s = stack.settings.replace(netsuite_breaker_failures=2,
+                               netsuite_breaker_cooldown_s=0.5, netsuite_max_attempts=2,
+                               drain_threshold=50)
     sim = s.netsuite_base_url
     sales = [make_sale(pos_transaction_id=f"B-{i:04d}") for i in range(400)]
     out = Outcomes(s)

@@ -4,7 +4,6 @@ timeout, and still parked (with its first deadline) after the worker is killed."
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import time
@@ -81,7 +80,7 @@ def test_refund_parked_until_its_sale_lands_then_linked_to_it(stack) -> None:
 
 
 def test_refund_whose_sale_never_comes_is_dead_lettered_after_the_timeout(stack) -> None:
-    s = dataclasses.replace(stack.settings, park_timeout_s=4.0, park_recheck_s=0.5)
+    s = stack.settings.replace(park_timeout_s=4.0, park_recheck_s=0.5)
     _, ret = _sale_and_return(2)
     raw = _returns(s, [ret])
     out = Outcomes(s)
@@ -99,7 +98,7 @@ def test_refund_whose_sale_never_comes_is_dead_lettered_after_the_timeout(stack)
 
 
 def test_parked_refund_survives_a_kill_and_keeps_its_first_deadline(stack) -> None:
-    s = dataclasses.replace(stack.settings, park_timeout_s=12.0, park_recheck_s=0.5)
+    s = stack.settings.replace(park_timeout_s=12.0, park_recheck_s=0.5)
     _, ret = _sale_and_return(3)
     out = Outcomes(s)
     first = WorkerProcess(s).start()
@@ -112,7 +111,7 @@ def test_parked_refund_survives_a_kill_and_keeps_its_first_deadline(stack) -> No
     if os.environ.get("TILLBRIDGE_TEST_BROKER") != "testcontainers":
         # Tansu keeps the dead member (see test_resilience): rejoin as a new group. The
         # return is then read again and parks again, and must keep its first deadline.
-        restarted = dataclasses.replace(s, app_id=f"{s.app_id}-restarted")
+        restarted = s.replace(app_id=f"{s.app_id}-restarted")
     with WorkerProcess(restarted):
         _wait(out, lambda: bool(out.dead), timeout=60)
     expired_at = time.time()

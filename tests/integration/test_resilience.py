@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.integration
 def test_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(stack) -> None:
     # Real-time posting (the backlog drain would post all 300 in a few batch jobs before
     # the kill could land; its own never-twice proof is in tests/test_netsuite_batch.py).
-    s = dataclasses.replace(stack.settings, drain_threshold=0)
+    s = stack.settings.replace(drain_threshold=0)
     n = 300
     sales = [make_sale(pos_transaction_id=f"K-{i:05d}") for i in range(n)]
     # Slow NetSuite down so the kill lands mid-stream.
@@ -39,7 +38,7 @@ def test_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(stack) ->
         # for minutes. Apache Kafka expires the member and rebalances. On Tansu the restarted
         # worker therefore joins as a new group and replays every topic from the start —
         # the harder case for "nothing posted twice"; on Apache Kafka it resumes the group.
-        restarted = dataclasses.replace(s, app_id=f"{s.app_id}-restarted")
+        restarted = s.replace(app_id=f"{s.app_id}-restarted")
     with WorkerProcess(restarted):
         # Outcomes before the kill may be reproduced once more after it (at-least-once);
         # wait until every transaction has one.
@@ -61,7 +60,7 @@ def test_refused_credentials_hold_events_until_fixed(stack) -> None:
     """Bad TBA credentials: the worker cannot load reference data, so it waits (not ready)
     rather than dead-lettering everything; once fixed, every event is posted."""
     s = stack.settings
-    bad = dataclasses.replace(s, netsuite_token_secret="revoked")
+    bad = s.replace(netsuite_token_secret="revoked")
     out = Outcomes(s)
     produce(s, encode_sales(s, [make_sale(pos_transaction_id=f"A-{i}") for i in range(10)]))
     worker = WorkerProcess(bad).start(wait=False)
