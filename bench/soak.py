@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                 if pub.done.is_set() and elapsed > seconds + 300:
                     break
             tail.wait_for(lambda t: t.count() >= pub.delivered, 120)
-            by_source = {json.loads(r.value).get("source") for r in tail.records[topics.RESULTS]}
+            by_source = {json.loads(r.value or b"{}").get("source")
+                         for r in tail.records[topics.RESULTS]}
             dead = sum(len(tail.records[name]) for name in topics.DLQ_TOPICS)
             assert stack.sim is not None or s.netsuite_base_url
             base = stack.sim.base_url if stack.sim is not None else s.netsuite_base_url

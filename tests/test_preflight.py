@@ -330,6 +330,13 @@ def sim(server: SimServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimServe
                 "NETSUITE_TOKEN_ID", "NETSUITE_TOKEN_SECRET", "NETSUITE_AUTH"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NETSUITE_BASE_URL", server.base_url)
+    # A base URL means a real NetSuite to the settings: give the simulator's credentials.
+    creds = server.credentials
+    for var, value in (("NETSUITE_CONSUMER_KEY", creds.consumer_key),
+                       ("NETSUITE_CONSUMER_SECRET", creds.consumer_secret),
+                       ("NETSUITE_TOKEN_ID", creds.token_id),
+                       ("NETSUITE_TOKEN_SECRET", creds.token_secret)):
+        monkeypatch.setenv(var, value)
     yield server
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tillbridge.connectors.kafka import topics
-from tillbridge.streams.ops.dlq import DeadLetter, Selection, select
+from tillbridge.streams.ops.dlq.model import DeadLetter, Selection, select
 from tillbridge.streams.runtime import metrics
 from tillbridge.streams.stages.deadletter import dead_letter, dlq_headers, header, internal_error
 from tillbridge.streams.stages.messages import Source
