@@ -32,3 +32,15 @@ def test_readme_lists_every_setting() -> None:
 
 def test_readme_shows_the_two_commands() -> None:
     assert "make demo" in README and "make test" in README
+
+
+def test_every_path_the_readme_names_exists() -> None:
+    """The layout section and the "follow one sale" walk must not drift from the tree."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    named = set(re.findall(r"`((?:streams|connectors|devstack|schemas|deploy|bench|tests)"
+                           r"/[\w/.-]+\.(?:py|json|yml|avsc|jsonl))`", README))
+    assert len(named) > 20, named
+    missing = sorted(p for p in named if not (root / p).exists())
+    assert not missing, f"README names files that do not exist: {missing}"

@@ -9,8 +9,18 @@ probe is let through (half-open). Its success closes the breaker, its failure re
 429s are neither success nor failure here: throttling means NetSuite is up and busy, which
 the limiter and backoff handle. Any other HTTP answer (4xx included) proves it is up.
 
-The cool-down is jittered so that several workers sharing one account do not all probe at
-the same instant. ``on_state_change`` lets the Faust layer pause partitions on ``open`` and
+Probe schedule, after the breaker opens:
+
+- the first probe after ``cooldown_s`` (NETSUITE_BREAKER_COOLDOWN_S);
+- each failed probe re-opens it for a short interval that doubles from ``probe_min_s``
+  (0.5 s) up to ``probe_max_s`` (NETSUITE_BREAKER_PROBE_MAX_S): 0.5, 1, 2, 4, 5, 5, ... s.
+
+So an outage costs NetSuite one request every few seconds per worker, and its end is
+noticed within ``probe_max_s`` of NetSuite answering again (a fixed 30 s cool-down between
+probes stalled the sink up to ~40 s after a recovery). Every wait is jittered (+0..20%) so
+that several workers sharing one account do not all probe at the same instant.
+
+``on_state_change`` lets the Faust layer hold partitions on ``open`` and
 resume them on ``closed``; the breaker has no timer of its own, so a paused consumer should
 sleep ``seconds_until_probe()`` and then send one request (the probe).
 """
@@ -48,15 +58,22 @@ class CircuitBreaker:
         cooldown_s: float = 30.0,
         jitter: float = 0.2,
         *,
+        probe_min_s: float = 0.5,
+        probe_max_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
         on_state_change: StateHook | None = None,
     ) -> None:
-        if failure_threshold < 1 or cooldown_s < 0 or jitter < 0:
-            raise ValueError("failure_threshold >= 1, cooldown_s >= 0, jitter >= 0")
+        if failure_threshold < 1 or cooldown_s < 0 or jitter < 0 or not \
+                0 < probe_min_s <= probe_max_s:
+            raise ValueError("failure_threshold >= 1, cooldown_s >= 0, jitter >= 0, "
+                             "0 < probe_min_s <= probe_max_s")
         self.failure_threshold = failure_threshold
         self.cooldown_s = cooldown_s
         self.jitter = jitter
+        self.probe_min_s = probe_min_s
+        self.probe_max_s = probe_max_s
+        self._interval = probe_min_s  # the wait after the next failed probe
         self._clock = clock
         self._rand = rand
         self._hook = on_state_change or _noop
@@ -90,7 +107,7 @@ class CircuitBreaker:
                 raise NetSuiteUnavailable("circuit open", wait)
             self._set(BreakerState.HALF_OPEN)
         if self._probing:
-            raise NetSuiteUnavailable("circuit half-open, probe in flight", self.cooldown_s)
+            raise NetSuiteUnavailable("circuit half-open, probe in flight", self._interval)
         self._probing = True
 
     def record_success(self) -> None:
@@ -115,7 +132,14 @@ class CircuitBreaker:
         self._probing = False
 
     def _open(self) -> None:
-        self._probe_at = self._clock() + self.cooldown_s * (1 + self.jitter * self._rand())
+        """Open: the first time for the cool-down, after a failed probe for the next step of
+        the probe back-off."""
+        if self._state is BreakerState.HALF_OPEN:
+            wait = self._interval
+            self._interval = min(self._interval * 2, self.probe_max_s)
+        else:
+            wait, self._interval = self.cooldown_s, self.probe_min_s
+        self._probe_at = self._clock() + wait * (1 + self.jitter * self._rand())
         self._set(BreakerState.OPEN)
 
     def _set(self, new: BreakerState) -> None:

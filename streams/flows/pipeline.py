@@ -14,6 +14,7 @@ result or dead letter) and a counter. Anything unexpected is dead-lettered as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, MutableMapping
@@ -68,7 +69,11 @@ class Pipeline:
         self.reliable: ReliableClient | None = None
         self.breaker = CircuitBreaker(settings.netsuite_breaker_failures,
                                       settings.netsuite_breaker_cooldown_s,
+                                      probe_max_s=max(0.5, settings.netsuite_breaker_probe_max_s),
                                       on_state_change=self._breaker_changed)
+        #: set while the breaker is closed: held records wake the moment a probe succeeds
+        self._netsuite_up = asyncio.Event()
+        self._netsuite_up.set()
         self.on_breaker: list[Callable[[BreakerState], None]] = []
         metrics.breaker_state(self.breaker.state.value)
         #: The parking table's entry by id (the app plugs in its lot): a re-parked event
@@ -102,15 +107,25 @@ class Pipeline:
     def _breaker_changed(self, old: BreakerState, new: BreakerState) -> None:
         log.warning("NetSuite circuit breaker %s -> %s", old.value, new.value)
         metrics.breaker_state(new.value)
+        if new is BreakerState.CLOSED:
+            self._netsuite_up.set()
+        else:
+            self._netsuite_up.clear()
         for hook in self.on_breaker:
             hook(new)
 
     async def wait_for_netsuite(self, err: NetSuiteUnavailable) -> None:
-        """Sleep until the next call may go through (the breaker's probe time, or the
-        throttling back-off): the record is held, not dead-lettered."""
+        """Wait until the next call may go through (the breaker's probe time, or the
+        throttling back-off), or until a probe closes the breaker, whichever comes first:
+        the record is held, not dead-lettered, and goes on as soon as NetSuite is back."""
         metrics.UNAVAILABLE_WAITS.inc()
         delay = max(self.breaker.seconds_until_probe(), err.retry_after, 0.05)
-        await asyncio.sleep(min(delay, 60.0) * (1 + 0.2 * random.random()))
+        delay = min(delay, 60.0) * (1 + 0.2 * random.random())
+        if self._netsuite_up.is_set():  # throttled, not broken: just back off
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._netsuite_up.wait(), delay)
 
     # -- reference data and mappings ---------------------------------------------------------
     @property

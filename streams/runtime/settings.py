@@ -150,8 +150,14 @@ class Settings(BaseSettings):
         "Consecutive retryable failures (5xx, timeouts, connection errors) that open the "
         "circuit breaker: the sink then pauses its partitions instead of dead-lettering.")
     netsuite_breaker_cooldown_s: Seconds = _setting(
-        "NETSUITE_BREAKER_COOLDOWN_S", 30.0,
-        "Seconds an open breaker waits (jittered +0..20%) before one probe request.")
+        "NETSUITE_BREAKER_COOLDOWN_S", 10.0,
+        "Seconds an open breaker waits (jittered +0..20%) before its first probe request; "
+        "after a failed probe the wait starts at 0.5 s and doubles up to "
+        "NETSUITE_BREAKER_PROBE_MAX_S.")
+    netsuite_breaker_probe_max_s: Seconds = _setting(
+        "NETSUITE_BREAKER_PROBE_MAX_S", 5.0,
+        "Longest wait between two probes of an open breaker: NetSuite's recovery is noticed "
+        "within this many seconds (one request per probe per worker).")
     netsuite_throttle_budget_s: Seconds = _setting(
         "NETSUITE_THROTTLE_BUDGET_S", 300.0,
         "How long one request may keep being throttled (429) before the sink treats "
