@@ -66,6 +66,9 @@ class Flow:
     kind: ClassVar[str]  # the results' event_type: "sale", "return", "payment", "order"
     topic: ClassVar[str]  # its input topic
     drainable: ClassVar[bool] = False
+    #: tells a replay from a duplicate itself (else the sink reads the first record's
+    #: source stamp when a post created nothing: ``flows/stamp.py``)
+    checks_replays: ClassVar[bool] = False
 
     def resolve(self, event: Event, lookups: Lookups) -> Any | Rejection:
         raise NotImplementedError

@@ -33,7 +33,9 @@ from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
 from tillbridge.streams.flows.ingest import ingest
 from tillbridge.streams.flows.park import ParkEntry, parked_source, tombstone
 from tillbridge.streams.flows.registry import default_flows
+from tillbridge.streams.flows.stamp import StampedClient, confirm_replay, source_ref
 from tillbridge.streams.ledger.lookup import find_any
+from tillbridge.streams.ledger.types import Posting
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.runtime import metrics
@@ -173,10 +175,12 @@ class Pipeline:
         return flow is not None and flow.drainable
 
     def context(self, state: MutableMapping[str, Any],
-                at: Callable[[int], None] = lambda _i: None) -> SinkContext:
+                at: Callable[[int], None] = lambda _i: None, source: str = "") -> SinkContext:
+        """What a flow's post may use; with ``source`` (the event's input coordinates) the
+        transactions it writes are stamped with them (``flows/stamp.py``)."""
         assert self.reliable is not None, "Pipeline.start() not awaited"
-        return SinkContext(self.reliable, state, self.lookups,
-                           self.settings.netsuite_write_mode, at)
+        client = StampedClient(self.reliable, source) if source else self.reliable
+        return SinkContext(client, state, self.lookups, self.settings.netsuite_write_mode, at)
 
     def prepare(self, src: Source) -> tuple[Flow, Source, Any, Any] | Outbound:
         """The sink's first steps for one routed record: its flow, its origin, the decoded
@@ -202,8 +206,12 @@ class Pipeline:
         if isinstance(ready, Outbound):
             return [ready]
         flow, origin, event, refs = ready
+        source = source_ref(origin.topic, origin.partition, origin.offset)
+        ctx = self.context(state, source=source)
         try:
-            outcome = await flow.post(self.context(state), event, refs)
+            outcome = await flow.post(ctx, event, refs)
+            if isinstance(outcome, Posting) and not flow.checks_replays:
+                outcome = await confirm_replay(ctx.client, outcome, source)
         except NetSuiteError as err:
             outcome = sink.refused(flow, event, err)
         return self.messages(flow, event, origin, src, outcome)

@@ -74,6 +74,8 @@ class SaleFlow(Flow):
     kind = "sale"
     topic = topics.SALE.name
     drainable = True
+    checks_replays = True  # the dedupe table knows the source; a write that finds its
+    # externalId taken reads the stamp itself (real time and batch alike)
 
     def __init__(self, double_scan_window_s: float = 600.0) -> None:
         self.double_scans = DoubleScanWindow(double_scan_window_s)
@@ -110,7 +112,7 @@ class SaleFlow(Flow):
             tax_tolerance_cents=lookups.tax_tolerance_cents)
         if isinstance(enr, Rejection):
             return enr
-        return SaleRefs(enr, header(headers, H_DOUBLE_SCAN), source_ref(headers))
+        return SaleRefs(enr, header(headers, H_DOUBLE_SCAN), routed_source(headers))
 
     async def post(self, ctx: SinkContext, event: SaleRec, refs: SaleRefs) -> Outcome:
         ready = self._check(ctx, event, refs)
@@ -207,7 +209,7 @@ class SaleFlow(Flow):
         return event["completed_at"]
 
 
-def source_ref(headers: RawHeaders) -> str:
+def routed_source(headers: RawHeaders) -> str:
     """topic/partition/offset of a routed record's input record ("" when not routed)."""
     topic = header(headers, route.H_SRC_TOPIC)
     if topic is None:
