@@ -103,6 +103,19 @@ SKIPPED = Counter("tillbridge_events_skipped",
                   "recorded on the payments audit topic instead).", ["topic"],
                   registry=REGISTRY)
 
+# -- the per-record guard and the emitter (runtime/guard.py, runtime/emit.py) -----------------
+GUARD_FAILURES = Counter("tillbridge_guard_failures",
+                         "Records an agent step failed on unexpectedly (a bug, not bad input), "
+                         "by step; each is dead-lettered as internal_error.", ["stage"],
+                         registry=REGISTRY)
+GUARD_HELD = Counter("tillbridge_guard_held",
+                     "Failed records whose dead letter could not be produced either: held "
+                     "unacked, so their partition's committed offset stops before them "
+                     "(alert on any).", ["stage"], registry=REGISTRY)
+EMIT_QUEUE_FULL_WAITS = Counter("tillbridge_emit_queue_full_waits",
+                                "Times an agent awaited room in the producer's local queue "
+                                "(back-pressure from the broker).", registry=REGISTRY)
+
 _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 
