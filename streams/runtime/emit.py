@@ -62,6 +62,19 @@ class ProducerLike(Protocol):
     def flush(self, timeout: float = ...) -> int: ...
 
 
+class EmitterLike(Protocol):
+    """What the agents use of an emitter (a recording fake in tests)."""
+
+    def emit(self, topic: str, key: bytes | None, value: bytes | None,
+             headers: Headers | None = None) -> bool: ...
+
+    async def room(self) -> None: ...
+
+    async def send(self, out: Outbound) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
 class Emitter:
     """A confluent-kafka producer with per-batch delivery accounting."""
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.runtime import events
-from tillbridge.streams.runtime.emit import Emitter
+from tillbridge.streams.runtime.emit import EmitterLike
 from tillbridge.streams.runtime.guard import Guard, ingest_stage
 from tillbridge.streams.stages.messages import Outbound, Source
 
@@ -27,7 +27,7 @@ INGEST_WITHIN_S = 0.01
 class IngestAgent:
     """``run(stream)`` is the Faust agent body; ``handle(batch)`` one batch of events."""
 
-    def __init__(self, pipe: Pipeline, emitter: Emitter, guard: Guard, *,
+    def __init__(self, pipe: Pipeline, emitter: EmitterLike, guard: Guard, *,
                  source: Callable[[Any], Source] = events.source,
                  hold: Callable[[Any], None] = events.hold,
                  batch: int = INGEST_BATCH, within_s: float = INGEST_WITHIN_S) -> None:

@@ -28,7 +28,7 @@ from tillbridge.connectors.netsuite.errors import NetSuiteUnavailable
 from tillbridge.streams.flows import drain
 from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.runtime import events, metrics
-from tillbridge.streams.runtime.emit import Emitter
+from tillbridge.streams.runtime.emit import EmitterLike
 from tillbridge.streams.runtime.guard import Failed, Guard
 from tillbridge.streams.runtime.parking import Parking
 from tillbridge.streams.runtime.settings import Settings
@@ -64,7 +64,7 @@ class SinkAgent:
     """``run(stream)`` is the Faust agent body; also the ``Outlet`` parking releases
     through. ``posted`` is the dedupe table (a Faust table; a dict in tests)."""
 
-    def __init__(self, pipe: Pipeline, posted: Any, emitter: Emitter, guard: Guard,
+    def __init__(self, pipe: Pipeline, posted: Any, emitter: EmitterLike, guard: Guard,
                  parking: Parking, *, owned: Callable[[], set[int]], config: SinkConfig,
                  source: Callable[[Any], Source] = events.source,
                  bind: Callable[[Any], None] = events.bind,
