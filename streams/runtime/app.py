@@ -32,10 +32,12 @@ LAG_INTERVAL_S = 10.0
 
 def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App:
     """Create the worker app. ``pipeline`` may be injected (tests); else built from settings."""
-    app = faust_app.make_app(settings)
+    bootstrap = settings.kafka_bootstrap_servers or ""
+    reliable = lag.watermarks_reliable(bootstrap, settings.lag_from_watermarks)
+    app = faust_app.make_app(settings, trust_watermarks=reliable)
+    faust_app.track_assignment(app)
     channels = faust_app.channels(app, settings)
     pipe = pipeline or Pipeline(settings)
-    bootstrap = settings.kafka_bootstrap_servers or ""
     enabled = {a.strip() for a in settings.agents.split(",") if a.strip()}
     emitters: list[Emitter] = []
     commit.flush_emitters_before_commit(app, emitters)
@@ -48,8 +50,9 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         return faust_app.owned_partitions(app)
 
     sink_emitter = emitter() if "sink" in enabled else None
-    sink_guard = guard.standard(sink_emitter.send if sink_emitter else _no_sink,
-                                origin=pipe.origin, hold=events.hold)
+    # Parking acts only through a running sink: without one its guard is never used.
+    sink_guard = guard.standard(sink_emitter.send, origin=pipe.origin, hold=events.hold) \
+        if sink_emitter is not None else guard.Guard([])
     lot = ParkingLot()  # the parking table (streams/flows/park.py), loaded from its topic
     pipe.parked_lookup = lot.get
     parking = Parking(pipe, lot, sink_guard, owned)
@@ -69,9 +72,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
     faust_app.every(app, settings.refdata_refresh_s, refdata.scheduled)
     faust_app.every(app, settings.mappings_reload_s,
                     MappingsWatch(pipe, settings.mappings_path).tick)
-    lag_exporter = lag.LagExporter(lambda: app.consumer, lag.watermarks_reliable(
-        bootstrap, settings.lag_from_watermarks))
-    faust_app.every(app, LAG_INTERVAL_S, lag_exporter.export)
+    faust_app.every(app, LAG_INTERVAL_S, lag.LagExporter(lambda: app.consumer, reliable).export)
     faust_app.every(app, settings.park_recheck_s, parking.tick)
 
     if "ingest" in enabled:
@@ -87,7 +88,3 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
     web.add_routes(app, pipe)
     return app
 
-
-async def _no_sink(_out: object) -> None:
-    """Where the parking guard would send on a worker without a sink (it never runs)."""
-    raise RuntimeError("this worker runs no sink")

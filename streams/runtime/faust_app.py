@@ -12,21 +12,26 @@ their offsets are not committed, and the next owner reads them again).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 
 from tillbridge.connectors.kafka import topics
-from tillbridge.streams.runtime import transport
+from tillbridge.streams.runtime import metrics, transport
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages import route
 
 log = logging.getLogger(__name__)
 
 
-def make_app(settings: Settings) -> faust.App:
+def make_app(settings: Settings, *, trust_watermarks: bool = True) -> faust.App:
+    """``trust_watermarks`` False (Tansu, see ``lag.py``): Faust's recovery check that a
+    table's local RocksDB offset is not past the changelog's high watermark is off. Tansu
+    reports a watermark below the real end, so the check crashed a worker that already held
+    table data at its first rebalance; its local state being ahead is what is expected."""
     transport.register()
     app = faust.App(
         settings.app_id,
@@ -47,6 +52,7 @@ def make_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         stream_wait_empty=False,
         consumer_group_instance_id=settings.group_instance_id,
+        recovery_consistency_check=trust_watermarks,
     )
     # Read by transport.ConsumerThread; not a Faust setting, so an attribute of our own.
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
@@ -75,6 +81,21 @@ def channels(app: faust.App, settings: Settings) -> Channels:
 def owned_partitions(app: faust.App, topic: str = topics.ROUTED_REALTIME) -> set[int]:
     """Partitions of ``topic`` assigned to this worker right now."""
     return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
+
+
+def track_assignment(app: faust.App) -> None:
+    """``tillbridge_assigned_partitions{topic}`` after every rebalance (Faust hands the
+    whole new assignment to this signal; a topic no longer assigned drops to 0)."""
+    seen: set[str] = set()
+
+    def on_assigned(sender: Any, /, *args: Any, signal: Any = None, **_: Any) -> None:
+        assigned: Iterable[Any] = args[0] if args else ()
+        counts = Counter(tp.topic for tp in assigned)
+        seen.update(counts)
+        for topic in seen:
+            metrics.ASSIGNED.labels(topic).set(counts.get(topic, 0))
+
+    app.on_partitions_assigned.connect(on_assigned)
 
 
 def every(app: faust.App, interval_s: float, body: Callable[[], Awaitable[None]]) -> None:

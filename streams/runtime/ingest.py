@@ -48,11 +48,10 @@ class IngestAgent:
     async def handle(self, batch: Sequence[Any]) -> None:
         """Every event's outcome queued on the emitter (or the event held) before it returns,
         so the batch acked after it is acked only past produced outcomes."""
-        ingest = self.pipe.ingest
-        emit = self.emitter.emit
+        source, ingest, emit = self._source, self.pipe.ingest, self.emitter.emit
         for event in batch:
             try:
-                src = self._source(event)
+                src = source(event)
                 out = ingest(src)
             except Exception as exc:  # noqa: BLE001 - never skip a record silently
                 await self._rare(batch, event, self._failed(event, exc))

@@ -103,7 +103,7 @@ SKIPPED = Counter("tillbridge_events_skipped",
                   "recorded on the payments audit topic instead).", ["topic"],
                   registry=REGISTRY)
 
-# -- the per-record guard and the emitter (runtime/guard.py, runtime/emit.py) -----------------
+# -- the per-record guard, the emitter, the assignment (runtime/guard.py, emit.py, faust_app.py)
 GUARD_FAILURES = Counter("tillbridge_guard_failures",
                          "Records an agent step failed on unexpectedly (a bug, not bad input), "
                          "by step; each is dead-lettered as internal_error.", ["stage"],
@@ -112,6 +112,9 @@ GUARD_HELD = Counter("tillbridge_guard_held",
                      "Failed records whose dead letter could not be produced either: held "
                      "unacked, so their partition's committed offset stops before them "
                      "(alert on any).", ["stage"], registry=REGISTRY)
+ASSIGNED = Gauge("tillbridge_assigned_partitions",
+                 "Partitions of each topic assigned to this worker, as of the last rebalance.",
+                 ["topic"], registry=REGISTRY)
 EMIT_QUEUE_FULL_WAITS = Counter("tillbridge_emit_queue_full_waits",
                                 "Times an agent awaited room in the producer's local queue "
                                 "(back-pressure from the broker).", registry=REGISTRY)
