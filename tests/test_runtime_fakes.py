@@ -186,6 +186,7 @@ class Rig:
     ingest_out: RecordingEmitter
     sink_out: RecordingEmitter
     posted: dict[str, Any]
+    owned: set[int]  # routed partitions this "worker" owns (change it: a rebalance)
 
     async def route(self, events_: list[FakeEvent]) -> list[FakeEvent]:
         """Run input records through the ingest agent; the sink's input events."""
@@ -215,4 +216,4 @@ async def make_rig(settings: Settings, *, ingest_out: RecordingEmitter | None = 
                      config=config or SinkConfig(batch=100, drain_threshold=0))
     parking.outlet = sink
     ingest = IngestAgent(pipe, i_out, guard.standard(i_out.send, hold=events.hold))
-    return Rig(pipe, ingest, sink, parking, i_out, s_out, posted)
+    return Rig(pipe, ingest, sink, parking, i_out, s_out, posted, owned)

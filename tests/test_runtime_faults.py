@@ -419,3 +419,43 @@ def test_outage_then_recovery_posts_everything_once(registry: RegistryServer,
     assert outcomes(rig.sink_out.sent) == {e.message.key.decode(): "posted" for e in first}
     assert _created(sim) == 4
 
+
+
+def test_records_whose_partition_moved_during_the_hold_are_left_to_the_new_owner(
+        registry: RegistryServer, sim: SimServer) -> None:
+    """NetSuite down while the sink holds; a rebalance gives two routed partitions away.
+    Once NetSuite is back, the records of those partitions are held for good (never acked:
+    their new owner reads them again), the others are posted. Faked: broker (the
+    assignment too). Real: the rest; the outage is the simulator's."""
+    settings = rig_settings(registry, sim, netsuite_breaker_failures=1,
+                            netsuite_breaker_cooldown_s=0.2, netsuite_max_attempts=1)
+    first = input_events(settings, _sales("S001-R01-MOV", 8))
+
+    async def scenario(rig: Rig) -> list[FakeEvent]:
+        routed = await rig.route(first)
+        waits = metrics.UNAVAILABLE_WAITS._value.get()
+        httpx.post(f"{sim.base_url}/__sim/outage", json={"seconds": 60}).raise_for_status()
+        try:
+            task = asyncio.create_task(rig.sink.handle(routed))
+            while metrics.UNAVAILABLE_WAITS._value.get() < waits + 2:
+                await asyncio.sleep(0.05)
+            rig.owned.difference_update({0, 1})  # the rebalance
+        finally:
+            httpx.delete(f"{sim.base_url}/__sim/outage").raise_for_status()
+        await task
+        return routed
+
+    held_before = metrics.HELD_AFTER_REBALANCE._value.get()
+    routed: list[FakeEvent] = []
+
+    async def run(rig: Rig) -> None:
+        routed.extend(await scenario(rig))
+
+    rig = _run(settings, run)
+    moved = [e for e in routed if e.message.partition in (0, 1)]
+    kept = [e for e in routed if e.message.partition not in (0, 1)]
+    assert moved and kept, "the test's keys spread over both halves"
+    assert not dead(rig.sink_out.sent)
+    assert set(outcomes(rig.sink_out.sent)) == {e.message.key.decode() for e in kept}
+    assert all(e.message.refcount == 2 for e in moved), "held: never acked here"
+    assert metrics.HELD_AFTER_REBALANCE._value.get() == held_before + len(moved)

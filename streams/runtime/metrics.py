@@ -115,6 +115,10 @@ GUARD_HELD = Counter("tillbridge_guard_held",
 ASSIGNED = Gauge("tillbridge_assigned_partitions",
                  "Partitions of each topic assigned to this worker, as of the last rebalance.",
                  ["topic"], registry=REGISTRY)
+HELD_AFTER_REBALANCE = Counter("tillbridge_sink_held_after_rebalance",
+                               "Records held through a NetSuite outage whose partition went "
+                               "to another worker meanwhile: left to it, not posted here.",
+                               registry=REGISTRY)
 EMIT_QUEUE_FULL_WAITS = Counter("tillbridge_emit_queue_full_waits",
                                 "Times an agent awaited room in the producer's local queue "
                                 "(back-pressure from the broker).", registry=REGISTRY)

@@ -156,23 +156,29 @@ class SinkAgent:
 
     async def _drain(self, sales: list[Item], writer: BatchWriter) -> list[Done]:
         """Held (not dead-lettered) while NetSuite is unavailable: everything in it is
-        idempotent, so the whole drain is simply tried again. Any other error: one record
-        at a time through the guarded path (sales the drain wrote come out as duplicates)."""
-        srcs = [src for _, src in sales]
+        idempotent, so the whole drain is simply tried again (without the sales whose
+        partition moved meanwhile). Any other error: one record at a time through the
+        guarded path (sales the drain wrote come out as duplicates)."""
+        moved: list[Done] = []
 
         def at(i: int) -> None:
             self._bind(sales[i][0])
 
-        while True:
+        while sales:
             try:
-                outs = await drain.drain_batch(self.pipe, writer, srcs, self.posted, at)
+                outs = await drain.drain_batch(self.pipe, writer, [s for _, s in sales],
+                                               self.posted, at)
             except NetSuiteUnavailable as err:
                 await self.pipe.wait_for_netsuite(err)
+                gone = {id(e) for e, _ in sales if self._moved(e)}
+                moved += [(e, s, None) for e, s in sales if id(e) in gone]
+                sales = [item for item in sales if id(item[0]) not in gone]
             except Exception:  # noqa: BLE001 - fall back to one record at a time
-                log.exception("drain of %d sales failed; posting them one by one", len(srcs))
-                return await self._by_key(sales)
+                log.exception("drain of %d sales failed; posting them one by one", len(sales))
+                return moved + await self._by_key(sales)
             else:
-                return [(e, s, o) for (e, s), o in zip(sales, outs, strict=True)]
+                return moved + [(e, s, o) for (e, s), o in zip(sales, outs, strict=True)]
+        return moved
 
     async def _by_key(self, items: list[Item]) -> list[Done]:
         """Distinct keys concurrently, one key's records in order (a duplicate sees its
@@ -194,15 +200,33 @@ class SinkAgent:
 
     async def sink_record(self, src: Source, handle: object = None) -> list[Outbound] | None:
         """One routed record's outcomes; ``[]`` when it was dead-lettered by the guard (the
-        dead letter is out already), None when it is held."""
+        dead letter is out already), None when it is held (no outcome here: never acked)."""
         while True:
             try:
                 return await self.pipe.sink_all(src, self.posted)
             except NetSuiteUnavailable as err:
                 await self.pipe.wait_for_netsuite(err)
+                if self._moved(handle):
+                    return None
             except Exception as exc:  # noqa: BLE001 - never skip a record silently
                 failed = await self.guard.failed("sink", src, exc, handle)
                 return [] if failed is Failed.DEAD_LETTERED else None
+
+    def _moved(self, handle: object) -> bool:
+        """While the record was held, a rebalance gave its partition to another worker,
+        which reads it again from the committed offset: it is held here for good (never
+        acked) instead of posted twice. (Mid-rebalance nothing looks owned: held too, and
+        read again here if the partition comes back.)"""
+        if handle is None:  # a parked entry: the table is its hold
+            return False
+        try:
+            moved = handle.message.partition not in self.owned()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - unknown: carry on as before
+            return False
+        if moved:
+            metrics.HELD_AFTER_REBALANCE.inc()
+            self._hold(handle)
+        return moved
 
     async def emit_outcome(self, outs: list[Outbound], src: Source,
                            handle: object = None) -> Failed | None:

@@ -78,6 +78,8 @@ def test_worker_joining_during_an_outage_leaves_every_sale_posted_once(stack) ->
                                  f"{out.summary()}\n--- first:\n{first.log_tail(60)}"
                                  f"\n--- second:\n{second.log_tail(60)}") from None
         assert not math.isnan(_assigned(second)) and _assigned(second) > 0
+        # What the first worker held for partitions it gave up was left to the second.
+        assert worker_metric(first, "tillbridge_sink_held_after_rebalance_total") > 0
     finally:
         second.stop()
         first.stop()
