@@ -459,3 +459,27 @@ def test_records_whose_partition_moved_during_the_hold_are_left_to_the_new_owner
     assert set(outcomes(rig.sink_out.sent)) == {e.message.key.decode() for e in kept}
     assert all(e.message.refcount == 2 for e in moved), "held: never acked here"
     assert metrics.HELD_AFTER_REBALANCE._value.get() == held_before + len(moved)
+
+
+def test_ingest_stopped_while_waiting_for_room_holds_the_rest_of_its_batch(
+        registry: RegistryServer, sim: SimServer) -> None:
+    """The producer queue stays full after the first record; the worker stops meanwhile:
+    the record waiting and those after it have no outcome, so they are held and the acks
+    Faust sends on the way out commit only the first. Faked: broker."""
+    settings = rig_settings(registry, sim)
+    first = input_events(settings, _sales())
+    out = RecordingEmitter(full=10**9)
+
+    async def scenario(rig: Rig) -> None:
+        task = asyncio.create_task(rig.ingest.handle(first))
+        while out.rooms < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for event in first:
+            event.message.ack()
+
+    _run(settings, scenario, ingest_out=out)
+    assert [o.key for o in out.sent] == [first[0].message.key]
+    assert [e.message.acked for e in first] == [True] + [False] * (len(first) - 1)
