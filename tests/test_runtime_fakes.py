@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from confluent_kafka import KafkaError, KafkaException
 
+from tests.factories import make_sale
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.serde import AvroCodec
 from tillbridge.devstack.netsuite_sim import SimServer
@@ -217,3 +219,26 @@ async def make_rig(settings: Settings, *, ingest_out: RecordingEmitter | None = 
     parking.outlet = sink
     ingest = IngestAgent(pipe, i_out, guard.standard(i_out.send, hold=events.hold))
     return Rig(pipe, ingest, sink, parking, i_out, s_out, posted, owned)
+
+
+def created(sim: SimServer, record_type: str = "cashSale") -> int:
+    """How many records of a type NetSuite (the simulator) created."""
+    stats = httpx.get(f"{sim.base_url}/__sim/stats").json()["records"]
+    return int(stats.get(record_type, {}).get("created", 0))
+
+
+def run_rig(settings: Settings, scenario: Callable[[Rig], Awaitable[Any]],
+            **rig_kwargs: Any) -> Rig:
+    """``scenario(rig)`` on a fresh rig, in its own event loop; the rig, afterwards."""
+    async def main() -> Rig:
+        rig = await make_rig(settings, **rig_kwargs)
+        try:
+            await scenario(rig)
+        finally:
+            await rig.pipe.stop()
+        return rig
+    return asyncio.run(main())
+
+
+def sales(prefix: str, n: int) -> list[dict[str, Any]]:
+    return [make_sale(pos_transaction_id=f"{prefix}{i:03d}") for i in range(n)]

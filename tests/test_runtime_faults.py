@@ -10,14 +10,13 @@ streams, and a recording emitter: ``tests/test_runtime_fakes.py``).
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 import inspect
 import json
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.factories import make_return, make_sale
@@ -27,11 +26,13 @@ from tests.test_runtime_fakes import (
     RecordingEmitter,
     Rig,
     assert_internal_error,
+    created,
     dead,
     input_events,
-    make_rig,
     outcomes,
     rig_settings,
+    run_rig,
+    sales,
 )
 from tillbridge.connectors.kafka import topics
 from tillbridge.devstack.netsuite_sim import SimServer
@@ -105,8 +106,6 @@ def inject(monkeypatch: pytest.MonkeyPatch, step: str) -> None:
 
 def _resolve(dotted: str) -> Any:
     """A module, or an attribute path below one (``pkg.module.Class``)."""
-    import importlib
-
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):
         try:
@@ -126,29 +125,13 @@ def registry() -> Iterator[RegistryServer]:
 
 
 def _sales(prefix: str = "S001-R01-F", n: int = 5) -> list[dict[str, Any]]:
-    sales = [make_sale(pos_transaction_id=f"{prefix}{i:03d}") for i in range(n)]
-    sales[VICTIM_AT]["pos_transaction_id"] = VICTIM
-    return sales
+    batch = sales(prefix, n)
+    batch[VICTIM_AT]["pos_transaction_id"] = VICTIM
+    return batch
 
 
 def _later() -> list[dict[str, Any]]:
     return [make_sale(pos_transaction_id="S001-R01-LATER")]
-
-
-def _created(sim: SimServer, record_type: str = "cashSale") -> int:
-    stats = httpx.get(f"{sim.base_url}/__sim/stats").json()["records"]
-    return int(stats.get(record_type, {}).get("created", 0))
-
-
-def _run(settings: Any, scenario: Callable[[Rig], Any], **rig_kwargs: Any) -> Rig:
-    async def main() -> Rig:
-        rig = await make_rig(settings, **rig_kwargs)
-        try:
-            await scenario(rig)
-        finally:
-            await rig.pipe.stop()
-        return rig
-    return asyncio.run(main())
 
 
 # -- ingest: decode, validate, enrich, route, emit -------------------------------------------
@@ -167,7 +150,7 @@ def test_ingest_step_failing_on_one_record(step: str, registry: RegistryServer, 
     later = input_events(settings, _later(), first_offset=200)
     stream = FakeStream(first, later)
     inject(monkeypatch, step)
-    rig = _run(settings, lambda rig: rig.ingest.run(stream))
+    rig = run_rig(settings, lambda rig: rig.ingest.run(stream))
 
     sent = rig.ingest_out.sent
     [letter] = dead(sent)
@@ -188,7 +171,7 @@ def test_ingest_emit_refused_for_one_record(registry: RegistryServer, sim: SimSe
     stream = FakeStream(first, later)
     out = RecordingEmitter(refuse=lambda o: o.topic == topics.ROUTED_REALTIME
                            and o.key == VICTIM_KEY)
-    _run(settings, lambda rig: rig.ingest.run(stream), ingest_out=out)
+    run_rig(settings, lambda rig: rig.ingest.run(stream), ingest_out=out)
 
     [letter] = dead(out.sent)
     assert_internal_error(letter, first[VICTIM_AT], stage="emit")
@@ -211,7 +194,7 @@ def test_dead_letter_refused_too_holds_the_record_unacked(registry: RegistryServ
     inject(monkeypatch, "validate")
     out = RecordingEmitter(refuse=lambda o: o.key == VICTIM_KEY)
     held = metrics.GUARD_HELD.labels("validate")._value.get()
-    rig = _run(settings, lambda rig: rig.ingest.run(stream), ingest_out=out)
+    rig = run_rig(settings, lambda rig: rig.ingest.run(stream), ingest_out=out)
 
     assert not dead(out.sent), "nothing could be produced for it"
     victim = first[VICTIM_AT].message
@@ -219,18 +202,6 @@ def test_dead_letter_refused_too_holds_the_record_unacked(registry: RegistryServ
     assert all(e.message.acked for e in first + later if e.message is not victim)
     assert len([o for o in rig.ingest_out.sent if o.topic == topics.ROUTED_REALTIME]) == 5
     assert metrics.GUARD_HELD.labels("validate")._value.get() == held + 1
-
-
-def test_ingest_waits_for_room_when_the_producer_queue_is_full(registry: RegistryServer,
-                                                               sim: SimServer) -> None:
-    """After each emit the queue is full twice: the agent awaits room (the loop is never
-    blocked) and every record is still routed, in order. Faked: broker."""
-    settings = rig_settings(registry, sim)
-    first = input_events(settings, _sales())
-    out = RecordingEmitter(full=2)
-    _run(settings, lambda rig: rig.ingest.run(FakeStream(first)), ingest_out=out)
-    assert [o.key for o in out.sent] == [e.message.key for e in first]
-    assert out.rooms >= len(first) - 1
 
 
 # -- sink: sink, settle, emit, drain split ---------------------------------------------------
@@ -261,8 +232,8 @@ def _check_sink(rig: Rig, first: list[FakeEvent], later: list[FakeEvent], stage:
     assert all(e.message.acked for b in streams[0].batches for e in b)
 
 
-@pytest.mark.parametrize("step,created", [("sink", 5), ("settle", 6)])
-def test_sink_step_failing_on_one_record(step: str, created: int, registry: RegistryServer,
+@pytest.mark.parametrize("step,records", [("sink", 5), ("settle", 6)])
+def test_sink_step_failing_on_one_record(step: str, records: int, registry: RegistryServer,
                                          sim: SimServer, monkeypatch: pytest.MonkeyPatch
                                          ) -> None:
     """Faked: broker. Real: pipeline, stages, registry, NetSuite simulator over HTTP.
@@ -271,10 +242,10 @@ def test_sink_step_failing_on_one_record(step: str, created: int, registry: Regi
     first = input_events(settings, _sales())
     later = input_events(settings, _later(), first_offset=200)
     streams: list[FakeStream] = []
-    rig = _run(settings, _sink_scenario(first, later, streams,
+    rig = run_rig(settings, _sink_scenario(first, later, streams,
                                         lambda: inject(monkeypatch, step)))
     _check_sink(rig, first, later, "sink", streams)
-    assert _created(sim) == created
+    assert created(sim) == records
 
 
 def test_sink_emit_refused_for_one_record(registry: RegistryServer, sim: SimServer) -> None:
@@ -285,7 +256,7 @@ def test_sink_emit_refused_for_one_record(registry: RegistryServer, sim: SimServ
     later = input_events(settings, _later(), first_offset=200)
     streams: list[FakeStream] = []
     out = RecordingEmitter(refuse=lambda o: o.topic == topics.RESULTS and o.key == VICTIM_KEY)
-    rig = _run(settings, _sink_scenario(first, later, streams), sink_out=out)
+    rig = run_rig(settings, _sink_scenario(first, later, streams), sink_out=out)
     _check_sink(rig, first, later, "emit", streams)
 
 
@@ -298,12 +269,12 @@ def test_drain_split_failing_on_one_record(registry: RegistryServer, sim: SimSer
     later = input_events(settings, _later(), first_offset=200)
     streams: list[FakeStream] = []
     drains = metrics.DRAINS._value.get()
-    rig = _run(settings, _sink_scenario(first, later, streams,
+    rig = run_rig(settings, _sink_scenario(first, later, streams,
                                         lambda: inject(monkeypatch, "drain split")),
                config=SinkConfig(batch=100, drain_threshold=3))
     _check_sink(rig, first, later, "drain", streams)
     assert metrics.DRAINS._value.get() == drains + 1, "the four others were drained"
-    assert _created(sim) == 5
+    assert created(sim) == 5
 
 
 def test_settle_failing_inside_a_drain_falls_back_to_one_by_one(
@@ -314,7 +285,7 @@ def test_settle_failing_inside_a_drain_falls_back_to_one_by_one(
     settings = rig_settings(registry, sim)
     first = input_events(settings, _sales())
     streams: list[FakeStream] = []
-    rig = _run(settings, _sink_scenario(first, [], streams,
+    rig = run_rig(settings, _sink_scenario(first, [], streams,
                                         lambda: inject(monkeypatch, "settle")),
                config=SinkConfig(batch=100, drain_threshold=3))
     [letter] = dead(rig.sink_out.sent)
@@ -322,7 +293,7 @@ def test_settle_failing_inside_a_drain_falls_back_to_one_by_one(
     others = {e.message.key.decode() for e in first if e is not first[VICTIM_AT]}
     got = outcomes(rig.sink_out.sent)
     assert set(got) == others and set(got.values()) <= {"posted", "duplicate"}, got
-    assert _created(sim) == 5, "each sale once in NetSuite"
+    assert created(sim) == 5, "each sale once in NetSuite"
 
 
 # -- parking: release of a parked record -----------------------------------------------------
@@ -349,7 +320,7 @@ def test_release_failing_for_one_parked_record(registry: RegistryServer, sim: Si
         streams.append(FakeStream(*batches))
         await rig.sink.run(streams[0])
 
-    rig = _run(settings, scenario)
+    rig = run_rig(settings, scenario)
     sent = rig.sink_out.sent
     [letter] = dead(sent)
     assert letter.topic == topics.dlq_topic("sink")
@@ -367,119 +338,3 @@ def test_release_failing_for_one_parked_record(registry: RegistryServer, sim: Si
         e.message.partition, e.message.offset) for e in returns), "both left the table"
     assert len(rig.parking.lot) == 0
     assert streams[0].taken == 3
-
-
-# -- outage: held, not dead-lettered; a stop meanwhile acks nothing --------------------------
-
-def test_outage_holds_the_batch_and_a_stop_meanwhile_acks_none_of_it(
-        registry: RegistryServer, sim: SimServer) -> None:
-    """NetSuite down: the sink holds its batch (no dead letter); cancelled then (the worker
-    stops), every event of the batch is held so the acks Faust sends on the way out commit
-    none of them. Faked: broker. Real: the rest; the outage is the simulator's."""
-    settings = rig_settings(registry, sim, netsuite_breaker_failures=1,
-                            netsuite_breaker_cooldown_s=0.2, netsuite_max_attempts=1)
-    first = input_events(settings, _sales("S001-R01-OUT", 3))
-
-    async def scenario(rig: Rig) -> None:
-        routed = await rig.route(first)
-        waits = metrics.UNAVAILABLE_WAITS._value.get()
-        httpx.post(f"{sim.base_url}/__sim/outage", json={"seconds": 60}).raise_for_status()
-        try:
-            task = asyncio.create_task(rig.sink.handle(routed))
-            while metrics.UNAVAILABLE_WAITS._value.get() < waits + 3:
-                await asyncio.sleep(0.05)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-        finally:
-            httpx.delete(f"{sim.base_url}/__sim/outage").raise_for_status()
-        for event in routed:
-            event.message.ack()  # what Faust's take_events does on the way out
-        assert not any(e.message.acked for e in routed)
-
-    rig = _run(settings, scenario)
-    assert not rig.sink_out.sent, "nothing dead-lettered, nothing posted"
-
-
-def test_outage_then_recovery_posts_everything_once(registry: RegistryServer,
-                                                    sim: SimServer) -> None:
-    """A short outage while the sink holds: once NetSuite is back every sale is posted
-    once, none dead-lettered. Faked: broker. Real: the rest."""
-    settings = rig_settings(registry, sim, netsuite_breaker_failures=1,
-                            netsuite_breaker_cooldown_s=0.2, netsuite_max_attempts=1)
-    first = input_events(settings, _sales("S001-R01-REC", 4))
-
-    async def scenario(rig: Rig) -> None:
-        routed = await rig.route(first)
-        httpx.post(f"{sim.base_url}/__sim/outage", json={"seconds": 1.0}).raise_for_status()
-        await rig.sink.run(FakeStream(routed))
-
-    rig = _run(settings, scenario)
-    assert not dead(rig.sink_out.sent)
-    assert outcomes(rig.sink_out.sent) == {e.message.key.decode(): "posted" for e in first}
-    assert _created(sim) == 4
-
-
-
-def test_records_whose_partition_moved_during_the_hold_are_left_to_the_new_owner(
-        registry: RegistryServer, sim: SimServer) -> None:
-    """NetSuite down while the sink holds; a rebalance gives two routed partitions away.
-    Once NetSuite is back, the records of those partitions are held for good (never acked:
-    their new owner reads them again), the others are posted. Faked: broker (the
-    assignment too). Real: the rest; the outage is the simulator's."""
-    settings = rig_settings(registry, sim, netsuite_breaker_failures=1,
-                            netsuite_breaker_cooldown_s=0.2, netsuite_max_attempts=1)
-    first = input_events(settings, _sales("S001-R01-MOV", 8))
-
-    async def scenario(rig: Rig) -> list[FakeEvent]:
-        routed = await rig.route(first)
-        waits = metrics.UNAVAILABLE_WAITS._value.get()
-        httpx.post(f"{sim.base_url}/__sim/outage", json={"seconds": 60}).raise_for_status()
-        try:
-            task = asyncio.create_task(rig.sink.handle(routed))
-            while metrics.UNAVAILABLE_WAITS._value.get() < waits + 2:
-                await asyncio.sleep(0.05)
-            rig.owned.difference_update({0, 1})  # the rebalance
-        finally:
-            httpx.delete(f"{sim.base_url}/__sim/outage").raise_for_status()
-        await task
-        return routed
-
-    held_before = metrics.HELD_AFTER_REBALANCE._value.get()
-    routed: list[FakeEvent] = []
-
-    async def run(rig: Rig) -> None:
-        routed.extend(await scenario(rig))
-
-    rig = _run(settings, run)
-    moved = [e for e in routed if e.message.partition in (0, 1)]
-    kept = [e for e in routed if e.message.partition not in (0, 1)]
-    assert moved and kept, "the test's keys spread over both halves"
-    assert not dead(rig.sink_out.sent)
-    assert set(outcomes(rig.sink_out.sent)) == {e.message.key.decode() for e in kept}
-    assert all(e.message.refcount == 2 for e in moved), "held: never acked here"
-    assert metrics.HELD_AFTER_REBALANCE._value.get() == held_before + len(moved)
-
-
-def test_ingest_stopped_while_waiting_for_room_holds_the_rest_of_its_batch(
-        registry: RegistryServer, sim: SimServer) -> None:
-    """The producer queue stays full after the first record; the worker stops meanwhile:
-    the record waiting and those after it have no outcome, so they are held and the acks
-    Faust sends on the way out commit only the first. Faked: broker."""
-    settings = rig_settings(registry, sim)
-    first = input_events(settings, _sales())
-    out = RecordingEmitter(full=10**9)
-
-    async def scenario(rig: Rig) -> None:
-        task = asyncio.create_task(rig.ingest.handle(first))
-        while out.rooms < 3:
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        for event in first:
-            event.message.ack()
-
-    _run(settings, scenario, ingest_out=out)
-    assert [o.key for o in out.sent] == [first[0].message.key]
-    assert [e.message.acked for e in first] == [True] + [False] * (len(first) - 1)
