@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.netsuite.errors import NetSuiteUnavailable
 from tillbridge.streams.runtime import guard, metrics
 from tillbridge.streams.runtime.guard import (
     DeadLetterReporter,
@@ -186,3 +187,12 @@ def test_ingest_stage_is_the_outermost_stage_module_on_the_traceback() -> None:
         raise RuntimeError("in the pipeline's own code")
     except RuntimeError as exc:
         assert ingest_stage(exc) == "decode", "default: the first ingest stage"
+
+
+def test_an_outage_reaching_the_guard_holds_the_record_never_dead_letters_it() -> None:
+    sent: list[Outbound] = []
+    held: list[object] = []
+    g = guard.standard(_sink(sent), hold=held.append)
+    handle = object()
+    outcome = _run(g.failed("sink", SRC, NetSuiteUnavailable("503 down"), handle))
+    assert outcome is Failed.HELD and held == [handle] and not sent

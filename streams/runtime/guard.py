@@ -29,7 +29,8 @@ partition would stall with nothing else processed) and over exiting (every resta
 hit the same record: a crash loop).
 
 A ``NetSuiteUnavailable`` is not a record failure: the sink holds and retries it before
-it ever reaches the guard.
+it ever reaches the guard. Should one reach it anyway (a path that does not wait for
+NetSuite), the record is held, never dead-lettered for an outage.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from tillbridge.connectors.netsuite.errors import NetSuiteUnavailable
 from tillbridge.streams.runtime import metrics
 from tillbridge.streams.stages.deadletter import internal_error
 from tillbridge.streams.stages.messages import Outbound, Source
@@ -159,6 +161,11 @@ class Guard:
             original = self._origin(src)
         except Exception:  # noqa: BLE001 - the record as seen is the next best thing
             original = src
+        if isinstance(exc, NetSuiteUnavailable):
+            log.warning("%s: NetSuite unavailable for %s[%s]@%s: held, not dead-lettered",
+                        stage, original.topic, original.partition, original.offset)
+            self._held(stage, original, handle)
+            return Failed.HELD
         failure = Failure(stage, original, exc)
         outcome = Failed.DEAD_LETTERED
         for reporter in self.reporters:
@@ -177,9 +184,8 @@ class Guard:
 
     def _held(self, stage: str, src: Source, handle: Any) -> None:
         metrics.GUARD_HELD.labels(stage).inc()
-        log.critical("%s[%s]@%s has no outcome (its dead letter failed too): not acked, so "
-                     "its partition is not committed past it", src.topic, src.partition,
-                     src.offset)
+        log.critical("%s[%s]@%s has no outcome: not acked, so its partition is not "
+                     "committed past it", src.topic, src.partition, src.offset)
         try:
             self._hold(handle)
         except Exception:  # noqa: BLE001 - logged; nothing else can be done here
