@@ -3,11 +3,19 @@
 Faust's own ``topic.send`` costs ~100 µs of Python per message (futures, callbacks, the
 aiokafka send path) — more than decode + validate together. librdkafka queues a message in
 a few µs. The guarantee stays at-least-once: Faust awaits its producer's ``flush()`` right
-before it commits offsets, and the app extends that flush to every emitter
-(``app._flush_emitters_before_commit``), so an input offset is committed only after all
-that was emitted for it is acknowledged by the broker. A message the broker refused is
-produced again; if it still cannot be delivered the process exits hard (no commit), so
-the input records are read again by the next worker instead of being skipped.
+before it commits offsets, and ``commit.flush_emitters_before_commit`` extends that flush to
+every emitter, so an input offset is committed only after all that was emitted for it is
+acknowledged by the broker. A message the broker refused is produced again; if it still
+cannot be delivered the process exits hard (no commit), so the input records are read again
+by the next worker instead of being skipped.
+
+Two ways a produce can fail *before* queueing, neither of which blocks the event loop:
+
+- librdkafka's local queue is full: ``emit`` returns False and queues nothing; the caller
+  awaits ``room()`` and emits again (``send`` does both). The common case stays one
+  synchronous call.
+- librdkafka refuses the message itself (e.g. larger than the topic allows): ``emit`` raises
+  ``ProduceRefused``; the agents' guard turns it into a dead letter of the original record.
 """
 
 from __future__ import annotations
@@ -16,61 +24,117 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from tillbridge.streams.runtime import metrics
+from tillbridge.streams.stages.messages import Outbound
 
 log = logging.getLogger(__name__)
 
 EXIT_UNDELIVERABLE = 70  # EX_SOFTWARE
+#: How long one ``room()`` waits for librdkafka to hand queued messages to the broker.
+ROOM_WAIT_S = 0.01
+
+Headers = list[tuple[str, bytes]]
+_Pending = tuple[str, bytes | None, bytes | None, Headers]
+
+
+class ProduceRefused(Exception):
+    """librdkafka refused one message before queueing it: that outcome cannot be produced
+    as it is (retrying the same bytes gives the same answer)."""
+
+    def __init__(self, topic: str, error: KafkaException) -> None:
+        super().__init__(f"cannot produce to {topic}: {error}")
+        self.topic = topic
+        self.error = error
+
+
+class ProducerLike(Protocol):
+    """The part of ``confluent_kafka.Producer`` the emitter uses (a fake in tests)."""
+
+    def produce(self, topic: str, value: bytes | None = ..., key: bytes | None = ...,
+                headers: Any = ..., on_delivery: Any = ...) -> None: ...
+
+    def poll(self, timeout: float = ...) -> int: ...
+
+    def flush(self, timeout: float = ...) -> int: ...
+
+
+class EmitterLike(Protocol):
+    """What the agents use of an emitter (a recording fake in tests)."""
+
+    def emit(self, topic: str, key: bytes | None, value: bytes | None,
+             headers: Headers | None = None) -> bool: ...
+
+    async def room(self) -> None: ...
+
+    async def send(self, out: Outbound) -> None: ...
+
+    async def flush(self) -> None: ...
 
 
 class Emitter:
     """A confluent-kafka producer with per-batch delivery accounting."""
 
     def __init__(self, bootstrap: str, *, linger_ms: int = 2, retries: int = 3,
-                 config: dict[str, Any] | None = None) -> None:
-        self._producer = Producer({
+                 config: dict[str, Any] | None = None,
+                 producer: ProducerLike | None = None) -> None:
+        self._producer: ProducerLike = producer if producer is not None else cast(
+            ProducerLike, Producer({
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,  # no duplicates from librdkafka's own retries
             "acks": "all",
             "linger.ms": linger_ms,
             "compression.type": "lz4",
             **(config or {}),
-        })
+        }))
         self._retries = retries
         # Delivery callbacks run on whichever thread polls: the agent's (emit) or the
         # commit's executor thread (flush). Only the failed list is shared, under a lock;
         # no in-flight counter, which two threads could drift — librdkafka's own queue
         # (what flush waits for) is the count that matters.
         self._lock = threading.Lock()
-        self._failed: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
+        self._failed: list[_Pending] = []
 
     def emit(self, topic: str, key: bytes | None, value: bytes | None,
-             headers: Sequence[tuple[str, bytes]] = ()) -> None:
-        hdrs = list(headers)
+             headers: Headers | None = None) -> bool:
+        """Queue one message. False: librdkafka's queue is full and nothing was queued
+        (await ``room()``, then emit again). Raises ``ProduceRefused`` when librdkafka
+        refuses the message itself."""
+        hdrs = headers or []
 
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+        # The delivery report does not carry the headers back; the closure keeps them
+        # for a re-produce.
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
                 log.warning("delivery to %s failed: %s", topic, err)
                 with self._lock:
                     self._failed.append((topic, key, value, hdrs))
 
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, headers=hdrs,
-                                       on_delivery=on_delivery)
-                break
-            except BufferError:  # local queue full: let deliveries drain
-                self._producer.poll(0.05)
-            except KafkaException as exc:
-                # Refused before queueing (e.g. larger than the topic allows). Letting this
-                # escape would make Faust ack the input unprocessed; stop without a commit.
-                log.critical("cannot produce to %s: %s; exiting so the input is reprocessed",
-                             topic, exc)
-                os._exit(EXIT_UNDELIVERABLE)
+        try:
+            self._producer.produce(topic, value=value, key=key, headers=hdrs,
+                                   on_delivery=on_delivery)
+        except BufferError:
+            return False
+        except KafkaException as exc:
+            raise ProduceRefused(topic, exc) from exc
         self._producer.poll(0)
+        return True
+
+    async def room(self) -> None:
+        """Wait, without blocking the loop, for librdkafka's queue to make room: delivery
+        reports are served (which frees their slots) and the broker gets time to answer."""
+        metrics.EMIT_QUEUE_FULL_WAITS.inc()
+        self._producer.poll(0)
+        await asyncio.sleep(ROOM_WAIT_S)
+
+    async def send(self, out: Outbound) -> None:
+        """``emit`` that waits for room when the queue is full (the sink's and the guard's
+        way: they produce a handful of messages per NetSuite call, not per µs)."""
+        while not self.emit(out.topic, out.key, out.value, out.headers):
+            await self.room()
 
     def _flush_blocking(self) -> None:
         for attempt in range(self._retries + 1):
@@ -79,13 +143,26 @@ class Emitter:
                 failed, self._failed = self._failed, []
             if remaining == 0 and not failed:
                 return
-            for topic, key, value, hdrs in failed:
-                self.emit(topic, key, value, hdrs)
+            lost = [p for p in failed if not self._requeue(p)]
+            if lost:
+                break
             log.warning("re-producing %d undelivered messages (attempt %d)", len(failed),
                         attempt + 1)
         log.critical("messages could not be delivered; exiting without committing so the "
                      "input is reprocessed")
         os._exit(EXIT_UNDELIVERABLE)
+
+    def _requeue(self, pending: _Pending) -> bool:
+        """Produce an undelivered message again (on the flush's executor thread, where
+        waiting for queue room may block). False when librdkafka refuses it now."""
+        topic, key, value, hdrs = pending
+        try:
+            while not self.emit(topic, key, value, hdrs):
+                self._producer.poll(0.05)
+        except ProduceRefused as exc:  # it was accepted once: not expected
+            log.critical("undelivered message not accepted again: %s", exc)
+            return False
+        return True
 
     async def flush(self) -> None:
         """Wait (off the event loop) until everything emitted so far is delivered."""

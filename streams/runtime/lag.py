@@ -8,7 +8,15 @@ empty; operators count by reading instead (``tillbridge dlq``/the demo do).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import Any
+
 from confluent_kafka.admin import AdminClient
+
+from tillbridge.streams.runtime import metrics
+
+log = logging.getLogger(__name__)
 
 UNRELIABLE_CLUSTER_PREFIXES = ("tansu",)
 
@@ -30,3 +38,25 @@ def lag(highwater: int | None, position: int | None) -> int | None:
     if highwater is None or position is None:
         return None
     return max(0, highwater - position)
+
+
+class LagExporter:
+    """Timer body: ``tillbridge_consumer_lag`` for every assigned partition, only where the
+    broker's watermarks can be trusted (``reliable``)."""
+
+    def __init__(self, consumer: Callable[[], Any], reliable: bool) -> None:
+        self._consumer = consumer  # the app's consumer, looked up when the timer fires
+        self.reliable = reliable
+        metrics.LAG_RELIABLE.set(1 if reliable else 0)
+
+    async def export(self) -> None:
+        if not self.reliable:
+            return
+        try:
+            consumer = self._consumer()
+            for tp in consumer.assignment():
+                value = lag(consumer.highwater(tp), await consumer.position(tp))
+                if value is not None:
+                    metrics.LAG.labels(tp.topic, str(tp.partition)).set(value)
+        except Exception as exc:  # noqa: BLE001 - a metric must never stop the worker
+            log.debug("lag export skipped: %s", exc)

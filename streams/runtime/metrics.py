@@ -107,6 +107,26 @@ SKIPPED = Counter("tillbridge_events_skipped",
                   "recorded on the payments audit topic instead).", ["topic"],
                   registry=REGISTRY)
 
+# -- the per-record guard, the emitter, the assignment (runtime/guard.py, emit.py, faust_app.py)
+GUARD_FAILURES = Counter("tillbridge_guard_failures",
+                         "Records an agent step failed on unexpectedly (a bug, not bad input), "
+                         "by step; each is dead-lettered as internal_error.", ["stage"],
+                         registry=REGISTRY)
+GUARD_HELD = Counter("tillbridge_guard_held",
+                     "Failed records whose dead letter could not be produced either: held "
+                     "unacked, so their partition's committed offset stops before them "
+                     "(alert on any).", ["stage"], registry=REGISTRY)
+ASSIGNED = Gauge("tillbridge_assigned_partitions",
+                 "Partitions of each topic assigned to this worker, as of the last rebalance.",
+                 ["topic"], registry=REGISTRY)
+HELD_AFTER_REBALANCE = Counter("tillbridge_sink_held_after_rebalance",
+                               "Records held through a NetSuite outage whose partition went "
+                               "to another worker meanwhile: left to it, not posted here.",
+                               registry=REGISTRY)
+EMIT_QUEUE_FULL_WAITS = Counter("tillbridge_emit_queue_full_waits",
+                                "Times an agent awaited room in the producer's local queue "
+                                "(back-pressure from the broker).", registry=REGISTRY)
+
 _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import httpx
 from confluent_kafka import Producer
@@ -87,3 +87,42 @@ def wait_refdata_version(worker: WorkerProcess, above: int, timeout: float = 30.
             return version
         time.sleep(0.2)
     raise AssertionError(f"worker still on reference data v{above} after {timeout}s")
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """One sample of a Prometheus text page (NaN when absent); ``labels`` must all match."""
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        if series.split("{", 1)[0] != name:
+            continue
+        if all(f'{k}="{v}"' in series for k, v in labels.items()):
+            return float(value)
+    return float("nan")
+
+
+def worker_metric(worker: WorkerProcess, name: str, **labels: str) -> float:
+    """``metric`` from a running worker's /metrics (NaN while its web server is not up)."""
+    try:
+        return metric(worker.metrics(), name, **labels)
+    except httpx.HTTPError:
+        return float("nan")
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        time.sleep(0.2)
+
+
+async def netsuite_external_ids(settings: Settings, record_type: str) -> list[str]:
+    """The externalIds NetSuite holds for one transaction type (SuiteQL, read back)."""
+    from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
+
+    async with NetSuiteClient(settings.netsuite_base_url or "",
+                              NetSuiteCredentials.dev()) as client:
+        rows = await client.suiteql("SELECT externalid FROM transaction WHERE recordtype = ?",
+                                    params=[record_type.lower()])
+    return [r["externalid"] for r in rows]
