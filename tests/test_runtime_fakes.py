@@ -174,8 +174,13 @@ def assert_internal_error(letter: Outbound, original: FakeEvent, stage: str | No
 # -- the runtime, wired like build_app does it, without Faust --------------------------------
 
 def rig_settings(registry: RegistryServer, sim: SimServer, **overrides: Any) -> Settings:
+    creds = sim.credentials  # a base URL means a real NetSuite: credentials are explicit
     return Settings.from_env({"SCHEMA_REGISTRY_URL": registry.url,
-                              "NETSUITE_BASE_URL": sim.base_url},
+                              "NETSUITE_BASE_URL": sim.base_url,
+                              "NETSUITE_CONSUMER_KEY": creds.consumer_key,
+                              "NETSUITE_CONSUMER_SECRET": creds.consumer_secret,
+                              "NETSUITE_TOKEN_ID": creds.token_id,
+                              "NETSUITE_TOKEN_SECRET": creds.token_secret},
                              topic_partitions=PARTITIONS, **overrides)
 
 

@@ -52,18 +52,18 @@ VICTIM_PARKED = f"pos.return.v1/{RETURNS_AT[0]}/{RETURNS_AT[1] + 1}"
 #: (``args``: the call's arguments; ``n``: how many calls came before). Retarget the names
 #: here when the flows rewrite moves a step.
 FAULTS: dict[str, tuple[str, Callable[[tuple[Any, ...], int], bool]]] = {
-    "decode": ("tillbridge.streams.flows.pipeline.decode",
+    "decode": ("tillbridge.streams.flows.ingest.decode",
                lambda args, n: args[1].key == VICTIM_KEY),
-    "validate": ("tillbridge.streams.flows.pipeline.validate_sale",
+    "validate": ("tillbridge.streams.flows.sale.validate_sale",
                  lambda args, n: args[0]["pos_transaction_id"] == VICTIM),
-    "enrich": ("tillbridge.streams.flows.pipeline.enrich_sale",
+    "enrich": ("tillbridge.streams.flows.sale.enrich_sale",
                lambda args, n: args[0]["pos_transaction_id"] == VICTIM),
-    "route": ("tillbridge.streams.flows.pipeline.route.destination",  # (topic): by order
+    "route": ("tillbridge.streams.flows.ingest.route.destination",  # (topic): by order
               lambda args, n: n == VICTIM_AT),
     "sink": ("tillbridge.streams.flows.pipeline.Pipeline.sink_all",
              lambda args, n: args[1].key == VICTIM_KEY),
-    "settle": ("tillbridge.streams.flows.pipeline.Pipeline.settle_sale",
-               lambda args, n: args[1].sale["pos_transaction_id"] == VICTIM),
+    "settle": ("tillbridge.streams.flows.sale.SaleFlow._settle",  # (self, ctx, pending, ...)
+               lambda args, n: args[2].sale["pos_transaction_id"] == VICTIM),
     "drain split": ("tillbridge.streams.flows.pipeline.Pipeline.drainable",
                     lambda args, n: args[1].key == VICTIM_KEY),
     "release": ("tillbridge.streams.runtime.parking.released",

@@ -120,7 +120,10 @@ def _touch(path: Path, step: int) -> None:
 
 def test_first_load_then_incremental_and_commanded_refresh(sim: SimServer) -> None:
     """Real NetSuite simulator over HTTP; the control topic's thread is a plain thread."""
-    pipe = _pipe(NETSUITE_BASE_URL=sim.base_url)
+    creds = sim.credentials  # a base URL means a real NetSuite: credentials are explicit
+    pipe = _pipe(NETSUITE_BASE_URL=sim.base_url, NETSUITE_CONSUMER_KEY=creds.consumer_key,
+                 NETSUITE_CONSUMER_SECRET=creds.consumer_secret,
+                 NETSUITE_TOKEN_ID=creds.token_id, NETSUITE_TOKEN_SECRET=creds.token_secret)
     loader = RefdataLoader(pipe)
 
     async def main() -> list[int]:

@@ -80,8 +80,9 @@ class TopicFollower(threading.Thread):
                     continue
                 key = msg.key()
                 if key is not None and key.startswith(MARKER_PREFIX):
-                    if key == self._marker:
-                        self._marked.add(msg.partition())
+                    partition = msg.partition()
+                    if key == self._marker and partition is not None:
+                        self._marked.add(partition)
                         if self._marked >= set(self._partitions):
                             self.caught_up.set()
                     continue

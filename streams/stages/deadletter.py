@@ -59,6 +59,7 @@ def dlq_headers(
     executing: str = "",
     netsuite_details: object | None = None,
     now: datetime | None = None,
+    step: str | None = None,
 ) -> Headers:
     """Headers for one dead-lettered record; ``original`` headers are kept, ours replaced."""
     stamp = (now or datetime.now(UTC)).isoformat(timespec="milliseconds").encode()
@@ -69,7 +70,7 @@ def dlq_headers(
         (H_TOPIC, topic.encode()),
         (H_PARTITION, str(partition).encode()),
         (H_OFFSET, str(offset).encode()),
-        (H_STAGE, rejection.stage.encode()),
+        (H_STAGE, (step or rejection.stage).encode()),
         (H_CLASS, (executing or f"tillbridge.streams.{rejection.stage}").encode()),
         (H_EXC_CLASS, (type(exc).__name__ if exc else "Rejection").encode()),
         (H_EXC_MESSAGE, rejection.message.encode()),
@@ -87,18 +88,24 @@ def dlq_headers(
 
 
 def dead_letter(src: Source, rej: Rejection, *, exc: BaseException | None = None,
-                details: object | None = None) -> Outbound:
-    """The DLQ message for a record: original bytes, source coordinates, reason headers."""
+                details: object | None = None, step: str | None = None) -> Outbound:
+    """The DLQ message for a record: original bytes, source coordinates, reason headers.
+    ``step``: the runtime step that failed when it is not a pipeline stage (emit, drain,
+    release, expire): shown in ``__connect.errors.stage``, in the stage's DLQ."""
     metrics.DEAD_LETTERED.labels(src.topic, rej.stage, rej.reason).inc()
     return Outbound(topics.dlq_topic(rej.stage), src.key, src.value,
                     dlq_headers(rej, topic=src.topic, partition=src.partition, offset=src.offset,
-                                original=src.headers, exc=exc, netsuite_details=details))
+                                original=src.headers, exc=exc, netsuite_details=details,
+                                step=step))
 
 
 def internal_error(src: Source, stage: Stage | str, exc: BaseException) -> Outbound:
     """The dead letter for a record tillbridge itself failed on (a bug, not bad input).
 
-    ``stage`` may still be a plain string: the runtime's agent shell passes one."""
-    rej = Rejection(stage, ReasonCode.INTERNAL_ERROR, f"{stage}.unexpected",
-                    f"{type(exc).__name__}: {exc}"[:500], {})
-    return dead_letter(src, rej, exc=exc)
+    ``stage`` is a pipeline stage, or a runtime step that is none (emit, drain, release,
+    expire, settle): such a failure goes to the sink's DLQ, the step named in its headers."""
+    step = str(stage)
+    known = step in {s.value for s in Stage}
+    rej = Rejection(stage if known else Stage.SINK, ReasonCode.INTERNAL_ERROR,
+                    f"{step}.unexpected", f"{type(exc).__name__}: {exc}"[:500], {})
+    return dead_letter(src, rej, exc=exc, step=None if known else step)
