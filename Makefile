@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint typecheck bench soak docs clean
+.PHONY: install demo test test-fast lint typecheck bench soak docs clean dashboard
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ soak: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m tillbridge.streams.ops.readme_tables README.md
+
+# The Grafana dashboard is generated (deploy/grafana/build.py); tests fail when it is stale.
+dashboard: $(STAMP)
+	$(BIN)/python deploy/grafana/build.py
 
 clean:
 	rm -rf $(VENV) .tillbridge build *.egg-info .pytest_cache .ruff_cache
