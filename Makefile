@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint typecheck bench soak docs clean dashboard
+.PHONY: install demo test test-fast lint typecheck bench soak docs clean dashboard \
+        deploy-tools deploy-checks
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +18,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tillbridge demo
 
-test: $(STAMP)
+test: $(STAMP) deploy-tools
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/python -m pytest -q
@@ -49,6 +50,32 @@ docs: $(STAMP)
 # The Grafana dashboard is generated (deploy/grafana/build.py); tests fail when it is stale.
 dashboard: $(STAMP)
 	$(BIN)/python deploy/grafana/build.py
+
+# promtool checks deploy/alerts.yml (tests/test_deploy_alerts.py). Debian ships it only in the
+# `prometheus` package (19 MB download, ~15 s with apt-get update), installed here as root
+# when missing; otherwise this says why and the tests that need promtool skip, naming it.
+# On a host run by systemd the package also starts a Prometheus service on :9090.
+deploy-tools:
+	@command -v promtool >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "deploy-tools: promtool missing, and installing it needs root" \
+	       "(apt-get install prometheus); its tests skip"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "deploy-tools: promtool missing and no apt-get here; its tests skip"; exit 0; fi; \
+	mkdir -p build; echo "deploy-tools: installing promtool (Debian package prometheus)"; \
+	if (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends prometheus) >build/deploy-tools.log 2>&1; then \
+	  promtool --version 2>&1 | head -1; \
+	else echo "deploy-tools: apt-get could not install prometheus" \
+	          "(build/deploy-tools.log); its tests skip"; fi
+
+# The deployment files alone: alert rules (promtool), dashboard, compose file, Kubernetes.
+deploy-checks: $(STAMP) deploy-tools
+	@if command -v promtool >/dev/null 2>&1; then \
+	  promtool check rules deploy/alerts.yml && promtool test rules deploy/alerts.test.yml; \
+	else echo "deploy-checks: promtool missing: rule checks skipped"; fi
+	$(BIN)/python deploy/grafana/build.py --check
+	$(BIN)/python -m pytest -q tests/test_deploy_alerts.py tests/test_deploy_dashboard.py
 
 clean:
 	rm -rf $(VENV) .tillbridge build *.egg-info .pytest_cache .ruff_cache
