@@ -75,7 +75,8 @@ deploy-checks: $(STAMP) deploy-tools
 	  promtool check rules deploy/alerts.yml && promtool test rules deploy/alerts.test.yml; \
 	else echo "deploy-checks: promtool missing: rule checks skipped"; fi
 	$(BIN)/python deploy/grafana/build.py --check
-	$(BIN)/python -m pytest -q tests/test_deploy_alerts.py tests/test_deploy_dashboard.py
+	$(BIN)/python -m pytest -q tests/test_deploy_alerts.py tests/test_deploy_dashboard.py \
+	    tests/test_deploy_compose.py
 
 clean:
 	rm -rf $(VENV) .tillbridge build *.egg-info .pytest_cache .ruff_cache
