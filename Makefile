@@ -76,7 +76,7 @@ deploy-checks: $(STAMP) deploy-tools
 	else echo "deploy-checks: promtool missing: rule checks skipped"; fi
 	$(BIN)/python deploy/grafana/build.py --check
 	$(BIN)/python -m pytest -q tests/test_deploy_alerts.py tests/test_deploy_dashboard.py \
-	    tests/test_deploy_compose.py
+	    tests/test_deploy_compose.py tests/test_deploy_k8s.py
 
 clean:
 	rm -rf $(VENV) .tillbridge build *.egg-info .pytest_cache .ruff_cache
