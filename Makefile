@@ -3,14 +3,17 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Exact versions of everything `.[dev,test]` installs, so two machines get the same ones;
+# `make lock` regenerates it (deploy/lock.py).
+CONSTRAINTS := constraints.txt
 
 .PHONY: install demo test test-fast lint typecheck bench soak docs clean dashboard \
-        deploy-tools deploy-checks
+        deploy-tools deploy-checks lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,test]'
+	$(BIN)/python -m pip install --quiet --upgrade pip -c $(CONSTRAINTS)
+	$(BIN)/python -m pip install --quiet -e '.[dev,test]' -c $(CONSTRAINTS)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -77,6 +80,19 @@ deploy-checks: $(STAMP) deploy-tools
 	$(BIN)/python deploy/grafana/build.py --check
 	$(BIN)/python -m pytest -q tests/test_deploy_alerts.py tests/test_deploy_dashboard.py \
 	    tests/test_deploy_compose.py tests/test_deploy_k8s.py
+
+# The newest versions pyproject.toml allows, resolved in a fresh virtualenv, pinned into
+# constraints.txt (commit it). Not part of `make test`: it asks PyPI for new releases.
+LOCK_VENV := build/lock-venv
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e '.[dev,test]'
+	$(LOCK_VENV)/bin/python deploy/lock.py > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf $(LOCK_VENV)
+	@echo "constraints.txt regenerated: review the diff and commit it"
 
 clean:
 	rm -rf $(VENV) .tillbridge build *.egg-info .pytest_cache .ruff_cache
