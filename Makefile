@@ -55,7 +55,7 @@ dashboard: $(STAMP)
 	$(BIN)/python deploy/grafana/build.py
 
 # promtool checks deploy/alerts.yml (tests/test_deploy_alerts.py). Debian ships it only in the
-# `prometheus` package (19 MB download, ~15 s with apt-get update), installed here as root
+# `prometheus` package (19 MB download, 5-15 s with apt-get update), installed here as root
 # when missing; otherwise this says why and the tests that need promtool skip, naming it.
 # On a host run by systemd the package also starts a Prometheus service on :9090.
 deploy-tools:
@@ -79,7 +79,7 @@ deploy-checks: $(STAMP) deploy-tools
 	else echo "deploy-checks: promtool missing: rule checks skipped"; fi
 	$(BIN)/python deploy/grafana/build.py --check
 	$(BIN)/python -m pytest -q tests/test_deploy_alerts.py tests/test_deploy_dashboard.py \
-	    tests/test_deploy_compose.py tests/test_deploy_k8s.py
+	    tests/test_deploy_compose.py tests/test_deploy_k8s.py tests/test_deploy_lock.py
 
 # The newest versions pyproject.toml allows, resolved in a fresh virtualenv, pinned into
 # constraints.txt (commit it). Not part of `make test`: it asks PyPI for new releases.
