@@ -227,3 +227,18 @@ def test_a_replayed_event_is_told_apart_from_a_pos_duplicate(sim) -> None:
                                                                      "pos.sale.v1/0/7"]
     assert record["custbody_tillbridge_source"] == "pos.sale.v1/0/5"
     assert _stats(sim)["cashSale"]["created"] == 1
+
+
+def test_origin_restores_the_input_key_of_a_record_routed_under_another() -> None:
+    """A return is routed under its sale's key; its dead letters keep its own key."""
+    src = Source("pos.return.v1", 3, 77, b"RET-1", b"v", [("x", b"1")])
+    hop = route.hop_headers(src)
+    routed = Source(topics.ROUTED_REALTIME, 0, 5, b"SALE-9", b"v", hop)
+    back = route.origin(routed)
+    assert (back.topic, back.partition, back.offset, back.key) == ("pos.return.v1", 3, 77,
+                                                                   b"RET-1")
+    assert back.headers == [("x", b"1")]
+    keyless = route.origin(Source(topics.ROUTED_REALTIME, 0, 6, b"SALE-9", b"v",
+                                  route.hop_headers(Source("pos.sale.v1", 1, 2, None, b"v",
+                                                           []))))
+    assert keyless.key is None

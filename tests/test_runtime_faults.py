@@ -324,10 +324,9 @@ def test_release_failing_for_one_parked_record(registry: RegistryServer, sim: Si
     sent = rig.sink_out.sent
     [letter] = dead(sent)
     assert letter.topic == topics.dlq_topic("sink")
-    # The value and input coordinates are the return's own; the key is the one it was
-    # routed under (its sale's): ``Pipeline.origin`` does not carry the input key over the
-    # hop, so no sink-side dead letter of a non-sale flow has it.
-    assert_internal_error(letter, returns[1], stage="release", key=sales[0].message.key)
+    # Key, value and input coordinates are the return's own, though it was routed under its
+    # sale's key (``route.origin`` restores the input key from the hop headers).
+    assert_internal_error(letter, returns[1], stage="release")
     docs = [json.loads(o.value or b"{}") for o in sent if o.topic == topics.RESULTS]
     by_txn = [(d["pos_transaction_id"], d["outcome"]) for d in docs]
     assert by_txn == [("S001-R02-OTHER", "parked"), (VICTIM_RETURN, "parked"),

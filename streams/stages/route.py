@@ -26,6 +26,9 @@ H_ENRICHMENT = "tillbridge.enrichment"
 H_SRC_TOPIC = "tillbridge.source.topic"
 H_SRC_PARTITION = "tillbridge.source.partition"
 H_SRC_OFFSET = "tillbridge.source.offset"
+#: The input key: an event is routed under the key of what it depends on (a return under its
+#: sale's), and its dead letters must still carry its own key.
+H_SRC_KEY = "tillbridge.source.key"
 
 
 def destination(source_topic: str) -> str | Rejection:
@@ -38,16 +41,17 @@ def destination(source_topic: str) -> str | Rejection:
 
 #: Headers added for the hop to the sink, dropped again by ``origin``.
 HOP_HEADERS = frozenset({H_ENRICHMENT, H_SRC_TOPIC, H_SRC_PARTITION, H_SRC_OFFSET,
-                         "tillbridge.double_scan_of"})
+                         H_SRC_KEY, "tillbridge.double_scan_of"})
 
 
 def hop_headers(src: Source, *extra: tuple[str, bytes]) -> Headers:
     """The routed record's headers: the input's, ``extra``, then its input coordinates (so a
     dead letter written at the sink points at the original record)."""
+    key = [(H_SRC_KEY, src.key)] if src.key is not None else []
     return [*((k, v) for k, v in src.headers if v is not None), *extra,
             (H_SRC_TOPIC, src.topic.encode()),
             (H_SRC_PARTITION, str(src.partition).encode()),
-            (H_SRC_OFFSET, str(src.offset).encode())]
+            (H_SRC_OFFSET, str(src.offset).encode()), *key]
 
 
 def _int(text: str | None, default: int) -> int:
@@ -63,7 +67,11 @@ def origin(src: Source) -> Source:
     """A routed record as it was on its input topic (coordinates and headers), for the
     sink's outcomes and dead letters."""
     hdr = src.headers
-    return Source(header(hdr, H_SRC_TOPIC) or src.topic,
+    topic = header(hdr, H_SRC_TOPIC)
+    key = next((v for k, v in reversed(hdr) if k == H_SRC_KEY), None)
+    return Source(topic or src.topic,
                   _int(header(hdr, H_SRC_PARTITION), src.partition),
                   _int(header(hdr, H_SRC_OFFSET), src.offset),
-                  src.key, src.value, [(k, v) for k, v in hdr if k not in HOP_HEADERS])
+                  # routed: the input key, or none when the input had none
+                  key if topic is not None else src.key,
+                  src.value, [(k, v) for k, v in hdr if k not in HOP_HEADERS])
