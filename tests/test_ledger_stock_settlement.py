@@ -13,20 +13,20 @@ from tests.factories import created, make_movement, make_settlement, run_client
 from tillbridge.connectors.netsuite.client import eid
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.devstack.netsuite_sim import SimServer
+from tillbridge.streams.flows.settlement import post_settlement
+from tillbridge.streams.flows.stock import post_inventory_adjustment
 from tillbridge.streams.ledger.settlement import (
     SettlementAccounts,
     build_deposit,
     build_over_short_journal,
     journal_totals,
     over_short,
-    post_settlement,
 )
 from tillbridge.streams.ledger.stock import (
     StockWindow,
     adjustment_external_id,
     build_inventory_adjustment,
     net_deltas,
-    post_inventory_adjustment,
 )
 from tillbridge.streams.ledger.types import Posting, Skipped
 

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.ledger.ids import external_id
-from tillbridge.streams.ledger.types import Posting, Skipped, Written
 from tillbridge.streams.stages.records import SettlementRec, TenderSettlementRec
 
 ZERO = Decimal(0)
@@ -54,7 +52,7 @@ def over_short(tender: TenderSettlementRec) -> Decimal:
     return tender["counted_amount"] - tender["expected_amount"]
 
 
-def _ref(s: SettlementRec) -> str:
+def register_ref(s: SettlementRec) -> str:
     return (f"{s['report_type']} report {s['settlement_id']} {s['store_id']}/"
             f"{s['register_id']} {s['business_date']}")
 
@@ -71,7 +69,7 @@ def build_deposit(s: SettlementRec, receipts: Sequence[str], accounts: Settlemen
         "account": {"id": accounts.bank},
         "subsidiary": {"id": subsidiary},
         "tranDate": s["business_date"],
-        "memo": f"{_ref(s)}: {len(receipts)} receipts",
+        "memo": f"{register_ref(s)}: {len(receipts)} receipts",
         "payment": {"items": [{"deposit": True, "id": r} for r in dict.fromkeys(receipts)]},
     }
     if location:
@@ -82,7 +80,7 @@ def build_deposit(s: SettlementRec, receipts: Sequence[str], accounts: Settlemen
             raise ValueError("fees given but SettlementAccounts.fees is not set")
         body["cashback"] = {"items": [
             {"account": {"id": accounts.fees}, "amount": amount,
-             "memo": f"{tender} processing fees, {_ref(s)}"}
+             "memo": f"{tender} processing fees, {register_ref(s)}"}
             for tender, amount in sorted(charged.items())]}
     return body
 
@@ -98,7 +96,8 @@ def build_over_short_journal(s: SettlementRec, accounts: SettlementAccounts, sub
         diff = over_short(tender)
         if diff == 0:
             continue
-        memo = f"{tender['tender_type']} {'over' if diff > 0 else 'short'} {abs(diff)}, {_ref(s)}"
+        side = "over" if diff > 0 else "short"
+        memo = f"{tender['tender_type']} {side} {abs(diff)}, {register_ref(s)}"
         debit, credit = (accounts.bank, accounts.over_short) if diff > 0 else \
             (accounts.over_short, accounts.bank)
         for account, side in ((debit, "debit"), (credit, "credit")):
@@ -109,7 +108,7 @@ def build_over_short_journal(s: SettlementRec, accounts: SettlementAccounts, sub
     if not lines:
         return None
     return {"externalId": journal_external_id(s), "subsidiary": {"id": subsidiary},
-            "tranDate": s["business_date"], "memo": f"Over/short, {_ref(s)}",
+            "tranDate": s["business_date"], "memo": f"Over/short, {register_ref(s)}",
             "line": {"items": lines}}
 
 
@@ -118,28 +117,3 @@ def journal_totals(body: dict[str, Any]) -> tuple[Decimal, Decimal]:
     lines = body["line"]["items"]
     return (sum((Decimal(str(ln.get("debit", 0))) for ln in lines), ZERO),
             sum((Decimal(str(ln.get("credit", 0))) for ln in lines), ZERO))
-
-
-async def post_settlement(client: ReliableClient, s: SettlementRec, receipts: Sequence[str],
-                          accounts: SettlementAccounts, subsidiary: str,
-                          location: str | None = None,
-                          fees: Mapping[str, Decimal] | None = None) -> Posting | Skipped:
-    """Deposit, then over/short journal, each once. ``receipts`` are the caller's: the
-    register's cash sales/payments it posted for this business day."""
-    if s["report_type"] != "Z":
-        return Skipped(f"{_ref(s)}: interim report, nothing to post")
-    records: list[Written] = []
-    deposit = build_deposit(s, receipts, accounts, subsidiary, location, fees)
-    if deposit is not None:
-        dep_id, created = await client.create_or_find("deposit", deposit["externalId"],
-                                                      deposit)
-        records.append(Written("deposit", dep_id, deposit["externalId"], created,
-                               {"payment": ",".join(dict.fromkeys(receipts))}))
-    journal = build_over_short_journal(s, accounts, subsidiary, location)
-    if journal is not None:
-        je_id, created = await client.create_or_find("journalEntry", journal["externalId"],
-                                                     journal)
-        records.append(Written("journalEntry", je_id, journal["externalId"], created))
-    if not records:
-        return Skipped(f"{_ref(s)}: no receipts to bank and no over/short")
-    return Posting(tuple(records))

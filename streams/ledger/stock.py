@@ -18,9 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.ledger.ids import external_id
-from tillbridge.streams.ledger.types import Posting, Skipped, Written
 from tillbridge.streams.stages.records import InventoryMovementRec
 
 ADJUSTING_REASONS = frozenset({"ADJUSTMENT", "SHRINK"})
@@ -39,13 +37,13 @@ class StockWindow:
     movements: int = 0  # how many POS movements were netted (for the memo)
 
 
-def _stamp(moment: datetime) -> str:
+def window_stamp(moment: datetime) -> str:
     """Compact UTC stamp: externalIds should keep to letters, digits, ``_`` and ``-``."""
     return moment.strftime("%Y%m%dT%H%M%SZ")
 
 
 def adjustment_external_id(store: str, window_start: datetime) -> str:
-    return external_id("adj", store, _stamp(window_start))
+    return external_id("adj", store, window_stamp(window_start))
 
 
 def net_deltas(movements: Iterable[InventoryMovementRec],
@@ -80,16 +78,3 @@ def build_inventory_adjustment(window: StockWindow, account: str,
                  f"{window.window_end.isoformat()}: {window.movements} movements"),
         "inventory": {"items": lines},
     }
-
-
-async def post_inventory_adjustment(client: ReliableClient, window: StockWindow, account: str,
-                                    subsidiary: str) -> Posting | Skipped:
-    """Post the window's adjustment once (a replay finds it by externalId)."""
-    body = build_inventory_adjustment(window, account, subsidiary)
-    if body is None:
-        return Skipped(f"stock window {window.store} {_stamp(window.window_start)}: "
-                       "no net change")
-    eid = body["externalId"]
-    adj_id, created = await client.create_or_find("inventoryAdjustment", eid, body)
-    return Posting((Written("inventoryAdjustment", adj_id, eid, created,
-                            {"adjLocation": window.location_id}),))
