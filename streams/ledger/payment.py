@@ -1,26 +1,8 @@
-"""The bodies of the NetSuite records a POS payment event becomes (pure builders; the flow that
-posts them is ``flows/payment.py``), and the audit record of every attempt.
-
-What an APPROVED payment becomes depends on how its POS transaction was posted (all under
-the sale's externalId ``ids.sale_id``):
-
-- cashSale: nothing; the cash sale is the receipt (``Skipped("covered by cashSale <id>")``).
-  Same for an uplift paid on an exchange, covered by the exchange cashSale (``exch``).
-- salesOrder: a customerDeposit (``customer`` from the order, ``salesOrder`` link).
-- invoice: a customerPayment applied to the invoice (``apply`` sublist).
-- not posted yet: ``Missing`` on the sale's externalId, so the event waits for it.
-
-A REFUNDED payment with ``original_payment_id`` becomes a customerRefund, transformed from
-the customerDeposit / customerPayment it refunds. Its externalId is kind ``pay`` with the
-refund event's own ``payment_id``: every payment event owns at most one record, under its
-own id, and it can never collide with a return's ``rfd``. A refund of a payment that a
-cashSale (or a POS return) covers is skipped: the POS return event posts the cash refund.
-
-DECLINED, FAILED, VOIDED and PENDING attempts move no money NetSuite knows of: they are
-skipped, and ``payment_audit_record`` turns any attempt into a JSON-ready audit row (status,
-failure and gateway codes, trace steps) so failed attempts stay investigable.
-
-``customer`` (never ``entity``) names the customer on all three records (reference §9.10).
+"""The bodies of the NetSuite records a POS payment event becomes: customerDeposit (an order's
+payment), customerPayment (an invoice's) and customerRefund (a refunded payment), plus the
+audit record of every attempt. Pure builders; which record an event gets, and why, is the
+flow's business: see ``flows/payment.py``. ``customer`` (never ``entity``) names the
+customer on all three records (reference §9.10).
 """
 
 from __future__ import annotations
