@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import json
 import math
 
@@ -41,7 +40,7 @@ def _assigned(worker: WorkerProcess) -> float:
 
 
 def test_worker_joining_during_an_outage_leaves_every_sale_posted_once(stack) -> None:
-    s = dataclasses.replace(stack.settings, netsuite_breaker_failures=2,
+    s = stack.settings.replace(netsuite_breaker_failures=2,
                             netsuite_breaker_cooldown_s=0.5, netsuite_max_attempts=2)
     sim = s.netsuite_base_url
     before = [make_sale(pos_transaction_id=f"RB-A-{i:03d}") for i in range(20)]
