@@ -105,6 +105,19 @@ class Mappings:
     #: The whole document, for optional sections other modules read themselves (e.g. the
     #: order-side ``locations`` / ``tax_jurisdictions``: ``enrich_order.OrderMappings``).
     document: dict[str, Any] = field(default_factory=dict)
+    #: ``sku_matching.ignore_case`` (default on): tills send "tee-001 " for "TEE-001";
+    #: surrounding whitespace is always dropped.
+    sku_ignore_case: bool = field(default=True, init=False)
+    _skus_folded: dict[str, str] = field(default_factory=dict, init=False, repr=False,
+                                         compare=False)
+
+    def __post_init__(self) -> None:
+        matching = self.document.get("sku_matching") or {}
+        if not isinstance(matching, dict):
+            raise MappingError(f"{self.source}: sku_matching must be an object")
+        object.__setattr__(self, "sku_ignore_case", bool(matching.get("ignore_case", True)))
+        folded = {k.strip().casefold(): v for k, v in self.skus.items()}
+        object.__setattr__(self, "_skus_folded", folded)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Mappings:
@@ -153,6 +166,11 @@ class Mappings:
                    _str_map(doc, "promotions", source), dict(doc))
 
     def itemid(self, sku: str) -> str:
-        """The NetSuite itemid a POS SKU sells as (a variant mapping, else the SKU itself)."""
-        return self.skus.get(sku, sku)
+        """The NetSuite itemid a POS SKU sells as (a variant mapping, else the SKU itself),
+        forgiving surrounding whitespace and, unless switched off, case."""
+        sku = sku.strip()
+        found = self.skus.get(sku)
+        if found is None and self.sku_ignore_case:
+            found = self._skus_folded.get(sku.casefold())
+        return found if found is not None else sku
 

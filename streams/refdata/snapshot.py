@@ -124,8 +124,35 @@ class ReferenceData:
     #: item id -> location id -> quantity available (empty when the column is not read)
     item_availability: dict[str, dict[str, Decimal]] = field(default_factory=dict)
 
+    def _keys(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(internal id -> itemid, folded itemid -> itemid), rebuilt when ``items`` is
+        swapped or changes size. Keys, not items: an item replaced in place (say,
+        deactivated) is still read fresh from ``items``."""
+        sig = (id(self.items), len(self.items))
+        cached = self.__dict__.get("_key_index")
+        if cached is None or cached[0] != sig:
+            by_id = {i.id: k for k, i in self.items.items()}
+            folded = {k.strip().casefold(): k for k in self.items}
+            cached = (sig, by_id, folded)
+            self.__dict__["_key_index"] = cached
+        return cached[1], cached[2]
+
     def item_by_id(self, item_id: str) -> ItemRef | None:
+        key = self._keys()[0].get(item_id)
+        item = self.items.get(key) if key is not None else None
+        if item is not None and item.id == item_id:
+            return item
         return next((i for i in self.items.values() if i.id == item_id), None)
+
+    def find_item(self, itemid: str, ignore_case: bool = True) -> ItemRef | None:
+        """An item by its itemid (as a till may send it: surrounding whitespace dropped,
+        case ignored unless ``ignore_case`` is off)."""
+        itemid = itemid.strip()
+        item = self.items.get(itemid)
+        if item is None and ignore_case:
+            key = self._keys()[1].get(itemid.casefold())
+            item = self.items.get(key) if key is not None else None
+        return item
 
     async def load(self, client: SuiteQL) -> None:
         """Fetch every table from NetSuite and index it (tests, preflight, one-off tools)."""

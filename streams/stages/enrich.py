@@ -86,8 +86,12 @@ class Enrichment:
 
 
 def closest_sku(sku: str, known: Iterable[str]) -> str | None:
-    match = difflib.get_close_matches(sku, list(known), n=1, cutoff=0.6)
-    return match[0] if match else None
+    """The known itemid nearest to ``sku``, compared case-insensitively (a till's "tee-01"
+    suggests "TEE-001"), returned as NetSuite spells it."""
+    by_folded = {k.casefold(): k for k in known}
+    match = difflib.get_close_matches(sku.strip().casefold(), list(by_folded), n=1,
+                                      cutoff=0.6)
+    return by_folded[match[0]] if match else None
 
 
 def _reject(reason: ReasonCode, rule: str, message: str, **inputs: object) -> Rejection:
@@ -142,7 +146,7 @@ def resolve_item(line: SaleLineRec, location: str, maps: Mappings,
     """The NetSuite item id of a line: exists (variant via ``skus``), active, stocked here."""
     sku = line["sku"]
     itemid = maps.itemid(sku)
-    item = ref.items.get(itemid)
+    item = ref.find_item(itemid, maps.sku_ignore_case)
     where = f"line {line['line_no']}"
     if item is None and itemid != sku:
         return _reject(ReasonCode.UNKNOWN_VARIANT, "item.variant",

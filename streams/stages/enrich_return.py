@@ -272,7 +272,7 @@ def _settlement_method(ret: ReturnRec, tender_methods: list[str], maps: Mappings
 
 
 def _is_stock(item_id: str, sku: str, maps: Mappings, ref: ReferenceData) -> bool:
-    item = ref.items.get(maps.itemid(sku))
+    item = ref.find_item(maps.itemid(sku), maps.sku_ignore_case)
     itemtype = item.itemtype if item is not None and item.id == item_id else None
     return itemtype is None or itemtype in INVENTORY_TYPES  # unknown type: assume stock
 
