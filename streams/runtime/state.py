@@ -96,14 +96,16 @@ def changelog_reaches(bootstrap: str, topic: str, offsets: dict[int, int],
         deadline = time.monotonic() + timeout
         while len(found) < len(offsets) and time.monotonic() < deadline:
             msg = consumer.poll(0.2)
-            if msg is None or msg.partition() in found:
+            part = msg.partition() if msg is not None else None
+            if msg is None or part in found:
                 continue
             err = msg.error()
-            if err is None:
-                found[msg.partition()] = (msg.offset() or 0) >= offsets[msg.partition()]
-            elif err.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE,
-                                KafkaError.UNKNOWN_TOPIC_OR_PART):
-                found[msg.partition() if msg.partition() in offsets else -1] = False
+            if err is None and part is not None:
+                found[part] = (msg.offset() or 0) >= offsets[part]
+            elif err is not None and err.code() in (
+                    KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE,
+                    KafkaError.UNKNOWN_TOPIC_OR_PART):
+                found[part if part is not None and part in offsets else -1] = False
         if -1 in found:  # the topic itself is unknown: every partition is gone
             return dict.fromkeys(offsets, False)
         served = _served_partitions(consumer, topic)
