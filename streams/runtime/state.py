@@ -140,7 +140,7 @@ def reconcile(tabledir: Path, table: str, changelog: str, bootstrap: str) -> lis
     # Unreadable (-1) or no answer (None) counts as ahead: not started yet, a rebuild is cheap.
     probe = {p: o for p, o in offsets.items() if o >= 0}
     seen = changelog_reaches(bootstrap, changelog, probe) if probe else {}
-    ahead = {p: local[p] for p in offsets if not seen.get(p)}
+    ahead = {p: local[p] for p in sorted(offsets) if not seen.get(p)}
     if ahead:
         wipe(ahead)
         log.warning("%s: table %s partitions %s were ahead of changelog %s (persisted "

@@ -93,10 +93,13 @@ def assert_netsuite_holds_each_once(s: Settings, prefixes: tuple[str, ...],
     assert all(i.startswith("pos-sale-") for i in ids), ids[:3]
     assert len(ids) == expected, f"NetSuite holds {len(ids)} of {expected} sales"
     assert created == expected, f"{created} cashSale created for {expected} sales"
+    print(f"NetSuite: {created} cashSale created, {len(set(ids))} distinct externalIds")
 
 
 def rebuild_lines(worker: WorkerProcess) -> list[str]:
-    return [line for line in worker.log_tail(100_000).splitlines() if REBUILT in line]
+    lines = [line for line in worker.log_tail(100_000).splitlines() if REBUILT in line]
+    print("\n".join(["rebuild lines:", *lines]))
+    return lines
 
 
 def assert_started_cleanly(worker: WorkerProcess) -> None:
