@@ -200,7 +200,8 @@ def wipe_after_crash(tabledir: Path, table: str, reason: BaseException) -> None:
     parts = local_partitions(tabledir, table)
     wipe(parts)
     log.warning("%s: %s after start (%s); wiped table %s partitions %s, restarting the "
-                "worker on the same data dir", REBUILT, type(reason).__name__, reason,
+                "worker on the same data dir", REBUILT, type(reason).__name__,
+                " ".join(str(reason).split()),
                 table, sorted(parts))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import faust
 
@@ -17,8 +18,10 @@ from tillbridge.streams.runtime.settings import Settings
 
 #: How often a running worker checks its table's changelog still holds what it applied.
 WATCH_INTERVAL_S = 10.0
-#: Set in the re-exec'd process so a ConsistencyError that survives a wipe exits instead.
-REEXEC_ENV = "TILLBRIDGE_STATE_REBUILT"
+#: When this process was re-exec'd after a ConsistencyError (epoch seconds): another one
+#: within REEXEC_MIN_S means the wipe did not help, so the worker exits (no crash loop).
+REEXEC_ENV = "TILLBRIDGE_STATE_REBUILT_AT"
+REEXEC_MIN_S = 120.0
 
 
 def run_worker(settings: Settings, loglevel: str = "warn") -> None:
@@ -43,10 +46,11 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
         worker.execute_from_commandline()
     except SystemExit:
         reason = worker.crash_reason or app.crash_reason
+        last = float(os.environ.get(REEXEC_ENV) or 0)
         if not (rocks and state.is_consistency_error(reason)
-                and not os.environ.get(REEXEC_ENV)):
+                and time.time() - last > REEXEC_MIN_S):
             raise
         assert reason is not None
         state.wipe_after_crash(app.conf.tabledir, table.name, reason)
-        os.environ[REEXEC_ENV] = "1"
+        os.environ[REEXEC_ENV] = str(time.time())
         state.reexec()
