@@ -86,6 +86,12 @@ class EmbeddedBroker:
         self.stop()
         raise TimeoutError(f"Tansu did not answer on {self.bootstrap} within {timeout}s: {last}")
 
+    def restart(self, timeout: float = 20.0) -> EmbeddedBroker:
+        """Stop and start again on the same port. Memory storage: the new broker is empty
+        (every topic, record and committed offset is gone), i.e. broker data loss."""
+        self.stop()
+        return self.start(timeout)
+
     def stop(self) -> None:
         if self._proc is None:
             return

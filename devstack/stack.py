@@ -119,10 +119,15 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """A `tillbridge worker` child process with its own web port and state dir."""
+    """A `tillbridge worker` child process with its own web port and state dir.
 
-    def __init__(self, settings: Settings, log_path: Path | None = None, **env: str) -> None:
-        self.data_dir = tempfile.mkdtemp(prefix="tillbridge-worker-")
+    ``data_dir`` reuses a state dir (a worker restarted on its own tables); by default each
+    worker gets a fresh one. ``restart`` starts it again on the same dir and web port.
+    """
+
+    def __init__(self, settings: Settings, log_path: Path | None = None,
+                 data_dir: str | None = None, **env: str) -> None:
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="tillbridge-worker-")
         self.settings = settings.replace(web_port=free_port(), data_dir=self.data_dir)
         self._log: IO[bytes] | None = None
         self.extra_env = env
@@ -142,6 +147,17 @@ class WorkerProcess:
         if wait:
             self.wait_ready(ready_timeout)
         return self
+
+    def restart(self, ready_timeout: float = 60.0, wait: bool = True,
+                settings: Settings | None = None) -> WorkerProcess:
+        """Start again on the same data dir and web port (after ``kill`` or ``stop``).
+        ``settings`` may change what else the worker is given (e.g. a new broker)."""
+        if self.proc is not None:
+            self.stop()
+        if settings is not None:
+            self.settings = settings.replace(web_port=self.settings.web_port,
+                                             data_dir=self.data_dir)
+        return self.start(ready_timeout, wait)
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -179,12 +195,16 @@ class WorkerProcess:
         self.proc = None
         if self._log is not None:
             self._log.close()
+            self._log = None
 
     def kill(self) -> None:
         """Hard stop (SIGKILL): no commit, no flush — what a crash looks like."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> WorkerProcess:
         return self.start()
