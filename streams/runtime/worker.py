@@ -6,6 +6,7 @@ import logging
 
 import faust
 
+from tillbridge.streams.runtime import logfilter
 from tillbridge.streams.runtime.app import build_app
 from tillbridge.streams.runtime.settings import Settings
 
@@ -16,6 +17,7 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     level = getattr(logging, loglevel.upper().replace("WARN", "WARNING"), logging.WARNING)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger().setLevel(level)
+    logfilter.install()  # repeated lines (a broker outage) once per window, with a count
     app = build_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     # Faust's terminal spinner sets the root logger to DEBUG so it can spin on every record;
