@@ -127,6 +127,11 @@ EMIT_QUEUE_FULL_WAITS = Counter("tillbridge_emit_queue_full_waits",
                                 "Times an agent awaited room in the producer's local queue "
                                 "(back-pressure from the broker).", registry=REGISTRY)
 
+DLQ_PRODUCE_RETRIES = Counter("tillbridge_dlq_produce_retries",
+                              "Dead letters that could not be produced and are being retried "
+                              "with backoff (the DLQ itself is failing: the agent waits).",
+                              registry=REGISTRY)
+
 _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -160,4 +165,8 @@ def ns_request_hook(record_type: str, method: str, status: int | None, seconds: 
     else:
         outcome = f"{status // 100}xx"
     NS_REQUESTS.labels(record_type, method, outcome).inc()
+    if status == 401 or (status is not None and status < 300):
+        from tillbridge.streams.runtime.health import HEALTH  # noqa: PLC0415 - import cycle
+        HEALTH.set("netsuite_auth", status != 401,
+                   "NetSuite answered 401: credentials refused" if status == 401 else "")
     NS_LATENCY.labels(record_type, method).observe(seconds)
