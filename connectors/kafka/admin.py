@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -50,7 +52,9 @@ def max_message_bytes(bootstrap: str, topic_names: Iterable[str], *,
 
     found: list[int] = []
     try:
-        admin = AdminClient({"bootstrap.servers": bootstrap})
+        conf: dict[str, Any] = {"bootstrap.servers": bootstrap,
+                                "logger": logging.getLogger("librdkafka.admin")}
+        admin = AdminClient(conf)
         meta = admin.list_topics(timeout=timeout)
         resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in topic_names
                      if n in meta.topics]

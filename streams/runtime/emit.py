@@ -53,6 +53,8 @@ ROOM_WAIT_S = 0.01
 
 #: Room kept below the declared limit for the record batch's own framing.
 FRAMING_MARGIN = 1024
+#: librdkafka's own ceiling on one message: high, because the size check here is the gate.
+LIBRDKAFKA_MAX_BYTES = 64 * 1024 * 1024
 _SIZE_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE})
 
 Headers = list[tuple[str, bytes]]
@@ -119,11 +121,8 @@ class Emitter:
                  config: dict[str, Any] | None = None,
                  producer: ProducerLike | None = None,
                  max_bytes: int | None = None) -> None:
-        if max_bytes is None:
-            max_bytes = broker_limit(bootstrap) if producer is None \
-                else DEFAULT_MAX_MESSAGE_BYTES
-        self.max_bytes = max_bytes
-        self._fits = max_bytes - FRAMING_MARGIN
+        learn = max_bytes is None and producer is None
+        self._set_limit(max_bytes or DEFAULT_MAX_MESSAGE_BYTES)
         self._producer: ProducerLike = producer if producer is not None else cast(
             ProducerLike, Producer({
             "bootstrap.servers": bootstrap,
@@ -131,14 +130,21 @@ class Emitter:
             "acks": "all",
             "linger.ms": linger_ms,
             "compression.type": "lz4",
-            # librdkafka's own limit must not refuse what the broker accepts
-            "message.max.bytes": max(max_bytes + FRAMING_MARGIN, 1_000_000),
+            # our own size check (``max_bytes``) is the gate; librdkafka's must not refuse
+            # what the broker accepts, whatever limit is learnt later
+            "message.max.bytes": max(self.max_bytes + FRAMING_MARGIN, LIBRDKAFKA_MAX_BYTES),
             # broker-wide errors mark the broker down for /ready; librdkafka's log lines go
             # through Python logging (and its repeat filter) instead of stderr
             "error_cb": health.on_kafka_error,
             "logger": logging.getLogger("librdkafka.producer"),
             **(config or {}),
         }))
+        if learn:
+            # asked off the caller's thread: a broker that is down (or slow to answer
+            # describe_configs) must not hold up the worker's start; the default applies
+            # until the answer comes
+            threading.Thread(target=lambda: self._set_limit(broker_limit(bootstrap)),
+                             name="dlq-size-limit", daemon=True).start()
         self._retries = retries
         # Delivery callbacks run on whichever thread polls: the agent's (emit) or the
         # commit's executor thread (flush). Only the failed list is shared, under a lock;
@@ -146,6 +152,10 @@ class Emitter:
         # (what flush waits for) is the count that matters.
         self._lock = threading.Lock()
         self._failed: list[_Pending] = []
+
+    def _set_limit(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._fits = max_bytes - FRAMING_MARGIN
 
     def emit(self, topic: str, key: bytes | None, value: bytes | None,
              headers: Headers | None = None) -> bool:
