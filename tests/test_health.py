@@ -130,6 +130,14 @@ def test_repeat_filter_lets_one_line_per_window_through_with_the_count() -> None
     assert not flt.filter(rec)
 
 
+def test_repeat_filter_leaves_info_lines_alone() -> None:
+    """httpx logs every request under one template: each is a different fact."""
+    flt = RepeatFilter(10.0, clock=Clock())
+    infos = [logging.LogRecord("httpx", logging.INFO, __file__, 1, "HTTP Request: %s %s",
+                               ("POST", f"/token/{i}"), None) for i in range(3)]
+    assert all(flt.filter(r) for r in infos)
+
+
 def test_repeat_filter_on_a_handler_bounds_a_flood(caplog: Any) -> None:
     clock = Clock()
     flt = RepeatFilter(1.0, clock=clock)

@@ -5,6 +5,10 @@ same connection error ~125 times a second, burying everything else.
 suppresses the same key for ``window_s``, and when the key is next seen after the window
 adds " (repeated N times)" to that line. Keyed on the template (``record.msg``), not the
 formatted text, so lines differing only in an argument (a port, a count) still collapse.
+
+Only warnings and errors are filtered: an outage's noise is made of them, while info lines
+that share a template carry different facts (httpx logs every request under one template:
+collapsing those would hide each token request and record post from the log).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class RepeatFilter(logging.Filter):
         self._seen: dict[tuple[str, str, int], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
         key = (record.name, str(record.msg), record.levelno)
         now = self._clock()
         with self._lock:
