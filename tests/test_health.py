@@ -64,12 +64,12 @@ def test_refdata_and_breaker_checks_follow_the_pipeline() -> None:
 
 
 def test_a_netsuite_401_is_not_ready_until_a_request_succeeds() -> None:
-    metrics.ns_request_hook("cashsale", "POST", 401, 0.1)
+    health.ns_request_hook("cashsale", "POST", 401, 0.1)
     doc, ok = health.HEALTH.ready()
     assert not doc["checks"]["netsuite_auth"]["ok"]
-    metrics.ns_request_hook("cashsale", "POST", 400, 0.1)
+    health.ns_request_hook("cashsale", "POST", 400, 0.1)
     assert not health.HEALTH.checks["netsuite_auth"].ok, "a 400 proves nothing"
-    metrics.ns_request_hook("cashsale", "POST", 204, 0.1)
+    health.ns_request_hook("cashsale", "POST", 204, 0.1)
     assert health.HEALTH.checks["netsuite_auth"].ok
 
 

@@ -100,6 +100,16 @@ class Health:
 HEALTH = Health()
 
 
+def ns_request_hook(record_type: str, method: str, status: int | None, seconds: float,
+                    health: Health = HEALTH) -> None:
+    """NetSuiteClient ``on_request``: the request metrics, and the ``netsuite_auth`` check (a
+    401 fails it until a request succeeds; other refusals prove nothing about credentials)."""
+    metrics.ns_request_hook(record_type, method, status, seconds)
+    if status == 401 or (status is not None and status < 300):
+        health.set("netsuite_auth", status != 401,
+                   "NetSuite answered 401: credentials refused" if status == 401 else "")
+
+
 def on_kafka_error(err: Any, health: Health = HEALTH) -> None:
     """librdkafka's ``error_cb``: broker-wide errors (all brokers down, transport) mark the
     broker down; the probe marks it up again."""

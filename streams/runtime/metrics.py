@@ -165,8 +165,4 @@ def ns_request_hook(record_type: str, method: str, status: int | None, seconds: 
     else:
         outcome = f"{status // 100}xx"
     NS_REQUESTS.labels(record_type, method, outcome).inc()
-    if status == 401 or (status is not None and status < 300):
-        from tillbridge.streams.runtime.health import HEALTH  # noqa: PLC0415 - import cycle
-        HEALTH.set("netsuite_auth", status != 401,
-                   "NetSuite answered 401: credentials refused" if status == 401 else "")
     NS_LATENCY.labels(record_type, method).observe(seconds)
