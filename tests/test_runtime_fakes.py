@@ -90,6 +90,19 @@ def refused(topic: str) -> ProduceRefused:
     return ProduceRefused(topic, KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)))
 
 
+def refuse_first(times: int, which: Callable[[Outbound], bool]) -> Callable[[Outbound], bool]:
+    """A ``refuse`` predicate: the first ``times`` messages ``which`` picks are refused, then
+    accepted (a DLQ that comes back)."""
+    left = [times]
+
+    def refuse(out: Outbound) -> bool:
+        if left[0] and which(out):
+            left[0] -= 1
+            return True
+        return False
+    return refuse
+
+
 @dataclass
 class RecordingEmitter:
     """Records what is produced. ``refuse(out)`` True: librdkafka refuses that message

@@ -30,6 +30,7 @@ from tests.test_runtime_fakes import (
     dead,
     input_events,
     outcomes,
+    refuse_first,
     rig_settings,
     run_rig,
     sales,
@@ -38,6 +39,7 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.devstack.netsuite_sim import SimServer
 from tillbridge.devstack.registry import RegistryServer
 from tillbridge.streams.runtime import metrics
+from tillbridge.streams.runtime.health import HEALTH
 from tillbridge.streams.runtime.sink import SinkConfig
 
 VICTIM = "S001-R01-VICTIM"
@@ -180,28 +182,32 @@ def test_ingest_emit_refused_for_one_record(registry: RegistryServer, sim: SimSe
     assert stream.taken == 2 and all(e.message.acked for e in first + later)
 
 
-def test_dead_letter_refused_too_holds_the_record_unacked(registry: RegistryServer,
-                                                           sim: SimServer,
-                                                           monkeypatch: pytest.MonkeyPatch
-                                                           ) -> None:
-    """Validation blows up on the victim AND its dead letter is refused: it has no outcome,
-    so it is held (never acked: its partition is not committed past it); the rest go on.
-    Faked: broker (the emitter refuses everything keyed by the victim). Real: the rest."""
+def test_dead_letter_refused_is_retried_until_the_dlq_takes_it(registry: RegistryServer,
+                                                               sim: SimServer,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    """Validation blows up on the victim AND its dead letter is refused twice: the guard
+    retries with backoff (metric, /ready's dead_letters check) instead of skipping it or
+    exiting; once the DLQ takes it the victim has its outcome and is acked like the rest.
+    Faked: broker (the emitter refuses the victim's first two dead letters). Real: the rest."""
     settings = rig_settings(registry, sim)
     first = input_events(settings, _sales())
     later = input_events(settings, _later(), first_offset=200)
     stream = FakeStream(first, later)
     inject(monkeypatch, "validate")
-    out = RecordingEmitter(refuse=lambda o: o.key == VICTIM_KEY)
-    held = metrics.GUARD_HELD.labels("validate")._value.get()
+    out = RecordingEmitter(refuse=refuse_first(2, lambda o: o.key == VICTIM_KEY))
+    retries = metrics.DLQ_PRODUCE_RETRIES._value.get()
+    seen: list[bool] = []
+    monkeypatch.setattr(HEALTH, "set", lambda name, ok, detail="": seen.append(ok)
+                        if name == "dead_letters" else None)
     rig = run_rig(settings, lambda rig: rig.ingest.run(stream), ingest_out=out)
 
-    assert not dead(out.sent), "nothing could be produced for it"
-    victim = first[VICTIM_AT].message
-    assert not victim.acked and victim.refcount == 1, "held: one reference left"
-    assert all(e.message.acked for e in first + later if e.message is not victim)
+    [letter] = dead(out.sent)
+    assert letter.key == VICTIM_KEY
+    assert metrics.DLQ_PRODUCE_RETRIES._value.get() == retries + 2
+    assert seen == [False, False, True], "not ready while refused, ready once produced"
+    assert all(e.message.acked for e in first + later)
     assert len([o for o in rig.ingest_out.sent if o.topic == topics.ROUTED_REALTIME]) == 5
-    assert metrics.GUARD_HELD.labels("validate")._value.get() == held + 1
 
 
 # -- sink: sink, settle, emit, drain split ---------------------------------------------------

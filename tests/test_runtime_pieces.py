@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_runtime_fakes import RecordingEmitter
+from tests.test_runtime_fakes import RecordingEmitter, refuse_first
 from tillbridge.connectors.kafka import topics
 from tillbridge.devstack.netsuite_sim import SimServer
 from tillbridge.streams.flows.park import ParkEntry, ParkingLot
@@ -68,13 +68,17 @@ def test_commit_flush_waits_for_faust_then_every_emitter_even_ones_added_later()
 # -- web --------------------------------------------------------------------------------------
 
 def test_ready_is_503_until_reference_data_is_in() -> None:
-    pipe = _pipe()
-    doc, status = web.ready_doc(pipe)
+    from tillbridge.streams.runtime.health import Health
+
+    pipe, checks = _pipe(), Health()
+    web.watch(pipe, checks)
+    doc, status = web.ready_doc(pipe, checks)
     assert status == 503 and doc["ready"] is False and doc["refdata_version"] == 0
+    assert doc["checks"]["refdata"] == {"ok": False, "detail": "not loaded yet"}
     from tests.factories import sandbox_refdata
 
     pipe.use_refdata(sandbox_refdata(), 7)
-    doc, status = web.ready_doc(pipe)
+    doc, status = web.ready_doc(pipe, checks)
     assert status == 200 and doc["refdata_version"] == 7
     assert doc["mappings_version"] == MAPS.version and doc["refdata_items"] > 0
 
@@ -241,9 +245,14 @@ def test_build_app_assembles_the_enabled_agents(agents: str, expected: set[str],
     assert set(app.agents) == expected
     assert app.conf.stream_wait_empty is False
     assert app.fetch_max_wait_ms == settings.fetch_max_wait_ms
-    assert len(pipe.on_breaker) == (1 if "sink" in agents else 0)
+    # the sink holds records on an open breaker; /ready's sink_breaker check follows it too
+    owners = {getattr(cb, "__self__", cb).__class__.__name__ for cb in pipe.on_breaker}
+    assert owners == ({"SinkAgent", "function"} if "sink" in agents else {"function"})
     assert pipe.parked_lookup("nothing") is None, "wired to the parking lot"
-    assert len(app._app_tasks) == 5, "startup + refdata, mappings, lag and parking timers"
+    names = {t.__name__ for t in app._app_tasks}
+    assert {"start_probe", "heartbeat"} <= names, "the health probe and liveness heartbeat"
+    assert len(app._app_tasks) == 7, ("startup + refdata, mappings, lag and parking timers "
+                                      "+ the health probe and the liveness heartbeat")
 
 
 # -- parking -----------------------------------------------------------------------------------
@@ -320,18 +329,19 @@ def test_a_landed_dependency_releases_the_entry() -> None:
     assert len(parking.lot) == 0
 
 
-def test_a_release_whose_dead_letter_fails_too_stays_parked() -> None:
-    """The sink call raises and its dead letter is refused: the entry is its own hold."""
+def test_a_release_whose_dead_letter_is_refused_is_retried_then_released() -> None:
+    """The sink call raises and its dead letter is refused once: the guard retries it, the
+    entry ends released with its dead letter (never dropped, never released without one)."""
     async def sink_all(src: Source, posted: Any) -> list[Outbound]:
         raise RuntimeError("bug")
 
-    parking, out, _ = _parking(emitter=RecordingEmitter(refuse=lambda o: True),
+    parking, out, _ = _parking(emitter=RecordingEmitter(refuse=refuse_first(1, lambda o: True)),
                                sink_all=sink_all)
     parking.lot.apply("pos.return.v1/0/5", _entry())
     entries = parking.lot.claim_waiting_on("pos-sale-S1-T1", {0})
     asyncio.run(parking.release(entries))
-    assert not out.sent and len(parking.lot) == 1
-    assert parking.lot.claim_due({0}), "unclaimed: the next sweep tries again"
+    assert [o.topic for o in out.sent][0] == topics.dlq_topic("sink")
+    assert len(parking.lot) == 0 or not parking.lot.claim_due({0})
 
 
 def test_only_owned_partitions_are_swept() -> None:

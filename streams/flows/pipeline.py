@@ -38,7 +38,7 @@ from tillbridge.streams.ledger.lookup import find_any
 from tillbridge.streams.ledger.types import Posting
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.refdata.snapshot import ReferenceData
-from tillbridge.streams.runtime import metrics
+from tillbridge.streams.runtime import health, metrics
 from tillbridge.streams.runtime.auth_config import authenticator
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages import route
@@ -92,7 +92,7 @@ class Pipeline:
         metrics.NS_CONCURRENCY_LIMIT.set(s.netsuite_max_concurrency)
         self.client = NetSuiteClient(
             cast(str, s.netsuite_base_url), authenticator(s), timeout=s.netsuite_timeout_s,
-            on_request=metrics.ns_request_hook, limiter=limiter,
+            on_request=health.ns_request_hook, limiter=limiter,
             transport=AiohttpTransport(max_connections=s.netsuite_max_concurrency,
                                        timeout=s.netsuite_timeout_s))
         self.reliable = ReliableClient(

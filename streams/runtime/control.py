@@ -51,7 +51,8 @@ class TopicFollower(threading.Thread):
         super().__init__(name=name, daemon=True)
         self._consumer = Consumer({"bootstrap.servers": bootstrap,
                                    "group.id": f"tillbridge-{name}",
-                                   "enable.auto.commit": False, "fetch.wait.max.ms": 200})
+                                   "enable.auto.commit": False, "fetch.wait.max.ms": 200,
+                                   "logger": logging.getLogger("librdkafka.control")})
         meta = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
         parts = sorted(meta.partitions) if meta and meta.partitions else [0]
         self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
@@ -67,7 +68,8 @@ class TopicFollower(threading.Thread):
     def mark(self) -> None:
         """Write one marker per partition; ``caught_up`` is set when all are read back."""
         self._marker = MARKER_PREFIX + uuid.uuid4().hex.encode()
-        producer = Producer({"bootstrap.servers": self._servers})
+        producer = Producer({"bootstrap.servers": self._servers,
+                              "logger": logging.getLogger("librdkafka.control")})
         for partition in self._partitions:
             producer.produce(self._topic, key=self._marker, value=None, partition=partition)
         if producer.flush(15):

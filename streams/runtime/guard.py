@@ -17,8 +17,10 @@ reporters, in order:
   bytes, headers and input coordinates, produced like any other outcome (so it is on the
   broker before the input offset is committed).
 
-The dead letter *is* the record's outcome. If producing it fails too (librdkafka refuses
-it, say it is too large), the record has no outcome at all, and acking it would skip it.
+The dead letter *is* the record's outcome. One too large for the DLQ is produced in its
+``payload_too_large`` form (``emit.py``). If producing it fails even so, the agents' reporter
+retries with backoff (``tillbridge_dlq_produce_retries``, /ready's ``dead_letters`` check);
+a reporter with bounded ``attempts`` gives up, and the record has no outcome at all.
 The guard then **holds** the record: the ``hold`` callback keeps its event from being
 acked (``events.hold``: one extra reference on Faust's message), so its partition's
 committed offset stops right before it. The agent still goes on with the other records
@@ -35,6 +37,7 @@ NetSuite), the record is held, never dead-lettered for an outage.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
@@ -44,6 +47,7 @@ from typing import Any, Protocol, TypeVar
 
 from tillbridge.connectors.netsuite.errors import NetSuiteUnavailable
 from tillbridge.streams.runtime import metrics
+from tillbridge.streams.runtime.health import HEALTH
 from tillbridge.streams.stages.deadletter import internal_error
 from tillbridge.streams.stages.messages import Outbound, Source
 
@@ -119,15 +123,43 @@ class LogReporter:
 
 
 class DeadLetterReporter:
-    """Produces ``internal_error`` of the original record through ``send`` (an emitter's)."""
+    """Produces ``internal_error`` of the original record through ``send`` (an emitter's).
+
+    ``attempts``: how often a failing produce is tried (None: until it succeeds), waiting
+    ``backoff_s`` doubled up to ``max_backoff_s`` in between. The agents' guard retries for
+    ever: a DLQ that cannot be written is an outage of its own, and waiting (said in
+    ``tillbridge_dlq_produce_retries`` and /ready) beats both skipping and a crash loop."""
 
     carries_outcome = True
 
-    def __init__(self, send: Callable[[Outbound], Awaitable[None]]) -> None:
+    def __init__(self, send: Callable[[Outbound], Awaitable[None]], *,
+                 attempts: int | None = 1, backoff_s: float = 0.5,
+                 max_backoff_s: float = 30.0) -> None:
         self._send = send
+        self._attempts = attempts
+        self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
 
     async def report(self, failure: Failure) -> None:
-        await self._send(internal_error(failure.src, failure.stage, failure.exc))
+        letter = internal_error(failure.src, failure.stage, failure.exc)
+        delay, attempt = self._backoff_s, 1
+        while True:
+            try:
+                await self._send(letter)
+            except Exception as exc:
+                if self._attempts is not None and attempt >= self._attempts:
+                    raise
+                metrics.DLQ_PRODUCE_RETRIES.inc()
+                HEALTH.set("dead_letters", False, f"cannot produce a dead letter: {exc}")
+                log.error("dead letter for %s[%s]@%s not produced (attempt %d), retrying "
+                          "in %.1f s: %s", failure.src.topic, failure.src.partition,
+                          failure.src.offset, attempt, delay, exc)
+                await asyncio.sleep(delay)
+                delay, attempt = min(delay * 2, self._max_backoff_s), attempt + 1
+                continue
+            if attempt > 1:
+                HEALTH.set("dead_letters", True)
+            return
 
 
 def _identity(src: Source) -> Source:
@@ -212,7 +244,7 @@ def standard(send: Callable[[Outbound], Awaitable[None]], *,
              origin: Callable[[Source], Source] = _identity,
              hold: Callable[[Any], None] = _no_hold) -> Guard:
     """The agents' guard: metrics, rate-limited log, then the dead letter."""
-    return Guard([MetricsReporter(), LogReporter(), DeadLetterReporter(send)],
+    return Guard([MetricsReporter(), LogReporter(), DeadLetterReporter(send, attempts=None)],
                  origin=origin, hold=hold)
 
 

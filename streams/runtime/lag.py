@@ -26,7 +26,9 @@ def watermarks_reliable(bootstrap: str, mode: str = "auto") -> bool:
     if mode in ("on", "off"):
         return mode == "on"
     try:
-        cluster_id = AdminClient({"bootstrap.servers": bootstrap}).list_topics(
+        conf: dict[str, Any] = {"bootstrap.servers": bootstrap,
+                                "logger": logging.getLogger("librdkafka.lag")}
+        cluster_id = AdminClient(conf).list_topics(
             timeout=10).cluster_id or ""
     except Exception:  # noqa: BLE001 - unknown broker: do not claim reliability
         return False

@@ -127,6 +127,11 @@ EMIT_QUEUE_FULL_WAITS = Counter("tillbridge_emit_queue_full_waits",
                                 "Times an agent awaited room in the producer's local queue "
                                 "(back-pressure from the broker).", registry=REGISTRY)
 
+DLQ_PRODUCE_RETRIES = Counter("tillbridge_dlq_produce_retries",
+                              "Dead letters that could not be produced and are being retried "
+                              "with backoff (the DLQ itself is failing: the agent waits).",
+                              registry=REGISTRY)
+
 _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 

@@ -1,5 +1,7 @@
-"""The worker's HTTP pages: ``/metrics`` (Prometheus) and ``/ready`` (for probes: 200 once
-reference data is loaded, 503 before)."""
+"""The worker's HTTP pages: ``/metrics`` (Prometheus), ``/ready`` (for readiness probes: 200
+when every check in ``health.py`` passes, 503 with the failing ones named) and ``/live``
+(for liveness probes: 503 only when a restart would help: the event loop stopped beating
+or an agent crashed)."""
 
 from __future__ import annotations
 
@@ -7,16 +9,25 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from tillbridge.connectors.netsuite.breaker import BreakerState
 from tillbridge.streams.flows.pipeline import Pipeline
-from tillbridge.streams.runtime import metrics
+from tillbridge.streams.runtime import health, metrics
+from tillbridge.streams.runtime.health import HEALTH, Check, Health
 
 
-def ready_doc(pipe: Pipeline) -> tuple[dict[str, Any], int]:
+def ready_doc(pipe: Pipeline, checks: Health = HEALTH) -> tuple[dict[str, Any], int]:
     """The /ready body and status."""
-    ok = pipe.ready.is_set()
-    return ({"ready": ok, "refdata_items": len(pipe.refdata.items),
-             "refdata_version": pipe.refdata_version,
-             "mappings_version": pipe.mappings.version}, 200 if ok else 503)
+    doc, ok = checks.ready()
+    doc.update({"refdata_items": len(pipe.refdata.items),
+                "refdata_version": pipe.refdata_version,
+                "mappings_version": pipe.mappings.version})
+    return doc, 200 if ok else 503
+
+
+def live_doc(checks: Health = HEALTH) -> tuple[dict[str, Any], int]:
+    """The /live body and status."""
+    doc, ok = checks.live()
+    return doc, 200 if ok else 503
 
 
 def metrics_body() -> tuple[bytes, str]:
@@ -24,8 +35,34 @@ def metrics_body() -> tuple[bytes, str]:
     return generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST.split("; charset")[0]
 
 
+def watch(pipe: Pipeline, checks: Health = HEALTH) -> None:
+    """Wire the pipeline's own states into the checks: reference data, the sink's breaker."""
+    checks.dynamic["refdata"] = lambda: Check(pipe.ready.is_set(),
+                                              "" if pipe.ready.is_set() else "not loaded yet")
+
+    def on_breaker(state: BreakerState) -> None:
+        checks.set("sink_breaker", state != BreakerState.OPEN,
+                   "NetSuite breaker open: the sink holds records (outage)"
+                   if state == BreakerState.OPEN else "")
+
+    pipe.on_breaker.append(on_breaker)
+
+
 def add_routes(app: Any, pipe: Pipeline) -> None:
-    """Register both pages on a Faust app."""
+    """Register the pages on a Faust app, wire the checks, start the probe and heartbeat."""
+    watch(pipe)
+    HEALTH.agents_crashed = lambda: [name for name, agent in app.agents.items()
+                                     if getattr(agent, "_crashed", None) is not None
+                                     and agent._crashed.is_set()]
+
+    @app.task
+    async def start_probe() -> None:
+        health.Probe(pipe.settings.kafka_bootstrap_servers or "",
+                     pipe.settings.schema_registry_url).start()
+
+    @app.timer(interval=health.HEARTBEAT_S)
+    async def heartbeat() -> None:
+        HEALTH.beat()
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -35,4 +72,9 @@ def add_routes(app: Any, pipe: Pipeline) -> None:
     @app.page("/ready")
     async def ready_page(web: Any, request: Any) -> Any:
         doc, status = ready_doc(pipe)
+        return web.json(doc, status=status)
+
+    @app.page("/live")
+    async def live_page(web: Any, request: Any) -> Any:
+        doc, status = live_doc()
         return web.json(doc, status=status)

@@ -8,6 +8,7 @@ its first-failure time and bumps the attempt count.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -33,10 +34,17 @@ H_ATTEMPTS = "tillbridge.attempts"
 H_FIRST = "tillbridge.first_failure"
 H_LAST = "tillbridge.last_failure"
 H_NS_DETAILS = "tillbridge.netsuite.error_details"
+H_ORIG_SIZE = "tillbridge.original.size"
+H_ORIG_SHA256 = "tillbridge.original.sha256"
+H_ORIG_REASON = "tillbridge.original.reason"
+
+#: Bytes of the original value (and at most of its key) a ``payload_too_large`` letter keeps.
+HEAD_BYTES = 1024
 
 #: Headers this module writes; stripped from a replayed record before new ones are added.
 _OURS = {H_TOPIC, H_PARTITION, H_OFFSET, H_STAGE, H_CLASS, H_EXC_CLASS, H_EXC_MESSAGE, H_REASON,
-         H_RULE, H_INPUTS, H_FIX, H_ATTEMPTS, H_FIRST, H_LAST, H_NS_DETAILS}
+         H_RULE, H_INPUTS, H_FIX, H_ATTEMPTS, H_FIRST, H_LAST, H_NS_DETAILS, H_ORIG_SIZE,
+         H_ORIG_SHA256, H_ORIG_REASON}
 
 
 def header(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> str | None:
@@ -109,3 +117,50 @@ def internal_error(src: Source, stage: Stage | str, exc: BaseException) -> Outbo
     rej = Rejection(stage if known else Stage.SINK, ReasonCode.INTERNAL_ERROR,
                     f"{step}.unexpected", f"{type(exc).__name__}: {exc}"[:500], {})
     return dead_letter(src, rej, exc=exc, step=None if known else step)
+
+
+def record_size(key: bytes | None, value: bytes | None,
+                headers: Sequence[tuple[str, bytes | None]] | None) -> int:
+    """Bytes a record carries (key + value + header names and values): what a broker's
+    ``max.message.bytes`` is measured against, less the batch framing (callers keep a margin)."""
+    size = (len(key) if key else 0) + (len(value) if value else 0)
+    for name, raw in headers or ():
+        size += len(name) + (len(raw) if raw else 0)
+    return size
+
+
+def is_dead_letter(out: Outbound) -> bool:
+    """A dead letter carries its input's coordinates (the one thing a shrunk form needs)."""
+    return header(out.headers, H_OFFSET) is not None
+
+
+def shrinkable(out: Outbound) -> bool:
+    """A dead letter not yet in its ``payload_too_large`` form (that form is shrunk once)."""
+    return is_dead_letter(out) and header(out.headers, H_REASON) != ReasonCode.PAYLOAD_TOO_LARGE
+
+
+def too_large(out: Outbound, limit: int, *, now: datetime | None = None) -> Outbound:
+    """The ``payload_too_large`` form of a dead letter that cannot be stored whole.
+
+    Kept: the input's coordinates (to fetch the original from its topic), its size and
+    SHA-256 (to check what was fetched), the first ``HEAD_BYTES`` of value and key, and
+    the reason it was dead-lettered for. The original's headers are dropped (they may be
+    what is too large); the letter goes to the decode DLQ, this reason's stage."""
+    value = out.value or b""
+    size = record_size(out.key, out.value, out.headers)
+    first_reason = header(out.headers, H_REASON) or ""
+    topic = header(out.headers, H_TOPIC) or ""
+    partition = int(header(out.headers, H_PARTITION) or -1)
+    offset = int(header(out.headers, H_OFFSET) or -1)
+    digest = hashlib.sha256(value).hexdigest()
+    inputs = {"size": size, "value_size": len(value), "key_size": len(out.key or b""),
+              "limit": limit, "sha256": digest, "original_reason": first_reason}
+    rej = Rejection(Stage.DECODE, ReasonCode.PAYLOAD_TOO_LARGE, "decode.max_message_bytes",
+                    f"record of {size} bytes is larger than the {limit} bytes the DLQ accepts; "
+                    f"fetch it from {topic}[{partition}]@{offset}", inputs)
+    metrics.DEAD_LETTERED.labels(topic, rej.stage, rej.reason).inc()
+    headers = dlq_headers(rej, topic=topic, partition=partition, offset=offset, now=now)
+    headers += [(H_ORIG_SIZE, str(len(value)).encode()), (H_ORIG_SHA256, digest.encode()),
+                (H_ORIG_REASON, first_reason.encode())]
+    key = out.key[:HEAD_BYTES] if out.key is not None else None
+    return Outbound(topics.dlq_topic(Stage.DECODE), key, value[:HEAD_BYTES], headers)

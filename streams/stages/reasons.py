@@ -47,6 +47,7 @@ class ReasonCode(StrEnum):
     NETSUITE_UNAVAILABLE = "netsuite_unavailable"
     ORPHAN_DEPENDENCY = "orphan_dependency"
     INTERNAL_ERROR = "internal_error"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,14 @@ _CATALOGUE = (
     Reason(ReasonCode.INTERNAL_ERROR, Stage.ANY, "tillbridge itself failed on this record.",
            "A bug: the record did not fit an assumption in the code.",
            "Report it with the DLQ record; replay after the fix.", True),
+    # -- added with the poison-record hardening: a dead letter that cannot hold the original.
+    Reason(ReasonCode.PAYLOAD_TOO_LARGE, Stage.DECODE,
+           "The record (or its dead letter) is larger than the DLQ topic accepts: the DLQ "
+           "record holds its coordinates, size, SHA-256 and first bytes, not the original.",
+           "A producer published an oversized value, key or headers (e.g. a whole journal "
+           "in one sale), or the DLQ topic's max.message.bytes is below the input's.",
+           "Fetch the original from the source topic at the coordinates in the headers "
+           "(check the SHA-256), fix the producer and republish.", False),
 )
 
 #: Keyed by ``ReasonCode``; typed by ``str`` so code text read back from a header (``tillbridge
