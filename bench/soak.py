@@ -21,11 +21,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import httpx
-from confluent_kafka import Producer
+from confluent_kafka import Message, Producer
 
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import TopicTail
@@ -84,24 +83,29 @@ class Publisher:
     delivered: int = 0
     failed: int = 0
     done: threading.Event = field(default_factory=threading.Event)
+    #: key -> the broker's CreateTime (ms) of the sale, for event-to-record latency
+    sent_at: dict[bytes, int] = field(default_factory=dict)
 
     def run(self) -> None:
         encode = AvroCodec(self.settings.schema_registry_url or "").encoder(topics.SALE)
         producer = Producer({"bootstrap.servers": self.settings.kafka_bootstrap_servers,
                              "enable.idempotence": True, "linger.ms": 5})
 
-        def on_delivery(err: object, _msg: object) -> None:
+        def on_delivery(err: object, msg: Message) -> None:
             if err is None:
                 self.delivered += 1
+                self.sent_at[msg.key() or b""] = msg.timestamp()[1]
             else:
                 self.failed += 1
 
         total = int(self.rate * self.seconds)
         start = time.monotonic()
         for n, event in enumerate(generate(total, seed=11, dirty=0.0)):
+            # poll() returns as soon as it served a delivery report: sleep the rest
+            producer.poll(0)
             wait = start + n / self.rate - time.monotonic()
             if wait > 0:
-                producer.poll(wait)
+                time.sleep(wait)
             producer.produce(topics.SALE.name, key=event.key,
                              value=encode(event.value),  # type: ignore[arg-type]
                              on_delivery=on_delivery)
@@ -110,15 +114,12 @@ class Publisher:
         self.done.set()
 
 
-def latencies(records: list, since: int) -> list[float]:
-    """Event-to-record seconds of the results records from index ``since`` on."""
-    out = []
-    for r in records[since:]:
-        doc = json.loads(r.value)
-        if doc.get("outcome") == "posted" and doc.get("event_time"):
-            out.append((datetime.fromisoformat(doc["result_time"])
-                        - datetime.fromisoformat(doc["event_time"])).total_seconds())
-    return out
+def latencies(records: list, since: int, sent_at: dict[bytes, int]) -> list[float]:
+    """Seconds from a sale's publication (its CreateTime) to its result (the result's
+    CreateTime), for the results records from index ``since`` on. Not the POS event time:
+    the generator dates its sales in the past."""
+    return [(r.timestamp - sent_at[r.key]) / 1000 for r in records[since:]
+            if r.key in sent_at]
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 tail.poll(1.0)
                 elapsed = time.monotonic() - started
                 results = tail.records[topics.RESULTS]
-                lat = latencies(results, seen)
+                lat = latencies(results, seen, pub.sent_at)
                 seen = len(results)
                 w_rss = rss_mb(worker.proc.pid)
                 b_rss = rss_mb(bpid) if bpid else float("nan")
