@@ -215,6 +215,19 @@ ROWS: tuple[Row, ...] = (
                Target(rate("tillbridge_guard_held_total", "stage"), "held {{stage}}")),
               unit="ops", width=24, requires="tillbridge_guard_failures"),
     )),
+    Row("Process", (
+        Panel("CPU, per worker", "CPU seconds per second of each worker process (1 = one "
+              "core busy). Faust runs one event loop: a worker near 1 is at its ceiling.",
+              (Target(f"rate({s('process_cpu_seconds_total')}[{RATE}])", "{{instance}}"),),
+              unit="percentunit"),
+        Panel("Resident memory, per worker", "RSS of each worker. Rising at steady load for "
+              "hours is a leak (`make soak` measures the trend).",
+              (Target(s("process_resident_memory_bytes"), "{{instance}}"),), unit="bytes"),
+        Panel("Open files, per worker", "Open file descriptors (sockets, RocksDB files) "
+              "against the process limit.",
+              (Target(s("process_open_fds"), "open {{instance}}"),
+               Target(s("process_max_fds"), "limit {{instance}}"))),
+    )),
 )
 
 

@@ -119,7 +119,7 @@ class LogReporter:
         src = failure.src
         self._log.error("%s failed on %s[%s]@%s; dead-lettering it as internal_error",
                         failure.stage, src.topic, src.partition, src.offset,
-                        exc_info=failure.exc)
+                        exc_info=failure.exc, extra=ids(failure))
 
 
 class DeadLetterReporter:
@@ -153,13 +153,21 @@ class DeadLetterReporter:
                 HEALTH.set("dead_letters", False, f"cannot produce a dead letter: {exc}")
                 log.error("dead letter for %s[%s]@%s not produced (attempt %d), retrying "
                           "in %.1f s: %s", failure.src.topic, failure.src.partition,
-                          failure.src.offset, attempt, delay, exc)
+                          failure.src.offset, attempt, delay, exc,
+                          extra={**ids(failure), "attempt": attempt})
                 await asyncio.sleep(delay)
                 delay, attempt = min(delay * 2, self._max_backoff_s), attempt + 1
                 continue
             if attempt > 1:
                 HEALTH.set("dead_letters", True)
             return
+
+
+def ids(failure: Failure) -> dict[str, object]:
+    """The record's coordinates for a log line's ``extra`` (JSON logs carry them as fields)."""
+    src = failure.src
+    return {"topic": src.topic, "partition": src.partition, "offset": src.offset,
+            "stage": failure.stage, "reason": "internal_error"}
 
 
 def _identity(src: Source) -> Source:
@@ -195,7 +203,9 @@ class Guard:
             original = src
         if isinstance(exc, NetSuiteUnavailable):
             log.warning("%s: NetSuite unavailable for %s[%s]@%s: held, not dead-lettered",
-                        stage, original.topic, original.partition, original.offset)
+                        stage, original.topic, original.partition, original.offset,
+                        extra={"topic": original.topic, "partition": original.partition,
+                               "offset": original.offset, "stage": stage})
             self._held(stage, original, handle)
             return Failed.HELD
         failure = Failure(stage, original, exc)

@@ -6,9 +6,20 @@ not only on volume.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds,
+# process_max_fds, ... (from /proc; nothing on platforms without it) and python_info.
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
 
 CONSUMED = Counter("tillbridge_events_consumed", "Records read from an input topic.",
                    ["topic"], registry=REGISTRY)

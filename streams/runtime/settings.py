@@ -40,6 +40,7 @@ from tillbridge.streams.runtime.settings_source import (
 AuthMethod = Literal["tba", "oauth2"]
 WriteMode = Literal["create", "upsert"]
 LogLevel = Literal["crit", "error", "warn", "info", "debug"]
+LogFormat = Literal["text", "json"]
 LagMode = Literal["auto", "on", "off"]
 STORE_SCHEMES = ("rocksdb", "memory")
 
@@ -197,6 +198,10 @@ class Settings(BaseSettings):
         "old member to expire.")
     log_level: Annotated[LogLevel, BeforeValidator(_log_level)] = _setting(
         "TILLBRIDGE_LOG_LEVEL", "warn", "Worker log level: crit, error, warn, info, debug.")
+    log_format: Annotated[LogFormat, BeforeValidator(_lowercase)] = _setting(
+        "TILLBRIDGE_LOG_FORMAT", "text",
+        "Worker log lines: text, or json (one object per line: time, level, logger, "
+        "message, the record's ids where known, exc) for log shippers.")
     store: Annotated[str, AfterValidator(_store_url)] = _setting(
         "TILLBRIDGE_STORE", "rocksdb://",
         "Faust table store: rocksdb:// (local RocksDB, changelog-backed) or memory://.")

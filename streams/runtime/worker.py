@@ -12,7 +12,7 @@ import time
 
 import faust
 
-from tillbridge.streams.runtime import faust_app, logfilter, state
+from tillbridge.streams.runtime import faust_app, logfilter, logformat, state
 from tillbridge.streams.runtime.app import build_app
 from tillbridge.streams.runtime.settings import Settings
 
@@ -30,6 +30,7 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     level = getattr(logging, loglevel.upper().replace("WARN", "WARNING"), logging.WARNING)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger().setLevel(level)
+    logformat.install(settings.log_format)
     app = build_app(settings)
     table = app.tables["posted"]
     rocks = settings.store.startswith("rocksdb")
@@ -49,6 +50,7 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     def on_setup_root_logger(logger: logging.Logger, level: int) -> None:
         setup_root(logger, level)
         logfilter.install()
+        logformat.install(settings.log_format)
 
     worker.on_setup_root_logger = on_setup_root_logger  # type: ignore[method-assign]
     try:
