@@ -61,7 +61,7 @@ async def _change_by_hand(settings: Settings, store: str, txn: str) -> dict[str,
         record = await client.get("cashSale", eid(sale_id(store, txn)), expand=True)
         await client.patch("cashSale", str(record["id"]), hand_change(record))
         after = await client.get("cashSale", str(record["id"]))
-    return {"before": str(record["total"]), "after": str(after["total"])}
+    return {"before": _money(record["total"]), "after": _money(after["total"])}
 
 
 async def _banked(settings: Settings, closes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -81,13 +81,17 @@ async def _banked(settings: Settings, closes: list[dict[str, Any]]) -> list[dict
                 except NetSuiteError:
                     continue
                 if kind == "deposit":
-                    row["deposit_total"] = str(rec["total"])
+                    row["deposit_total"] = _money(rec["total"])
                 else:
                     lines = rec.get("line", {}).get("items", [])
-                    row["over_short"] = str(sum((Decimal(str(ln.get("debit") or 0))
-                                                 for ln in lines), Decimal(0)))
+                    row["over_short"] = _money(sum((Decimal(str(ln.get("debit") or 0))
+                                                    for ln in lines), Decimal(0)))
             out.append(row)
     return out
+
+
+def _money(value: object) -> str:
+    return str(Decimal(str(value)).quantize(Decimal("0.01")))
 
 
 def run_day(settings: Settings, day: ReconDay | None = None,

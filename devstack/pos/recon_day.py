@@ -51,6 +51,8 @@ def build_day(seed: int = 11, sales_per_store: int = 8, *,
         sale = ev.value
         if isinstance(sale, dict) and sale["store_id"] in picked and \
                 len(picked[sale["store_id"]]) < sales_per_store:
+            # ids of their own: the demo's main run uses the generator's plain ids
+            sale["pos_transaction_id"] = f"{sale['pos_transaction_id']}-Z"
             picked[sale["store_id"]].append(sale)
     dirty, clean = picked[DIRTY], picked[CLEAN]
     dropped, scanned, refunded, changed = dirty[0], dirty[1], dirty[2], dirty[3]

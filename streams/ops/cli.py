@@ -87,7 +87,7 @@ def demo(
         print(json.dumps(tally.as_json()))
     else:
         console.print(summary_table(tally))
-    if not tally.balanced:
+    if not tally.balanced or not tally.reconciled:
         raise typer.Exit(1)
 
 

@@ -66,8 +66,8 @@ def test_reconcile_command_exit_codes_and_json(stack) -> None:
     s = stack.settings
     env = {**settings_env(s), "NETSUITE_BASE_URL": "http://127.0.0.1:9"}
     proc = subprocess.run([sys.executable, "-m", "tillbridge.streams.ops.cli", "reconcile",
-                           "--date", "2025-04-02", "--store", "S001", "--json"], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+                           "--date", "2025-04-02", "--store", "S001", "--json"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2, proc.stderr
     assert "NetSuite" in json.loads(proc.stdout)["error"]
     proc = subprocess.run([sys.executable, "-m", "tillbridge.streams.ops.cli", "reconcile",
