@@ -133,3 +133,33 @@ def test_the_day_query_is_one_the_simulator_accepts_and_dates_are_checked() -> N
     suiteql.run(day_query(DAY), ["S1"])
     with pytest.raises(ValueError):
         day_query("2026-03-02' OR 1=1 --")
+
+
+def test_topic_documents_flag_registers_and_the_worker_exports_them() -> None:
+    """What `reconcile` publishes, read back as a worker does (recon_watch.apply), in the
+    gauges Prometheus scrapes."""
+    import json
+
+    from tillbridge.streams.ops.reconcile.publish import documents
+    from tillbridge.streams.runtime import metrics, recon_watch
+
+    reports = reconcile(dirty_day())
+    docs = documents(reports, DAY, None, D("10.00"), {"netsuite_requests": 2})
+    keys = [k.decode() for k, _ in docs]
+    assert keys == ["S1/R1/2026-03-02", "S2/R1/2026-03-02", "2026-03-02/*"]
+    registers, summary = [d for _, d in docs[:-1]], docs[-1][1]
+    assert [r["flagged"] for r in registers] == [True, False]
+    assert summary["type"] == "summary" and summary["balanced"] is False
+    assert summary["stores"]["S1"] == {"drift_count": 6, "drift_amount": "69.50",
+                                       "flagged_registers": ["R1"]}
+    for _, doc in docs:
+        recon_watch.apply(None, json.dumps(doc).encode(), 0)
+    recon_watch.apply(None, b"not json", 0)  # logged, ignored
+    value = metrics.REGISTRY.get_sample_value
+    assert value("tillbridge_reconciliation_drift_amount", {"store": "S1"}) == 69.5
+    assert value("tillbridge_reconciliation_drift_count", {"store": "S2"}) == 0
+    assert value("tillbridge_reconciliation_register_flagged",
+                 {"store": "S1", "register": "R1"}) == 1
+    # a threshold above the drift: not flagged
+    calm = documents(reports, DAY, "S1", D("100.00"), {})
+    assert [d["flagged"] for _, d in calm[:-1]] == [False, False]
