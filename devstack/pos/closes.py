@@ -100,3 +100,22 @@ def _close(reg: Register, receipts: list[tuple[str, Mapping[str, Any]]], n: int,
                               ZERO))}
                          for k, d in receipts],
     }
+
+
+def day_with_closes(events: Iterable[Any], *, seed: int = 7, dirty: float = 0.0
+                    ) -> tuple[list[Any], list[dict[str, Any]]]:
+    """``events`` (GeneratedEvent sales) and the register closes of their clean sales, as
+    JSON-lines documents (``tillbridge publish`` shape). With ``dirty`` > 0 the seeded dirt
+    of a real day: one receipt missing (kept in its close, not published) and one cash drawer
+    counted over or short."""
+    events = list(events)
+    sales = [e.value for e in events if isinstance(e.value, dict) and e.dirty_kind is None]
+    rng = random.Random(seed)
+    over_short: dict[Register, Decimal] = {}
+    if dirty > 0 and sales:
+        dropped = rng.choice(sales)
+        events = [e for e in events if e.value is not dropped]
+        drawer = rng.choice(sales)
+        over_short[(drawer["store_id"], drawer["register_id"], drawer["business_date"])] = \
+            Decimal(rng.choice(("-1.50", "2.00", "-0.35", "5.00")))
+    return events, close_registers(sales, seed=seed, over_short=over_short)
