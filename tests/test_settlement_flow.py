@@ -7,6 +7,7 @@ or one summary journal (``mode: journal``). Also: the simulator's SuiteQL filter
 from __future__ import annotations
 
 import copy
+import json
 from decimal import Decimal as D
 from typing import Any
 
@@ -27,8 +28,11 @@ DAY = "2026-11-26"
 
 
 def close(*txns: str, **overrides: Any) -> dict[str, Any]:
+    # make_sale: 41.26 with 3.28 tax; the simulated account books no tax (lines carry no
+    # tax code), so NetSuite holds 37.98 net
     return make_settlement(transactions=[{"pos_transaction_id": t, "kind": "sale",
-                                          "amount": D("41.26")} for t in txns], **overrides)
+                                          "amount": D("41.26"), "tax_amount": D("3.28")}
+                                         for t in txns], **overrides)
 
 
 def refs(s: dict[str, Any], maps: Mappings = MAPS) -> SettlementRefs:
@@ -65,6 +69,10 @@ def test_close_waits_for_a_missing_receipt_then_deposits_and_books_over_short(
     assert posted.result["settlement"]["posted_total"] == str(recorded)
     assert posted.result["settlement"]["expected_total"] == "70.00"
     assert isinstance(again, Posting) and not again.created, "a replay posts once"
+    # the register reconciled against the close's journal, for the reconciliation topic
+    [recon] = [json.loads(m.value or b"") for m in posted.audit]
+    assert recon["type"] == "register" and recon["origin"] == "settlement"
+    assert recon["balanced"] is True and recon["netsuite_by_type"]["cashsale"]["count"] == 2
     assert D(str(deposit["total"])) == recorded  # the cash sales as NetSuite recorded them
     assert sorted(str(p["id"]) for p in deposit["payment"]["items"]) == sorted(ids)
     lines = journal["line"]["items"]

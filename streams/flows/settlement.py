@@ -15,6 +15,7 @@ An X report is interim and posts nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -38,13 +39,19 @@ from tillbridge.streams.ledger.settlement import (
     waiting_for,
 )
 from tillbridge.streams.ledger.types import Missing, Outcome, Posting, Skipped, Written
+from tillbridge.streams.reconcile import pos_side
+from tillbridge.streams.reconcile.compare import DayInputs, reconcile
+from tillbridge.streams.reconcile.documents import documents
+from tillbridge.streams.reconcile.netsuite_side import to_txn
 from tillbridge.streams.stages.enrich_settlement import SettlementRefs, resolve_settlement
+from tillbridge.streams.stages.messages import Outbound
 from tillbridge.streams.stages.records import Rejection, SettlementRec
 
 log = logging.getLogger(__name__)
 
 #: Receipts of one register and day: the custbody fields every receipt builder sets.
-_DAY_QUERY = ("SELECT id, externalid, recordtype, foreigntotal, custbody_pos_transaction_id "
+_DAY_QUERY = ("SELECT id, externalid, recordtype, foreigntotal, taxtotal, "
+              "custbody_pos_store_id, custbody_pos_register_id, custbody_pos_transaction_id "
               "FROM transaction WHERE trandate = TO_DATE('{day}', 'YYYY-MM-DD') "
               "AND custbody_pos_store_id = ? AND custbody_pos_register_id = ? ORDER BY id")
 
@@ -52,6 +59,9 @@ _DAY_QUERY = ("SELECT id, externalid, recordtype, foreigntotal, custbody_pos_tra
 class SettlementFlow(Flow):
     kind = "settlement"
     topic = topics.SETTLEMENT.name
+
+    def __init__(self, drift_threshold: Decimal = Decimal(0)) -> None:
+        self.drift_threshold = drift_threshold
 
     def resolve(self, event: SettlementRec, lookups: Lookups) -> SettlementRefs | Rejection:
         return resolve_settlement(event, lookups.mappings)
@@ -61,7 +71,7 @@ class SettlementFlow(Flow):
 
     async def post(self, ctx: SinkContext, event: SettlementRec,
                    refs: SettlementRefs) -> Outcome:
-        return await post_register_day(ctx.client, event, refs)
+        return await post_register_day(ctx.client, event, refs, self.drift_threshold)
 
     def ids(self, event: SettlementRec) -> dict[str, Any]:
         return {"settlement_id": event["settlement_id"], "report_type": event["report_type"],
@@ -70,10 +80,18 @@ class SettlementFlow(Flow):
                 "external_id": deposit_external_id(event)}
 
 
+async def register_rows(client: ReliableClient, s: SettlementRec) -> list[dict[str, Any]]:
+    """SuiteQL rows of the register's transactions of the day."""
+    query = _DAY_QUERY.format(day=date.fromisoformat(s["business_date"]).isoformat())
+    return await client.suiteql(query, params=[s["store_id"], s["register_id"]])
+
+
 async def register_receipts(client: ReliableClient, s: SettlementRec) -> list[PostedReceipt]:
     """The register's receipts of the day in NetSuite (sales and refunds)."""
-    query = _DAY_QUERY.format(day=date.fromisoformat(s["business_date"]).isoformat())
-    rows = await client.suiteql(query, params=[s["store_id"], s["register_id"]])
+    return receipts_of(await register_rows(client, s))
+
+
+def receipts_of(rows: Sequence[Mapping[str, Any]]) -> list[PostedReceipt]:
     out = []
     for row in rows:
         parts = str(row.get("externalid") or "").split("-", 2)
@@ -86,12 +104,15 @@ async def register_receipts(client: ReliableClient, s: SettlementRec) -> list[Po
     return out
 
 
-async def post_register_day(client: ReliableClient, s: SettlementRec,
-                            refs: SettlementRefs) -> Posting | Missing | Skipped:
-    """Compare, then post the day (or wait for the receipts it still lacks)."""
+async def post_register_day(client: ReliableClient, s: SettlementRec, refs: SettlementRefs,
+                            drift_threshold: Decimal = Decimal(0)
+                            ) -> Posting | Missing | Skipped:
+    """Compare, then post the day (or wait for the receipts it still lacks); a posted close
+    with a journal also publishes the register's reconciliation against it."""
     if s["report_type"] != "Z":
         return Skipped(f"{register_ref(s)}: interim report, nothing to post")
-    posted = await register_receipts(client, s)
+    rows = await register_rows(client, s)
+    posted = receipts_of(rows)
     missing = waiting_for(s, posted)
     if missing:
         names = ", ".join(f"{kind} {txn}" for kind, txn in missing)
@@ -116,13 +137,33 @@ async def post_register_day(client: ReliableClient, s: SettlementRec,
             records.append(Written("journalEntry", je_id, body["externalId"], created))
         if not records:
             return Skipped(f"{register_ref(s)}: nothing counted, nothing recorded")
-        return Posting(tuple(records), result={"settlement": compared, "mode": "journal"})
+        return Posting(tuple(records), result={"settlement": compared, "mode": "journal"},
+                       audit=register_reconciliation(s, rows, drift_threshold))
     receipts = [p.netsuite_id for p in posted if p.record_type == "cashsale"]
     outcome = await post_settlement(client, s, receipts, refs.accounts, refs.subsidiary,
                                     refs.location)
     if isinstance(outcome, Posting):
-        return Posting(outcome.records, result={"settlement": compared, "mode": "deposit"})
+        return Posting(outcome.records, result={"settlement": compared, "mode": "deposit"},
+                       audit=register_reconciliation(s, rows, drift_threshold))
     return outcome
+
+
+def register_reconciliation(s: SettlementRec, rows: Sequence[Mapping[str, Any]],
+                            threshold: Decimal) -> tuple[Outbound, ...]:
+    """The register's reconciliation against its close's journal, for the reconciliation
+    topic (none without a journal). Every journal receipt is in NetSuite by now (the close
+    waited for them), so what it finds is extra receipts (a double scan) and amounts that
+    differ; ``tillbridge reconcile`` adds tillbridge's state of each from the topics."""
+    journal = pos_side.journal(s)
+    if not journal:
+        return ()
+    reg = (s["store_id"], s["register_id"])
+    day = DayInputs(s["business_date"], (), [to_txn(r, s["store_id"]) for r in rows], {},
+                    {reg: journal}, {reg: pos_side.zreport_tenders(s)})
+    docs = documents(reconcile(day), s["business_date"], s["store_id"], threshold,
+                     {"settlement_id": s["settlement_id"]}, origin="settlement")
+    return tuple(Outbound(topics.RECONCILIATION, key, json.dumps(doc).encode())
+                 for key, doc in docs[:-1])
 
 
 async def post_settlement(client: ReliableClient, s: SettlementRec, receipts: Sequence[str],

@@ -13,6 +13,8 @@ from decimal import Decimal
 
 import pytest
 
+from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.kafka.reader import TopicTail
 from tillbridge.devstack.pos.recon_day import CLEAN, DIRTY, build_day
 from tillbridge.devstack.recon_demo import run_day
 from tillbridge.devstack.stack import WorkerProcess, settings_env
@@ -56,6 +58,20 @@ def test_day_settles_and_reconciliation_names_every_difference(stack) -> None:
             sales = sum((Decimal(t["amount"]) - Decimal(t["tax_amount"])
                          for t in close["transactions"] if t["kind"] == "sale"), Decimal(0))
             assert Decimal(banked["deposit_total"]) == sales, (close, banked)
+    # right after posting a close, the worker published the register's reconciliation
+    # against the close's journal: the double scan is extra there already
+    tail = TopicTail(s.kafka_bootstrap_servers or "", [topics.RECONCILIATION])
+    tail.wait_for(lambda t: any(json.loads(r.value)["origin"] == "settlement"
+                                for r in t.records[topics.RECONCILIATION]), 20)
+    by_worker = {(d["store_id"], d["register_id"]): d for d in
+                 (json.loads(r.value) for r in tail.records[topics.RECONCILIATION])
+                 if d["origin"] == "settlement"}
+    tail.close()
+    twin = injected["double_scan"]
+    register = next(reg for (store, reg) in by_worker if store == DIRTY and any(
+        d["pos_transaction_id"] == twin for d in by_worker[(store, reg)]["drifts"]))
+    assert by_worker[(DIRTY, register)]["flagged"] is True
+    assert all(d["balanced"] for (store, _), d in by_worker.items() if store == CLEAN)
     clean_short = [b for b in out["banked"] if b.get("over_short")]
     assert [(b["store_id"], Decimal(b["over_short"])) for b in clean_short] == \
         [(CLEAN, Decimal("1.50"))]
