@@ -86,6 +86,13 @@ class Publisher:
     #: key -> the broker's CreateTime (ms) of the sale, for event-to-record latency
     sent_at: dict[bytes, int] = field(default_factory=dict)
 
+    def wait(self, seconds: float) -> None:
+        """One report interval, also once all is published (``done.wait`` returns at once)."""
+        if self.done.is_set():
+            time.sleep(seconds)
+        else:
+            self.done.wait(seconds)
+
     def run(self) -> None:
         encode = AvroCodec(self.settings.schema_registry_url or "").encoder(topics.SALE)
         producer = Producer({"bootstrap.servers": self.settings.kafka_bootstrap_servers,
@@ -150,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"soak: {args.rate:g} sales/s for {args.minutes:g} min; worker pid "
                   f"{worker.proc.pid}, broker pid {bpid}")
             while True:
-                pub.done.wait(args.every)
+                pub.wait(args.every)
                 tail.poll(1.0)
                 elapsed = time.monotonic() - started
                 results = tail.records[topics.RESULTS]

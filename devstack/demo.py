@@ -27,6 +27,8 @@ from tillbridge.connectors.pos.publish import publish_generated
 from tillbridge.devstack.pos.followups import with_followups
 from tillbridge.devstack.pos.generator import generate
 from tillbridge.devstack.pos.orders import generate_orders
+from tillbridge.devstack.pos.recon_day import CLEAN, DIRTY
+from tillbridge.devstack.recon_demo import run_day
 from tillbridge.devstack.stack import WorkerProcess, local_stack
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages.deadletter import H_REASON
@@ -49,6 +51,8 @@ class Tally:
     customers_created: int = 0
     parked_then_released: int = 0
     elapsed_s: float = 0.0
+    #: the settlement and reconciliation block (``devstack/recon_demo.py``)
+    settlement: dict[str, Any] | None = None
 
     def settled(self, family: str) -> int:
         return sum(self.outcomes.get(family, {}).values())
@@ -64,7 +68,38 @@ class Tally:
                 "records_created": self.records_created,
                 "customers_created": self.customers_created,
                 "parked_then_released": self.parked_then_released,
-                "balanced": self.balanced, "elapsed_s": round(self.elapsed_s, 2)}
+                "balanced": self.balanced, "elapsed_s": round(self.elapsed_s, 2),
+                **({"settlement": compact(self.settlement)} if self.settlement else {})}
+
+    @property
+    def reconciled(self) -> bool:
+        """The clean store balances (exit 0); the dirty one names every injected difference."""
+        if self.settlement is None:
+            return True
+        recon = self.settlement["reconciliation"]
+        named = {d["pos_transaction_id"] for d in recon[DIRTY]["differences"]}
+        return recon[CLEAN]["exit_code"] == 0 and recon[DIRTY]["exit_code"] == 1 and \
+            named == set(self.settlement["injected"].values())
+
+
+def compact(block: dict[str, Any]) -> dict[str, Any]:
+    """The demo's JSON view of the block: deposits per register, what waits, and each
+    store's reconciliation with the differences named by transaction id."""
+    return {"business_date": block["business_date"],
+            "deposits": {f"{b['store_id']}/{b['register_id']}": b.get("deposit_total")
+                         for b in block["banked"]},
+            "over_short_journals": {f"{b['store_id']}/{b['register_id']}": b["over_short"]
+                                    for b in block["banked"] if b.get("over_short")},
+            "waiting": {k: v["waiting_for"] for k, v in block["settlements"].items()
+                        if v["outcome"] == "parked"},
+            "injected": block["injected"],
+            "reconciliation": {store: {"exit_code": r["exit_code"],
+                                       "drift_count": r["drift_count"],
+                                       "drift_amount": r["drift_amount"],
+                                       "named": {d["pos_transaction_id"]:
+                                                 f"{d['problem']} ({d['state']})"
+                                                 for d in r["differences"]}}
+                               for store, r in sorted(block["reconciliation"].items())}}
 
 
 def sim_counts(base_url: str) -> tuple[dict[str, int], int]:
@@ -127,7 +162,7 @@ class Watch:
 
 def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, seed: int = 42,
              rate: float | None = None, timeout: float = 300.0, return_rate: float = 0.05,
-             orders: int | None = None,
+             orders: int | None = None, settle: bool = True,
              console: Console | None = None) -> Tally:
     quiet = console is None
     console = console or Console(quiet=True)
@@ -167,8 +202,12 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
             per_family = watch.published()
             created, customers = sim_counts(s.netsuite_base_url or "")
             watch.tail.close()
+            elapsed = time.monotonic() - started
+            # After the tally: its figures stay those of the main run.
+            console.log("settlement and reconciliation of one more business day")
+            block = run_day(s, timeout=min(timeout, 120.0)) if settle else None
         tally = Tally(per_family, {f: dict(c) for f, c in sorted(by_family.items())},
-                      dict(dead), created, customers, released, time.monotonic() - started)
+                      dict(dead), created, customers, released, elapsed, block)
     return tally
 
 
@@ -189,5 +228,14 @@ def summary_table(t: Tally) -> Table:
     for rt, n in sorted(t.records_created.items()):
         table.add_row(f"NetSuite records created: {rt}", str(n))
     table.add_row("NetSuite customers created", str(t.customers_created))
+    if t.settlement:
+        block = compact(t.settlement)
+        for register, total in block["deposits"].items():
+            table.add_row(f"deposit {register} {block['business_date']}", str(total or "waits"))
+        for store, r in block["reconciliation"].items():
+            table.add_row(f"reconcile {store}: exit {r['exit_code']}",
+                          f"{r['drift_count']} ({r['drift_amount']})")
+            for txn, what in r["named"].items():
+                table.add_row(f"  {txn}", what)
     table.add_row("elapsed", f"{t.elapsed_s:.1f}s")
     return table

@@ -274,6 +274,7 @@ def make_settlement(**overrides: Any) -> dict[str, Any]:
         "failed_payment_count": 0, "gross_sales": D("70.00"), "discount_total": D("0.00"),
         "returns_total": D("0.00"), "tax_total": D("0.00"), "net_sales": D("70.00"),
         "first_pos_transaction_id": None, "last_pos_transaction_id": None,
+        "transactions": [],
     }
     st.update(overrides)
     return st

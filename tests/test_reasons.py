@@ -21,7 +21,7 @@ CODES = (
     "not_avro", "unknown_schema_id", "schema_mismatch",
     "missing_field", "missing_tax_code", "missing_location", "invalid_amount",
     "totals_mismatch", "tender_mismatch",
-    "unknown_store", "unknown_sku", "inactive_item", "unknown_tender",
+    "unknown_store", "settlement_unmapped", "unknown_sku", "inactive_item", "unknown_tender",
     "invalid_discount", "unknown_variant", "item_not_stocked", "invalid_location",
     "invalid_payment_method", "unknown_tax_code", "inactive_tax_code", "tax_mismatch",
     "discount_unmapped",

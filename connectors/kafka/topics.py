@@ -104,6 +104,11 @@ PARKED = "tillbridge.parked.v1"
 #: terminal/gateway trace, so failed attempts can be investigated (JSON, keyed by payment).
 AUDIT_PAYMENTS = "tillbridge.audit.payments.v1"
 
+#: One JSON record per store, register and business day reconciled (POS vs NetSuite), keyed
+#: ``<store>/<register>/<date>``, and one summary per run keyed ``<date>/<store or *>``
+#: (``tillbridge reconcile``; README "Reconciliation" gives the shape).
+RECONCILIATION = "tillbridge.reconciliation.v1"
+
 #: Topic-level settings for topics that need more than the broker defaults.
 TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     DLQ_AUDIT: {"cleanup.policy": "compact"},

@@ -228,6 +228,22 @@ ROWS: tuple[Row, ...] = (
               (Target(s("process_open_fds"), "open {{instance}}"),
                Target(s("process_max_fds"), "limit {{instance}}"))),
     )),
+    Row("Reconciliation (POS vs NetSuite)", (
+        Panel("Drift amount, by store", "Latest `tillbridge reconcile` of each store: sum of "
+              "its receipts missing, extra or different in NetSuite (net of tax). 0: balanced.",
+              (Target(f"max by (store) ({s('tillbridge_reconciliation_drift_amount')})",
+                      "{{store}}"),)),
+        Panel("Receipts drifting, by store", "How many receipts the latest reconciliation "
+              "names; `tillbridge reconcile --date D --store S` lists them with their state.",
+              (Target(f"max by (store) ({s('tillbridge_reconciliation_drift_count')})",
+                      "{{store}}"),)),
+        Panel("Registers flagged", "Registers whose drift is past "
+              "TILLBRIDGE_RECONCILE_DRIFT_THRESHOLD_CENTS (runbook "
+              "TillbridgeReconciliationDrift).",
+              (Target(f"sum(max by (store, register) "
+                      f"({s('tillbridge_reconciliation_register_flagged')}))"),),
+              kind="stat", thresholds=((None, "green"), (1, "red"))),
+    )),
 )
 
 

@@ -152,9 +152,12 @@ def _customer_rows(store: Store) -> list[Row]:
     return out
 
 
+#: Custom body fields queryable as transaction columns (as custbody fields are in SuiteQL).
+POS_BODY_FIELDS = ("custbody_pos_store_id", "custbody_pos_register_id",
+                   "custbody_pos_transaction_id", "custbody_tillbridge_source")
 _TRAN_COLS = ("id", "tranid", "trandate", "type", "recordtype", "entity", "status", "externalid",
-              "location", "foreigntotal", "memo", "otherrefnum", "account", "createddate",
-              "lastmodifieddate")
+              "location", "foreigntotal", "taxtotal", "memo", "otherrefnum", "account",
+              "createddate", "lastmodifieddate", *POS_BODY_FIELDS)
 # Sublists that become transactionline rows: item lines, adjustment lines, journal lines
 # and a bank deposit's other/cash-back lines. Apply-type sublists are links, not lines.
 _LINE_SUBLISTS = ("item", "inventory", "line", "other", "cashback")
@@ -171,9 +174,10 @@ def _transaction_rows(store: Store) -> list[Row]:
             "type": rt.tran_type, "recordtype": rec.type.lower(),
             "entity": f.get("entity") or f.get("customer"), "status": state,
             "externalid": f.get("externalId"), "location": f.get("location"),
-            "foreigntotal": f.get("total"), "memo": f.get("memo"),
+            "foreigntotal": f.get("total"), "taxtotal": f.get("taxTotal"), "memo": f.get("memo"),
             "otherrefnum": f.get("otherRefNum"), "account": f.get("account"),
             "createddate": _stamp(rec, "created"), "lastmodifieddate": _stamp(rec, "modified"),
+            **{c: f.get(c) for c in POS_BODY_FIELDS},
         })
     return out
 

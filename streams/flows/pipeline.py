@@ -59,7 +59,9 @@ class Pipeline:
                  mappings: Mappings | None = None,
                  flows: dict[str, Flow] | None = None) -> None:
         self.settings = settings
-        self.flows = default_flows(settings.double_scan_window_s) if flows is None else flows
+        self.flows = default_flows(settings.double_scan_window_s,
+                                   settings.reconcile_drift_threshold_cents) \
+            if flows is None else flows
         self.codec = codec or AvroCodec(cast(str, settings.schema_registry_url))
         self.mappings = mappings or Mappings.load(settings.mappings_path)
         self.refdata = ReferenceData()

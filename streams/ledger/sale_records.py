@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from tillbridge.streams.ledger.ids import sale_id
+from tillbridge.streams.ledger.ids import pos_fields, sale_id
 from tillbridge.streams.stages.enrich import CustomerPlan, Enrichment
 from tillbridge.streams.stages.records import DiscountRec, SaleRec
 
@@ -93,6 +93,8 @@ def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
                  f"{sale['pos_transaction_id']}; tenders: {tender_memo}")[:999],
         "paymentOption": {"id": enr.payment_methods[primary]},
         "item": {"items": lines},
+        # The till's coordinates as fields: reconciliation selects a day's records by them.
+        **pos_fields(sale["store_id"], sale["register_id"], sale["pos_transaction_id"]),
     }
     if enr.sales_rep:
         body["salesRep"] = {"id": enr.sales_rep}

@@ -117,3 +117,80 @@ def journal_totals(body: dict[str, Any]) -> tuple[Decimal, Decimal]:
     lines = body["line"]["items"]
     return (sum((Decimal(str(ln.get("debit", 0))) for ln in lines), ZERO),
             sum((Decimal(str(ln.get("credit", 0))) for ln in lines), ZERO))
+
+
+# -- the register's day as NetSuite holds it ---------------------------------------------
+
+#: externalId kind of a receipt -> the journal line kind it answers
+RECEIPT_KINDS = {"sale": "sale", "rtn": "return"}
+
+
+@dataclass(frozen=True, slots=True)
+class PostedReceipt:
+    """A receipt of the register's day found in NetSuite (a SuiteQL row, typed)."""
+
+    netsuite_id: str
+    record_type: str  # as SuiteQL spells it: cashsale, cashrefund, creditmemo, ...
+    txn_id: str
+    kind: str  # sale | return
+    amount: Decimal  # positive
+
+
+def receipt_external_id(s: SettlementRec, kind: str, txn_id: str) -> str:
+    return external_id("sale" if kind == "sale" else "rtn", s["store_id"], txn_id)
+
+
+def waiting_for(s: SettlementRec, posted: Sequence[PostedReceipt]) -> list[tuple[str, str]]:
+    """(kind, POS transaction id) of each receipt the Z report's journal lists that
+    NetSuite does not hold yet: the day is incomplete until they are there."""
+    have = {(p.kind, p.txn_id) for p in posted}
+    return [(t["kind"], t["pos_transaction_id"]) for t in s.get("transactions") or []
+            if (t["kind"], t["pos_transaction_id"]) not in have]
+
+
+def counted_total(s: SettlementRec) -> Decimal:
+    """What the register handed over: counted where counted, else what it expected."""
+    return sum((t["counted_amount"] if t["counted_amount"] is not None
+                else t["expected_amount"] for t in s["tenders"]), ZERO)
+
+
+def comparison(s: SettlementRec, posted: Sequence[PostedReceipt]) -> dict[str, Any]:
+    """The POS's totals by tender against what was posted for the register and day (JSON
+    ready: money as strings). NetSuite keeps one payment method per cash sale, so the
+    posted side is compared in total: sales less refunds."""
+    sales = sum((p.amount for p in posted if p.kind == "sale"), ZERO)
+    refunds = sum((p.amount for p in posted if p.kind == "return"), ZERO)
+    expected = sum((t["expected_amount"] for t in s["tenders"]), ZERO)
+    return {"expected_by_tender": {t["tender_type"]: str(t["expected_amount"])
+                                   for t in s["tenders"]},
+            "over_short_by_tender": {t["tender_type"]: str(over_short(t))
+                                     for t in s["tenders"] if over_short(t) != 0},
+            "expected_total": str(expected), "posted_sales": str(sales),
+            "posted_refunds": str(refunds), "posted_total": str(sales - refunds),
+            "posted_difference": str(sales - refunds - expected),
+            "receipts_posted": len(posted)}
+
+
+def build_summary_journal(s: SettlementRec, accounts: SettlementAccounts, undeposited: str,
+                          recorded: Decimal, subsidiary: str,
+                          location: str | None = None) -> dict[str, Any] | None:
+    """One journal for the register's day (``mode: journal``): the bank gets what was
+    counted, Undeposited Funds gives what NetSuite recorded, over/short the difference."""
+    counted = counted_total(s)
+    signed = ((accounts.bank, counted, "counted"), (undeposited, -recorded, "recorded"),
+              (accounts.over_short, recorded - counted, "over/short"))
+    lines: list[dict[str, Any]] = []
+    for account, amount, what in signed:
+        if amount == 0:
+            continue
+        line: dict[str, Any] = {"account": {"id": account},
+                                "debit" if amount > 0 else "credit": abs(amount),
+                                "memo": f"{what}, {register_ref(s)}"}
+        if location:
+            line["location"] = {"id": location}
+        lines.append(line)
+    if not lines:
+        return None
+    return {"externalId": journal_external_id(s), "subsidiary": {"id": subsidiary},
+            "tranDate": s["business_date"], "memo": f"Settlement, {register_ref(s)}",
+            "line": {"items": lines}}

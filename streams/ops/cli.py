@@ -87,7 +87,7 @@ def demo(
         print(json.dumps(tally.as_json()))
     else:
         console.print(summary_table(tally))
-    if not tally.balanced:
+    if not tally.balanced or not tally.reconciled:
         raise typer.Exit(1)
 
 
@@ -154,14 +154,23 @@ def pos_sim(
     rate: Annotated[float | None, typer.Option(help="Events per second (default: max).")] = None,
     seed: Annotated[int, typer.Option(help="Seed (same seed, same sales).")] = 42,
     dirty: Annotated[float, typer.Option(help="Share of dirty events, 0..1.")] = 0.0,
+    closes: Annotated[bool, typer.Option(help="Then a Z report per store, register and day "
+                                         "(with dirty > 0: a missing receipt, a drawer "
+                                         "over/short).")] = False,
 ) -> None:
     """Publish realistic POS sales to Kafka."""
+    from tillbridge.connectors.pos.jsonl import parse_line
     from tillbridge.connectors.pos.publish import publish_generated
+    from tillbridge.devstack.pos.closes import day_with_closes
     from tillbridge.devstack.pos.generator import generate
 
     s = _need_kafka(Settings.from_env())
+    events, reports = day_with_closes(generate(count, seed=seed, dirty=dirty), seed=seed,
+                                      dirty=dirty) if closes else \
+        (list(generate(count, seed=seed, dirty=dirty)), [])
     stats = publish_generated(s.kafka_bootstrap_servers or "", s.schema_registry_url or "",
-                              generate(count, seed=seed, dirty=dirty), rate=rate)
+                              [*events, *(parse_line(json.dumps(r)) for r in reports)],
+                              rate=rate)
     console.print(stats)
 
 
@@ -235,8 +244,10 @@ def refdata_refresh(
 def _wire_subcommands() -> None:
     from tillbridge.streams.ops.dlq.commands import dlq_app
     from tillbridge.streams.ops.preflight.command import preflight_command
+    from tillbridge.streams.ops.reconcile.command import reconcile_command
 
     app.command("preflight")(preflight_command)
+    app.command("reconcile")(reconcile_command)
     app.add_typer(dlq_app, name="dlq")
     app.add_typer(refdata_app, name="refdata")
 

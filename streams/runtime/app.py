@@ -18,7 +18,7 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.admin import ensure_topics
 from tillbridge.streams.flows.park import ParkingLot
 from tillbridge.streams.flows.pipeline import Pipeline
-from tillbridge.streams.runtime import commit, events, faust_app, guard, lag, web
+from tillbridge.streams.runtime import commit, events, faust_app, guard, lag, recon_watch, web
 from tillbridge.streams.runtime.emit import Emitter
 from tillbridge.streams.runtime.ingest import IngestAgent
 from tillbridge.streams.runtime.mappings_watch import MappingsWatch
@@ -64,8 +64,10 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         worker is not ready, and handles no record, before that)."""
         await pipe.start()
         refdata.follow_commands(bootstrap)
-        ensure_topics(bootstrap, [topics.PARKED, topics.AUDIT_PAYMENTS],
+        ensure_topics(bootstrap, [topics.PARKED, topics.AUDIT_PAYMENTS,
+                                  topics.RECONCILIATION],
                       partitions=settings.topic_partitions, configs=topics.TOPIC_CONFIGS)
+        recon_watch.follow(bootstrap)
         await parking.load(bootstrap)
         await refdata.load_until_ready()
 

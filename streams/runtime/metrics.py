@@ -6,6 +6,8 @@ not only on volume.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -142,6 +144,30 @@ DLQ_PRODUCE_RETRIES = Counter("tillbridge_dlq_produce_retries",
                               "Dead letters that could not be produced and are being retried "
                               "with backoff (the DLQ itself is failing: the agent waits).",
                               registry=REGISTRY)
+
+RECON_DRIFT_AMOUNT = Gauge("tillbridge_reconciliation_drift_amount",
+                          "Latest reconciliation of a store: sum of its differences (POS vs "
+                          "NetSuite, currency units).", ["store"], registry=REGISTRY)
+RECON_DRIFT_COUNT = Gauge("tillbridge_reconciliation_drift_count",
+                         "Latest reconciliation of a store: receipts missing, extra or "
+                         "different in NetSuite.", ["store"], registry=REGISTRY)
+RECON_FLAGGED = Gauge("tillbridge_reconciliation_register_flagged",
+                      "1 when a register's latest reconciliation drifts past "
+                      "TILLBRIDGE_RECONCILE_DRIFT_THRESHOLD_CENTS.", ["store", "register"],
+                      registry=REGISTRY)
+
+
+def reconciliation(doc: dict[str, Any]) -> None:
+    """Export one record of the reconciliation topic: a summary sets each store's drift, a
+    register record its flag."""
+    if doc.get("type") == "summary":
+        for store, figures in (doc.get("stores") or {}).items():
+            RECON_DRIFT_AMOUNT.labels(store).set(float(figures["drift_amount"]))
+            RECON_DRIFT_COUNT.labels(store).set(int(figures["drift_count"]))
+    elif doc.get("type") == "register":
+        RECON_FLAGGED.labels(doc["store_id"], doc["register_id"]).set(
+            1 if doc.get("flagged") else 0)
+
 
 _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 

@@ -242,6 +242,10 @@ class Settings(BaseSettings):
         "TILLBRIDGE_DOUBLE_SCAN_WINDOW_S", 600,
         "Same basket (store, register, lines, total, tenders) under a new POS transaction id "
         "within this many seconds is flagged as a possible double-scan (still posted).")
+    reconcile_drift_threshold_cents: NonNegative = _setting(
+        "TILLBRIDGE_RECONCILE_DRIFT_THRESHOLD_CENTS", 0,
+        "A register whose reconciliation drift (sum of its differences, POS vs NetSuite) is "
+        "above this many cents is flagged (tillbridge_reconciliation_register_flagged).")
 
     if not TYPE_CHECKING:  # at runtime only: type checkers keep the per-field signature
         def __init__(self, **values: Any) -> None:

@@ -30,6 +30,7 @@ class ReasonCode(StrEnum):
     TOTALS_MISMATCH = "totals_mismatch"
     TENDER_MISMATCH = "tender_mismatch"
     UNKNOWN_STORE = "unknown_store"
+    SETTLEMENT_UNMAPPED = "settlement_unmapped"
     UNKNOWN_SKU = "unknown_sku"
     INACTIVE_ITEM = "inactive_item"
     UNKNOWN_TENDER = "unknown_tender"
@@ -97,6 +98,11 @@ _CATALOGUE = (
            "The store code has no NetSuite location mapping.",
            "New store not yet added to the mappings file.",
            "Add the store to the mappings file, then `tillbridge dlq replay`.", True),
+    Reason(ReasonCode.SETTLEMENT_UNMAPPED, Stage.ENRICH,
+           "A register close cannot be posted: the mappings file has no usable `settlement` "
+           "section (bank and over/short accounts, mode).",
+           "Settlement accounts not configured yet, or a mode other than deposit/journal.",
+           "Add `settlement` to the mappings file (see the example), then replay.", True),
     Reason(ReasonCode.UNKNOWN_SKU, Stage.ENRICH, "A line's SKU is not a NetSuite item.",
            "Item not yet created in NetSuite or a mistyped SKU (see closest match).",
            "Create/map the item in NetSuite, then replay.", True),

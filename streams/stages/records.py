@@ -342,6 +342,13 @@ class TenderSettlementRec(TypedDict):
     batch_id: str | None
 
 
+class JournalLineRec(TypedDict):
+    pos_transaction_id: str
+    kind: str
+    amount: Decimal
+    tax_amount: Decimal | None
+
+
 class SettlementRec(TypedDict):
     """``schemas/settlement.avsc``: a register's Z (close) or X (interim) report."""
 
@@ -375,3 +382,4 @@ class SettlementRec(TypedDict):
     net_sales: Decimal
     first_pos_transaction_id: str | None
     last_pos_transaction_id: str | None
+    transactions: list[JournalLineRec]

@@ -18,6 +18,8 @@ ROUTES: dict[str, str] = {
     topics.PAYMENT.name: topics.ROUTED_REALTIME,
     topics.RETURN.name: topics.ROUTED_REALTIME,
     topics.OMNICHANNEL.name: topics.ROUTED_REALTIME,
+    # a register close is posted by the sink as it comes (per store, register and day)
+    topics.SETTLEMENT.name: topics.ROUTED_REALTIME,
 }
 
 #: Header carrying the enrichment result from enrich to the sink.

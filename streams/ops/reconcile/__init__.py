@@ -1,0 +1,2 @@
+"""`tillbridge reconcile`: read both sides (``gather``), compare (``streams/reconcile``),
+publish and report (``command``)."""
