@@ -229,7 +229,7 @@ def test_cash_refund_is_a_linked_traceable_transform_posted_once(sim: SimServer)
     (line,) = lines(refund)
     assert (line["item"]["id"], line["quantity"], line["amount"]) == ("1001", 1.0, 18.99)
     assert line["orderLine"] == 1 and line["location"]["id"] == "1"
-    assert refund["total"] == 18.99
+    assert (refund["total"], refund["taxTotal"]) == (20.63, 1.64), "the POS refund_total, tax too"
     assert refund["otherRefNum"] == "S001-R02-000077" and "S001/R02" in refund["memo"]
     assert refund["custbody_pos_register_id"] == "R02"
     assert isinstance(again, Posting) and not again.created
@@ -296,7 +296,7 @@ def test_disposed_unit_is_written_off_and_restocked_one_goes_to_its_location(
     assert (tee["orderLine"], tee["location"]["id"]) == (1, "2"), "restocked at S002"
     assert (cap["orderLine"], cap["location"]["id"], cap["amount"]) == (3, "1", 10.0)
     assert cap["custcol_pos_return_condition"] == "DEFECTIVE/DISPOSE/DEFECTIVE"
-    assert refund["total"] == 28.99
+    assert refund["total"] == 31.49, "the POS refund_total: the sale's tax codes carry over"
     (wo,) = lines(adj, "inventory")
     assert (wo["item"]["id"], wo["adjustQtyBy"], wo["location"]["id"]) == ("1025", -1.0, "1")
     assert adj["account"]["id"] == "520" and adj["otherRefNum"] == "S001-R02-000077"

@@ -158,6 +158,7 @@ class Mappings:
             if not method:
                 raise MappingError(f"{source}: tenders.{code} has no payment method id")
             tenders[code] = str(method)
+        _check_tax(doc.get("tax"), source)
         discount = doc.get("discount_item")
         return cls(int(doc["version"]), stores, tenders, str(doc["guest_customer"]),
                    str(discount) if discount else None, source,
@@ -174,3 +175,23 @@ class Mappings:
             found = self._skus_folded.get(sku.casefold())
         return found if found is not None else sku
 
+
+def _check_tax(section: Any, source: str) -> None:
+    """``tax``: ``{"default_model", "subsidiaries": {id: {"model", "tax_type"}},
+    "line_rate_codes": [...]}``; a model is ``legacy`` or ``suitetax`` (ledger/tax.py)."""
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise MappingError(f"{source}: tax must be an object")
+    subs = section.get("subsidiaries") or {}
+    if not isinstance(subs, dict):
+        raise MappingError(f"{source}: tax.subsidiaries must be an object")
+    entries = [("default_model", section.get("default_model"))]
+    entries += [(f"subsidiaries.{k}.model", (v or {}).get("model") if isinstance(v, dict)
+                 else v) for k, v in subs.items()]
+    for where, model in entries:
+        if model is not None and str(model).lower() not in ("legacy", "suitetax"):
+            raise MappingError(f"{source}: tax.{where} must be legacy or suitetax, "
+                               f"not {model!r}")
+    if not isinstance(section.get("line_rate_codes") or [], list):
+        raise MappingError(f"{source}: tax.line_rate_codes must be a list of tax codes")
