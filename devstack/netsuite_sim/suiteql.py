@@ -153,8 +153,8 @@ def _customer_rows(store: Store) -> list[Row]:
 
 
 _TRAN_COLS = ("id", "tranid", "trandate", "type", "recordtype", "entity", "status", "externalid",
-              "location", "foreigntotal", "memo", "otherrefnum", "account", "createddate",
-              "lastmodifieddate")
+              "location", "foreigntotal", "taxtotal", "memo", "otherrefnum", "account",
+              "createddate", "lastmodifieddate")
 # Sublists that become transactionline rows: item lines, adjustment lines, journal lines
 # and a bank deposit's other/cash-back lines. Apply-type sublists are links, not lines.
 _LINE_SUBLISTS = ("item", "inventory", "line", "other", "cashback")
@@ -171,7 +171,7 @@ def _transaction_rows(store: Store) -> list[Row]:
             "type": rt.tran_type, "recordtype": rec.type.lower(),
             "entity": f.get("entity") or f.get("customer"), "status": state,
             "externalid": f.get("externalId"), "location": f.get("location"),
-            "foreigntotal": f.get("total"), "memo": f.get("memo"),
+            "foreigntotal": f.get("total"), "taxtotal": f.get("taxTotal"), "memo": f.get("memo"),
             "otherrefnum": f.get("otherRefNum"), "account": f.get("account"),
             "createddate": _stamp(rec, "created"), "lastmodifieddate": _stamp(rec, "modified"),
         })
