@@ -7,17 +7,20 @@ called in-process (no HTTP): the same code the simulator serves, not a mock."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from decimal import Decimal as D
 from typing import Any
 
 import pytest
 
-from tests.factories import make_sale, sandbox_refdata
+from tests.factories import make_return, make_sale, sandbox_refdata
 from tillbridge.devstack.netsuite_sim.errors import SimError
 from tillbridge.devstack.netsuite_sim.records import validate_cash_sale
+from tillbridge.devstack.netsuite_sim.sales import validate_cash_refund
 from tillbridge.devstack.netsuite_sim.store import Store, load_seed
 from tillbridge.devstack.pos.tax import ring_tax
 from tillbridge.streams.ledger.order_records import build_sales_order_from_sale
+from tillbridge.streams.ledger.refund import build_standalone_refund
 from tillbridge.streams.ledger.sale_records import build_cash_sale
 from tillbridge.streams.ledger.tax import (
     TaxLine,
@@ -29,6 +32,7 @@ from tillbridge.streams.ledger.tax import (
 )
 from tillbridge.streams.refdata.mappings import MappingError, Mappings
 from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
+from tillbridge.streams.stages.enrich_return import ReturnRefs, resolve_return
 from tillbridge.streams.stages.validate import rule_totals
 
 MAPS = Mappings.load()
@@ -223,6 +227,21 @@ def test_simulator_computes_suitetax_from_the_basis_without_override() -> None:
         d["taxAmount"] = D("99.99")  # ignored: NetSuite computes it
     booked = validate_cash_sale(store_for("suiteTax"), body)
     assert D(str(booked["taxTotal"])) == D("2.69") + D("0.63")
+
+
+@pytest.mark.parametrize("model", ["legacy", "suitetax"])
+def test_a_refund_books_the_pos_tax_refund_in_both_models(model: str) -> None:
+    ret = make_return()  # 1 unit back at 8.625%
+    # 12.00 x 8.625% = 1.035: NetSuite's per-line rounding says 1.04, the till said 1.03
+    ret["lines"][0].update(refund_amount=D("12.00"), tax_refund_amount=D("1.03"))
+    ret["refund_total"] = ret["net_refund"] = ret["refund_tenders"][0]["amount"] = D("13.03")
+    refs = resolve_return(ret, MAPS, REF)  # type: ignore[arg-type]
+    assert isinstance(refs, ReturnRefs), refs
+    refs = dataclasses.replace(refs, tax_model=model, tax_type="13")
+    body = build_standalone_refund(ret, refs, "cashRefund", "4999", "1")  # type: ignore[arg-type]
+    booked = validate_cash_refund(store_for("suiteTax" if model == "suitetax" else "legacy"),
+                                  copy.deepcopy(body))
+    assert (D(str(booked["total"])), D(str(booked["taxTotal"]))) == (D("13.03"), D("1.03"))
 
 
 def test_gross_split_and_allocation_are_netsuite_s_arithmetic() -> None:

@@ -18,38 +18,16 @@ them. Pure functions; the NetSuite rounding rule they assume is ``ns_line_tax``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Any
+
+from tillbridge.streams.refdata.mappings import TaxSetup, tax_setup
+
+__all__ = ["TaxSetup", "tax_setup", "apply_tax", "net_amounts", "TaxGroup", "TaxLine"]
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
-
-Model = Literal["legacy", "suitetax"]
-
-
-@dataclass(frozen=True, slots=True)
-class TaxSetup:
-    """How one subsidiary's account computes tax (mappings ``tax.subsidiaries.<id>``)."""
-
-    model: Model = "legacy"
-    #: SuiteTax: the tax type id sent on each ``taxDetails`` line (a tax code's type)
-    tax_type: str | None = None
-
-
-def tax_setup(config: Mapping[str, Any] | None, subsidiary: str) -> TaxSetup:
-    """The subsidiary's setup from the mappings' ``tax`` section; legacy when unset."""
-    subs = (config or {}).get("subsidiaries") or {}
-    entry = subs.get(str(subsidiary)) or {}
-    model = str(entry.get("model") or (config or {}).get("default_model") or "legacy").lower()
-    if model not in ("legacy", "suitetax"):
-        raise ValueError(f"tax model for subsidiary {subsidiary} must be legacy or suitetax, "
-                         f"not {model!r}")
-    tax_type = entry.get("tax_type")
-    return TaxSetup("suitetax" if model == "suitetax" else "legacy",
-                    str(tax_type) if tax_type else None)
-
 
 def cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)

@@ -6,6 +6,7 @@ versioned JSON file checked on load; errors name the file and the entry.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -195,3 +196,28 @@ def _check_tax(section: Any, source: str) -> None:
                                f"not {model!r}")
     if not isinstance(section.get("line_rate_codes") or [], list):
         raise MappingError(f"{source}: tax.line_rate_codes must be a list of tax codes")
+
+
+Model = Literal["legacy", "suitetax"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaxSetup:
+    """How one subsidiary's account computes tax (mappings ``tax.subsidiaries.<id>``)."""
+
+    model: Model = "legacy"
+    #: SuiteTax: the tax type id sent on each ``taxDetails`` line (a tax code's type)
+    tax_type: str | None = None
+
+
+def tax_setup(config: Mapping[str, Any] | None, subsidiary: str) -> TaxSetup:
+    """The subsidiary's setup from the mappings' ``tax`` section; legacy when unset."""
+    subs = (config or {}).get("subsidiaries") or {}
+    entry = subs.get(str(subsidiary)) or {}
+    model = str(entry.get("model") or (config or {}).get("default_model") or "legacy").lower()
+    if model not in ("legacy", "suitetax"):
+        raise ValueError(f"tax model for subsidiary {subsidiary} must be legacy or suitetax, "
+                         f"not {model!r}")
+    tax_type = entry.get("tax_type")
+    return TaxSetup("suitetax" if model == "suitetax" else "legacy",
+                    str(tax_type) if tax_type else None)
