@@ -106,6 +106,30 @@ def legacy_allocate(group_lines: list[TaxLine], rate: Decimal, target: Decimal) 
     return True
 
 
+def shift_amounts(lines: list[TaxLine], rate: Decimal, target: Decimal,
+                  most: int = 3) -> bool:
+    """Last resort when no line can carry a rounding cent: move up to ``most`` cents of
+    amount from one line of the code to another (the code's net stays the till's) until an
+    allocation books the till's tax exactly. Line amounts then differ from the receipt's by
+    those cents; the record's subtotal, tax and total do not. False (and NetSuite's own
+    per-line tax) when no such move exists."""
+    for cents_moved in range(1, most + 1):
+        for sign in (1, -1):
+            step = CENT * cents_moved * sign
+            for give in lines:
+                for take in lines:
+                    if give is take:
+                        continue
+                    give.amount -= step
+                    take.amount += step
+                    if legacy_allocate(lines, rate, target):
+                        return True
+                    give.amount += step
+                    take.amount -= step
+    legacy_allocate(lines, rate, target)
+    return False
+
+
 def set_amount(body_line: dict[str, Any], amount: Decimal) -> None:
     """The line's net amount; its ``rate`` goes when it no longer multiplies out to it
     (a VAT line's net), since NetSuite recomputes amount from a given rate."""
@@ -137,7 +161,9 @@ def apply_legacy(items: list[dict[str, Any]], groups: list[TaxGroup]) -> None:
         if code is None:
             continue
         lines = [ln for g in same for ln in g.lines]
-        legacy_allocate(lines, rate, sum((g.tax for g in same), ZERO))
+        target = sum((g.tax for g in same), ZERO)
+        if not legacy_allocate(lines, rate, target):
+            shift_amounts(lines, rate, target)
         for ln in lines:
             legacy_body_line(items[ln.index], ln, code, rate)
 
