@@ -8,6 +8,8 @@ Two models, chosen per subsidiary in the mappings' ``tax.subsidiaries``:
   rounded on its own, tax rounded on the receipt total, a VAT price), the line is sent as
   ``grossAmt`` (amount + tax), from which NetSuite 2026.1 backs the amount out with the
   code's rate; this module checks the back-out gives the intended amount before using it.
+  When no line of a code can carry a rounding cent, a few cents of amount move between two
+  of its lines (``shift_amounts``), so the record's subtotal, tax and total stay the till's.
 - ``suitetax``: no line tax code; ``taxDetailsOverride: true`` and one ``taxDetails`` line
   per POS line carrying the till's own tax (``taxAmount``) on its net basis.
 
@@ -28,6 +30,7 @@ __all__ = ["TaxSetup", "tax_setup", "apply_tax", "net_amounts", "TaxGroup", "Tax
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
+
 
 def cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
