@@ -10,10 +10,12 @@ dead-lettered as an orphan.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -23,6 +25,7 @@ from rich.table import Table
 
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import Record, TopicTail
+from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.pos.publish import publish_generated
 from tillbridge.devstack.pos.followups import with_followups
 from tillbridge.devstack.pos.generator import generate
@@ -30,6 +33,7 @@ from tillbridge.devstack.pos.orders import generate_orders
 from tillbridge.devstack.pos.recon_day import CLEAN, DIRTY
 from tillbridge.devstack.recon_demo import run_day
 from tillbridge.devstack.stack import WorkerProcess, local_stack
+from tillbridge.streams.ledger.sale_records import sale_external_id
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages.deadletter import H_REASON
 
@@ -53,6 +57,8 @@ class Tally:
     elapsed_s: float = 0.0
     #: the settlement and reconciliation block (``devstack/recon_demo.py``)
     settlement: dict[str, Any] | None = None
+    #: posted POS sales whose NetSuite total and taxTotal equal the receipt's, of those read
+    books: dict[str, int] = field(default_factory=dict)
 
     def settled(self, family: str) -> int:
         return sum(self.outcomes.get(family, {}).values())
@@ -68,7 +74,8 @@ class Tally:
                 "records_created": self.records_created,
                 "customers_created": self.customers_created,
                 "parked_then_released": self.parked_then_released,
-                "balanced": self.balanced, "elapsed_s": round(self.elapsed_s, 2),
+                "books": self.books, "balanced": self.balanced,
+                "elapsed_s": round(self.elapsed_s, 2),
                 **({"settlement": compact(self.settlement)} if self.settlement else {})}
 
     @property
@@ -100,6 +107,25 @@ def compact(block: dict[str, Any]) -> dict[str, Any]:
                                                  f"{d['problem']} ({d['state']})"
                                                  for d in r["differences"]}}
                                for store, r in sorted(block["reconciliation"].items())}}
+
+
+def books_match(base_url: str, sales: list[dict[str, Any]]) -> dict[str, int]:
+    """Read every cashSale back (SuiteQL) and compare its total and taxTotal with the
+    receipt of each clean POS sale NetSuite holds: the tax reached the books to the cent."""
+    async def read() -> list[dict[str, Any]]:
+        async with NetSuiteClient(base_url, NetSuiteCredentials.dev()) as client:
+            return await client.suiteql("SELECT externalid, foreigntotal, taxtotal FROM "
+                                        "transaction WHERE recordtype = ?", params=["cashsale"])
+    rows = {r["externalid"]: r for r in asyncio.run(read())}
+    read_back = match = 0
+    for sale in sales:
+        row = rows.get(sale_external_id(sale))  # type: ignore[arg-type]
+        if row is None:
+            continue
+        read_back += 1
+        match += (Decimal(str(row["foreigntotal"])), Decimal(str(row["taxtotal"]))) == \
+            (sale["total"], sale["tax_total"])
+    return {"sales_read_back": read_back, "total_and_tax_match": match}
 
 
 def sim_counts(base_url: str) -> tuple[dict[str, int], int]:
@@ -201,13 +227,16 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
             by_family, dead, released = watch.outcomes()
             per_family = watch.published()
             created, customers = sim_counts(s.netsuite_base_url or "")
+            clean = [e.value for e in stream if e.topic == topics.SALE
+                     and e.dirty_kind is None and isinstance(e.value, dict)]
+            books = books_match(s.netsuite_base_url or "", clean)
             watch.tail.close()
             elapsed = time.monotonic() - started
             # After the tally: its figures stay those of the main run.
             console.log("settlement and reconciliation of one more business day")
             block = run_day(s, timeout=min(timeout, 120.0)) if settle else None
         tally = Tally(per_family, {f: dict(c) for f, c in sorted(by_family.items())},
-                      dict(dead), created, customers, released, elapsed, block)
+                      dict(dead), created, customers, released, elapsed, block, books)
     return tally
 
 
@@ -228,6 +257,9 @@ def summary_table(t: Tally) -> Table:
     for rt, n in sorted(t.records_created.items()):
         table.add_row(f"NetSuite records created: {rt}", str(n))
     table.add_row("NetSuite customers created", str(t.customers_created))
+    if t.books:
+        table.add_row("POS sales whose NetSuite total and taxTotal match the receipt",
+                      f"{t.books['total_and_tax_match']} of {t.books['sales_read_back']}")
     if t.settlement:
         block = compact(t.settlement)
         for register, total in block["deposits"].items():

@@ -35,11 +35,19 @@ def check_balanced(sale: dict) -> None:
     subtotal = Decimal(0)
     line_discounts = Decimal(0)
     tax_total = Decimal(0)
+    inclusive = sale["prices_include_tax"]
+    exact_by_rate: dict[Decimal, Decimal] = {}
     for line in sale["lines"]:
         gross = line["quantity"] * line["unit_price"]
         disc = sum((d["amount"] for d in line["discounts"]), Decimal(0))
         assert 0 <= disc <= gross
-        assert line["tax_amount"] == cents((gross - disc) * line["tax_rate"] / 100)
+        rate = line["tax_rate"]
+        exact = (gross - disc) * rate / ((100 + rate) if inclusive else 100)
+        exact_by_rate[rate] = exact_by_rate.get(rate, Decimal(0)) + exact
+        if sale["tax_rounding"] == "LINE":
+            assert line["tax_amount"] == cents(exact)
+        else:  # rounded on the total: each line within a cent, each rate's sum rounded once
+            assert abs(line["tax_amount"] - exact) < Decimal("0.01")
         assert line["promotion_ids"] == [
             d["promotion_id"] for d in line["discounts"] if d["promotion_id"]
         ]
@@ -50,7 +58,10 @@ def check_balanced(sale: dict) -> None:
     assert sale["subtotal"] == subtotal
     assert sale["discount_total"] == line_discounts + order
     assert sale["tax_total"] == tax_total
-    assert sale["subtotal"] - sale["discount_total"] + sale["tax_total"] == sale["total"]
+    if sale["tax_rounding"] == "TOTAL":
+        assert tax_total == sum((cents(e) for e in exact_by_rate.values()), Decimal(0))
+    added = Decimal(0) if inclusive else sale["tax_total"]
+    assert sale["subtotal"] - sale["discount_total"] + added == sale["total"]
     assert sum(t["amount"] for t in sale["tenders"]) == sale["total"]
     assert sale["total"] > 0
     assert all(t["amount"] > 0 for t in sale["tenders"])
@@ -84,13 +95,38 @@ def test_sales_use_sandbox_reference_data(clean: list) -> None:
             item = ITEMS[line["sku"]]
             assert not item["isinactive"]
             assert LOCATION_OF[sale["store_id"]] in item["locations"]
-            assert line["tax_rate"] == rate
-            assert line["tax_code"] == TAX[store["tax_code"]]["itemid"]
+            own = {"TAX-EXEMPT": Decimal(0), "TAX-REDUCED": Decimal(5)}
+            if line["tax_code"] in own:  # exempt item or shopper, reduced-rate item
+                assert line["tax_rate"] == own[line["tax_code"]]
+                assert line["sku"].startswith(("BTL-", "SCK-")) or \
+                    (sale["customer"]["loyalty_id"] or "").endswith("7")
+            else:
+                assert line["tax_rate"] == rate
+                assert line["tax_code"] == TAX[store["tax_code"]]["itemid"]
             assert line["price_level"] in ("BASE", "MEMBER", "CLEARANCE")
             if line["price_level"] == "BASE":
                 assert line["unit_price"] == Decimal(item["basePrice"])
         for tender in sale["tenders"]:
             assert tender["tender_type"] in MAPPINGS["tenders"]
+
+
+def test_the_tax_situations_of_a_chain_are_all_generated(clean: list) -> None:
+    sales = [e.value for e in clean]
+    seen = {
+        "rounded per line": any(s["tax_rounding"] == "LINE" for s in sales),
+        "rounded on the total": any(s["tax_rounding"] == "TOTAL" for s in sales),
+        "VAT-inclusive": any(s["prices_include_tax"] for s in sales),
+        "exempt item": any(ln["tax_code"] == "TAX-EXEMPT" and ln["sku"].startswith("BTL-")
+                           for s in sales for ln in s["lines"]),
+        "exempt shopper": any((s["customer"]["loyalty_id"] or "").endswith("7") and
+                              all(ln["tax_code"] == "TAX-EXEMPT" for ln in s["lines"])
+                              for s in sales),
+        "0% jurisdiction": any(s["store_id"] == "S003" for s in sales),
+        "several rates": any(len({ln["tax_rate"] for ln in s["lines"]}) > 1 for s in sales),
+        "discount before tax": any(ln["discounts"] for s in sales for ln in s["lines"]),
+        "discount after tax": any(s["order_discounts"] for s in sales),
+    }
+    assert all(seen.values()), [k for k, v in seen.items() if not v]
 
 
 def test_every_sale_is_valid_avro(clean: list) -> None:

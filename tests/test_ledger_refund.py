@@ -229,7 +229,7 @@ def test_cash_refund_is_a_linked_traceable_transform_posted_once(sim: SimServer)
     (line,) = lines(refund)
     assert (line["item"]["id"], line["quantity"], line["amount"]) == ("1001", 1.0, 18.99)
     assert line["orderLine"] == 1 and line["location"]["id"] == "1"
-    assert refund["total"] == 18.99
+    assert (refund["total"], refund["taxTotal"]) == (20.63, 1.64), "the POS refund_total, tax too"
     assert refund["otherRefNum"] == "S001-R02-000077" and "S001/R02" in refund["memo"]
     assert refund["custbody_pos_register_id"] == "R02"
     assert isinstance(again, Posting) and not again.created
@@ -267,7 +267,7 @@ def test_store_credit_becomes_a_credit_memo_on_the_sale_customer(sim: SimServer)
     assert isinstance(out, Posting) and out.primary.record_type == "creditMemo"
     assert out.primary.links == {"original": sale}
     assert memo["custbody_pos_original_id"] == sale, "linked to the cash sale it credits"
-    assert memo["entity"]["id"] == "4999" and memo["total"] == 18.99
+    assert memo["entity"]["id"] == "4999" and memo["total"] == 20.63  # POS refund_total
     assert memo["status"]["id"] == "A", "credit stays open on the account"
     assert "paymentOption" not in memo
     assert "cashRefund" not in created(sim)
@@ -296,7 +296,7 @@ def test_disposed_unit_is_written_off_and_restocked_one_goes_to_its_location(
     assert (tee["orderLine"], tee["location"]["id"]) == (1, "2"), "restocked at S002"
     assert (cap["orderLine"], cap["location"]["id"], cap["amount"]) == (3, "1", 10.0)
     assert cap["custcol_pos_return_condition"] == "DEFECTIVE/DISPOSE/DEFECTIVE"
-    assert refund["total"] == 28.99
+    assert refund["total"] == 31.49, "the POS refund_total: the sale's tax codes carry over"
     (wo,) = lines(adj, "inventory")
     assert (wo["item"]["id"], wo["adjustQtyBy"], wo["location"]["id"]) == ("1025", -1.0, "1")
     assert adj["account"]["id"] == "520" and adj["otherRefNum"] == "S001-R02-000077"
@@ -320,7 +320,7 @@ def test_receipt_less_return_is_a_standalone_refund_to_the_guest(sim: SimServer)
     assert isinstance(out, Posting) and out.primary.links == {}
     assert "createdFrom" not in refund
     assert refund["entity"]["id"] == MAPS.guest_customer
-    assert refund["paymentOption"]["id"] == "1" and refund["total"] == 18.99
+    assert refund["paymentOption"]["id"] == "1" and refund["total"] == 20.63  # with tax
     assert "no receipt" in refund["memo"] and refund["externalId"] == RTN_EID
     assert created(sim) == {"cashRefund": 1}
 
@@ -348,6 +348,7 @@ def test_exchange_refunds_returned_lines_and_sells_the_new_ones(sim: SimServer) 
     assert exch["otherRefNum"] == ret["pos_transaction_id"] and "net -6.53" in exch["memo"]
     (line,) = lines(exch)
     assert (line["item"]["id"], line["amount"]) == ("1009", 25.0)
+    assert (exch["total"], exch["taxTotal"]) == (27.16, 2.16), "the POS exchange_total, tax too"
     assert exch["paymentOption"]["id"] == "2", "same method as the refund: only the net moves"
     assert not again.created
     assert created(sim) == {"cashSale": 2, "cashRefund": 1}
@@ -375,9 +376,9 @@ def test_invoiced_original_gets_a_credit_memo_and_a_customer_refund(sim: SimServ
     out, again, memo, refund, inv = run_client(sim, flow)
     assert [w.record_type for w in out.records] == ["creditMemo", "customerRefund"]
     assert memo["createdFrom"]["id"] == inv and memo["entity"]["id"] == "5001"
-    assert memo["total"] == 18.99 and memo["status"]["id"] == "B", "paid out in full"
+    assert memo["total"] == 20.63 and memo["status"]["id"] == "B", "paid out in full"
     (applied,) = lines(refund, "apply")
-    assert applied["doc"]["id"] == memo["id"] and applied["amount"] == 18.99
+    assert applied["doc"]["id"] == memo["id"] and applied["amount"] == 20.63  # with tax
     assert refund["customer"]["id"] == "5001" and refund["paymentOption"]["id"] == "1"
     assert not again.created
 
@@ -412,8 +413,8 @@ def test_credit_on_an_open_invoice_is_applied_to_it_not_paid_out(sim: SimServer)
     out, memo, inv = run_client(sim, flow)
     assert [w.record_type for w in out.records] == ["creditMemo"], "no payout: nothing left"
     (applied,) = lines(memo, "apply")
-    assert applied["doc"]["id"] == inv["id"] and applied["amount"] == 18.99
-    assert inv["amountRemaining"] == 18.99
+    assert applied["doc"]["id"] == inv["id"] and applied["amount"] == 20.63
+    assert inv["amountRemaining"] == 17.35  # the untaxed invoice (37.98) less the taxed credit
     assert "customerRefund" not in created(sim)
 
 

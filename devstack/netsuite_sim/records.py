@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from tillbridge.devstack.netsuite_sim import tax
 from tillbridge.devstack.netsuite_sim.errors import SimError, invalid_value, no_lines
 from tillbridge.devstack.netsuite_sim.store import Record, Store, now_utc
 
@@ -158,6 +159,7 @@ LINE_FIELDS = frozenset({
     "units", "line", "inventoryDetail", "serialNumbers", "options", "links",
     "orderLine", "orderDoc",  # set by transforms: the source transaction's line
     "isClosed",  # sales order / RA: a closed line is never fulfilled (reference §5.3/§5.4)
+    "taxDetailsReference",  # SuiteTax: the line's taxDetails lines
 })
 _COMPUTED = ("subtotal", "taxTotal", "total", "status", "createdDate", "lastModifiedDate",
              "id", "links")
@@ -218,12 +220,14 @@ def price_items(store: Store, out: dict[str, Any], lines: list[Any]) -> None:
     """Validate and price item lines into ``out["item"]``; set the body totals."""
     subtotal = tax_total = Decimal(0)
     new_lines: list[dict[str, Any]] = []
+    model = tax.tax_model(store, out)
     for index, raw in enumerate(lines):
         previous = Decimal(str(new_lines[-1]["amount"])) if new_lines else Decimal(0)
-        line, tax = validate_line(store, raw, index, previous)
+        line, line_tax = validate_line(store, raw, index, previous, model)
         subtotal += Decimal(str(line["amount"]))
-        tax_total += tax
+        tax_total += line_tax
         new_lines.append(line)
+    tax_total += tax.details_tax(store, out, model, new_lines)
     out["item"] = {"items": new_lines}
     out["subtotal"] = money(subtotal)
     out["taxTotal"] = money(tax_total)
@@ -250,8 +254,8 @@ def check_transaction(store: Store, holder: dict[str, Any], key: str, types: set
     return record
 
 
-def validate_line(store: Store, raw: Any, index: int,
-                   previous: Decimal) -> tuple[dict[str, Any], Decimal]:
+def validate_line(store: Store, raw: Any, index: int, previous: Decimal,
+                  model: str | None = None) -> tuple[dict[str, Any], Decimal]:
     base = f"item.items[{index}]"
     if not isinstance(raw, dict):
         raise SimError(400, "INVALID_CONTENT", "Error while accessing a resource. "
@@ -264,6 +268,7 @@ def validate_line(store: Store, raw: Any, index: int,
     item = store.items.get(line["item"]["id"])
     if item is None or item.get("isinactive"):
         raise invalid_value(line["item"]["id"], "item", f"{base}.item")
+    tax.check_line(store, model, line, base, item.get("itemtype") == "Discount")
     if line.get("location") is not None:
         check_ref(store, line, "location", store.locations, "location", f"{base}.location")
     quantity = to_decimal(line.get("quantity", 1), f"{base}.quantity")
@@ -275,9 +280,9 @@ def validate_line(store: Store, raw: Any, index: int,
         line.pop("quantity", None)
         line["rate"] = rate_text
         line["amount"] = money(amount)
-        return line_tax(store, line, base)
+        return tax.line_tax(store, line, base)
     if line.get("grossAmt") is not None:
-        return gross_line(store, line, base, quantity)
+        return tax.gross_line(store, line, base, quantity)
     if line.get("rate") is not None:
         rate = to_decimal(line["rate"], f"{base}.rate")
         amount = rate * quantity  # rate given: amount is always quantity x rate
@@ -290,40 +295,7 @@ def validate_line(store: Store, raw: Any, index: int,
     line["quantity"] = float(quantity)
     line["rate"] = float(rate)
     line["amount"] = money(amount)
-    return line_tax(store, line, base)
-
-
-def gross_line(store: Store, line: dict[str, Any], base: str,
-               quantity: Decimal) -> tuple[dict[str, Any], Decimal]:
-    """2026.1: a line's ``grossAmt`` wins; ``amount`` is backed out of it with the tax rate.
-
-    Oracle's cashSale sample sends only ``grossAmt`` + ``taxCode`` (reference §5.3/§5.4);
-    the tax is the remainder, so amount + tax always equals the gross the POS charged.
-    """
-    gross = to_decimal(line["grossAmt"], f"{base}.grossAmt")
-    pct = Decimal(0)
-    if line.get("taxCode") is not None:
-        check_ref(store, line, "taxCode", store.tax_codes, "salesTaxItem", f"{base}.taxCode")
-        pct = to_decimal(store.tax_codes[line["taxCode"]["id"]].get("rate", 0), f"{base}.taxCode")
-    amount = (gross * 100 / (100 + pct)).quantize(CENT, rounding=ROUND_HALF_UP)
-    tax = gross - amount
-    line["quantity"] = float(quantity)
-    line["rate"] = float(amount / quantity) if quantity else 0.0
-    line["amount"] = money(amount)
-    line["grossAmt"] = money(gross)
-    if line.get("taxCode") is not None:
-        line["taxAmount"] = money(tax)
-    return line, tax
-
-
-def line_tax(store: Store, line: dict[str, Any], base: str) -> tuple[dict[str, Any], Decimal]:
-    tax = Decimal(0)
-    if line.get("taxCode") is not None:
-        check_ref(store, line, "taxCode", store.tax_codes, "salesTaxItem", f"{base}.taxCode")
-        pct = to_decimal(store.tax_codes[line["taxCode"]["id"]].get("rate", 0), f"{base}.taxCode")
-        tax = (Decimal(str(line["amount"])) * pct / 100).quantize(CENT, rounding=ROUND_HALF_UP)
-        line["taxAmount"] = money(tax)
-    return line, tax
+    return tax.line_tax(store, line, base)
 
 
 CORE_TYPES: tuple[RecordType, ...] = (

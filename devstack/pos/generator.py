@@ -12,12 +12,17 @@ sale always maps to active items stocked at the selling store.
 Arithmetic (all :class:`~decimal.Decimal`, ROUND_HALF_UP to the cent):
 
 * line gross = quantity x unit_price; ``subtotal`` = sum of line gross;
-* line tax = round((gross - line discounts) x rate / 100);
+* line tax = (gross - line discounts) x rate / 100, or x rate / (100 + rate) in a
+  VAT store (``prices_include_tax``), rounded per line or on the receipt total per rate
+  with the cents allocated to lines, as the store's till does (``STORE_TAX``,
+  :mod:`tillbridge.devstack.pos.tax`); exempt items/shoppers and reduced-rate items carry
+  their own code (``line_tax``);
 * receipt-level (order) discounts do not change line tax: they are modelled
   as post-tax reductions of the receipt, so every line's tax can be checked
   from that line alone;
 * ``discount_total`` = line discounts + order discounts;
-* ``total`` = subtotal - discount_total + tax_total, exactly;
+* ``total`` = subtotal - discount_total + tax_total, exactly (no + tax_total in a VAT
+  store: its prices hold their tax);
 * sum of tender amounts == total, exactly (cash change already deducted).
 
 Output is deterministic for a given ``seed`` (one :class:`random.Random`, a
@@ -39,6 +44,7 @@ from typing import Any
 from tillbridge.connectors.kafka.topics import SALE
 from tillbridge.connectors.pos.events import GeneratedEvent
 from tillbridge.devstack.pos.reference import Customer, Item, Reference, Store, reference
+from tillbridge.devstack.pos.tax import ring_tax
 
 DIRTY_KINDS: tuple[str, ...] = (
     "missing_tax_code",
@@ -59,6 +65,16 @@ TERMINAL_SOFTWARE = "TillOS 4.2.1"
 _BASKET_SIZES = (1, 2, 3, 4, 5, 6, 8)
 _BASKET_WEIGHTS = (40, 25, 15, 9, 5, 4, 2)
 _QUANTITIES = (1, 2, 3)
+#: Tax situations a chain has, per store (the till's choice): rounding per LINE or on the
+#: receipt TOTAL, and VAT-inclusive prices; other stores: per line, tax-exclusive.
+STORE_TAX: dict[str, tuple[str, bool]] = {"S002": ("TOTAL", False), "S004": ("TOTAL", False),
+                                          "S005": ("LINE", True)}
+#: Exempt items (books), exempt shoppers (a resale certificate on file: loyalty ids ending
+#: in 7) and reduced-rate items (socks) carry their own code (mappings tax.line_rate_codes).
+EXEMPT_SKU_PREFIX = "BTL-"
+EXEMPT_SHOPPER_SUFFIX = "7"
+REDUCED_SKU_PREFIX = "SCK-"
+REDUCED_RATE = Decimal("5.0000")
 _QUANTITY_WEIGHTS = (85, 12, 3)
 _CARDS = ("VISA", "MASTERCARD", "AMEX", "DEBIT")
 _CARD_WEIGHTS = (45, 25, 10, 20)
@@ -232,7 +248,6 @@ class _SaleFactory:
             unit_price, tier = self.price(item, member)
             gross = qty * unit_price
             discounts = self.line_discounts(gross)
-            taxable = gross - sum((d["amount"] for d in discounts), Decimal(0))
             lines.append(
                 {
                     "line_no": n,
@@ -242,18 +257,18 @@ class _SaleFactory:
                     "unit_price": unit_price,
                     "price_level": tier,
                     "discounts": discounts,
-                    "tax_code": store.tax_code,
-                    "tax_rate": store.tax_rate.quantize(RATE),
-                    "tax_amount": money(taxable * store.tax_rate / 100),
+                    **self.line_tax(store, item.sku, customer),
+                    "tax_amount": Decimal(0),  # rung below, per store (devstack/pos/tax.py)
                     "promotion_ids": [d["promotion_id"] for d in discounts if d["promotion_id"]],
                 }
             )
         subtotal = sum((ln["quantity"] * ln["unit_price"] for ln in lines), Decimal(0))
         line_disc = sum((d["amount"] for ln in lines for d in ln["discounts"]), Decimal(0))
         order_disc = self.order_discounts(subtotal - line_disc, member)
-        discount_total = line_disc + sum((d["amount"] for d in order_disc), Decimal(0))
-        tax_total = sum((ln["tax_amount"] for ln in lines), Decimal(0))
-        total = money(subtotal) - money(discount_total) + tax_total
+        rounding, inclusive = STORE_TAX.get(store.code, ("LINE", False))
+        sale = ring_tax({"lines": lines, "order_discounts": order_disc,
+                         "prices_include_tax": inclusive}, rounding)
+        total = sale["total"]
         cashier = rng.choice(self.ref.employees) if self.ref.employees else None
         return {
             "event_id": self.uuid(),
@@ -266,12 +281,14 @@ class _SaleFactory:
             "started_at": started,
             "completed_at": completed,
             "currency": "USD",
+            "prices_include_tax": inclusive,
+            "tax_rounding": rounding,
             "customer": customer,
             "lines": lines,
             "order_discounts": order_disc,
-            "subtotal": money(subtotal),
-            "discount_total": money(discount_total),
-            "tax_total": tax_total,
+            "subtotal": sale["subtotal"],
+            "discount_total": sale["discount_total"],
+            "tax_total": sale["tax_total"],
             "total": total,
             "tenders": self.tenders(total, store, register),
             "receipt": {
@@ -282,6 +299,18 @@ class _SaleFactory:
                 "terminal_software": TERMINAL_SOFTWARE,
             },
         }
+
+    @staticmethod
+    def line_tax(store: Store, sku: str, customer: dict[str, Any]) -> dict[str, Any]:
+        """The line's tax code and rate: an exempt shopper's or item's TAX-EXEMPT, a
+        reduced-rate item's TAX-REDUCED, else the store's. Decided from the SKU and the
+        loyalty id (no random draw), so the rest of the traffic is as before."""
+        loyalty = customer.get("loyalty_id") or ""
+        if loyalty.endswith(EXEMPT_SHOPPER_SUFFIX) or sku.startswith(EXEMPT_SKU_PREFIX):
+            return {"tax_code": "TAX-EXEMPT", "tax_rate": Decimal(0).quantize(RATE)}
+        if sku.startswith(REDUCED_SKU_PREFIX):
+            return {"tax_code": "TAX-REDUCED", "tax_rate": REDUCED_RATE.quantize(RATE)}
+        return {"tax_code": store.tax_code, "tax_rate": store.tax_rate.quantize(RATE)}
 
     # -- dirty variants ------------------------------------------------------
     def make_dirty(self, kind: str) -> GeneratedEvent:

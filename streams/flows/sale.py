@@ -231,7 +231,8 @@ def _poster(ctx: SinkContext) -> SalePoster:
     """The sale writer for this record, under the current mappings (hot-reloadable)."""
     maps = ctx.lookups.mappings
     return SalePoster(ctx.client, discount_item=maps.discount_item, write_mode=ctx.write_mode,
-                      sale_records=maps.document.get("sale_record_types") or {})
+                      sale_records=maps.document.get("sale_record_types") or {},
+                      tax=maps.document.get("tax") or {})
 
 
 async def _customer(poster: SalePoster, p: _Pending) -> tuple[str, bool, bool] | NetSuiteError:

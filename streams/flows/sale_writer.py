@@ -24,6 +24,7 @@ from tillbridge.streams.ledger.sale_records import (
     sale_external_id,
     sale_record_type,
 )
+from tillbridge.streams.ledger.tax import tax_setup
 from tillbridge.streams.stages.enrich import CustomerPlan, Enrichment
 from tillbridge.streams.stages.records import Rejection, SaleRec
 
@@ -54,7 +55,8 @@ class SalePoster:
 
     def __init__(self, client: ReliableClient, *, discount_item: str | None = None,
                  write_mode: str = "create",
-                 sale_records: Mapping[str, Any] | None = None) -> None:
+                 sale_records: Mapping[str, Any] | None = None,
+                 tax: Mapping[str, Any] | None = None) -> None:
         if write_mode not in ("create", "upsert"):
             raise ValueError(f"write_mode must be create or upsert, not {write_mode!r}")
         self.client = client
@@ -62,6 +64,8 @@ class SalePoster:
         self.discount_item = discount_item
         #: the mappings' ``sale_record_types`` (cashSale or salesOrder per store/channel)
         self.sale_records: Mapping[str, Any] = sale_records or {}
+        #: the mappings' ``tax`` section (legacy or SuiteTax per subsidiary)
+        self.tax: Mapping[str, Any] = tax or {}
 
     async def _write(self, record_type: str, external_id: str,
                      body: dict[str, Any]) -> tuple[str, bool]:
@@ -111,10 +115,11 @@ class SalePoster:
              source: str | None = None) -> dict[str, Any]:
         """The sale's record body: a cashSale, or a salesOrder where configured; ``source``
         (the event's Kafka coordinates) is stamped on it."""
+        setup = tax_setup(self.tax, enr.subsidiary)
         if self.record_type(sale) == "salesOrder":
-            body = build_sales_order_from_sale(sale, enr, customer_id, self.discount_item)
+            body = build_sales_order_from_sale(sale, enr, customer_id, self.discount_item, setup)
         else:
-            body = build_cash_sale(sale, enr, customer_id, self.discount_item)
+            body = build_cash_sale(sale, enr, customer_id, self.discount_item, setup)
         if source:
             body[SOURCE_FIELD] = source
         return body

@@ -10,6 +10,7 @@ from typing import Any
 
 from tillbridge.streams.ledger.ids import external_id, sale_id
 from tillbridge.streams.ledger.sale_records import PROMO_FIELD, build_cash_sale
+from tillbridge.streams.ledger.tax import TaxSetup
 from tillbridge.streams.stages.enrich import Enrichment
 from tillbridge.streams.stages.enrich_order import OrderRefs
 from tillbridge.streams.stages.records import OrderLineRec, OrderRec, SaleRec, ShipToRec
@@ -253,11 +254,12 @@ def build_sales_order(ev: OrderRec, refs: OrderRefs, customer_id: str,
 
 
 def build_sales_order_from_sale(sale: SaleRec, enrichment: Enrichment, customer_id: str,
-                                discount_item: str | None = None) -> dict[str, Any]:
+                                discount_item: str | None = None,
+                                tax: TaxSetup | None = None) -> dict[str, Any]:
     """A POS sale booked as an approved salesOrder instead of a cashSale (per store/channel
     configuration): the cashSale's externalId, lines and discount lines, without the
     payment (a sales order takes none; the payment becomes a customerDeposit)."""
-    body = build_cash_sale(sale, enrichment, customer_id, discount_item)
+    body = build_cash_sale(sale, enrichment, customer_id, discount_item, tax)
     body.pop("paymentOption", None)
     body["orderStatus"] = "B"
     return body

@@ -21,7 +21,7 @@ none             any other         cashRefund, standalone, to the matched or gue
 A transform copies every line of the original; the body keeps only the returned ones (each
 set to the returned quantity and refund amount, keyed by ``orderLine``) and drops the rest
 with quantity 0, discount lines included: ``refund_amount`` is already net of discounts
-and restocking fees. Tax is left to NetSuite, as on the sale (``build_cash_sale``).
+and restocking fees. Each line's tax refund is booked as on the sale (``ledger/tax.py``).
 
 Inventory: every refund line carries ``location``, where the unit comes back on hand (the
 restock location, else the store). Lines not restocked (DISPOSE, RETURN_TO_VENDOR, INSPECT)
@@ -44,6 +44,8 @@ from decimal import Decimal
 from typing import Any
 
 from tillbridge.streams.ledger.ids import external_id, pos_fields
+from tillbridge.streams.ledger.tax import TaxGroup, TaxLine, TaxSetup, apply_tax
+from tillbridge.streams.refdata.mappings import Model
 from tillbridge.streams.stages.enrich_return import ReturnRefs
 from tillbridge.streams.stages.records import ReturnLineRec, ReturnRec
 from tillbridge.streams.stages.validate import cents
@@ -177,6 +179,26 @@ def refund_lines(ret: ReturnRec, refs: ReturnRefs,
     return out
 
 
+def _at(values: list[Any], index: int) -> Any:
+    return values[index] if index < len(values) else None
+
+
+def _model(refs: ReturnRefs) -> Model:
+    return "suitetax" if refs.tax_model == "suitetax" else "legacy"
+
+
+def return_tax(body: dict[str, Any], ret: ReturnRec, refs: ReturnRefs) -> None:
+    """Each returned line's tax refund, in the subsidiary's model (``ledger/tax.py``): the
+    refund lines come first in ``body``, one per returned line, in order."""
+    groups = []
+    for i, line in enumerate(ret["lines"]):
+        group = TaxGroup(_at(refs.tax_codes, i), line["tax_rate"], line["tax_refund_amount"],
+                         reference=f"R{line['line_no']}")
+        group.lines.append(TaxLine(i, line["refund_amount"]))
+        groups.append(group)
+    apply_tax(body, groups, TaxSetup(_model(refs), refs.tax_type))
+
+
 def _memo(ret: ReturnRec, what: str) -> str:
     orig = ret["original"]
     source = (f"online order {orig['online_order_id']}" if orig.get("channel") == "ONLINE"
@@ -218,6 +240,7 @@ def build_refund_transform(ret: ReturnRec, refs: ReturnRefs, source: list[Source
     lines = refund_lines(ret, refs, matched)
     lines += [{"orderLine": s.line, "quantity": 0} for s in source if s.line not in kept]
     body: dict[str, Any] = {**_header(ret, refs, "return"), "item": {"items": lines}}
+    return_tax(body, ret, refs)
     if payment_method:
         body["paymentOption"] = {"id": payment_method}
     if unapply_invoice is not None:
@@ -233,6 +256,7 @@ def build_standalone_refund(ret: ReturnRec, refs: ReturnRefs, record_type: str,
     body: dict[str, Any] = {**_header(ret, refs, "return", original_id=original_id),
                             "entity": {"id": customer_id},
                             "item": {"items": refund_lines(ret, refs)}}
+    return_tax(body, ret, refs)
     if payment_method and record_type == "cashRefund":  # a credit memo moves no money
         body["paymentOption"] = {"id": payment_method}
     return body
@@ -266,7 +290,13 @@ def build_exchange_sale(ret: ReturnRec, refs: ReturnRefs, customer_id: str,
     """The cashSale of the exchange lines, priced like a sale line (discounts as discount
     lines after the line they discount)."""
     lines: list[dict[str, Any]] = []
-    for ex, item in zip(ret["exchange_lines"], refs.exchange_items, strict=True):
+    groups: list[TaxGroup] = []
+    for i, (ex, item) in enumerate(zip(ret["exchange_lines"], refs.exchange_items,
+                                       strict=True)):
+        group = TaxGroup(_at(refs.exchange_tax_codes, i), ex["tax_rate"], ex["tax_amount"],
+                         reference=f"X{ex['line_no']}")
+        group.lines.append(TaxLine(len(lines), cents(ex["quantity"] * ex["unit_price"])))
+        groups.append(group)
         lines.append({"item": {"id": item}, "quantity": ex["quantity"], "rate": ex["unit_price"],
                       "amount": cents(ex["quantity"] * ex["unit_price"]),
                       "description": ex.get("description") or ex["sku"],
@@ -274,11 +304,13 @@ def build_exchange_sale(ret: ReturnRec, refs: ReturnRefs, customer_id: str,
                       "custcol_pos_return_line": f"X{ex['line_no']}"})
         discount = ex.get("discount_amount") or Decimal(0)
         if discount > 0 and refs.discount_item:
+            group.lines.append(TaxLine(len(lines), -discount))
             lines.append({"item": {"id": refs.discount_item}, "rate": -discount,
                           "amount": -discount, "description": f"exchange line {ex['line_no']}"})
     body: dict[str, Any] = {**_header(ret, refs, "exchange on return",
                                       return_ref=return_external_id(ret)),
                             "entity": {"id": customer_id}, "item": {"items": lines}}
+    apply_tax(body, groups, TaxSetup(_model(refs), refs.tax_type))
     if payment_method:
         body["paymentOption"] = {"id": payment_method}
     return body

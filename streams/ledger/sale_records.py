@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from tillbridge.streams.ledger.ids import pos_fields, sale_id
+from tillbridge.streams.ledger.tax import TaxGroup, TaxLine, TaxSetup, apply_tax, net_amounts
 from tillbridge.streams.stages.enrich import CustomerPlan, Enrichment
 from tillbridge.streams.stages.records import DiscountRec, SaleRec
 
@@ -50,30 +51,52 @@ def _discount_line(item_id: str, disc: DiscountRec) -> dict[str, Any]:
     return line
 
 
-def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
-                    discount_item: str | None = None) -> dict[str, Any]:
-    """The cashSale body for one POS sale. Line discounts become discount-item lines right
-    after the line they discount; promotion ids ride on both as ``custcol_pos_promotion_ids``.
-    A discount books to its code's own discount item when enrich resolved one (mapped or the
-    NetSuite promotion's), else to ``discount_item``."""
+def _item_lines(sale: SaleRec, enr: Enrichment,
+                discount_item: str | None) -> tuple[list[dict[str, Any]], list[TaxGroup]]:
+    """Each POS line and its discount lines, and the tax group they form (``ledger/tax.py``)."""
     lines: list[dict[str, Any]] = []
-    for line, item_id in zip(sale["lines"], enr.items, strict=True):
+    groups: list[TaxGroup] = []
+    inclusive = bool(sale.get("prices_include_tax"))
+    for index, (line, item_id) in enumerate(zip(sale["lines"], enr.items, strict=True)):
+        gross = (line["quantity"] * line["unit_price"]).quantize(Decimal("0.01"))
         body_line: dict[str, Any] = {
             "item": {"id": item_id},
             "quantity": _money(line["quantity"]),
             "rate": _money(line["unit_price"]),
-            "amount": _money((line["quantity"] * line["unit_price"]).quantize(Decimal("0.01"))),
+            "amount": _money(gross),
             "description": line.get("description") or line["sku"],
             "location": {"id": enr.location},
         }
         promos = list(dict.fromkeys(line.get("promotion_ids") or []))
         if promos:
             body_line[PROMO_FIELD] = ",".join(promos)
+        rate = _at(enr.tax_rates, index)
+        rate = line["tax_rate"] if rate is None else rate
+        group = TaxGroup(_at(enr.tax_codes, index), rate, line["tax_amount"],
+                         reference=f"L{line['line_no']}")
+        booked = [d for d in line["discounts"]
+                  if enr.discount_items.get(d["code"]) or discount_item]
+        nets = net_amounts(gross, [d["amount"] for d in booked], line["tax_amount"], rate,
+                           inclusive)
+        group.lines.append(TaxLine(len(lines), nets[0]))
         lines.append(body_line)
-        for disc in line["discounts"]:
+        for disc, net in zip(booked, nets[1:], strict=True):
             item = enr.discount_items.get(disc["code"]) or discount_item
-            if item:
-                lines.append(_discount_line(item, disc))
+            group.lines.append(TaxLine(len(lines), net))
+            lines.append(_discount_line(str(item), disc))
+        groups.append(group)
+    return lines, groups
+
+
+def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
+                    discount_item: str | None = None,
+                    tax: TaxSetup | None = None) -> dict[str, Any]:
+    """The cashSale body for one POS sale. Line discounts become discount-item lines right
+    after the line they discount; promotion ids ride on both as ``custcol_pos_promotion_ids``.
+    A discount books to its code's own discount item when enrich resolved one (mapped or the
+    NetSuite promotion's), else to ``discount_item``. Each line carries its tax in the
+    subsidiary's model (``ledger/tax.py``; legacy when ``tax`` is None)."""
+    lines, groups = _item_lines(sale, enr, discount_item)
     for disc in sale["order_discounts"]:
         item = enr.discount_items.get(disc["code"]) or discount_item
         if item:
@@ -96,9 +119,15 @@ def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
         # The till's coordinates as fields: reconciliation selects a day's records by them.
         **pos_fields(sale["store_id"], sale["register_id"], sale["pos_transaction_id"]),
     }
+    apply_tax(body, groups, tax or TaxSetup())
     if enr.sales_rep:
         body["salesRep"] = {"id": enr.sales_rep}
     return body
+
+
+def _at(values: list[Any], index: int) -> Any:
+    """The enrichment's per-line value, None when the list is short (tax codes unreadable)."""
+    return values[index] if index < len(values) else None
 
 
 def primary_tender(sale: SaleRec) -> int:

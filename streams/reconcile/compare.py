@@ -12,8 +12,9 @@ flagged as a double scan (the same basket under a new id). Each receipt is match
 - in both at different amounts: ``different`` (a refund posted at the wrong amount, a
   record changed by hand in NetSuite); the detail says which side disagrees.
 
-Amounts are compared net of tax: NetSuite's tax is its own tax engine's (or none, when the
-lines carry no tax code), the net is what both sides share.
+Amounts are compared gross, tax included: NetSuite's ``total`` (``foreigntotal``) against the
+receipt's total. The sale builders carry each line's tax so that NetSuite books the till's
+tax to the cent (README, NetSuite > Tax), so any difference is real drift.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def reconcile(day: DayInputs) -> list[RegisterReport]:
     events = {(e.kind, e.txn_id): e for e in day.events}
     for e in day.events:
         rep = report((e.store_id, e.register_id))
-        _tally(rep.pos_by_type, e.kind, e.net)
+        _tally(rep.pos_by_type, e.kind, e.amount)
         sign = Decimal(-1) if e.kind == "return" else Decimal(1)
         for tender, amount in e.tenders:
             _tally(rep.pos_by_tender, tender, sign * amount)
@@ -109,7 +110,7 @@ def _truth(day: DayInputs, events: Mapping[tuple[str, str], PosTxn]
 
 def _compare_one(pos: PosTxn, ns: NsTxn | None, event: PosTxn | None,
                  states: Mapping[str, TxnState]) -> Drift | None:
-    if ns is not None and ns.amount == pos.net:
+    if ns is not None and ns.amount == pos.amount:
         return None
     if event is None:
         state = states.get(pos.txn_id, TxnState(State.NOT_RECEIVED,
@@ -118,15 +119,15 @@ def _compare_one(pos: PosTxn, ns: NsTxn | None, event: PosTxn | None,
         state = states.get(pos.txn_id, TxnState(State.IN_FLIGHT, "no outcome yet"))
     if ns is None:
         return Drift(pos.txn_id, Problem.MISSING, pos.kind, pos.store_id, pos.register_id,
-                     pos.net, None, None, state.state, state.detail)
-    if event is not None and event.net != pos.net:
-        why = f"the POS event says {event.net}, the register's journal {pos.net}"
-    elif event is not None and event.net != ns.amount:
-        why = f"the POS event says {event.net}: changed in NetSuite after posting"
+                     pos.amount, None, None, state.state, state.detail)
+    if event is not None and event.amount != pos.amount:
+        why = f"the POS event says {event.amount}, the register's journal {pos.amount}"
+    elif event is not None and event.amount != ns.amount:
+        why = f"the POS event says {event.amount}: changed in NetSuite after posting"
     else:
         why = "changed in NetSuite after posting"
     return Drift(pos.txn_id, Problem.DIFFERENT, pos.kind, pos.store_id, pos.register_id,
-                 pos.net, ns.amount, ns.netsuite_id, state.state, why)
+                 pos.amount, ns.amount, ns.netsuite_id, state.state, why)
 
 
 def _register_of(ns: NsTxn, events: Mapping[tuple[str, str], PosTxn]) -> str:

@@ -55,7 +55,7 @@ class PosTxn:
 
     @property
     def net(self) -> Decimal:
-        """Net of tax: what is compared with NetSuite (whose tax is its own engine's)."""
+        """Net of tax (the tally's tax split)."""
         return self.amount - self.tax
 
 
@@ -70,7 +70,7 @@ class NsTxn:
     store_id: str
     register_id: str | None
     kind: str | None  # sale, return, or None (not compared receipt by receipt)
-    amount: Decimal  # net of tax: total less tax total, positive
+    amount: Decimal  # NetSuite's total (tax included), positive
 
 
 @dataclass(frozen=True, slots=True)

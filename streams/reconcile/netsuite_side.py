@@ -41,9 +41,8 @@ def to_txn(row: Mapping[str, Any], store_id: str) -> NsTxn:
     external = str(row.get("externalid") or "")
     parts = external.split("-", 2)
     kind = KIND_OF.get(parts[1]) if len(parts) == 3 and parts[0] == PREFIX else None
-    try:  # net of tax, as the POS side is compared
-        amount = abs(Decimal(str(row.get("foreigntotal") or "0"))) - \
-            abs(Decimal(str(row.get("taxtotal") or "0")))
+    try:  # gross: the receipt's total, tax included, as the POS side is compared
+        amount = abs(Decimal(str(row.get("foreigntotal") or "0")))
     except InvalidOperation:
         amount = Decimal(0)
     return NsTxn(str(row["id"]), external, str(row.get("recordtype") or ""),

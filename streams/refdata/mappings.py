@@ -6,6 +6,7 @@ versioned JSON file checked on load; errors name the file and the entry.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -158,6 +159,7 @@ class Mappings:
             if not method:
                 raise MappingError(f"{source}: tenders.{code} has no payment method id")
             tenders[code] = str(method)
+        _check_tax(doc.get("tax"), source)
         discount = doc.get("discount_item")
         return cls(int(doc["version"]), stores, tenders, str(doc["guest_customer"]),
                    str(discount) if discount else None, source,
@@ -174,3 +176,48 @@ class Mappings:
             found = self._skus_folded.get(sku.casefold())
         return found if found is not None else sku
 
+
+def _check_tax(section: Any, source: str) -> None:
+    """``tax``: ``{"default_model", "subsidiaries": {id: {"model", "tax_type"}},
+    "line_rate_codes": [...]}``; a model is ``legacy`` or ``suitetax`` (ledger/tax.py)."""
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise MappingError(f"{source}: tax must be an object")
+    subs = section.get("subsidiaries") or {}
+    if not isinstance(subs, dict):
+        raise MappingError(f"{source}: tax.subsidiaries must be an object")
+    entries = [("default_model", section.get("default_model"))]
+    entries += [(f"subsidiaries.{k}.model", (v or {}).get("model") if isinstance(v, dict)
+                 else v) for k, v in subs.items()]
+    for where, model in entries:
+        if model is not None and str(model).lower() not in ("legacy", "suitetax"):
+            raise MappingError(f"{source}: tax.{where} must be legacy or suitetax, "
+                               f"not {model!r}")
+    if not isinstance(section.get("line_rate_codes") or [], list):
+        raise MappingError(f"{source}: tax.line_rate_codes must be a list of tax codes")
+
+
+Model = Literal["legacy", "suitetax"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaxSetup:
+    """How one subsidiary's account computes tax (mappings ``tax.subsidiaries.<id>``)."""
+
+    model: Model = "legacy"
+    #: SuiteTax: the tax type id sent on each ``taxDetails`` line (a tax code's type)
+    tax_type: str | None = None
+
+
+def tax_setup(config: Mapping[str, Any] | None, subsidiary: str) -> TaxSetup:
+    """The subsidiary's setup from the mappings' ``tax`` section; legacy when unset."""
+    subs = (config or {}).get("subsidiaries") or {}
+    entry = subs.get(str(subsidiary)) or {}
+    model = str(entry.get("model") or (config or {}).get("default_model") or "legacy").lower()
+    if model not in ("legacy", "suitetax"):
+        raise ValueError(f"tax model for subsidiary {subsidiary} must be legacy or suitetax, "
+                         f"not {model!r}")
+    tax_type = entry.get("tax_type")
+    return TaxSetup("suitetax" if model == "suitetax" else "legacy",
+                    str(tax_type) if tax_type else None)

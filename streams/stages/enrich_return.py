@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import cast
 
 from tillbridge.streams.ledger.ids import order_external_id, sale_id
-from tillbridge.streams.refdata.mappings import Mappings, StoreMapping
+from tillbridge.streams.refdata.mappings import Mappings, StoreMapping, tax_setup
 from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.stages.enrich import (
     match_known,
@@ -72,6 +72,9 @@ class ReturnRefs:
     discount_item: str | None
     write_off_account: str
     mappings_version: int
+    #: the subsidiary's tax model (mappings ``tax``): legacy or suitetax, and its tax type
+    tax_model: str = "legacy"
+    tax_type: str | None = None
 
     def to_json(self) -> bytes:
         """Travels with the event like ``Enrichment`` (the sink needs no reference data)."""
@@ -348,4 +351,10 @@ def resolve_return(ret: ReturnRec, maps: Mappings, ref: ReferenceData, *,
     original, types = original_ref(ret)
     return ReturnRefs(store.location, store.subsidiary, items, locations, write_off, taxes,
                       ex_items, ex_taxes, settlement, customer, rule, maps.guest_customer,
-                      original, types, discount_item, write_off_account, maps.version)
+                      original, types, discount_item, write_off_account, maps.version,
+                      *_tax_model(maps, store.subsidiary))
+
+
+def _tax_model(maps: Mappings, subsidiary: str) -> tuple[str, str | None]:
+    setup = tax_setup(maps.document.get("tax"), subsidiary)
+    return setup.model, setup.tax_type

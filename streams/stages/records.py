@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from tillbridge.streams.stages.reasons import ReasonCode, Stage
 
@@ -72,6 +72,9 @@ class SaleRec(TypedDict):
     started_at: datetime
     completed_at: datetime
     currency: str
+    #: VAT stores: prices include tax (absent in events written before the field existed)
+    prices_include_tax: NotRequired[bool]
+    tax_rounding: NotRequired[str | None]
     customer: CustomerRefRec
     lines: list[SaleLineRec]
     order_discounts: list[DiscountRec]

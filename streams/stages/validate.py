@@ -101,7 +101,8 @@ def rule_totals(sale: SaleRec) -> Rejection | None:
     discounts = sum((d["amount"] for ln in lines for d in ln["discounts"]), Decimal(0))
     discounts += sum((d["amount"] for d in sale["order_discounts"]), Decimal(0))
     tax = sum((ln["tax_amount"] for ln in lines), Decimal(0))
-    expected_total = subtotal - discounts + tax
+    # VAT prices already hold their tax: the receipt total is what was rung less discounts
+    expected_total = subtotal - discounts + (0 if sale.get("prices_include_tax") else tax)
     checks = (("subtotal", subtotal, sale["subtotal"]),
               ("discount_total", discounts, sale["discount_total"]),
               ("tax_total", tax, sale["tax_total"]),

@@ -51,12 +51,12 @@ def test_day_settles_and_reconciliation_names_every_difference(stack) -> None:
     assert [w["waiting_for"] for w in waiting] == \
         [f"pos-sale-{DIRTY}-{injected['dropped_sale']}"]
     # every other close banked its register's cash sales: the deposit equals them to the
-    # cent, as the POS journal has them (net of tax: the simulated account books no tax)
+    # cent, as the POS journal has them (gross: NetSuite books the till's tax)
     for close in day.closes_json:
         banked = next(b for b in out["banked"] if b["settlement_id"] == close["settlement_id"])
         if close["store_id"] == CLEAN:
-            sales = sum((Decimal(t["amount"]) - Decimal(t["tax_amount"])
-                         for t in close["transactions"] if t["kind"] == "sale"), Decimal(0))
+            sales = sum((Decimal(t["amount"]) for t in close["transactions"]
+                         if t["kind"] == "sale"), Decimal(0))
             assert Decimal(banked["deposit_total"]) == sales, (close, banked)
     # right after posting a close, the worker published the register's reconciliation
     # against the close's journal: the double scan is extra there already
