@@ -218,6 +218,23 @@ class NetSuiteClient:
                 return rows
             offset += limit
 
+    async def list_ids(self, record_type: str, limit: int = SUITEQL_MAX_LIMIT) -> list[str]:
+        """Internal ids of every ``record_type`` record (``GET /record/v1/{type}``, paged until
+        ``hasMore`` is false). The collection carries ids only; read records with ``get``
+        or, for fields of many, one SuiteQL query (cheaper than a GET each)."""
+        if not 1 <= limit <= SUITEQL_MAX_LIMIT:
+            raise ValueError(f"limit must be 1..{SUITEQL_MAX_LIMIT}")
+        ids: list[str] = []
+        offset = 0
+        while True:
+            resp = await self._send("GET", f"{_REST}/record/v1/{record_type}", record_type,
+                                    params={"limit": str(limit), "offset": str(offset)})
+            page = resp.json()
+            ids.extend(str(item["id"]) for item in page.get("items", []))
+            if not page.get("hasMore"):
+                return ids
+            offset += limit
+
     # -- async jobs and batches ---------------------------------------------------------
 
     async def submit_batch(

@@ -233,7 +233,8 @@ def create_app(
     record = "/services/rest/record/v1/{type}"
     job = "/services/rest/async/v1/job/{job}"
     routes = [
-        Route(record, _api(h.record_collection), methods=["POST", "PATCH", "PUT", "DELETE"]),
+        Route(record, _api(h.record_collection),
+              methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
         Route(record + "/{id}", _api(h.record_item), methods=["GET", "PATCH", "PUT", "DELETE"]),
         Route(record + "/{id}/!transform/{to}", _api(h.transform), methods=["POST"]),
         Route(record + "/{id}/{sublist}", _api(h.read_sublist), methods=["GET"]),

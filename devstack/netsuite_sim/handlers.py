@@ -92,10 +92,12 @@ def _answer(request: Request, ops: list[Operation], batch: bool) -> Response:
 # -- record service ------------------------------------------------------------------------
 
 async def record_collection(request: Request) -> Response:
-    """POST one record, or POST/PATCH/PUT/DELETE a batch of one record type."""
+    """GET the list, POST one record, or POST/PATCH/PUT/DELETE a batch of one record type."""
     state = sim(request)
     rt = lookup_type(request.path_params["type"])
     base = rest_base(request)
+    if request.method == "GET":
+        return list_records(request, state, rt, base)
     if request.method == "DELETE":
         return _answer(request, _delete_batch(request, state, rt), batch=True)
     body = await json_body(request)
@@ -195,6 +197,41 @@ async def read_sublist(request: Request) -> Response:
                         media_type=COLLECTION)
 
 
+def list_records(request: Request, state: SimState, rt: RecordType, base: str) -> Response:
+    """``GET /record/v1/{type}``: ids and self links only, paged like SuiteQL (reference
+    1.5). The ``q`` filter is not modelled: refused, so a client relying on it is told."""
+    if "q" in request.query_params:
+        raise SimError(400, "INVALID_PARAMETER",
+                       "The simulator does not evaluate collection filters (q); use SuiteQL.")
+    href = f"{base}/record/v1/{rt.name}"
+    rows = [{"links": [{"rel": "self", "href": f"{href}/{r.id}"}], "id": r.id}
+            for r in state.store.records(rt.group, rt.name)]
+    return JSONResponse(page_of(request, rows, href), media_type=COLLECTION)
+
+
+def page_of(request: Request, rows: list[dict[str, Any]], href: str) -> dict[str, Any]:
+    """One page of ``rows`` as NetSuite pages collections and SuiteQL: ``limit`` 1..1000
+    (default 1000), ``offset`` a multiple of it; first/prev/next/last/self links."""
+    limit = _int_param(request, "limit", 1000)
+    offset = _int_param(request, "offset", 0)
+    if not 1 <= limit <= 1000 or offset < 0 or offset % limit:
+        raise SimError(400, "INVALID_PARAMETER",
+                       "Invalid paging: limit must be 1..1000 and offset a multiple of limit.")
+    page = rows[offset:offset + limit]
+    total = len(rows)
+    has_more = offset + limit < total
+    last = max(0, (total - 1) // limit * limit)
+    links = [{"rel": "first", "href": f"{href}?limit={limit}&offset=0"}]
+    if offset > 0:
+        links.append({"rel": "prev", "href": f"{href}?limit={limit}&offset={offset - limit}"})
+    if has_more:
+        links.append({"rel": "next", "href": f"{href}?limit={limit}&offset={offset + limit}"})
+    links.append({"rel": "last", "href": f"{href}?limit={limit}&offset={last}"})
+    links.append({"rel": "self", "href": f"{href}?limit={limit}&offset={offset}"})
+    return {"links": links, "count": len(page), "hasMore": has_more, "offset": offset,
+            "totalResults": total, "items": page}
+
+
 # -- SuiteQL ------------------------------------------------------------------------------
 
 def _int_param(request: Request, name: str, default: int) -> int:
@@ -216,33 +253,16 @@ async def run_suiteql(request: Request) -> Response:
     # Oracle documents Prefer: transient as required; the sim enforces it.
     if "transient" not in request.headers.get("prefer", "").lower():
         raise SimError(400, "INVALID_REQUEST", "The Prefer header must be set to 'transient'.")
-    limit = _int_param(request, "limit", 1000)
-    offset = _int_param(request, "offset", 0)
-    if not 1 <= limit <= 1000 or offset < 0 or offset % limit:
-        raise SimError(400, "INVALID_PARAMETER",
-                       "Invalid paging: limit must be 1..1000 and offset a multiple of limit.")
     body = await json_body(request)
     query = body.get("q")
     if not isinstance(query, str):
         raise malformed()
     params = body.get("params")
+    page_of(request, [], "")  # paging refused before the query runs
     rows = suiteql.run(query, params if isinstance(params, list) else None)(state.store)
-    page = rows[offset:offset + limit]
-    total = len(rows)
-    has_more = offset + limit < total
-    href = f"{rest_base(request)}/query/v1/suiteql"
-    last = max(0, (total - 1) // limit * limit)
-    links = [{"rel": "first", "href": f"{href}?limit={limit}&offset=0"}]
-    if offset > 0:
-        links.append({"rel": "prev", "href": f"{href}?limit={limit}&offset={offset - limit}"})
-    if has_more:
-        links.append({"rel": "next", "href": f"{href}?limit={limit}&offset={offset + limit}"})
-    links.append({"rel": "last", "href": f"{href}?limit={limit}&offset={last}"})
-    links.append({"rel": "self", "href": f"{href}?limit={limit}&offset={offset}"})
-    return JSONResponse({
-        "links": links, "count": len(page), "hasMore": has_more, "offset": offset,
-        "totalResults": total, "items": [{"links": [], **row} for row in page],
-    })
+    doc = page_of(request, [{"links": [], **row} for row in rows],
+                  f"{rest_base(request)}/query/v1/suiteql")
+    return JSONResponse(doc)
 
 
 # -- async jobs ----------------------------------------------------------------------------
