@@ -58,7 +58,7 @@ class Tally:
     #: the settlement and reconciliation block (``devstack/recon_demo.py``)
     settlement: dict[str, Any] | None = None
     #: posted POS sales whose NetSuite total and taxTotal equal the receipt's, of those read
-    books: dict[str, int] = field(default_factory=dict)
+    books: dict[str, Any] = field(default_factory=dict)
 
     def settled(self, family: str) -> int:
         return sum(self.outcomes.get(family, {}).values())
@@ -74,9 +74,16 @@ class Tally:
                 "records_created": self.records_created,
                 "customers_created": self.customers_created,
                 "parked_then_released": self.parked_then_released,
-                "books": self.books, "balanced": self.balanced,
+                "books": {k: v for k, v in self.books.items() if k != "money"},
+                "money": self.books.get("money"), "balanced": self.balanced,
                 "elapsed_s": round(self.elapsed_s, 2),
                 **({"settlement": compact(self.settlement)} if self.settlement else {})}
+
+    @property
+    def money_drift(self) -> bool:
+        """NetSuite's totals or tax differ from the POS's over the sales read back."""
+        money = self.books.get("money")
+        return money is not None and Decimal(money["drift"]) != 0
 
     @property
     def reconciled(self) -> bool:
@@ -109,23 +116,33 @@ def compact(block: dict[str, Any]) -> dict[str, Any]:
                                for store, r in sorted(block["reconciliation"].items())}}
 
 
-def books_match(base_url: str, sales: list[dict[str, Any]]) -> dict[str, int]:
+def books_match(base_url: str, sales: list[dict[str, Any]]) -> dict[str, Any]:
     """Read every cashSale back (SuiteQL) and compare its total and taxTotal with the
-    receipt of each clean POS sale NetSuite holds: the tax reached the books to the cent."""
+    receipt of each clean POS sale NetSuite holds: the tax reached the books to the cent.
+    ``money``: the sums on both sides over the sales read back, and their drift."""
     async def read() -> list[dict[str, Any]]:
         async with NetSuiteClient(base_url, NetSuiteCredentials.dev()) as client:
             return await client.suiteql("SELECT externalid, foreigntotal, taxtotal FROM "
                                         "transaction WHERE recordtype = ?", params=["cashsale"])
     rows = {r["externalid"]: r for r in asyncio.run(read())}
     read_back = match = 0
+    sums = dict.fromkeys(("pos_total", "netsuite_total", "tax_pos", "tax_netsuite"),
+                         Decimal(0))
     for sale in sales:
         row = rows.get(sale_external_id(sale))  # type: ignore[arg-type]
         if row is None:
             continue
         read_back += 1
-        match += (Decimal(str(row["foreigntotal"])), Decimal(str(row["taxtotal"]))) == \
-            (sale["total"], sale["tax_total"])
-    return {"sales_read_back": read_back, "total_and_tax_match": match}
+        ns_total, ns_tax = Decimal(str(row["foreigntotal"])), Decimal(str(row["taxtotal"]))
+        match += (ns_total, ns_tax) == (sale["total"], sale["tax_total"])
+        sums["pos_total"] += sale["total"]
+        sums["netsuite_total"] += ns_total
+        sums["tax_pos"] += sale["tax_total"]
+        sums["tax_netsuite"] += ns_tax
+    drift = abs(sums["netsuite_total"] - sums["pos_total"]) + \
+        abs(sums["tax_netsuite"] - sums["tax_pos"])
+    return {"sales_read_back": read_back, "total_and_tax_match": match,
+            "money": {k: str(v) for k, v in {**sums, "drift": drift}.items()}}
 
 
 def sim_counts(base_url: str) -> tuple[dict[str, int], int]:
@@ -260,6 +277,13 @@ def summary_table(t: Tally) -> Table:
     if t.books:
         table.add_row("POS sales whose NetSuite total and taxTotal match the receipt",
                       f"{t.books['total_and_tax_match']} of {t.books['sales_read_back']}")
+        money = t.books["money"]
+        table.add_row("money: POS total / NetSuite total",
+                      f"{money['pos_total']} / {money['netsuite_total']}")
+        table.add_row("money: POS tax / NetSuite tax",
+                      f"{money['tax_pos']} / {money['tax_netsuite']}")
+        table.add_row("money: drift", f"[{'red' if t.money_drift else 'green'}]"
+                                      f"{money['drift']}[/]")
     if t.settlement:
         block = compact(t.settlement)
         for register, total in block["deposits"].items():

@@ -87,7 +87,7 @@ def demo(
         print(json.dumps(tally.as_json()))
     else:
         console.print(summary_table(tally))
-    if not tally.balanced or not tally.reconciled:
+    if not tally.balanced or not tally.reconciled or tally.money_drift:
         raise typer.Exit(1)
 
 
