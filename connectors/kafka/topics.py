@@ -104,6 +104,11 @@ PARKED = "tillbridge.parked.v1"
 #: terminal/gateway trace, so failed attempts can be investigated (JSON, keyed by payment).
 AUDIT_PAYMENTS = "tillbridge.audit.payments.v1"
 
+#: Sales whose till business_date disagrees with the completion time in the store's zone by
+#: more than the store's cut-off: posted anyway (till's date), one JSON record each, keyed by
+#: POS transaction id (streams/stages/business_day.py).
+AUDIT_BUSINESS_DATES = "tillbridge.audit.business_dates.v1"
+
 #: Topic-level settings for topics that need more than the broker defaults.
 TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     DLQ_AUDIT: {"cleanup.policy": "compact"},

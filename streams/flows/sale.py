@@ -33,6 +33,7 @@ from tillbridge.streams.ledger.sale_records import promotion_audit_records, sale
 from tillbridge.streams.ledger.types import Outcome, Posting, Refused, Written
 from tillbridge.streams.runtime import metrics
 from tillbridge.streams.stages import route
+from tillbridge.streams.stages.business_day import mismatch_audit
 from tillbridge.streams.stages.deadletter import header
 from tillbridge.streams.stages.duplicates import (
     H_DOUBLE_SCAN,
@@ -206,7 +207,8 @@ class SaleFlow(Flow):
         fields = _result_fields(entry, outcome, p.refs.double_scan_of, completed_partial)
         # created=False: NetSuite already held this externalId (an earlier attempt before a
         # restart, or a duplicate the table had not seen). Nothing new was created.
-        audit = _promotion_audit(p.sale, outcome) if outcome.created else ()
+        audit = (*_promotion_audit(p.sale, outcome), *_business_date_audit(ctx, p.sale)) \
+            if outcome.created else ()
         return Posting((Written(outcome.record_type, outcome.netsuite_id, outcome.external_id,
                                 created=outcome.created),), result=fields, audit=audit,
                        replay=replay)
@@ -299,6 +301,17 @@ def _result_fields(record: dict[str, str], posted: Posted | None, double_scan_of
     if completed_partial:
         fields["completed_partial"] = True
     return fields
+
+
+def _business_date_audit(ctx: SinkContext, sale: SaleRec) -> tuple[Outbound, ...]:
+    """Flag (metric + audit record), never refuse, a till date beyond the store's cut-off."""
+    store = ctx.lookups.mappings.stores.get(sale["store_id"])
+    record = mismatch_audit(sale, store) if store is not None else None
+    if record is None:
+        return ()
+    metrics.BUSINESS_DATE_MISMATCH.labels(store=sale["store_id"]).inc()
+    return (Outbound(topics.AUDIT_BUSINESS_DATES, sale["pos_transaction_id"].encode(),
+                     json.dumps(record).encode(), [("tillbridge.record", b"business_date")]),)
 
 
 def _promotion_audit(sale: SaleRec, posted: Posted) -> tuple[Outbound, ...]:

@@ -64,7 +64,8 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         worker is not ready, and handles no record, before that)."""
         await pipe.start()
         refdata.follow_commands(bootstrap)
-        ensure_topics(bootstrap, [topics.PARKED, topics.AUDIT_PAYMENTS],
+        ensure_topics(bootstrap,
+                      [topics.PARKED, topics.AUDIT_PAYMENTS, topics.AUDIT_BUSINESS_DATES],
                       partitions=settings.topic_partitions, configs=topics.TOPIC_CONFIGS)
         await parking.load(bootstrap)
         await refdata.load_until_ready()
