@@ -26,7 +26,7 @@ CODES = (
     "invalid_payment_method", "unknown_tax_code", "inactive_tax_code", "tax_mismatch",
     "discount_unmapped",
     "netsuite_rejected", "netsuite_auth", "netsuite_unavailable", "orphan_dependency",
-    "internal_error", "payload_too_large",
+    "internal_error", "payload_too_large", "conflicting_resend",
 )
 STAGES = ("decode", "validate", "enrich", "route", "sink", "any")
 

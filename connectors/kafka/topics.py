@@ -108,6 +108,10 @@ AUDIT_PAYMENTS = "tillbridge.audit.payments.v1"
 #: ``<store>/<register>/<date>``, and one summary per run keyed ``<date>/<store or *>``
 #: (``tillbridge reconcile``; README "Reconciliation" gives the shape).
 RECONCILIATION = "tillbridge.reconciliation.v1"
+#: Sales whose till business_date disagrees with the completion time in the store's zone by
+#: more than the store's cut-off: posted anyway (till's date), one JSON record each, keyed by
+#: POS transaction id (streams/stages/business_day.py).
+AUDIT_BUSINESS_DATES = "tillbridge.audit.business_dates.v1"
 
 #: Topic-level settings for topics that need more than the broker defaults.
 TOPIC_CONFIGS: dict[str, dict[str, str]] = {

@@ -47,6 +47,9 @@ def _signed_url(request: Request) -> str:
     query = request.scope.get("query_string", b"").decode("latin-1")
     return f"{url}?{query}" if query else url
 
+#: The record collection: list (GET), create, and batches of one type.
+ALL_VERBS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+
 
 def _api(handler: Handler) -> Handler:
     """Wrap a NetSuite endpoint with governance, faults, auth and error rendering."""
@@ -233,8 +236,7 @@ def create_app(
     record = "/services/rest/record/v1/{type}"
     job = "/services/rest/async/v1/job/{job}"
     routes = [
-        Route(record, _api(h.record_collection),
-              methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
+        Route(record, _api(h.record_collection), methods=ALL_VERBS),
         Route(record + "/{id}", _api(h.record_item), methods=["GET", "PATCH", "PUT", "DELETE"]),
         Route(record + "/{id}/!transform/{to}", _api(h.transform), methods=["POST"]),
         Route(record + "/{id}/{sublist}", _api(h.read_sublist), methods=["GET"]),

@@ -5,7 +5,8 @@ the enrichment to the sink in a hop header, with a double-scan flag when the sam
 came in under another transaction id within ``TILLBRIDGE_DOUBLE_SCAN_WINDOW_S``. The sink
 checks the dedupe table (``stages/duplicates.py``: POS transaction -> NetSuite record) first:
 
-- complete: a ``duplicate`` outcome, no request;
+- complete: a ``duplicate`` outcome, no request; unless the content differs from the
+  posted version's (``stages/resend.py``): a ``conflicting_resend`` dead letter;
 - partial (customer written, sale record not): only the sale record is posted now;
 - new: customer (if any), then the sale record, through ``SalePoster``.
 
@@ -32,6 +33,7 @@ from tillbridge.streams.ledger.sale_records import promotion_audit_records, sale
 from tillbridge.streams.ledger.types import Outcome, Posting, Refused, Written
 from tillbridge.streams.runtime import metrics
 from tillbridge.streams.stages import route
+from tillbridge.streams.stages.business_day import mismatch_audit
 from tillbridge.streams.stages.deadletter import header
 from tillbridge.streams.stages.duplicates import (
     H_DOUBLE_SCAN,
@@ -42,7 +44,9 @@ from tillbridge.streams.stages.duplicates import (
 )
 from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
 from tillbridge.streams.stages.messages import Outbound, RawHeaders
+from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection, SaleRec
+from tillbridge.streams.stages.resend import content_diff, content_fingerprint, content_summary
 from tillbridge.streams.stages.validate import validate_sale
 
 
@@ -161,14 +165,19 @@ class SaleFlow(Flow):
                 outcomes[i] = self._settle(ctx, p, outcome, replay)
         return [o for o in outcomes if o is not None]
 
-    def _check(self, ctx: SinkContext, sale: SaleRec, refs: SaleRefs) -> _Pending | Posting:
-        """The dedupe table's word: already complete (a duplicate), or what to write."""
+    def _check(self, ctx: SinkContext, sale: SaleRec,
+               refs: SaleRefs) -> _Pending | Posting | Refused:
+        """The dedupe table's word: already complete (a duplicate, or a conflicting re-send
+        when the content differs from what was posted), or what to write."""
         key = dedupe_key(sale)
         previous = ctx.state.get(key)
         state = sync_state(previous)
         if state == "complete":
             assert previous is not None
             replay = bool(refs.source) and previous.get("source") == refs.source
+            conflict = None if replay else conflicting_resend(previous, sale)
+            if conflict is not None:
+                return conflict
             record = {k: previous[k] for k in ("netsuite_id", "record_type", "external_id")}
             return Posting((Written(previous["record_type"], previous["netsuite_id"],
                                     previous["external_id"], created=False),),
@@ -189,14 +198,17 @@ class SaleFlow(Flow):
             return Refused(rejection, details)
         entry = {"netsuite_id": outcome.netsuite_id, "record_type": outcome.record_type,
                  "external_id": outcome.external_id}
-        ctx.state[p.key] = {**entry, "source": p.refs.source} if p.refs.source else entry
+        summary = content_summary(p.sale)
+        stored = {**entry, "content_fp": content_fingerprint(summary), "content": summary}
+        ctx.state[p.key] = {**stored, "source": p.refs.source} if p.refs.source else stored
         completed_partial = p.resume is not None
         if completed_partial:
             metrics.PARTIAL_COMPLETED.inc()
         fields = _result_fields(entry, outcome, p.refs.double_scan_of, completed_partial)
         # created=False: NetSuite already held this externalId (an earlier attempt before a
         # restart, or a duplicate the table had not seen). Nothing new was created.
-        audit = _promotion_audit(p.sale, outcome) if outcome.created else ()
+        audit = (*_promotion_audit(p.sale, outcome), *_business_date_audit(ctx, p.sale)) \
+            if outcome.created else ()
         return Posting((Written(outcome.record_type, outcome.netsuite_id, outcome.external_id,
                                 created=outcome.created),), result=fields, audit=audit,
                        replay=replay)
@@ -207,6 +219,29 @@ class SaleFlow(Flow):
 
     def event_time(self, event: SaleRec) -> datetime | None:
         return event["completed_at"]
+
+
+def conflicting_resend(previous: dict[str, Any], sale: SaleRec) -> Refused | None:
+    """A ``conflicting_resend`` dead letter when this re-send's content differs from the
+    posted version's (table entries written before fingerprints existed cannot tell: None)."""
+    posted_fp = previous.get("content_fp")
+    if not posted_fp:
+        return None
+    summary = content_summary(sale)
+    fp = content_fingerprint(summary)
+    if fp == posted_fp:
+        return None
+    metrics.CONFLICTING_RESENDS.labels(store=sale["store_id"]).inc()
+    diff = content_diff(previous.get("content") or {}, summary)
+    inputs = {"pos_transaction_id": sale["pos_transaction_id"],
+              "posted_record": {k: previous.get(k)
+                                for k in ("record_type", "netsuite_id", "external_id")},
+              "posted_fingerprint": posted_fp, "resent_fingerprint": fp, "differences": diff}
+    msg = (f"transaction {sale['pos_transaction_id']} was posted as "
+           f"{previous.get('record_type')} {previous.get('netsuite_id')} with other content "
+           f"({', '.join(diff) or 'fingerprint'} differ); the posted record is unchanged")
+    return Refused(Rejection(Stage.SINK, ReasonCode.CONFLICTING_RESEND, "sale.resend_same_content",
+                             msg, inputs))
 
 
 def routed_source(headers: RawHeaders) -> str:
@@ -267,6 +302,17 @@ def _result_fields(record: dict[str, str], posted: Posted | None, double_scan_of
     if completed_partial:
         fields["completed_partial"] = True
     return fields
+
+
+def _business_date_audit(ctx: SinkContext, sale: SaleRec) -> tuple[Outbound, ...]:
+    """Flag (metric + audit record), never refuse, a till date beyond the store's cut-off."""
+    store = ctx.lookups.mappings.stores.get(sale["store_id"])
+    record = mismatch_audit(sale, store) if store is not None else None
+    if record is None:
+        return ()
+    metrics.BUSINESS_DATE_MISMATCH.labels(store=sale["store_id"]).inc()
+    return (Outbound(topics.AUDIT_BUSINESS_DATES, sale["pos_transaction_id"].encode(),
+                     json.dumps(record).encode(), [("tillbridge.record", b"business_date")]),)
 
 
 def _promotion_audit(sale: SaleRec, posted: Posted) -> tuple[Outbound, ...]:

@@ -110,7 +110,7 @@ def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
         "entity": {"id": customer_id},
         "subsidiary": {"id": enr.subsidiary},
         "location": {"id": enr.location},
-        "tranDate": sale["business_date"],
+        "tranDate": enr.business_date or sale["business_date"],
         "otherRefNum": sale["receipt"]["receipt_number"],
         "memo": (f"POS {sale['store_id']}/{sale['register_id']} txn "
                  f"{sale['pos_transaction_id']}; tenders: {tender_memo}")[:999],

@@ -13,6 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from tillbridge.streams.stages.business_day import DEFAULT_CUTOFF_HOURS, zone
+
 
 class MappingError(ValueError):
     """A mappings file is malformed; the message names the file and the entry."""
@@ -23,6 +25,10 @@ class StoreMapping:
     location: str
     subsidiary: str
     tax_code: str | None = None
+    #: IANA zone of the store: its business date is its local date (stages/business_day.py)
+    timezone: str = "UTC"
+    #: hours past local midnight that still count as the previous business day
+    business_day_cutoff: float = DEFAULT_CUTOFF_HOURS
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,19 @@ def _str_map(doc: dict[str, Any], key: str, source: str) -> dict[str, str]:
     if not isinstance(raw, dict) or not all(v for v in raw.values()):
         raise MappingError(f"{source}: {key} must map codes to non-empty values")
     return {str(k): str(v) for k, v in raw.items()}
+
+
+def _store_day(entry: dict[str, Any], where: str) -> tuple[str, float]:
+    """A store's ``timezone`` (IANA, checked) and ``business_day_cutoff`` (hours, 0-12)."""
+    tz = entry.get("timezone", "UTC")
+    try:
+        zone(str(tz))
+    except ValueError as exc:
+        raise MappingError(f"{where}.timezone: {exc}") from None
+    raw = entry.get("business_day_cutoff", DEFAULT_CUTOFF_HOURS)
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw <= 12:
+        raise MappingError(f"{where}.business_day_cutoff must be hours from 0 to 12, got {raw!r}")
+    return str(tz), float(raw)
 
 
 def _strategy(raw: object, source: str) -> CustomerStrategy:
@@ -152,8 +171,9 @@ class Mappings:
             if not isinstance(entry, dict) or not entry.get("location"):
                 raise MappingError(f"{source}: stores.{code} needs a 'location' id")
             tax = entry.get("tax_code")
+            tz, cutoff = _store_day(entry, f"{source}: stores.{code}")
             stores[code] = StoreMapping(str(entry["location"]), str(entry.get("subsidiary", "1")),
-                                        str(tax) if tax else None)
+                                        str(tax) if tax else None, tz, cutoff)
         tenders = {}
         for code, method in doc["tenders"].items():
             if not method:

@@ -64,8 +64,9 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         worker is not ready, and handles no record, before that)."""
         await pipe.start()
         refdata.follow_commands(bootstrap)
-        ensure_topics(bootstrap, [topics.PARKED, topics.AUDIT_PAYMENTS,
-                                  topics.RECONCILIATION],
+        ensure_topics(bootstrap,
+                      [topics.PARKED, topics.AUDIT_PAYMENTS, topics.RECONCILIATION,
+                       topics.AUDIT_BUSINESS_DATES],
                       partitions=settings.topic_partitions, configs=topics.TOPIC_CONFIGS)
         recon_watch.follow(bootstrap)
         await parking.load(bootstrap)

@@ -36,6 +36,14 @@ POSTED = Counter("tillbridge_records_posted", "NetSuite records created or upser
 DUPLICATES = Counter("tillbridge_duplicates_prevented",
                      "Events for a POS transaction that was already posted.",
                      ["topic"], registry=REGISTRY)
+CONFLICTING_RESENDS = Counter("tillbridge_conflicting_resends",
+                              "A posted POS transaction id re-sent with other content "
+                              "(dead-lettered as conflicting_resend).",
+                              ["store"], registry=REGISTRY)
+BUSINESS_DATE_MISMATCH = Counter("tillbridge_business_date_mismatch",
+                                 "Posted sales whose till business_date disagrees with the "
+                                 "store-local date by more than the store's cut-off.",
+                                 ["store"], registry=REGISTRY)
 REPLAYED = Counter("tillbridge_events_replayed",
                    "Events seen again after a crash or restart whose records their own earlier "
                    "attempt wrote: the outcome is re-emitted, nothing is written.",

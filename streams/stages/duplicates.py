@@ -3,7 +3,9 @@
 Three cases, kept apart because each calls for a different action:
 
 * **Same POS transaction id again** (a redelivery, a producer retry, a DLQ replay): dropped
-  by the sink's dedupe table and counted (``tillbridge_duplicates_prevented_total``).
+  by the sink's dedupe table and counted (``tillbridge_duplicates_prevented_total``), when
+  its content matches what was posted; other content is a ``conflicting_resend``
+  (``stages/resend.py``).
 * **Same basket under a new transaction id** within ``TILLBRIDGE_DOUBLE_SCAN_WINDOW_S``: a
   possible double-scan at the till. It may also be a genuine second purchase, so it is
   posted, flagged on the routed record and the result, and counted

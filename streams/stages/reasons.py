@@ -49,6 +49,7 @@ class ReasonCode(StrEnum):
     ORPHAN_DEPENDENCY = "orphan_dependency"
     INTERNAL_ERROR = "internal_error"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    CONFLICTING_RESEND = "conflicting_resend"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,16 @@ _CATALOGUE = (
            "in one sale), or the DLQ topic's max.message.bytes is below the input's.",
            "Fetch the original from the source topic at the coordinates in the headers "
            "(check the SHA-256), fix the producer and republish.", False),
+    # -- a POS transaction id sent again with other content: never dropped as a duplicate.
+    Reason(ReasonCode.CONFLICTING_RESEND, Stage.SINK,
+           "A POS transaction id already posted came again with a different basket, tenders "
+           "or totals; the posted record was left as it was.",
+           "The till edited a completed sale and re-sent it under the same id, or two tills "
+           "share a transaction numbering.",
+           "Compare the DLQ record's inputs (posted vs resent total, lines added/removed/"
+           "changed). If the posted version is wrong, void or credit it at the POS and ring "
+           "the sale again under a new id (or publish the change as a return/amendment); "
+           "do not replay this record.", False),
 )
 
 #: Keyed by ``ReasonCode``; typed by ``str`` so code text read back from a header (``tillbridge

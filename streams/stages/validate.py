@@ -25,7 +25,8 @@ def _reject(reason: ReasonCode, rule: str, message: str, **inputs: object) -> Re
 
 
 def rule_required(sale: SaleRec) -> Rejection | None:
-    for name in ("pos_transaction_id", "register_id", "business_date"):
+    # business_date may be empty: enrich takes it from the completion time in the store's zone
+    for name in ("pos_transaction_id", "register_id"):
         if not sale.get(name):
             return _reject(ReasonCode.MISSING_FIELD, "required", f"{name} is empty", field=name)
     if not sale.get("store_id"):
