@@ -1,16 +1,33 @@
-"""JSON log lines (``TILLBRIDGE_LOG_FORMAT=json``) and the process metrics on /metrics."""
+"""JSON log lines (``TILLBRIDGE_LOG_FORMAT=json``), the record ids the guard's, the dead
+letters' and the sink's lines carry, and the process metrics on /metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
 import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
+import pytest
+
+from tests.factories import make_sale
 from tillbridge.devstack.broker import free_port
-from tillbridge.streams.runtime import logformat, web
+from tillbridge.streams.flows import sink as flow_sink
+from tillbridge.streams.flows.sale import SaleFlow
+from tillbridge.streams.ledger.types import Missing, Refused
+from tillbridge.streams.runtime import guard, logformat, web
 from tillbridge.streams.runtime.settings import Settings
+from tillbridge.streams.stages import deadletter
+from tillbridge.streams.stages.messages import Outbound, Source, log_ids
+from tillbridge.streams.stages.reasons import ReasonCode, Stage
+from tillbridge.streams.stages.records import Rejection
+
+SRC = Source("pos.sale.v1", 3, 17, b"S001-R01-000042", b"\x00raw", [])
 
 
 def _record(msg: str, *args: object, **extra: object) -> logging.LogRecord:
@@ -96,3 +113,117 @@ def test_metrics_expose_process_cpu_memory_and_open_files() -> None:
     for series in ("process_cpu_seconds_total", "process_resident_memory_bytes",
                    "process_open_fds", "process_max_fds"):
         assert f"\n{series} " in body, series
+
+
+# -- the ids each line carries --------------------------------------------------------------
+
+@contextlib.contextmanager
+def _json_lines(name: str, level: int = logging.INFO) -> Iterator[list[str]]:
+    """Lines logger ``name`` writes through a JsonFormatter handler at ``level``."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logformat.JsonFormatter())
+    logger = logging.getLogger(name)
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    lines: list[str] = []
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+        lines.extend(stream.getvalue().splitlines())
+
+
+def test_log_ids_key_as_text_cut_and_only_known_event_ids() -> None:
+    ids = log_ids(SRC, {"pos_transaction_id": "P-1", "amount": "9.99", "order_id": None},
+                  stage="sink")
+    assert ids == {"topic": "pos.sale.v1", "partition": 3, "offset": 17,
+                   "key": "S001-R01-000042", "pos_transaction_id": "P-1", "stage": "sink"}
+    garbage = Source("pos.sale.v1", 0, 1, b"\xff" * 10_000, None, [])
+    assert log_ids(garbage)["key"] == "\ufffd" * 128, "undecodable and long: replaced, cut"
+    assert "key" not in log_ids(Source("t", 0, 1, None, None, []))
+
+
+def test_the_guard_failure_line_carries_the_record_ids_and_the_traceback() -> None:
+    sent: list[Outbound] = []
+
+    async def send(out: Outbound) -> None:
+        sent.append(out)
+
+    g = guard.Guard([guard.LogReporter(logging.getLogger("test.guard.log")),
+                     guard.DeadLetterReporter(send)])
+    try:
+        raise KeyError("lines")
+    except KeyError as exc:
+        failing = exc
+    with _json_lines("test.guard.log", logging.ERROR) as lines:
+        assert asyncio.run(g.failed("validate", SRC, failing)) is guard.Failed.DEAD_LETTERED
+    [doc] = [json.loads(line) for line in lines]
+    assert (doc["topic"], doc["partition"], doc["offset"], doc["key"]) == \
+        ("pos.sale.v1", 3, 17, "S001-R01-000042")
+    assert (doc["stage"], doc["reason"], doc["level"]) == ("validate", "internal_error", "error")
+    assert doc["exc"].startswith("Traceback") and "KeyError: 'lines'" in doc["exc"]
+    assert len(sent) == 1
+
+
+def test_dead_letter_retries_and_the_hold_name_the_record() -> None:
+    """A DLQ that refuses twice with two attempts allowed: one retry line (attempt 1), then
+    the record is held (critical line): both carry the record's ids."""
+
+    async def refuse(_out: Outbound) -> None:
+        raise RuntimeError("DLQ topic gone")
+
+    g = guard.Guard([guard.DeadLetterReporter(refuse, attempts=2, backoff_s=0.0)])
+    with _json_lines(guard.__name__, logging.WARNING) as lines:
+        assert asyncio.run(g.failed("sink", SRC, ValueError("x"))) is guard.Failed.HELD
+    docs = [json.loads(line) for line in lines]
+    retry = next(d for d in docs if "not produced" in d["message"])
+    assert (retry["attempt"], retry["key"], retry["offset"]) == (1, "S001-R01-000042", 17)
+    held = next(d for d in docs if "has no outcome" in d["message"])
+    assert (held["level"], held["stage"], held["offset"]) == ("critical", "sink", 17)
+
+
+def _rejection() -> Rejection:
+    return Rejection(Stage.SINK, ReasonCode.NETSUITE_REJECTED, "netsuite.cashSale",
+                     "NetSuite 400 INVALID_CONTENT: item inactive", {})
+
+
+def test_a_dead_letter_is_one_info_line_with_its_ids() -> None:
+    with _json_lines(deadletter.__name__) as lines:
+        deadletter.dead_letter(SRC, _rejection(), event_ids={"pos_transaction_id": "P-9"})
+    [doc] = [json.loads(line) for line in lines]
+    assert doc["level"] == "info" and "dead-lettered: netsuite_rejected" in doc["message"]
+    assert (doc["reason"], doc["stage"], doc["rule"]) == \
+        ("netsuite_rejected", "sink", "netsuite.cashSale")
+    assert (doc["key"], doc["pos_transaction_id"], doc["offset"]) == \
+        ("S001-R01-000042", "P-9", 17)
+
+
+def test_below_info_a_dead_letter_builds_no_log_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-record path stays lean at the default level: the ids are never built."""
+    def boom(*_a: object, **_k: object) -> dict[str, object]:
+        raise AssertionError("log ids built for a line nobody logs")
+
+    monkeypatch.setattr(deadletter, "log_ids", boom)
+    with _json_lines(deadletter.__name__, logging.WARNING) as lines:
+        deadletter.dead_letter(SRC, _rejection())
+    assert lines == []
+    with pytest.raises(AssertionError), _json_lines(deadletter.__name__):
+        deadletter.dead_letter(SRC, _rejection())
+
+
+def test_the_sink_names_the_pos_transaction_it_refuses_or_parks() -> None:
+    flow, sale = SaleFlow(), make_sale(pos_transaction_id="S009-R02-000777")
+    with _json_lines("tillbridge.streams") as lines:
+        flow_sink.messages(flow, sale, SRC, SRC, Refused(_rejection(), None),
+                           parked_lookup=lambda _id: None, park_timeout_s=60.0)
+        flow_sink.messages(flow, sale, SRC, SRC, Missing("CS-S001-R01-000001", ("cashSale",)),
+                           parked_lookup=lambda _id: None, park_timeout_s=60.0)
+    refused, parked = [json.loads(line) for line in lines]
+    assert (refused["pos_transaction_id"], refused["reason"]) == \
+        ("S009-R02-000777", "netsuite_rejected")
+    assert parked["logger"] == flow_sink.__name__
+    assert (parked["pos_transaction_id"], parked["event_id"], parked["dependency"]) == \
+        ("S009-R02-000777", "pos.sale.v1/3/17", "CS-S001-R01-000001")

@@ -219,14 +219,18 @@ ROWS: tuple[Row, ...] = (
         Panel("CPU, per worker", "CPU seconds per second of each worker process (1 = one "
               "core busy). Faust runs one event loop: a worker near 1 is at its ceiling.",
               (Target(f"rate({s('process_cpu_seconds_total')}[{RATE}])", "{{instance}}"),),
-              unit="percentunit"),
+              unit="percentunit", width=6),
         Panel("Resident memory, per worker", "RSS of each worker. Rising at steady load for "
               "hours is a leak (`make soak` measures the trend).",
-              (Target(s("process_resident_memory_bytes"), "{{instance}}"),), unit="bytes"),
-        Panel("Open files, per worker", "Open file descriptors (sockets, RocksDB files) "
-              "against the process limit.",
-              (Target(s("process_open_fds"), "open {{instance}}"),
-               Target(s("process_max_fds"), "limit {{instance}}"))),
+              (Target(s("process_resident_memory_bytes"), "{{instance}}"),), unit="bytes",
+              width=6),
+        Panel("Open files, per worker", "Open file descriptors (Kafka and NetSuite sockets, "
+              "RocksDB files). Rising at steady load is a leak.",
+              (Target(s("process_open_fds"), "{{instance}}"),), width=6),
+        Panel("Open files, share of the limit", "Open descriptors over the process limit "
+              "(ulimit -n). Above 80% for 10 minutes: runbook TillbridgeOpenFilesNearLimit.",
+              (Target(f"{s('process_open_fds')} / {s('process_max_fds')}", "{{instance}}"),),
+              unit="percentunit", width=6),
     )),
     Row("Reconciliation (POS vs NetSuite)", (
         Panel("Drift amount, by store", "Latest `tillbridge reconcile` of each store: sum of "

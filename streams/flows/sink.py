@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,9 +24,11 @@ from tillbridge.streams.flows.park import ParkEntry
 from tillbridge.streams.ledger.types import Missing, Outcome, Posting, Refused, Skipped
 from tillbridge.streams.runtime import metrics
 from tillbridge.streams.stages.deadletter import dead_letter
-from tillbridge.streams.stages.messages import Outbound, Source
+from tillbridge.streams.stages.messages import Outbound, Source, log_ids
 from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection
+
+log = logging.getLogger(__name__)
 
 #: The parking table's entry by id: a re-parked event keeps its first park time.
 ParkedLookup = Callable[[str], ParkEntry | None]
@@ -74,7 +77,8 @@ def messages(flow: Flow, event: Event, origin: Source, routed: Source, outcome: 
              parked_lookup: ParkedLookup, park_timeout_s: float) -> list[Outbound]:
     """Everything to produce for one routed event's outcome, counted."""
     if isinstance(outcome, Refused):
-        return [dead_letter(origin, outcome.rejection, details=outcome.details)]
+        return [dead_letter(origin, outcome.rejection, details=outcome.details,
+                            event_ids=flow.ids(event))]
     if isinstance(outcome, Missing):
         return park(flow, event, origin, routed, outcome, parked_lookup, park_timeout_s)
     if isinstance(outcome, Skipped):
@@ -123,5 +127,9 @@ def park(flow: Flow, event: Event, origin: Source, routed: Source, missing: Miss
                       since, since + park_timeout_s, routed.partition, routed.key,
                       routed.value, tuple(routed.headers), missing.detail)
     metrics.PARK_OUTCOMES.labels("parked").inc()
+    if log.isEnabledFor(logging.INFO):
+        log.info("%s parked until %s is in NetSuite", entry_id, missing.dependency,
+                 extra=log_ids(origin, flow.ids(event), stage="sink", event_id=entry_id,
+                               dependency=missing.dependency))
     return [Outbound(topics.PARKED, entry_id.encode(), entry.to_json(), parked=entry),
             result(flow, event, origin, "parked", waiting_for=missing.dependency)]

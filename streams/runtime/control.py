@@ -92,7 +92,9 @@ class TopicFollower(threading.Thread):
                     self._on_record(msg.key(), msg.value(), msg.timestamp()[1])
                 except Exception:  # noqa: BLE001 - one bad record must not stop the thread
                     log.exception("%s: record at %s[%s]@%s not applied", self.name,
-                                  msg.topic(), msg.partition(), msg.offset())
+                                  msg.topic(), msg.partition(), msg.offset(),
+                                  extra={"topic": msg.topic(), "partition": msg.partition(),
+                                         "offset": msg.offset()})
         self._consumer.close()
 
     def stop(self) -> None:

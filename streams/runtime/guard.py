@@ -49,7 +49,7 @@ from tillbridge.connectors.netsuite.errors import NetSuiteUnavailable
 from tillbridge.streams.runtime import metrics
 from tillbridge.streams.runtime.health import HEALTH
 from tillbridge.streams.stages.deadletter import internal_error
-from tillbridge.streams.stages.messages import Outbound, Source
+from tillbridge.streams.stages.messages import Outbound, Source, log_ids
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class LogReporter:
         src = failure.src
         self._log.error("%s failed on %s[%s]@%s; dead-lettering it as internal_error",
                         failure.stage, src.topic, src.partition, src.offset,
-                        exc_info=failure.exc, extra=ids(failure))
+                        exc_info=failure.exc, extra=_ids(failure))
 
 
 class DeadLetterReporter:
@@ -154,7 +154,7 @@ class DeadLetterReporter:
                 log.error("dead letter for %s[%s]@%s not produced (attempt %d), retrying "
                           "in %.1f s: %s", failure.src.topic, failure.src.partition,
                           failure.src.offset, attempt, delay, exc,
-                          extra={**ids(failure), "attempt": attempt})
+                          extra=_ids(failure, attempt=attempt))
                 await asyncio.sleep(delay)
                 delay, attempt = min(delay * 2, self._max_backoff_s), attempt + 1
                 continue
@@ -163,11 +163,9 @@ class DeadLetterReporter:
             return
 
 
-def ids(failure: Failure) -> dict[str, object]:
-    """The record's coordinates for a log line's ``extra`` (JSON logs carry them as fields)."""
-    src = failure.src
-    return {"topic": src.topic, "partition": src.partition, "offset": src.offset,
-            "stage": failure.stage, "reason": "internal_error"}
+def _ids(failure: Failure, **more: object) -> dict[str, object]:
+    """A failed record's ids for a log line (its dead letter's reason is internal_error)."""
+    return log_ids(failure.src, None, stage=failure.stage, reason="internal_error", **more)
 
 
 def _identity(src: Source) -> Source:
@@ -204,8 +202,7 @@ class Guard:
         if isinstance(exc, NetSuiteUnavailable):
             log.warning("%s: NetSuite unavailable for %s[%s]@%s: held, not dead-lettered",
                         stage, original.topic, original.partition, original.offset,
-                        extra={"topic": original.topic, "partition": original.partition,
-                               "offset": original.offset, "stage": stage})
+                        extra=log_ids(original, stage=stage))
             self._held(stage, original, handle)
             return Failed.HELD
         failure = Failure(stage, original, exc)
@@ -219,19 +216,21 @@ class Guard:
                 log.critical("%s: %s could not report %s on %s[%s]@%s",
                              stage, type(reporter).__name__, type(exc).__name__,
                              original.topic, original.partition, original.offset,
-                             exc_info=True)
+                             exc_info=True, extra=log_ids(original, stage=stage))
         if outcome is Failed.HELD:
             self._held(stage, original, handle)
         return outcome
 
     def _held(self, stage: str, src: Source, handle: Any) -> None:
         metrics.GUARD_HELD.labels(stage).inc()
+        ids = log_ids(src, stage=stage)
         log.critical("%s[%s]@%s has no outcome: not acked, so its partition is not "
-                     "committed past it", src.topic, src.partition, src.offset)
+                     "committed past it", src.topic, src.partition, src.offset, extra=ids)
         try:
             self._hold(handle)
         except Exception:  # noqa: BLE001 - logged; nothing else can be done here
-            log.exception("holding %s[%s]@%s failed", src.topic, src.partition, src.offset)
+            log.exception("holding %s[%s]@%s failed", src.topic, src.partition, src.offset,
+                          extra=ids)
 
     async def call(self, stage: str, src: Source, fn: Callable[..., T], *args: Any,
                    handle: Any = None) -> T | Failed:

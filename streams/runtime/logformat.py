@@ -1,10 +1,14 @@
 """``TILLBRIDGE_LOG_FORMAT=json``: one JSON object per log line, for log shippers.
 
 Fields: ``time`` (UTC, ISO 8601 with milliseconds), ``level``, ``logger``, ``message``, the
-record ids a call site passes with ``extra=`` (``IDS``: topic, partition, offset, POS
-transaction, event id, externalId, stage, reason) and ``exc`` (the traceback) when there is
-one. Written by hand rather than with python-json-logger: twenty lines, a fixed field set
-and no dependency for a worker image to carry.
+ids a call site passes with ``extra=`` (``IDS``: the record's input topic, partition,
+offset and key, the stage, reason and rule, the event's POS transaction id, externalId,
+order, payment or settlement id, a parked event's id and what it waits for) and ``exc``
+(the traceback as one string) when there is one. Only ``IDS`` are copied, so every field
+keeps one meaning and one type across lines (a shipper's index maps each field once).
+
+Written by hand rather than with python-json-logger: a fixed field set in a few lines,
+and one dependency fewer for the worker image.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from tillbridge.streams.stages.messages import EVENT_IDS
+
 #: Record attributes copied into the JSON object when a call site set them (``extra=``).
-IDS = ("topic", "partition", "offset", "pos_transaction_id", "event_id", "external_id",
-       "stage", "reason", "attempt")
+IDS = ("topic", "partition", "offset", "key", "stage", "reason", "rule", "attempt",
+       *EVENT_IDS, "event_id", "dependency")
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,14 +35,17 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        attrs = record.__dict__
         for name in IDS:
-            value = record.__dict__.get(name)
+            value = attrs.get(name)
             if value is not None:
                 doc[name] = value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:
             doc["exc"] = record.exc_text
+        if record.stack_info:
+            doc["stack"] = self.formatStack(record.stack_info)
         return json.dumps(doc, ensure_ascii=False, default=str)
 
 

@@ -123,7 +123,8 @@ class Parking:
         try:
             return await self.pipe.dependency_exists(entry)
         except Exception as exc:  # noqa: BLE001 - unclaimed, checked again next sweep
-            log.info("parked %s: dependency check failed: %s", entry.id, exc)
+            log.info("parked %s: dependency check failed: %s", entry.id, exc,
+                     extra={"event_id": entry.id, "dependency": entry.dependency})
             return False
 
     async def release_waiting_on(self, written: Iterable[str]) -> None:

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from tillbridge.connectors.kafka import topics
 from tillbridge.streams.runtime import metrics
-from tillbridge.streams.stages.messages import Headers, Outbound, Source
+from tillbridge.streams.stages.messages import Headers, Outbound, Source, log_ids
 from tillbridge.streams.stages.reasons import CATALOGUE, ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection
+
+log = logging.getLogger(__name__)
 
 H_TOPIC = "__connect.errors.topic"
 H_PARTITION = "__connect.errors.partition"
@@ -96,15 +99,29 @@ def dlq_headers(
 
 
 def dead_letter(src: Source, rej: Rejection, *, exc: BaseException | None = None,
-                details: object | None = None, step: str | None = None) -> Outbound:
+                details: object | None = None, step: str | None = None,
+                event_ids: Mapping[str, object] | None = None) -> Outbound:
     """The DLQ message for a record: original bytes, source coordinates, reason headers.
     ``step``: the runtime step that failed when it is not a pipeline stage (emit, drain,
-    release, expire): shown in ``__connect.errors.stage``, in the stage's DLQ."""
+    release, expire): shown in ``__connect.errors.stage``, in the stage's DLQ.
+    ``event_ids``: what the flow knows of the event (``Flow.ids``), for the log line."""
     metrics.DEAD_LETTERED.labels(src.topic, rej.stage, rej.reason).inc()
+    _log_dead_letter(src, rej, step, event_ids)
     return Outbound(topics.dlq_topic(rej.stage), src.key, src.value,
                     dlq_headers(rej, topic=src.topic, partition=src.partition, offset=src.offset,
                                 original=src.headers, exc=exc, netsuite_details=details,
                                 step=step))
+
+
+def _log_dead_letter(src: Source, rej: Rejection, step: str | None = None,
+                     event_ids: Mapping[str, object] | None = None) -> None:
+    """One info line per dead letter, with the record's ids (JSON logs: fields). Below
+    info (the default is warn) nothing is built: the metric and the DLQ record say it."""
+    if log.isEnabledFor(logging.INFO):
+        log.info("%s[%s]@%s dead-lettered: %s at %s (%s)", src.topic, src.partition,
+                 src.offset, rej.reason, step or rej.stage, rej.rule,
+                 extra=log_ids(src, event_ids, stage=str(step or rej.stage),
+                               reason=str(rej.reason), rule=rej.rule))
 
 
 def internal_error(src: Source, stage: Stage | str, exc: BaseException) -> Outbound:
@@ -159,6 +176,7 @@ def too_large(out: Outbound, limit: int, *, now: datetime | None = None) -> Outb
                     f"record of {size} bytes is larger than the {limit} bytes the DLQ accepts; "
                     f"fetch it from {topic}[{partition}]@{offset}", inputs)
     metrics.DEAD_LETTERED.labels(topic, rej.stage, rej.reason).inc()
+    _log_dead_letter(Source(topic, partition, offset, out.key, None, []), rej)
     headers = dlq_headers(rej, topic=topic, partition=partition, offset=offset, now=now)
     headers += [(H_ORIG_SIZE, str(len(value)).encode()), (H_ORIG_SHA256, digest.encode()),
                 (H_ORIG_REASON, first_reason.encode())]

@@ -3,6 +3,7 @@ produce (``Outbound``). Plain data, so every stage and flow is testable without 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 #: Headers as produced (values present) and as consumed (a value may be None).
@@ -38,3 +39,26 @@ class Source:
     headers: RawHeaders
 
 
+#: Ids a flow knows once it has decoded an event (``Flow.ids``) that log lines carry.
+EVENT_IDS = ("pos_transaction_id", "external_id", "order_id", "payment_id", "settlement_id")
+
+#: Characters of a record key a log line keeps (keys are ids; a garbage key must not flood
+#: the log).
+LOG_KEY_CHARS = 128
+
+
+def log_ids(src: Source, event_ids: Mapping[str, object] | None = None,
+            **more: object) -> dict[str, object]:
+    """A record's ids for a log call's ``extra=`` (JSON log lines carry them as fields): its
+    input coordinates, its key as text (a POS sale's, return's or payment's key is its POS
+    transaction id; an omnichannel event's, its order id), the ``EVENT_IDS`` among
+    ``event_ids`` (a flow's ``ids(event)``) and ``more`` (stage, reason...). It builds a
+    dict: call it where a line is logged, not for every record."""
+    ids: dict[str, object] = {"topic": src.topic, "partition": src.partition,
+                              "offset": src.offset}
+    if src.key is not None:
+        ids["key"] = src.key[:LOG_KEY_CHARS * 4].decode("utf-8", "replace")[:LOG_KEY_CHARS]
+    if event_ids:
+        ids.update((k, event_ids[k]) for k in EVENT_IDS if event_ids.get(k) is not None)
+    ids.update(more)
+    return ids
