@@ -104,6 +104,11 @@ PARKED = "tillbridge.parked.v1"
 #: terminal/gateway trace, so failed attempts can be investigated (JSON, keyed by payment).
 AUDIT_PAYMENTS = "tillbridge.audit.payments.v1"
 
+#: One JSON record per loyalty points movement written to NetSuite (earned on a sale,
+#: reversed on a return), keyed by the NetSuite customer id so a customer's movements stay
+#: in order; fields in the README ("Loyalty"). At least once: dedupe on ``external_id``.
+AUDIT_LOYALTY = "tillbridge.audit.loyalty.v1"
+
 #: Topic-level settings for topics that need more than the broker defaults.
 TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     DLQ_AUDIT: {"cleanup.policy": "compact"},

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from tillbridge.streams.stages.reasons import ReasonCode, Stage
 
@@ -81,6 +81,8 @@ class SaleRec(TypedDict):
     total: Decimal
     tenders: list[TenderRec]
     receipt: ReceiptRec
+    #: added to sale.avsc later (optional): older producers and fixtures leave it out
+    loyalty_points_earned: NotRequired[int | None]
 
 
 class ReturnLineRec(TypedDict):
