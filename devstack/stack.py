@@ -32,7 +32,7 @@ from tillbridge.streams.runtime.settings import Settings
 ALL_TOPICS = ([t.name for t in topics.EVENT_TOPICS] + [topics.ROUTED_REALTIME, topics.RESULTS]
               + list(topics.DLQ_TOPICS) + [topics.DLQ_AUDIT, topics.AUDIT_PROMOTIONS,
                                            topics.CONTROL, topics.PARKED,
-                                           topics.AUDIT_PAYMENTS,
+                                           topics.AUDIT_PAYMENTS, topics.AUDIT_LOYALTY,
                                            topics.AUDIT_BUSINESS_DATES])
 
 

@@ -344,7 +344,7 @@ def test_return_in_store_of_an_online_order(sim: SimServer) -> None:
     *_, ra1 = post(sim, make_order(), pickup, returned(3, "1"))
     assert isinstance(ra1, Posting) and ra1.primary.record_type == "returnAuthorization"
     order = get(sim, "salesOrder", eid(ORDER))
-    ra = get(sim, "returnAuthorization", eid("pos-ra-WEB-1001-3"))
+    ra = get(sim, "returnAuthorization", eid("pos-ra-WEB-1001-S002-RT-3"))
     assert ra["createdFrom"]["id"] == order["id"] and ra["orderStatus"]["id"] == "B"
     assert ra["entity"]["id"] == "5001" and ra["location"]["id"] == "2"
     (line,) = ra["item"]["items"]
@@ -358,7 +358,7 @@ def test_return_in_store_of_an_online_order(sim: SimServer) -> None:
     assert isinstance(replay, Posting) and not replay.created and created(sim) == before
     (ra2,) = post(sim, returned(4, "2"))  # cumulative 2: one more unit back
     assert isinstance(ra2, Posting) and ra2.created
-    ra_b = get(sim, "returnAuthorization", eid("pos-ra-WEB-1001-4"))
+    ra_b = get(sim, "returnAuthorization", eid("pos-ra-WEB-1001-S002-RT-4"))
     assert [ln["quantity"] for ln in ra_b["item"]["items"]] == [1]
 
 

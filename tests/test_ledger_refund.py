@@ -419,6 +419,8 @@ def test_credit_on_an_open_invoice_is_applied_to_it_not_paid_out(sim: SimServer)
 
 
 def test_store_return_of_an_online_order_waits_for_it_and_links_it(sim: SimServer) -> None:
+    """Parked until the order is in NetSuite, then NetSuite's chain from it (the chain
+    itself: tests/test_online_return.py)."""
     ret = make_return(original={"pos_transaction_id": None, "store_id": None,
                                 "register_id": None, "business_date": None,
                                 "channel": "ONLINE", "online_order_id": "W-1001"})
@@ -430,13 +432,15 @@ def test_store_return_of_an_online_order_waits_for_it_and_links_it(sim: SimServe
         early = await post_return(rc, ret, refs)
         so = await rc.create_idempotent("salesOrder", "pos-ord-W-1001", order)
         out = await post_return(rc, ret, refs)
-        return early, out, await rc.get("cashRefund", eid(RTN_EID)), so
+        return early, out, await rc.get("customerRefund", eid("pos-rfd-S001-S001-R02-000077")), so
 
     early, out, refund, so = run_client(sim, flow)
     assert early == Missing("pos-ord-W-1001", ("salesOrder",), early.detail)
-    assert isinstance(out, Posting) and out.primary.links == {"original": so}
-    assert refund["entity"]["id"] == "5002", "the online shopper is refunded"
-    assert refund["custbody_pos_original_id"] == so and "online order W-1001" in refund["memo"]
+    assert isinstance(out, Posting) and out.primary.links == {"createdFrom": so}
+    assert [w.record_type for w in out.records] == [
+        "returnAuthorization", "itemReceipt", "creditMemo", "customerRefund"]
+    assert refund["customer"]["id"] == "5002", "the online shopper is refunded"
+    assert refund["total"] == 20.63 and "online order W-1001" in refund["memo"]
 
 
 def test_refund_whose_answer_is_lost_is_found_not_posted_twice(sim: SimServer) -> None:

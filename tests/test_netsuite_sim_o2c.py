@@ -373,6 +373,9 @@ def test_returns_refunds_and_credits_chain(sim: SimServer) -> None:
     blocked = transform(sim, "returnAuthorization", ra, "creditMemo")
     assert blocked.status_code == 400  # pending approval
     call(sim, "PATCH", f"/record/v1/returnAuthorization/{ra}", {"orderStatus": "B"})
+    unreceived = transform(sim, "returnAuthorization", ra, "creditMemo")
+    assert unreceived.status_code == 400  # Advanced Receiving: goods first
+    created(transform(sim, "returnAuthorization", ra, "itemReceipt"))
     memo = created(transform(sim, "returnAuthorization", ra, "creditMemo"))
     assert get(sim, "returnAuthorization", ra)["status"]["refName"] == "Refunded"
     cust_refund = get(sim, "customerRefund", created(transform(

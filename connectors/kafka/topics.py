@@ -112,6 +112,10 @@ RECONCILIATION = "tillbridge.reconciliation.v1"
 #: more than the store's cut-off: posted anyway (till's date), one JSON record each, keyed by
 #: POS transaction id (streams/stages/business_day.py).
 AUDIT_BUSINESS_DATES = "tillbridge.audit.business_dates.v1"
+#: One JSON record per loyalty points movement written to NetSuite (earned on a sale,
+#: reversed on a return), keyed by the NetSuite customer id so a customer's movements stay
+#: in order; fields in the README ("Loyalty"). At least once: dedupe on ``external_id``.
+AUDIT_LOYALTY = "tillbridge.audit.loyalty.v1"
 
 #: Topic-level settings for topics that need more than the broker defaults.
 TOPIC_CONFIGS: dict[str, dict[str, str]] = {

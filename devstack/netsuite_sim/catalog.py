@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from tillbridge.devstack.netsuite_sim import ledger, payments, sales
+from tillbridge.devstack.netsuite_sim import custom, ledger, payments, receipts, sales
 from tillbridge.devstack.netsuite_sim.errors import SimError
 from tillbridge.devstack.netsuite_sim.records import CORE_TYPES, RecordType, validate_cash_sale
 from tillbridge.devstack.netsuite_sim.store import Record, Store
@@ -36,6 +36,15 @@ def _cash_sale(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     return sales.check_order_billing(store, out, "cashSale")
 
 
+def _credit_memo(store: Store, body: dict[str, Any]) -> dict[str, Any]:
+    """A credit memo; from a return authorisation only what its receipts allow."""
+    return receipts.check_ra_credit(store, sales.validate_credit_memo(store, body))
+
+
+def _cash_refund(store: Store, body: dict[str, Any]) -> dict[str, Any]:
+    return receipts.check_ra_credit(store, sales.validate_cash_refund(store, body))
+
+
 def _cash_sale_status(store: Store, sale: Record) -> dict[str, Any]:
     if deposited_in(store, sale.id) is not None:
         return {**sale.fields, "status": status("C", "Deposited")}
@@ -60,11 +69,13 @@ _TYPES: tuple[RecordType, ...] = (
                sales.FULFILL_FIELDS),
     RecordType("returnAuthorization", "transaction", sales.validate_return_authorization,
                _SALES_REFS, _ITEM_LINES, "RtnAuth", sales.ORDER_FIELDS,
-               sales.derive_return_authorization),
-    RecordType("creditMemo", "transaction", sales.validate_credit_memo, _SALES_REFS,
+               receipts.derive_return_authorization),
+    RecordType("itemReceipt", "transaction", receipts.validate_item_receipt, _SALES_REFS,
+               _ITEM_LINES, "ItemRcpt", receipts.RECEIPT_FIELDS),
+    RecordType("creditMemo", "transaction", _credit_memo, _SALES_REFS,
                {**_ITEM_LINES, **_APPLY_LINES}, "CustCred", sales.CREDIT_FIELDS,
                sales.derive_credit_memo),
-    RecordType("cashRefund", "transaction", sales.validate_cash_refund, _SALES_REFS,
+    RecordType("cashRefund", "transaction", _cash_refund, _SALES_REFS,
                _ITEM_LINES, "CashRfnd", sales.REFUND_FIELDS),
     RecordType("customerPayment", "transaction", payments.validate_customer_payment,
                _RECEIPT_REFS, _APPLY_LINES, "CustPymt", payments.PAYMENT_FIELDS,
@@ -86,6 +97,7 @@ _TYPES: tuple[RecordType, ...] = (
                {"subsidiary": "subsidiary"},
                {"account": "account", "entity": "customer", "location": "location"},
                "Journal", ledger.JOURNAL_FIELDS),
+    custom.LOYALTY_TYPE,
 )
 
 RECORD_TYPES: dict[str, RecordType] = {rt.name.lower(): rt for rt in _TYPES}

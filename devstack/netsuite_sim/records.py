@@ -71,12 +71,14 @@ def normalize_ref(store: Store, target: str, value: Any, path: str) -> dict[str,
 TRANSACTION_TARGETS = frozenset({
     "transaction", "salesOrder", "invoice", "cashSale", "customerPayment", "customerDeposit",
     "creditMemo", "cashRefund", "customerRefund", "returnAuthorization", "itemFulfillment",
+    "itemReceipt",
 })
 _TRAN_LABELS = {
     "salesOrder": "Sales Order", "invoice": "Invoice", "cashSale": "Cash Sale",
     "customerPayment": "Payment", "customerDeposit": "Customer Deposit",
     "creditMemo": "Credit Memo", "cashRefund": "Cash Refund", "customerRefund": "Customer Refund",
     "returnAuthorization": "Return Authorization", "itemFulfillment": "Item Fulfillment",
+    "itemReceipt": "Item Receipt",
     "inventoryAdjustment": "Inventory Adjustment", "deposit": "Deposit",
     "journalEntry": "Journal",
 }

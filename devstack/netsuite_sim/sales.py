@@ -285,13 +285,6 @@ def validate_return_authorization(store: Store, body: dict[str, Any]) -> dict[st
     return out
 
 
-def derive_return_authorization(store: Store, ra: Record) -> dict[str, Any]:
-    refunds = store.created_from(ra.id, "cashRefund") + store.created_from(ra.id, "creditMemo")
-    if is_approved(ra) and refunds:
-        return {**ra.fields, "status": status("G", "Refunded")}
-    return {**ra.fields, "status": ra.fields["orderStatus"]}
-
-
 def _refund_source(store: Store, out: dict[str, Any], customer: str, types: set[str],
                    target: str) -> None:
     if out.get("createdFrom") is None:

@@ -25,7 +25,8 @@ _CUSTOMER_FIELDS = {
     "isinactive": "isInactive", "loyalty_id": "custentity_loyalty_id", "companyname": "companyName",
 }
 # Where each group's new internal ids start when the seed holds none of that group.
-_ID_FLOOR = {"transaction": 100000, "entity": 10000}
+#: ``customrecord``: the loyalty custom record type, a namespace of its own (``custom.py``).
+_ID_FLOOR = {"transaction": 100000, "entity": 10000, "customrecord": 1}
 
 
 def load_seed(seed_path: str | Path | None = None) -> dict[str, Any]:
@@ -87,8 +88,8 @@ class Store:
         self.promotions = {str(r["id"]): dict(r) for r in seed.get("promotions", [])}
         self.guest_customer_id = str(seed.get("guest_customer_id", ""))
         self.stats = Stats()
-        self._records: dict[str, dict[str, Record]] = {"transaction": {}, "entity": {}}
-        self._eids: dict[str, dict[str, str]] = {"transaction": {}, "entity": {}}
+        self._records: dict[str, dict[str, Record]] = {g: {} for g in _ID_FLOOR}
+        self._eids: dict[str, dict[str, str]] = {g: {} for g in _ID_FLOOR}
         self._next_id: dict[str, int] = dict(_ID_FLOOR)
         self._indexes: dict[Hashable, Any] = {}  # see ``index``; emptied by every write
         for emp in self.employees.values():  # employees are entities: they consume ids

@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
+from tillbridge.devstack.netsuite_sim import custom
 from tillbridge.devstack.netsuite_sim.catalog import type_of
 from tillbridge.devstack.netsuite_sim.errors import SimError
 from tillbridge.devstack.netsuite_sim.records import Deriver, ref_id
@@ -36,7 +37,9 @@ _COND = re.compile(
 _IN = re.compile(r"^\s*(\w+)\s+IN\s*\((.+)\)\s*$", re.IGNORECASE | re.DOTALL)
 _IN_VALUE = re.compile(r"\s*('(?:[^']|'')*'|-?\d+(?:\.\d+)?|\?)\s*(?:,|$)")
 _TO_DATE = re.compile(r"^TO_DATE\s*\(\s*'([^']*)'", re.IGNORECASE)
-_COL = re.compile(r"^\s*(COUNT\s*\(\s*\*\s*\)|\w+)(?:\s+(?:AS\s+)?(\w+))?\s*$", re.IGNORECASE)
+_COL = re.compile(r"^\s*(COUNT\s*\(\s*\*\s*\)|SUM\s*\(\s*\w+\s*\)|\w+)"
+                  r"(?:\s+(?:AS\s+)?(\w+))?\s*$", re.IGNORECASE)
+_SUM = re.compile(r"^SUM\s*\(\s*(\w+)\s*\)$", re.IGNORECASE)
 _AND = re.compile(r"\s+AND\s+", re.IGNORECASE)
 # ``col BETWEEN a AND b`` (Oracle's bound-parameter sample, reference §1.6) is read as
 # ``col >= a AND col <= b`` before the conditions are split on AND.
@@ -238,6 +241,7 @@ TABLES: dict[str, Table] = {
     "transactionline": Table(_LINE_COLS, _transaction_line_rows),
     "account": _ref_rows("accounts", ("id", "acctnumber", "name", "accttype", "isinactive",
                                       "subsidiary")),
+    custom.LOYALTY: Table(custom.COLUMNS, custom.loyalty_rows),
 }
 
 
@@ -294,13 +298,16 @@ def run(query: str, params: list[Any] | None = None) -> Callable[[Store], list[R
             if not m:
                 raise _invalid(query)
             alias = m[2].lower() if m[2] else None
+            summed = _SUM.match(m[1])
             if m[1].upper().startswith("COUNT"):
                 select.append(("*count", alias or f"expr{n}"))
+            elif summed:
+                select.append(("*sum:" + column(summed[1]), alias or f"expr{n}"))
             else:
                 select.append((column(m[1]), alias or m[1].lower()))
-    counting = any(src == "*count" for src, _ in select)
-    if counting and len(select) > 1:
-        raise _invalid(query)  # no GROUP BY in this subset
+    counting = any(src.startswith("*") for src, _ in select)
+    if counting and not all(src.startswith("*") for src, _ in select):
+        raise _invalid(query)  # no GROUP BY in this subset: aggregates only
 
     conds: list[tuple[str, str, Any]] = []
     if match["where"]:
@@ -329,8 +336,8 @@ def run(query: str, params: list[Any] | None = None) -> Callable[[Store], list[R
 
     # Only the columns the query names are rendered; a row may lack a column (mainline
     # transactionline rows have no item): it reads as null.
-    used = {src for src, _ in select if src != "*count"} | {c for c, _, _ in conds} | \
-        {c for c, _ in order}
+    used = {src.removeprefix("*sum:") for src, _ in select if src != "*count"} | \
+        {c for c, _, _ in conds} | {c for c, _ in order}
 
     def execute(store: Store) -> list[Row]:
         rows = [{c: sql_value(_resolve(r.get(c))) for c in used} for r in table.rows(store)]
@@ -346,11 +353,25 @@ def run(query: str, params: list[Any] | None = None) -> Callable[[Store], list[R
         for col, desc in reversed(order):
             rows.sort(key=_column_key(col), reverse=desc)
         if counting:
-            return [{select[0][1]: str(len(rows))}]
+            return [_aggregate(select, rows)]
         # Null values are left out of a row, as NetSuite's REST SuiteQL does.
         return [{out: r[src] for src, out in select if r[src] is not None} for r in rows]
 
     return execute
+
+
+def _aggregate(select: list[tuple[str, str]], rows: list[dict[str, Any]]) -> Row:
+    """COUNT(*) and SUM(col) over the filtered rows, as strings; SUM of no values is null
+    (left out of the row, as any null)."""
+    out: Row = {}
+    for src, alias in select:
+        if src == "*count":
+            out[alias] = str(len(rows))
+            continue
+        values = [Decimal(r[src[5:]]) for r in rows if r[src[5:]] is not None]
+        if values:
+            out[alias] = str(sum(values, Decimal(0)))
+    return out
 
 
 def _resolve(value: Any) -> Any:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tillbridge.devstack.netsuite_sim.errors import SimError, required
+from tillbridge.devstack.netsuite_sim.receipts import credit_authorisation, receive_authorisation
 from tillbridge.devstack.netsuite_sim.records import RecordType
 from tillbridge.devstack.netsuite_sim.sales import (
     INVENTORY_TYPES,
@@ -213,8 +214,9 @@ _INITIALIZERS: dict[tuple[str, str], Initializer] = {
     ("invoice", "creditMemo"): _credit_invoice,
     ("invoice", "customerPayment"): _pay_invoice,
     ("invoice", "returnAuthorization"): _copy_sale,
-    ("returnAuthorization", "cashRefund"): _copy_sale,
-    ("returnAuthorization", "creditMemo"): _copy_sale,
+    ("returnAuthorization", "cashRefund"): credit_authorisation,
+    ("returnAuthorization", "creditMemo"): credit_authorisation,
+    ("returnAuthorization", "itemReceipt"): receive_authorisation,
     ("cashRefund", "creditMemo"): _copy_sale,
     ("creditMemo", "customerRefund"): _refund_credit("apply"),
     ("customerPayment", "customerRefund"): _refund_credit("apply"),

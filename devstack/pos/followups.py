@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from tillbridge.connectors.kafka.topics import PAYMENT, RETURN
 from tillbridge.connectors.pos.events import GeneratedEvent
-from tillbridge.devstack.pos.generator import QTY, money, rng_uuid
+from tillbridge.devstack.pos.generator import QTY, loyalty_points, money, rng_uuid
 
 _DECLINES = (("05", "DO_NOT_HONOR", "Do not honor"),
              ("51", "INSUFFICIENT_FUNDS", "Insufficient funds"),
@@ -127,8 +127,62 @@ def return_for(sale: dict[str, Any], rng: random.Random, *, days_later: int = 3,
         "customer": dict(sale["customer"]), "lines": out_lines, "exchange_lines": [],
         "refund_method": method, "refund_tenders": tenders, "refund_total": refund_total,
         "exchange_total": Decimal("0.00"), "net_refund": refund_total,
-        "loyalty_points_reversed": None, "approved_by": None,
+        "loyalty_points_reversed": _reversed(sale, refund_total), "approved_by": None,
     }
+
+
+def _reversed(sale: dict[str, Any], refunded: Decimal) -> int | None:
+    """Points the return takes back: the refund's worth, never more than the sale earned;
+    None when the sale earned none."""
+    earned = sale.get("loyalty_points_earned")
+    return min(earned, loyalty_points(refunded)) if earned else None
+
+
+def online_return_for(order: dict[str, Any], store: str, seq: int, txn: str,
+                      rng: random.Random, at: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An online order (picked up) brought back to ``store``'s till: the order's
+    RETURN_IN_STORE event and the till's POS return (channel ONLINE) of one unit of one
+    line, refunded at the price paid with the order's tax, to a card or as store credit."""
+    line = rng.choice(order["lines"])
+    condition, disposition, reason = rng.choices(_CONDITIONS, _CONDITION_WEIGHTS)[0]
+    refund = money(line["unit_price"])
+    tax = money(refund * line["tax_rate"] / 100)
+    method = rng.choices(("ORIGINAL_TENDER", "CASH", "STORE_CREDIT"), (70, 15, 15))[0]
+    kind = "VISA" if method == "ORIGINAL_TENDER" else "CASH"
+    tenders = [] if method == "STORE_CREDIT" else [
+        {"tender_type": kind, "amount": refund + tax, "authorization_id": None,
+         "gateway_code": "00" if kind == "VISA" else None, "card_last4": None,
+         "cash_drawer_id": f"{store}-R03-D1" if kind == "CASH" else None}]
+    restock = store if disposition == "RESTOCK" else None
+    event = {**order, "event_id": rng_uuid(rng), "occurred_at": at, "sequence": seq,
+             "kind": "RETURN_IN_STORE", "status": "RETURNED", "store_id": store,
+             "register_id": "R03", "pos_transaction_id": txn,
+             "lines": [dict(ln, quantity_fulfilled=ln["quantity_ordered"])
+                       for ln in order["lines"]]}
+    for ln in event["lines"]:
+        if ln["line_no"] == line["line_no"]:
+            ln.update(quantity_returned=Decimal(1).quantize(QTY), return_condition=condition,
+                      restock_location=restock)
+    ret = {
+        "event_id": rng_uuid(rng), "pos_transaction_id": txn, "store_id": store,
+        "register_id": "R03", "cashier_id": None, "business_date": at.date().isoformat(),
+        "occurred_at": at, "currency": order["currency"], "kind": "RETURN",
+        "original": {"pos_transaction_id": None, "store_id": None, "register_id": None,
+                     "business_date": None, "channel": "ONLINE",
+                     "online_order_id": order["order_id"]},
+        "customer": dict(order["customer"]),
+        "lines": [{"line_no": 1, "original_line_no": line["line_no"], "sku": line["sku"],
+                   "description": line.get("description"), "quantity": Decimal(1).quantize(QTY),
+                   "unit_price": line["unit_price"], "refund_amount": refund,
+                   "tax_code": line["tax_code"], "tax_rate": line["tax_rate"],
+                   "tax_refund_amount": tax, "condition": condition, "disposition": disposition,
+                   "restock_location": restock, "reason_code": reason, "reason_note": None,
+                   "restocking_fee": None}],
+        "exchange_lines": [], "refund_method": method, "refund_tenders": tenders,
+        "refund_total": refund + tax, "exchange_total": Decimal("0.00"),
+        "net_refund": refund + tax, "loyalty_points_reversed": None, "approved_by": None,
+    }
+    return event, ret
 
 
 def with_followups(sales: Iterable[GeneratedEvent], seed: int = 0, *,

@@ -88,6 +88,11 @@ def money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def loyalty_points(amount: Decimal) -> int:
+    """The till's loyalty rule: a point per whole currency unit paid (or refunded)."""
+    return int(max(amount, Decimal(0)))
+
+
 def rng_uuid(rng: random.Random) -> str:
     """A v4 UUID drawn from ``rng``, so generated events are reproducible by seed."""
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -298,6 +303,7 @@ class _SaleFactory:
                 "email_to": customer["email"] if member and rng.random() < 0.3 else None,
                 "terminal_software": TERMINAL_SOFTWARE,
             },
+            "loyalty_points_earned": loyalty_points(total) if member else None,
         }
 
     @staticmethod

@@ -21,8 +21,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tillbridge.connectors.kafka.topics import OMNICHANNEL
+from tillbridge.connectors.kafka.topics import OMNICHANNEL, RETURN
 from tillbridge.connectors.pos.events import GeneratedEvent
+from tillbridge.devstack.pos.followups import online_return_for
 from tillbridge.devstack.pos.generator import QTY, RATE, customer_fields, money, rng_uuid
 from tillbridge.devstack.pos.reference import Reference, Store, load_data, reference
 
@@ -105,22 +106,31 @@ class _Orders:
         return ev
 
 
-def generate_orders(count: int, seed: int = 0, *,
-                    cancel_rate: float = 0.2) -> Iterator[GeneratedEvent]:
+def generate_orders(count: int, seed: int = 0, *, cancel_rate: float = 0.2,
+                    return_rate: float = 0.1) -> Iterator[GeneratedEvent]:
     """Events of ``count`` orders, each order's events in sequence order (interleaved
-    with the next orders', as several orders progress at once)."""
+    with the next orders', as several orders progress at once). ``return_rate`` of the
+    picked-up orders come back to the store's till: the order's RETURN_IN_STORE event,
+    then the till's POS return of it (on ``pos.return.v1``)."""
     factory = _Orders(seed, reference())
     rng = factory.rng
-    pending: list[list[dict[str, Any]]] = []
+    pending: list[list[Any]] = []
     for n in range(1, count + 1):
         store = rng.choice(factory.ref.stores)
         if rng.random() < 0.5:
             order = factory.order(n, "BOPIS", store)
             full = [ln["quantity_ordered"] for ln in order["lines"]]
-            events = [order, factory.follow(order, "PICKED_UP", 2, full,
-                                            store_id=store.code, register_id="R02",
-                                            pos_transaction_id=f"{store.code}-R02-K{n:05d}",
-                                            fulfillment_id=f"F-{n}-1")]
+            pickup = factory.follow(order, "PICKED_UP", 2, full, store_id=store.code,
+                                    register_id="R02",
+                                    pos_transaction_id=f"{store.code}-R02-K{n:05d}",
+                                    fulfillment_id=f"F-{n}-1")
+            events: list[Any] = [order, pickup]
+            if rng.random() < return_rate:  # back at the till three days after pickup
+                event, ret = online_return_for(order, store.code, 3,
+                                               f"{store.code}-R03-B{n:05d}", rng,
+                                               pickup["occurred_at"] + timedelta(days=3))
+                events += [event, GeneratedEvent(ret["pos_transaction_id"].encode(), ret,
+                                                 RETURN)]
         else:
             order = factory.order(n, "SHIP_FROM_WAREHOUSE", store)
             first = [Decimal(1) for _ in order["lines"]]
@@ -141,10 +151,12 @@ def generate_orders(count: int, seed: int = 0, *,
         yield from _next_of_each(pending)
 
 
-def _next_of_each(pending: list[list[dict[str, Any]]]) -> Iterator[GeneratedEvent]:
-    """Release one event of each order in flight (orders progress side by side)."""
+def _next_of_each(pending: list[list[Any]]) -> Iterator[GeneratedEvent]:
+    """Release one event of each order in flight (orders progress side by side); an
+    order's event is a dict, another family's (its POS return) a ready GeneratedEvent."""
     for evs in list(pending):
         ev = evs.pop(0)
-        yield GeneratedEvent(ev["order_id"].encode(), ev, OMNICHANNEL)
+        yield ev if isinstance(ev, GeneratedEvent) else \
+            GeneratedEvent(ev["order_id"].encode(), ev, OMNICHANNEL)
         if not evs:
             pending.remove(evs)

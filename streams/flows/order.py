@@ -15,6 +15,8 @@ PICKED_UP (``bill_on``)            cashSale/invoice (transform)  see ``bill_exte
 CANCEL                             PATCH: lines closed           (the order's)
 MODIFY                             PATCH: lines changed/added    (the order's)
 RETURN_IN_STORE                    returnAuthorization, approved ``pos-ra-<order>-<seq>``
+                                                                ``pos-ra-<order>-<store>-<txn>``
+                                                                (at a till)
 =================================  ===========================  ============================
 
 Quantities on an event are the order line's *state* after it (cumulative). A fulfilment
@@ -29,9 +31,12 @@ The order carries the last applied event ``sequence`` (``custbody_pos_event_seq`
 event older than that is a no-op (``Skipped``), so a late MODIFY cannot undo a newer one.
 The same sequence again is a replay: re-applied, which writes nothing new.
 
-The refund of a return stops at the returnAuthorization (approved, Pending Receipt): real
-NetSuite credits an RA only after its goods are received (RA -> itemReceipt at the restock
-location), and the simulator has no itemReceipt. See ``post_order_event``.
+The order event alone stops at the returnAuthorization (approved, Pending Receipt): it
+says what came back but not what the till paid back. The till's POS return of the same
+return (``pos.return.v1``, original channel ONLINE) completes the chain: itemReceipt,
+creditMemo, customerRefund (``flows/online_return.py``). Both derive the same RA
+externalId (``ids.in_store_ra_id``) when the event names the till's store and
+transaction, so whichever comes first creates it.
 
 Custom fields (Transaction Body / Line fields on a real account; the simulator accepts any
 ``custbody*``/``custcol*``) are the ``F_*`` names in ``order_records.py`` (the pure

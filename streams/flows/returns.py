@@ -1,5 +1,7 @@
 """The return flow: a POS return becomes a refund linked to its original sale, a payout,
-a write-off of units that do not go back on the shelf, and an exchange sale.
+a write-off of units that do not go back on the shelf, an exchange sale, and the loyalty
+points it takes back (``flows/loyalty.py``). An online order returned at a till goes
+through NetSuite's whole return chain instead (``flows/online_return.py``).
 
 Which refund record, and why, is in ``ledger/refund.py`` (the pure builders); this module
 finds the original in NetSuite, writes the records in order, and parks a return whose
@@ -15,7 +17,10 @@ from typing import Any
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
+from tillbridge.streams.flows.loyalty import write_movement
+from tillbridge.streams.flows.online_return import post_online_return
 from tillbridge.streams.ledger.lookup import ensure, find_any, find_id
+from tillbridge.streams.ledger.loyalty import REVERSE, movement
 from tillbridge.streams.ledger.refund import (
     NO_PAYOUT,
     Original,
@@ -51,8 +56,12 @@ class ReturnFlow(Flow):
         return resolve_return(event, maps, lookups.refdata, write_off_account=str(account))
 
     def route_key(self, event: ReturnRec) -> bytes:
-        original = event["original"].get("pos_transaction_id")
-        return str(original or event["pos_transaction_id"]).encode()
+        """Under what it depends on: the original sale's POS id, or for an online order
+        the order id (the order flow's key: its events and this return meet in order)."""
+        orig = event["original"]
+        if orig.get("channel") == "ONLINE" and orig.get("online_order_id"):
+            return str(orig["online_order_id"]).encode()
+        return str(orig.get("pos_transaction_id") or event["pos_transaction_id"]).encode()
 
     async def post(self, ctx: SinkContext, event: ReturnRec, refs: ReturnRefs) -> Outcome:
         return await post_return(ctx.client, event, refs)
@@ -139,8 +148,12 @@ async def post_return(client: ReliableClient, ret: ReturnRec,
             return Missing(refs.original, refs.original_types,
                            f"return {ret['pos_transaction_id']} of {refs.original}, "
                            "not in NetSuite yet")
-    refund = await _post_refund(client, ret, refs, original)
-    records = [refund]
+    if original is not None and original.record_type == "salesOrder":
+        records = await post_online_return(client, ret, refs, original.record)
+        refund = records[2]  # the creditMemo, after the RA and the itemReceipt
+    else:
+        refund = await _post_refund(client, ret, refs, original)
+        records = [refund]
     if original is not None and original.record_type == "invoice" \
             and ret["refund_method"] not in NO_PAYOUT:
         payout = await _post_payout(client, ret, refs, refund)
@@ -160,4 +173,11 @@ async def post_return(client: ReliableClient, ret: ReturnRec,
         records.append(await ensure(client, "cashSale", ext,
                                     lambda: client.create_or_find("cashSale", ext, body),
                                     {"return": refund.netsuite_id}))
-    return Posting(tuple(records))
+    reversal = movement(REVERSE, ret.get("loyalty_points_reversed"), _customer(refs, original),
+                        refs.guest_customer, (refund.record_type, refund.netsuite_id),
+                        ret["store_id"], ret["pos_transaction_id"],
+                        ret["customer"].get("loyalty_id"))
+    if reversal is None:
+        return Posting(tuple(records))
+    written, audit = await write_movement(client, reversal)
+    return Posting((*records, written), audit=(audit,))

@@ -27,6 +27,7 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.netsuite.batch import BatchOutcome, BatchWriter
 from tillbridge.connectors.netsuite.errors import NetSuiteError, Rejected
 from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
+from tillbridge.streams.flows.loyalty import with_earned
 from tillbridge.streams.flows.sale_writer import Posted, SalePoster, partial_rejection
 from tillbridge.streams.flows.sink import rejection_for
 from tillbridge.streams.ledger.sale_records import promotion_audit_records, sale_external_id
@@ -121,12 +122,14 @@ class SaleFlow(Flow):
     async def post(self, ctx: SinkContext, event: SaleRec, refs: SaleRefs) -> Outcome:
         ready = self._check(ctx, event, refs)
         if not isinstance(ready, _Pending):
-            return ready
+            return await with_earned(ctx.client, event, ready,
+                                     ctx.lookups.mappings.guest_customer)
         poster = _poster(ctx)
         outcome = await poster.post(event, refs.enrichment, customer_id=ready.resume,
                                     source=refs.source)
         replay = await _is_replay(poster, outcome, refs.source)
-        return self._settle(ctx, ready, outcome, replay)
+        settled = self._settle(ctx, ready, outcome, replay)
+        return await with_earned(ctx.client, event, settled, ctx.lookups.mappings.guest_customer)
 
     async def post_batch(self, ctx: SinkContext, writer: BatchWriter,
                          items: Sequence[tuple[SaleRec, Any, RawHeaders]]) -> list[Outcome]:
@@ -163,7 +166,10 @@ class SaleFlow(Flow):
             for (i, p, _), outcome, replay in zip(group, posted, replays, strict=True):
                 ctx.at(i)
                 outcomes[i] = self._settle(ctx, p, outcome, replay)
-        return [o for o in outcomes if o is not None]
+        guest = ctx.lookups.mappings.guest_customer
+        return list(await asyncio.gather(*(
+            with_earned(ctx.client, sale, o, guest)
+            for (sale, _, _), o in zip(items, outcomes, strict=True) if o is not None)))
 
     def _check(self, ctx: SinkContext, sale: SaleRec,
                refs: SaleRefs) -> _Pending | Posting | Refused:

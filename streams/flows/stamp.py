@@ -8,7 +8,8 @@
 - tracing: from a NetSuite record back to the input record that made it.
 
 ``StampedClient`` adds the field to every create and transform of a transaction, so the
-flows' posting code stays unaware of it. Customers are not stamped (many events share one).
+flows' posting code stays unaware of it. Customers are not stamped (many events share one),
+nor custom records (they have ``custrecord_*`` fields, no transaction body fields).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class StampedClient(ReliableClient):
 
     def _stamp(self, record_type: str, body: dict[str, Any] | None) -> dict[str, Any]:
         body = dict(body or {})
-        if record_type not in UNSTAMPED:
+        if record_type not in UNSTAMPED and not record_type.startswith("customrecord"):
             body.setdefault(SOURCE_FIELD, self.source)
         return body
 

@@ -19,7 +19,12 @@ rfd        customerRefund paying out a return's credit       store, POS return t
 exch       cashSale of a return's exchange lines             store, POS return txn
 disp       inventoryAdjustment writing off disposed units    store, POS return txn
 ord        salesOrder of an omnichannel order                order id
-ra         returnAuthorization of an omnichannel return      order id, event sequence
+ra         returnAuthorization of an omnichannel return      order id, event sequence;
+           (in store, at a till: shared by the order event   order id, store, POS
+           and the POS return, see ``in_store_ra_id``)       return txn
+rcpt       itemReceipt of an online order's in-store return  store, POS return txn
+loy        loyalty ledger movement (custom record, its own   earn|rev, store, POS txn
+           namespace): points earned / reversed
 ful        itemFulfillment of an omnichannel order           order id, fulfilment id
 adj        inventoryAdjustment of an inventory window        store, window start
 dep        bank deposit of a settlement                      store, settlement id
@@ -35,8 +40,8 @@ from __future__ import annotations
 import re
 
 PREFIX = "pos"
-KINDS = frozenset({"sale", "pay", "rtn", "rfd", "exch", "disp", "ord", "ra", "ful", "adj",
-                   "dep", "je"})
+KINDS = frozenset({"sale", "pay", "rtn", "rfd", "exch", "disp", "ord", "ra", "rcpt", "ful",
+                   "adj", "dep", "je", "loy"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")
 
 
@@ -62,6 +67,13 @@ def sale_id(store_id: str, pos_transaction_id: str) -> str:
 
 def order_external_id(order_id: str) -> str:
     return external_id("ord", order_id)
+
+
+def in_store_ra_id(order_id: str, store_id: str, pos_transaction_id: str) -> str:
+    """The returnAuthorization of an online order returned at a till. Both events of that
+    return derive it (the order's RETURN_IN_STORE and the POS return), so whichever comes
+    first creates it and the other finds it: one authorisation per return."""
+    return external_id("ra", order_id, store_id, pos_transaction_id)
 
 
 def pos_fields(store_id: str, register_id: str, pos_transaction_id: str,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from tillbridge.streams.ledger.ids import external_id, sale_id
+from tillbridge.streams.ledger.ids import external_id, in_store_ra_id, sale_id
 from tillbridge.streams.ledger.sale_records import PROMO_FIELD, build_cash_sale
 from tillbridge.streams.ledger.tax import TaxSetup
 from tillbridge.streams.stages.enrich import Enrichment
@@ -59,6 +59,10 @@ def fulfilment_external_id(ev: OrderRec) -> str:
 
 
 def return_external_id(ev: OrderRec) -> str:
+    """A return taken at a till (store and POS transaction on the event) shares its id with
+    that POS return's authorisation (``ids.in_store_ra_id``); otherwise by sequence."""
+    if ev.get("store_id") and ev.get("pos_transaction_id"):
+        return in_store_ra_id(ev["order_id"], str(ev["store_id"]), str(ev["pos_transaction_id"]))
     return external_id("ra", ev["order_id"], _event_key(ev))
 
 

@@ -13,7 +13,8 @@ cashSale         any other         cashRefund ``!transform`` from the cashSale
 invoice          any               creditMemo ``!transform`` from the invoice, plus a
                                    customerRefund (``rfd``) paying out the credit left,
                                    unless STORE_CREDIT / EXCHANGE_ONLY / NONE
-salesOrder       (online order)    as for cashSale, standalone, linked by ``custbody_pos_*``
+salesOrder       (online order)    NetSuite's return chain from the order: RA, itemReceipt,
+                                   creditMemo, customerRefund (``return_chain.py``)
 none             STORE_CREDIT      creditMemo, standalone (receipt-less)
 none             any other         cashRefund, standalone, to the matched or guest customer
 ===============  ================  ===================================================
@@ -158,6 +159,10 @@ def _line_note(line: ReturnLineRec) -> str:
     return note + (f" fee {fee}" if fee else "")
 
 
+#: public names for the online-return chain (``return_chain.py``), which builds on them
+line_note = _line_note
+
+
 def refund_lines(ret: ReturnRec, refs: ReturnRefs,
                  matched: list[int | None] | None = None) -> list[dict[str, Any]]:
     """One line per returned line: returned quantity, refund amount, where it comes back."""
@@ -226,6 +231,9 @@ def _header(ret: ReturnRec, refs: ReturnRefs, what: str, **extra: str | None) ->
             "memo": _memo(ret, what),
             **pos_fields(ret["store_id"], ret["register_id"], ret["pos_transaction_id"],
                          original_ref=_original_ref(ret), **extra)}
+
+
+refund_header = _header
 
 
 def build_refund_transform(ret: ReturnRec, refs: ReturnRefs, source: list[SourceLine],

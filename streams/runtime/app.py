@@ -66,7 +66,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         refdata.follow_commands(bootstrap)
         ensure_topics(bootstrap,
                       [topics.PARKED, topics.AUDIT_PAYMENTS, topics.RECONCILIATION,
-                       topics.AUDIT_BUSINESS_DATES],
+                       topics.AUDIT_BUSINESS_DATES, topics.AUDIT_LOYALTY],
                       partitions=settings.topic_partitions, configs=topics.TOPIC_CONFIGS)
         recon_watch.follow(bootstrap)
         await parking.load(bootstrap)

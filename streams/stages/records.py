@@ -84,6 +84,8 @@ class SaleRec(TypedDict):
     total: Decimal
     tenders: list[TenderRec]
     receipt: ReceiptRec
+    #: added to sale.avsc later (optional): older producers and fixtures leave it out
+    loyalty_points_earned: NotRequired[int | None]
 
 
 class ReturnLineRec(TypedDict):
