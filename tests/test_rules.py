@@ -140,8 +140,13 @@ def test_each_rule_rejects_with_its_code_and_inputs(reason, rule, mutate, seen) 
     assert all(isinstance(v, str) for v in rej.inputs.values()), "inputs become a JSON header"
 
 
+#: Validate/enrich codes of other event families, and where their cases are.
+OTHER_FAMILIES = {"unknown_movement_reason": "tests/test_inventory.py"}
+
+
 def test_every_validate_and_enrich_code_has_a_case() -> None:
-    wanted = {c for c, r in CATALOGUE.items() if r.stage in ("validate", "enrich")}
+    wanted = {c for c, r in CATALOGUE.items() if r.stage in ("validate", "enrich")
+              and c not in OTHER_FAMILIES}
     assert wanted <= {c[0] for c in CASES}, wanted - {c[0] for c in CASES}
 
 
