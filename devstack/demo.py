@@ -2,7 +2,7 @@
 
 Every number in the summary comes from Kafka (read, not from watermarks) or the NetSuite
 simulator, never from the generator's own tally, so the identity, per event family
-(sales, payments, returns, omnichannel orders),
+(sales, payments, returns, omnichannel orders, inventory movements),
 published == posted + updated + duplicate + skipped + dead-lettered is a real check. A parked
 event (a return before its sale) counts once it is released and posted, or
 dead-lettered as an orphan.
@@ -10,10 +10,12 @@ dead-lettered as an orphan.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -26,6 +28,7 @@ from tillbridge.connectors.kafka.reader import Record, TopicTail
 from tillbridge.connectors.pos.publish import publish_generated
 from tillbridge.devstack.pos.followups import with_followups
 from tillbridge.devstack.pos.generator import generate
+from tillbridge.devstack.pos.inventory import with_movements
 from tillbridge.devstack.pos.orders import generate_orders
 from tillbridge.devstack.stack import WorkerProcess, local_stack
 from tillbridge.streams.runtime.settings import Settings
@@ -33,7 +36,8 @@ from tillbridge.streams.stages.deadletter import H_REASON
 
 #: Input topic -> event family (the results' ``event_type``; sales carry none).
 FAMILIES = {topics.SALE.name: "sale", topics.PAYMENT.name: "payment",
-            topics.RETURN.name: "return", topics.OMNICHANNEL.name: "order"}
+            topics.RETURN.name: "return", topics.OMNICHANNEL.name: "order",
+            topics.INVENTORY.name: "inventory"}
 #: "parked" is not final: a post or a dead letter follows it.
 FINAL = ("posted", "updated", "duplicate", "skipped")
 
@@ -49,6 +53,8 @@ class Tally:
     customers_created: int = 0
     parked_then_released: int = 0
     elapsed_s: float = 0.0
+    #: inventory windows: one inventoryAdjustment per location and window (the simulator)
+    inventory: dict[str, Any] = field(default_factory=dict)
 
     def settled(self, family: str) -> int:
         return sum(self.outcomes.get(family, {}).values())
@@ -64,7 +70,8 @@ class Tally:
                 "records_created": self.records_created,
                 "customers_created": self.customers_created,
                 "parked_then_released": self.parked_then_released,
-                "balanced": self.balanced, "elapsed_s": round(self.elapsed_s, 2)}
+                "inventory": self.inventory, "balanced": self.balanced,
+                "elapsed_s": round(self.elapsed_s, 2)}
 
 
 def sim_counts(base_url: str) -> tuple[dict[str, int], int]:
@@ -104,7 +111,7 @@ class Watch:
             doc = json.loads(r.value or b"{}")
             family = doc.get("event_type", "sale")
             outcome = doc.get("outcome", "?")
-            ident = str(doc.get("payment_id") or (
+            ident = str(doc.get("payment_id") or doc.get("movement_id") or (
                 f"{doc['order_id']}#{doc.get('sequence')}" if family == "order"
                 else doc.get("pos_transaction_id")))
             if outcome == "parked":
@@ -125,6 +132,38 @@ class Watch:
         return sum(sum(c.values()) for c in by_family.values())
 
 
+#: The demo runs hybrid: inventory through windows of a few seconds (event time), closed by
+#: the stores' later movements or, once a store is quiet, by the wall clock.
+DEMO_WINDOWS = {"window_s": 5.0, "window_grace_s": 1.0, "window_idle_s": 2.0,
+                "window_tick_s": 0.5}
+
+
+def inventory_windows(base_url: str) -> dict[str, Any]:
+    """The inventory windows NetSuite holds: one adjustment per location and window (the
+    ``pos-adj-`` externalIds; a return's disposal adjustments are ``pos-disp-``)."""
+    from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
+
+    async def read() -> dict[str, Any]:
+        async with NetSuiteClient(base_url, NetSuiteCredentials.dev()) as c:
+            heads = await c.suiteql("SELECT id, externalid, memo FROM transaction WHERE "
+                                    "recordtype = 'inventoryadjustment'")
+            lines = await c.suiteql("SELECT transaction, item, quantity, location FROM "
+                                    "transactionline WHERE mainline = 'F'")
+        ids = {h["id"]: h for h in heads if str(h["externalid"]).startswith("pos-adj-")}
+        per: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        for ln in lines:
+            if ln["transaction"] in ids:
+                per[ln["transaction"]].append(ln)
+        adjustments = [{"external_id": ids[i]["externalid"],
+                        "location": (per[i][0]["location"] if per[i] else None),
+                        "lines": len(per[i]),
+                        "net_quantity": str(sum(Decimal(ln["quantity"]) for ln in per[i]))}
+                       for i in sorted(ids, key=lambda i: ids[i]["externalid"])]
+        return {"windows": len(adjustments), "adjustments": adjustments}
+
+    return asyncio.run(read())
+
+
 def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, seed: int = 42,
              rate: float | None = None, timeout: float = 300.0, return_rate: float = 0.05,
              orders: int | None = None,
@@ -132,6 +171,7 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
     quiet = console is None
     console = console or Console(quiet=True)
     started = time.monotonic()
+    settings = settings.replace(**DEMO_WINDOWS)
     with local_stack(settings, sim_process=True) as stack:
         s = stack.settings
         console.log(f"broker {s.kafka_bootstrap_servers}, registry {s.schema_registry_url}, "
@@ -142,8 +182,9 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
             with Progress(TextColumn("{task.description}"), BarColumn(),
                           TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                           console=console, disable=quiet) as progress:
-                stream = list(with_followups(generate(events, seed=seed, dirty=dirty),
-                                             seed=seed, return_rate=return_rate))
+                stream = list(with_movements(with_followups(
+                    generate(events, seed=seed, dirty=dirty), seed=seed,
+                    return_rate=return_rate), seed=seed))
                 stream += generate_orders(events // 10 if orders is None else orders, seed)
                 pub = progress.add_task("published", total=len(stream))
                 done = progress.add_task("settled", total=len(stream))
@@ -166,9 +207,11 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
             by_family, dead, released = watch.outcomes()
             per_family = watch.published()
             created, customers = sim_counts(s.netsuite_base_url or "")
+            windows = inventory_windows(s.netsuite_base_url or "")
             watch.tail.close()
         tally = Tally(per_family, {f: dict(c) for f, c in sorted(by_family.items())},
-                      dict(dead), created, customers, released, time.monotonic() - started)
+                      dict(dead), created, customers, released, time.monotonic() - started,
+                      windows)
     return tally
 
 
@@ -189,5 +232,8 @@ def summary_table(t: Tally) -> Table:
     for rt, n in sorted(t.records_created.items()):
         table.add_row(f"NetSuite records created: {rt}", str(n))
     table.add_row("NetSuite customers created", str(t.customers_created))
+    for adj in t.inventory.get("adjustments", []):
+        table.add_row(f"inventory window {adj['external_id']} (location {adj['location']})",
+                      f"{adj['lines']} lines, net {adj['net_quantity']}")
     table.add_row("elapsed", f"{t.elapsed_s:.1f}s")
     return table

@@ -162,7 +162,6 @@ class WindowAgent:
         if isinstance(ready, Outbound):
             return [ready]
         flow, origin, event, refs = ready
-        log.debug("window event %s", flow.ids(event))
         skipped = flow.skip(event)  # type: ignore[attr-defined]
         if isinstance(skipped, Skipped):
             return self.pipe.messages(flow, event, origin, src, skipped)
