@@ -18,7 +18,7 @@ import time
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench import sink
+from bench import sink, windows
 from bench.workload import encoded_sales, publish
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import TopicTail
@@ -58,12 +58,13 @@ def _new_topics(bootstrap: str, names: list[str], partitions: int) -> None:
         fut.result(30)
 
 
-def baseline(s: Settings, pairs: list, n: int) -> dict:
+def baseline(s: Settings, pairs: list, n: int, schema_file: str = "sale.avsc") -> dict:
     src, dst = f"bench.baseline.in.{time.time_ns()}", f"bench.baseline.out.{time.time_ns()}"
     _new_topics(s.kafka_bootstrap_servers or "", [src, dst], s.topic_partitions)
     publish(s.kafka_bootstrap_servers or "", src, pairs)
     out = subprocess.run([sys.executable, "-m", "bench.baseline", s.kafka_bootstrap_servers or "",
-                          src, dst, str(n)], capture_output=True, text=True, check=True)
+                          src, dst, str(n), schema_file], capture_output=True, text=True,
+                         check=True)
     stats = json.loads(out.stdout.strip().splitlines()[-1])
     stats["rate"] = _rate(_read_until(s.kafka_bootstrap_servers or "", dst, n, 60))
     return stats
@@ -107,7 +108,7 @@ def latency(s: Settings, pairs: list, rate: float) -> dict:
     return {"events": len(lat), "p50_ms": q[49], "p99_ms": q[98], "max_ms": lat[-1]}
 
 
-PARTS = ("pipeline", "latency", "sink")
+PARTS = ("pipeline", "latency", "sink", "window")
 
 
 def main() -> None:
@@ -120,6 +121,8 @@ def main() -> None:
                     help="run only this part (repeatable); default: every part")
     ap.add_argument("--sink-sales", type=int, default=sink.DEFAULT_SALES,
                     help="POS sales per sink part (real-time and drain)")
+    ap.add_argument("--window-movements", type=int, default=windows.DEFAULT_MOVEMENTS,
+                    help="inventory movements of the window part")
     args = ap.parse_args()
     parts = set(args.only or PARTS) - ({"latency"} if args.skip_latency else set())
     base_settings = Settings.from_env(kafka_bootstrap_servers=None, schema_registry_url=None,
@@ -130,6 +133,8 @@ def main() -> None:
         _latency_part(base_settings, args.latency_events, args.latency_rate)
     if "sink" in parts:
         sink.run(args.sink_sales)
+    if "window" in parts:
+        windows.run(base_settings, args.window_movements)
 
 
 def _pipeline_part(base_settings: Settings, events: int) -> None:

@@ -19,8 +19,9 @@ from confluent_kafka import Consumer, Producer
 from tillbridge.schemas import load_schema
 
 
-def run(bootstrap: str, source: str, dest: str, n: int) -> dict[str, float]:
-    schema = fastavro.parse_schema(load_schema("sale.avsc"))
+def run(bootstrap: str, source: str, dest: str, n: int,
+        schema_file: str = "sale.avsc") -> dict[str, float]:
+    schema = fastavro.parse_schema(load_schema(schema_file))
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"baseline-{time.time()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": True,
                          "fetch.wait.max.ms": 50, "session.timeout.ms": 6000})
@@ -55,4 +56,4 @@ def run(bootstrap: str, source: str, dest: str, n: int) -> dict[str, float]:
 
 if __name__ == "__main__":
     bootstrap, source, dest, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    print(json.dumps(run(bootstrap, source, dest, n)))
+    print(json.dumps(run(bootstrap, source, dest, n, *sys.argv[5:6])))

@@ -2,7 +2,7 @@
 
 Every number in the summary comes from Kafka (read, not from watermarks) or the NetSuite
 simulator, never from the generator's own tally, so the identity, per event family
-(sales, payments, returns, omnichannel orders),
+(sales, payments, returns, omnichannel orders, inventory movements),
 published == posted + updated + duplicate + skipped + dead-lettered is a real check. A parked
 event (a return before its sale) counts once it is released and posted, or
 dead-lettered as an orphan.
@@ -29,6 +29,7 @@ from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.pos.publish import publish_generated
 from tillbridge.devstack.pos.followups import with_followups
 from tillbridge.devstack.pos.generator import generate
+from tillbridge.devstack.pos.inventory import with_movements
 from tillbridge.devstack.pos.orders import generate_orders
 from tillbridge.devstack.pos.recon_day import CLEAN, DIRTY
 from tillbridge.devstack.recon_demo import run_day
@@ -39,7 +40,8 @@ from tillbridge.streams.stages.deadletter import H_REASON
 
 #: Input topic -> event family (the results' ``event_type``; sales carry none).
 FAMILIES = {topics.SALE.name: "sale", topics.PAYMENT.name: "payment",
-            topics.RETURN.name: "return", topics.OMNICHANNEL.name: "order"}
+            topics.RETURN.name: "return", topics.OMNICHANNEL.name: "order",
+            topics.INVENTORY.name: "inventory"}
 #: "parked" is not final: a post or a dead letter follows it.
 FINAL = ("posted", "updated", "duplicate", "skipped")
 
@@ -59,6 +61,8 @@ class Tally:
     settlement: dict[str, Any] | None = None
     #: posted POS sales whose NetSuite total and taxTotal equal the receipt's, of those read
     books: dict[str, Any] = field(default_factory=dict)
+    #: inventory windows: one inventoryAdjustment per location and window (the simulator)
+    inventory: dict[str, Any] = field(default_factory=dict)
 
     def settled(self, family: str) -> int:
         return sum(self.outcomes.get(family, {}).values())
@@ -76,7 +80,7 @@ class Tally:
                 "parked_then_released": self.parked_then_released,
                 "books": {k: v for k, v in self.books.items() if k != "money"},
                 "money": self.books.get("money"), "balanced": self.balanced,
-                "elapsed_s": round(self.elapsed_s, 2),
+                "inventory": self.inventory, "elapsed_s": round(self.elapsed_s, 2),
                 **({"settlement": compact(self.settlement)} if self.settlement else {})}
 
     @property
@@ -182,7 +186,7 @@ class Watch:
             doc = json.loads(r.value or b"{}")
             family = doc.get("event_type", "sale")
             outcome = doc.get("outcome", "?")
-            ident = str(doc.get("payment_id") or (
+            ident = str(doc.get("payment_id") or doc.get("movement_id") or (
                 f"{doc['order_id']}#{doc.get('sequence')}" if family == "order"
                 else doc.get("pos_transaction_id")))
             if outcome == "parked":
@@ -203,6 +207,38 @@ class Watch:
         return sum(sum(c.values()) for c in by_family.values())
 
 
+#: The demo runs hybrid: inventory through windows of a few seconds (event time), closed by
+#: the stores' later movements or, once a store is quiet, by the wall clock.
+DEMO_WINDOWS = {"window_s": 5.0, "window_grace_s": 1.0, "window_idle_s": 2.0,
+                "window_tick_s": 0.5}
+
+
+def inventory_windows(base_url: str) -> dict[str, Any]:
+    """The inventory windows NetSuite holds: one adjustment per location and window (the
+    ``pos-adj-`` externalIds; a return's disposal adjustments are ``pos-disp-``)."""
+    from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
+
+    async def read() -> dict[str, Any]:
+        async with NetSuiteClient(base_url, NetSuiteCredentials.dev()) as c:
+            heads = await c.suiteql("SELECT id, externalid, memo FROM transaction WHERE "
+                                    "recordtype = 'inventoryadjustment'")
+            lines = await c.suiteql("SELECT transaction, item, quantity, location FROM "
+                                    "transactionline WHERE mainline = 'F'")
+        ids = {h["id"]: h for h in heads if str(h["externalid"]).startswith("pos-adj-")}
+        per: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        for ln in lines:
+            if ln["transaction"] in ids:
+                per[ln["transaction"]].append(ln)
+        adjustments = [{"external_id": ids[i]["externalid"],
+                        "location": (per[i][0]["location"] if per[i] else None),
+                        "lines": len(per[i]),
+                        "net_quantity": str(sum(Decimal(ln["quantity"]) for ln in per[i]))}
+                       for i in sorted(ids, key=lambda i: ids[i]["externalid"])]
+        return {"windows": len(adjustments), "adjustments": adjustments}
+
+    return asyncio.run(read())
+
+
 def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, seed: int = 42,
              rate: float | None = None, timeout: float = 300.0, return_rate: float = 0.05,
              orders: int | None = None, settle: bool = True,
@@ -210,6 +246,7 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
     quiet = console is None
     console = console or Console(quiet=True)
     started = time.monotonic()
+    settings = settings.replace(**DEMO_WINDOWS)
     with local_stack(settings, sim_process=True) as stack:
         s = stack.settings
         console.log(f"broker {s.kafka_bootstrap_servers}, registry {s.schema_registry_url}, "
@@ -220,8 +257,9 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
             with Progress(TextColumn("{task.description}"), BarColumn(),
                           TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                           console=console, disable=quiet) as progress:
-                stream = list(with_followups(generate(events, seed=seed, dirty=dirty),
-                                             seed=seed, return_rate=return_rate))
+                stream = list(with_movements(with_followups(
+                    generate(events, seed=seed, dirty=dirty), seed=seed,
+                    return_rate=return_rate), seed=seed))
                 stream += generate_orders(events // 10 if orders is None else orders, seed)
                 pub = progress.add_task("published", total=len(stream))
                 done = progress.add_task("settled", total=len(stream))
@@ -247,13 +285,15 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
             clean = [e.value for e in stream if e.topic == topics.SALE
                      and e.dirty_kind is None and isinstance(e.value, dict)]
             books = books_match(s.netsuite_base_url or "", clean)
+            windows = inventory_windows(s.netsuite_base_url or "")
             watch.tail.close()
             elapsed = time.monotonic() - started
             # After the tally: its figures stay those of the main run.
             console.log("settlement and reconciliation of one more business day")
             block = run_day(s, timeout=min(timeout, 120.0)) if settle else None
         tally = Tally(per_family, {f: dict(c) for f, c in sorted(by_family.items())},
-                      dict(dead), created, customers, released, elapsed, block, books)
+                      dict(dead), created, customers, released, elapsed, block, books,
+                      windows)
     return tally
 
 
@@ -293,5 +333,8 @@ def summary_table(t: Tally) -> Table:
                           f"{r['drift_count']} ({r['drift_amount']})")
             for txn, what in r["named"].items():
                 table.add_row(f"  {txn}", what)
+    for adj in t.inventory.get("adjustments", []):
+        table.add_row(f"inventory window {adj['external_id']} (location {adj['location']})",
+                      f"{adj['lines']} lines, net {adj['net_quantity']}")
     table.add_row("elapsed", f"{t.elapsed_s:.1f}s")
     return table

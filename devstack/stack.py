@@ -29,7 +29,8 @@ from tillbridge.devstack.registry import RegistryServer
 from tillbridge.streams.runtime.auth_config import tba_credentials
 from tillbridge.streams.runtime.settings import Settings
 
-ALL_TOPICS = ([t.name for t in topics.EVENT_TOPICS] + [topics.ROUTED_REALTIME, topics.RESULTS]
+ALL_TOPICS = ([t.name for t in topics.EVENT_TOPICS] + [topics.ROUTED_REALTIME, topics.ROUTED_WINDOW,
+                                                   topics.RESULTS, topics.WINDOWS]
               + list(topics.DLQ_TOPICS) + [topics.DLQ_AUDIT, topics.AUDIT_PROMOTIONS,
                                            topics.CONTROL, topics.PARKED,
                                            topics.AUDIT_PAYMENTS, topics.AUDIT_LOYALTY,

@@ -88,9 +88,9 @@ def _one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 
 def _role(docs: list[dict[str, Any]], role: str) -> dict[str, Any]:
-    """The workload whose container runs TILLBRIDGE_AGENTS=role."""
-    found = [d for d in docs if _is_workload(d) and _env(_container(d)).get(
-        "TILLBRIDGE_AGENTS") == role]
+    """The workload whose container runs the ``role`` agent (TILLBRIDGE_AGENTS lists it)."""
+    found = [d for d in docs if _is_workload(d) and role in _env(_container(d)).get(
+        "TILLBRIDGE_AGENTS", "").split(",")]
     assert len(found) == 1, f"one workload for role {role}, found {len(found)}"
     return found[0]
 
@@ -326,7 +326,7 @@ def test_the_settings_are_ones_the_worker_accepts(docs: list[dict[str, Any]], ro
     env["TILLBRIDGE_MAPPINGS"] = str(local)
     env["TILLBRIDGE_GROUP_INSTANCE_ID"] = f"tillbridge-{role}-0"
     settings = Settings.from_env(env)
-    assert settings.agents == role
+    assert role in settings.agents.split(",")
     Mappings.load(local)
 
 
@@ -400,3 +400,14 @@ def test_the_liveness_path_is_served_by_the_worker() -> None:
     if "/live" not in _served_paths():
         pytest.skip("the worker does not serve /live yet (being added separately): until "
                     "it does, the liveness and startup probes would fail and restart pods")
+
+
+def test_every_agent_the_worker_knows_runs_in_some_workload(
+        docs: list[dict[str, Any]]) -> None:
+    """An agent no workload runs is a flow that never posts (the window agent was added
+    after the two roles)."""
+    from tillbridge.streams.runtime.settings import Settings
+
+    default = Settings.from_env({}).agents.split(",")
+    for agent in default:
+        _role(docs, agent)

@@ -232,6 +232,8 @@ def test_a_timer_body_that_raises_is_logged_and_the_timer_goes_on(
 # -- build_app --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("agents,expected", [("ingest,sink", {"ingest", "netsuite_sink"}),
+                                              ("ingest,sink,window",
+                                               {"ingest", "netsuite_sink", "windows"}),
                                               ("sink", {"netsuite_sink"}),
                                               ("ingest", {"ingest"})])
 def test_build_app_assembles_the_enabled_agents(agents: str, expected: set[str],
@@ -251,8 +253,10 @@ def test_build_app_assembles_the_enabled_agents(agents: str, expected: set[str],
     assert pipe.parked_lookup("nothing") is None, "wired to the parking lot"
     names = {t.__name__ for t in app._app_tasks}
     assert {"start_probe", "heartbeat"} <= names, "the health probe and liveness heartbeat"
-    assert len(app._app_tasks) == 7, ("startup + refdata, mappings, lag and parking timers "
-                                      "+ the health probe and the liveness heartbeat")
+    windowed = 2 if "window" in agents else 0  # the window book's load and the clock tick
+    assert len(app._app_tasks) == 7 + windowed, (
+        "startup + refdata, mappings, lag and parking timers + the health probe and the "
+        "liveness heartbeat (+ the window agent's load and tick)")
 
 
 # -- parking -----------------------------------------------------------------------------------

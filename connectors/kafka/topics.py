@@ -64,6 +64,14 @@ RESULTS = "tillbridge.results.v1"
 #: Validated + enriched sales on their way to the real-time sink (internal hop).
 ROUTED_REALTIME = "tillbridge.routed.realtime.v1"
 
+#: Validated + enriched events of the windowed flows (inventory) on their way to the window
+#: agent, keyed by their window key (the store): one key's events in one partition, in order.
+ROUTED_WINDOW = "tillbridge.routed.window.v1"
+
+#: The window book (streams/windows/book.py): one JSON record per closed window, keyed by
+#: window id, compacted: what each window holds once closed, and whether it posted.
+WINDOWS = "tillbridge.windows.v1"
+
 #: One JSON record per discount/promotion on a posted sale (promotion audit trail), keyed by
 #: the NetSuite externalId so one sale's records stay together.
 AUDIT_PROMOTIONS = "tillbridge.audit.promotions.v1"
@@ -121,4 +129,5 @@ AUDIT_LOYALTY = "tillbridge.audit.loyalty.v1"
 TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     DLQ_AUDIT: {"cleanup.policy": "compact"},
     PARKED: {"cleanup.policy": "compact"},
+    WINDOWS: {"cleanup.policy": "compact"},
 }

@@ -20,6 +20,7 @@ from tillbridge.devstack.netsuite_sim import custom
 from tillbridge.devstack.netsuite_sim.catalog import type_of
 from tillbridge.devstack.netsuite_sim.errors import SimError
 from tillbridge.devstack.netsuite_sim.records import Deriver, ref_id
+from tillbridge.devstack.netsuite_sim.stock import as_quantity, stock_moves
 from tillbridge.devstack.netsuite_sim.store import Record, Store
 
 Row = dict[str, Any]  # a value may be a zero-argument callable (see ``_resolve``)
@@ -95,15 +96,16 @@ def _item_rows(store: Store) -> list[Row]:
 
 
 #: Seeded on-hand quantity per stocked item/location unless the item's ``quantities`` says
-#: otherwise; the sim does not decrement it on sales (nothing downstream reads it back).
+#: otherwise; the transactions that move stock move it from there (``stock_moves``).
 DEFAULT_QUANTITY = 25
 
-
 def _item_location_rows(store: Store) -> list[Row]:
+    moved = store.index("stock_moves", stock_moves)
     out = []
     for i in store.items.values():
         for loc in i.get("locations", []):
-            qty = (i.get("quantities") or {}).get(loc, DEFAULT_QUANTITY)
+            seeded = Decimal(str((i.get("quantities") or {}).get(loc, DEFAULT_QUANTITY)))
+            qty = as_quantity(seeded + moved.get((str(i["id"]), str(loc)), Decimal(0)))
             out.append({"item": i["id"], "location": loc, "quantityavailable": qty,
                         "quantityonhand": qty})
     return out

@@ -66,6 +66,10 @@ class Flow:
     kind: ClassVar[str]  # the results' event_type: "sale", "return", "payment", "order"
     topic: ClassVar[str]  # its input topic
     drainable: ClassVar[bool] = False
+    #: posted through a window (``streams/windows``: one record per key and window) by the
+    #: window agent instead of one record per event by the sink; such a flow also gives
+    #: ``window_key``, ``member_id``, ``skip`` and ``window_body`` (``flows/stock.py``)
+    windowed: ClassVar[bool] = False
     #: tells a replay from a duplicate itself (else the sink reads the first record's
     #: source stamp when a post created nothing: ``flows/stamp.py``)
     checks_replays: ClassVar[bool] = False

@@ -16,13 +16,16 @@ from tillbridge.streams.flows.payment import PaymentFlow
 from tillbridge.streams.flows.returns import ReturnFlow
 from tillbridge.streams.flows.sale import SaleFlow
 from tillbridge.streams.flows.settlement import SettlementFlow
+from tillbridge.streams.flows.stock import InventoryFlow
 
 
 def default_flows(double_scan_window_s: float = 600.0,
                   reconcile_drift_threshold_cents: int = 0) -> dict[str, Flow]:
-    """Every family the real-time pipeline carries, by input topic (fresh instances: a flow
-    may keep per-worker state, e.g. the sale's double-scan window)."""
+    """Every family the pipeline carries (inventory through a window), by input topic
+    (fresh instances: a flow may keep per-worker state, e.g. the sale's double-scan
+    window)."""
     flows: list[Flow] = [SaleFlow(double_scan_window_s), ReturnFlow(), PaymentFlow(),
                          OrderFlow(),
-                         SettlementFlow(Decimal(reconcile_drift_threshold_cents) / 100)]
+                         SettlementFlow(Decimal(reconcile_drift_threshold_cents) / 100),
+                         InventoryFlow()]
     return {flow.topic: flow for flow in flows}

@@ -12,6 +12,8 @@ for it is acknowledged by the broker, and a record with no outcome is never acke
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
 from tillbridge.connectors.kafka import topics
@@ -26,8 +28,13 @@ from tillbridge.streams.runtime.parking import Parking
 from tillbridge.streams.runtime.refdata_loader import RefdataLoader
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.runtime.sink import SinkAgent, SinkConfig
+from tillbridge.streams.runtime.windows import WindowAgent
+from tillbridge.streams.windows.engine import WindowSpec
 
 LAG_INTERVAL_S = 10.0
+#: Topics the worker itself writes that no POS system or operator creates first.
+OWN_TOPICS = [topics.PARKED, topics.AUDIT_PAYMENTS, topics.RECONCILIATION,
+              topics.AUDIT_BUSINESS_DATES, topics.AUDIT_LOYALTY]
 
 
 def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App:
@@ -64,10 +71,8 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         worker is not ready, and handles no record, before that)."""
         await pipe.start()
         refdata.follow_commands(bootstrap)
-        ensure_topics(bootstrap,
-                      [topics.PARKED, topics.AUDIT_PAYMENTS, topics.RECONCILIATION,
-                       topics.AUDIT_BUSINESS_DATES, topics.AUDIT_LOYALTY],
-                      partitions=settings.topic_partitions, configs=topics.TOPIC_CONFIGS)
+        ensure_topics(bootstrap, OWN_TOPICS, partitions=settings.topic_partitions,
+                      configs=topics.TOPIC_CONFIGS)
         recon_watch.follow(bootstrap)
         await parking.load(bootstrap)
         await refdata.load_until_ready()
@@ -88,6 +93,38 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         parking.outlet = sink
         pipe.on_breaker.append(sink.on_breaker)
         app.agent(channels.routed, name="netsuite_sink")(sink.run)
+    if "window" in enabled:
+        _window_agent(app, settings, pipe, emitter())
     web.add_routes(app, pipe)
     return app
+
+
+def _window_agent(app: faust.App, settings: Settings, pipe: Pipeline, out: Emitter) -> None:
+    """The window agent (``runtime/windows.py``) on the routed windowed topic, its book
+    loaded before it takes an event, and its wall-clock tick."""
+    spec = WindowSpec(settings.window_s, settings.window_grace_s, settings.window_idle_s)
+    agent = WindowAgent(pipe, out, guard.standard(out.send, origin=pipe.origin,
+                                                  hold=events.hold), spec,
+                        owned=lambda: faust_app.owned_partitions(app, topics.ROUTED_WINDOW))
+    app.window_agent = agent  # type: ignore[attr-defined]  # tests and the demo read it
+
+    @app.task
+    async def load_windows() -> None:
+        ensure_topics(settings.kafka_bootstrap_servers or "", [topics.ROUTED_WINDOW,
+                                                               topics.WINDOWS],
+                      partitions=settings.topic_partitions, configs=topics.TOPIC_CONFIGS)
+        await agent.load(settings.kafka_bootstrap_servers or "")
+
+    def on_assigned(sender: object, /, *args: object, **_: object) -> None:
+        agent.on_assigned()
+
+    def on_revoked(sender: object, /, *args: Any, **_: object) -> None:
+        gone = args[0] if args else ()
+        agent.revoked({tp.partition for tp in gone if tp.topic == topics.ROUTED_WINDOW})
+
+    app.on_partitions_assigned.connect(on_assigned)
+    app.on_partitions_revoked.connect(on_revoked)
+    faust_app.every(app, settings.window_tick_s, agent.tick)
+    topic = app.topic(topics.ROUTED_WINDOW, key_serializer="raw", value_serializer="raw")
+    app.agent(topic, name="windows")(agent.run)
 

@@ -66,7 +66,10 @@ class TopicFollower(threading.Thread):
         self.caught_up = threading.Event()
 
     def mark(self) -> None:
-        """Write one marker per partition; ``caught_up`` is set when all are read back."""
+        """Write one marker per partition; ``caught_up`` is set when all are read back
+        (marking again starts a new wait)."""
+        self.caught_up.clear()
+        self._marked = set()
         self._marker = MARKER_PREFIX + uuid.uuid4().hex.encode()
         producer = Producer({"bootstrap.servers": self._servers,
                               "logger": logging.getLogger("librdkafka.control")})

@@ -79,6 +79,8 @@ def _store_url(value: str) -> str:
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Count = Annotated[int, Field(gt=0)]
 NonNegative = Annotated[int, Field(ge=0)]
+SecondsOrZero = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+WindowSeconds = Annotated[float, Field(ge=1, allow_inf_nan=False)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -188,9 +190,10 @@ class Settings(BaseSettings):
         "TILLBRIDGE_REBALANCE_TIMEOUT_S", 3.0,
         "Group rebalance timeout. Tansu makes every join wait this long: keep it short.")
     agents: str = _setting(
-        "TILLBRIDGE_AGENTS", "ingest,sink",
-        "Agents this worker runs: ingest (decode/validate/enrich/route), sink (NetSuite). "
-        "Split them to scale the NetSuite side apart from validation.")
+        "TILLBRIDGE_AGENTS", "ingest,sink,window",
+        "Agents this worker runs: ingest (decode/validate/enrich/route), sink (NetSuite, one "
+        "record per event), window (NetSuite, one record per location and window: "
+        "inventory). Split them to scale the NetSuite side apart from validation.")
     group_instance_id: str | None = _setting(
         "TILLBRIDGE_GROUP_INSTANCE_ID", None,
         "Static group membership (KIP-345): a stable id per worker (e.g. the pod name) lets "
@@ -246,6 +249,22 @@ class Settings(BaseSettings):
         "TILLBRIDGE_RECONCILE_DRIFT_THRESHOLD_CENTS", 0,
         "A register whose reconciliation drift (sum of its differences, POS vs NetSuite) is "
         "above this many cents is flagged (tillbridge_reconciliation_register_flagged).")
+    window_s: WindowSeconds = _setting(
+        "TILLBRIDGE_WINDOW_S", 3600.0,
+        "Tumbling event-time window of the windowed flows (inventory): one NetSuite record "
+        "per key (location) and window. At least 1 s (externalIds carry the start to the "
+        "second).")
+    window_grace_s: SecondsOrZero = _setting(
+        "TILLBRIDGE_WINDOW_GRACE_S", 300.0,
+        "How long after a window's end (in event time) its late events still join it; "
+        "later ones go to the next open window, never dropped.")
+    window_idle_s: SecondsOrZero = _setting(
+        "TILLBRIDGE_WINDOW_IDLE_S", 60.0,
+        "A key (store) quiet for this many wall-clock seconds has its windows closed by the "
+        "clock once their end + grace has passed.")
+    window_tick_s: Seconds = _setting(
+        "TILLBRIDGE_WINDOW_TICK_S", 1.0,
+        "How often the window agent checks the wall clock for windows to close.")
 
     if not TYPE_CHECKING:  # at runtime only: type checkers keep the per-field signature
         def __init__(self, **values: Any) -> None:

@@ -50,6 +50,8 @@ class ReasonCode(StrEnum):
     INTERNAL_ERROR = "internal_error"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     CONFLICTING_RESEND = "conflicting_resend"
+    UNKNOWN_MOVEMENT_REASON = "unknown_movement_reason"
+    WINDOW_CONFLICT = "window_conflict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +200,22 @@ _CATALOGUE = (
            "changed). If the posted version is wrong, void or credit it at the POS and ring "
            "the sale again under a new id (or publish the change as a return/amendment); "
            "do not replay this record.", False),
+    # -- added with the window engine (inventory windows).
+    Reason(ReasonCode.UNKNOWN_MOVEMENT_REASON, Stage.VALIDATE,
+           "An inventory movement's reason is none of SALE, RETURN, SHRINK, DAMAGE, "
+           "ADJUSTMENT, FOUND, TRANSFER, RECEIPT.",
+           "A new movement type at the POS or store system, or a typo in its export.",
+           "Map the movement to a documented reason at the source and republish; a new kind "
+           "of movement needs a rule in tillbridge first.", False),
+    Reason(ReasonCode.WINDOW_CONFLICT, Stage.SINK,
+           "NetSuite already holds this window's record (same externalId) with other "
+           "content: the window is never posted again with different content.",
+           "The window book was lost and the movements were read again in another "
+           "grouping, or someone edited or re-created the record in NetSuite.",
+           "Compare the NetSuite record (externalId in the inputs) with this window's "
+           "movements; correct the record in NetSuite if it is wrong, then discard these "
+           "dead letters, or delete the record and replay them (late: they join the next "
+           "open window).", True),
 )
 
 #: Keyed by ``ReasonCode``; typed by ``str`` so code text read back from a header (``tillbridge

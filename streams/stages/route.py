@@ -1,7 +1,8 @@
 """Route stage: which destination a validated, enriched record goes to. Pure.
 
-Orders and payments go to the real-time NetSuite sink; inventory and settlements will go to
-the windowed batch aggregators. Routing by event family keeps each destination's topic
+Sales, payments, returns and orders go to the real-time NetSuite sink (one post per
+record); inventory movements go to the window agent (one post per location and window,
+``streams/windows``). Routing by event family keeps each destination's topic
 single-schema, so the sink and aggregators scale and fail independently.
 """
 
@@ -20,6 +21,7 @@ ROUTES: dict[str, str] = {
     topics.OMNICHANNEL.name: topics.ROUTED_REALTIME,
     # a register close is posted by the sink as it comes (per store, register and day)
     topics.SETTLEMENT.name: topics.ROUTED_REALTIME,
+    topics.INVENTORY.name: topics.ROUTED_WINDOW,
 }
 
 #: Header carrying the enrichment result from enrich to the sink.

@@ -1,0 +1,85 @@
+"""The window part of ``make bench``: windowed aggregation of inventory movements.
+
+``window ratio:`` movements/s through the worker (ingest: decode, validate, enrich, route
+to the window topic; the window agent: windows, one inventoryAdjustment per location and
+window, a result per movement) against the bare confluent-kafka decode -> encode loop over
+the same movements in the same run. The worker's rate is N over the span from its first
+routed record to its last result (Kafka timestamps), so start-up is not counted but every
+window's close and post is. ``requests per 10k movements:`` NetSuite requests the window
+agent made (the worker's ``tillbridge_netsuite_requests_total`` for inventoryAdjustment),
+scaled to 10,000 movements.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.kafka.reader import TopicTail
+from tillbridge.connectors.kafka.serde import AvroCodec
+from tillbridge.devstack.pos.inventory import movement
+from tillbridge.devstack.stack import WorkerProcess, local_stack
+from tillbridge.streams.runtime.settings import Settings
+
+DEFAULT_MOVEMENTS = 10_000
+STORES = {"S001": "1", "S002": "2"}
+SKUS = ("TEE-001", "TEE-002", "TEE-003", "TEE-004", "TEE-005", "TEE-006", "TEE-007")
+REASONS = ("SHRINK", "DAMAGE", "ADJUSTMENT", "FOUND", "RECEIPT", "TRANSFER")
+START = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+_REQUESTS = re.compile(r'^tillbridge_netsuite_requests_total\{([^}]*)\} ([0-9.e+]+)$', re.M)
+
+
+def encoded_movements(registry_url: str, n: int, seed: int = 5) -> list[tuple[bytes, bytes]]:
+    """``n`` movements at two stores over two hours of event time (two 1-hour windows per
+    store), in event-time order."""
+    rng = random.Random(seed)
+    encode = AvroCodec(registry_url).encoder(topics.INVENTORY)
+    out = []
+    for i in range(n):
+        store = rng.choice(tuple(STORES))
+        at = START + timedelta(seconds=7200 * i / n)
+        qty = Decimal(rng.choice((-2, -1, 1, 3)))
+        mv = movement(rng, f"BW-{i:06d}", store, rng.choice(SKUS), qty, rng.choice(REASONS), at)
+        out.append((mv["movement_id"].encode(), encode(mv)))
+    return out
+
+
+def requests(metrics_text: str, record_type: str = "inventoryAdjustment") -> int:
+    return int(sum(float(v) for labels, v in _REQUESTS.findall(metrics_text)
+                   if f'record_type="{record_type}"' in labels))
+
+
+def run(base: Settings, n: int = DEFAULT_MOVEMENTS) -> dict[str, float]:
+    from bench.__main__ import _rate, baseline
+    from bench.workload import publish
+
+    with local_stack(base, sim_process=True) as stack:
+        s = stack.settings
+        pairs = encoded_movements(s.schema_registry_url or "", n)
+        b = baseline(s, pairs, n, "inventory.avsc")
+        publish(s.kafka_bootstrap_servers or "", topics.INVENTORY.name, pairs)
+        ws = s.replace(agents="ingest,window", app_id=f"bench-win-{time.time_ns()}",
+                       window_s=3600, window_grace_s=60, window_idle_s=0.5, window_tick_s=0.2)
+        with WorkerProcess(ws) as worker, TopicTail(
+                s.kafka_bootstrap_servers or "", [topics.ROUTED_WINDOW, topics.RESULTS]) as t:
+            t.wait_for(lambda t: t.count(topics.RESULTS) >= n, 300)
+            routed = t.records[topics.ROUTED_WINDOW]
+            results = t.records[topics.RESULTS]
+            made = requests(worker.metrics())
+        first_result = min(r.timestamp for r in results)
+        span = (max(r.timestamp for r in results) - min(r.timestamp for r in routed)) / 1000
+        print(f"  first result {(first_result - min(r.timestamp for r in routed)) / 1000:.2f} s"
+              f" after the first routed record, last {span:.2f} s")
+        rate = len(results) / span if span > 0 else float("inf")
+    out = {"rate": rate, "baseline": b["rate"], "ratio": rate / b["rate"],
+           "requests": made, "per_10k": made * 10_000 / n, "ingest_rate": _rate(routed)}
+    print(f"window (ingest + window agent, 2 stores x 2 one-hour windows, {n} movements): "
+          f"{rate:8.0f} movements/s; baseline loop {b['rate']:8.0f} movements/s")
+    print(f"  of which ingest (routed to the window topic): {out['ingest_rate']:8.0f} events/s")
+    print(f"window ratio: {out['ratio']:.2f}")
+    print(f"requests per 10k movements: {out['per_10k']:.1f} ({made} requests for {n})")
+    return out

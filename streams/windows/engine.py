@@ -1,0 +1,234 @@
+"""Tumbling event-time windows per key: the state machine, pure (no Kafka, no clock).
+
+Semantics (README "Window engine"):
+
+- A record with event time ``t`` belongs to the window ``[start, start + size)`` with
+  ``start = floor(t / size) * size`` (UTC epoch aligned), of its key (a store/location).
+- Each key has a **frontier**: windows that start before it are closed. Event time moves it
+  to ``floor((watermark - grace) / size) * size``, where the watermark is the latest event
+  time the key has seen: a window closes once an event ``grace`` past its end arrives. The
+  wall clock moves it too (``tick``), but only for a key with an open window that has been
+  quiet for ``idle`` seconds: a quiet store's window still closes, and a backfill of old
+  events (arriving without pause) is closed by its own event time, not all at once by the
+  clock.
+- A record whose window is closed is **late**: it goes to the key's next open window (the
+  earliest open one at or after the frontier, else the one starting at the frontier), its
+  original event time kept on the member. Nothing is dropped.
+- A member id seen before (in an open window, or in a closed one the ``known`` map says
+  held it) is a duplicate: a replay after a restart or a POS double send, never counted
+  twice.
+- Window ids are deterministic: ``<flow>:<key>:<start ISO>``.
+
+Closed windows leave the engine through ``take_ready()``; the caller records them in the
+window book and posts them (``runtime/windows.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, Literal, TypeVar
+
+T = TypeVar("T")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """Window size, grace for late events, and how long a key must be quiet before the wall
+    clock closes its windows (seconds)."""
+
+    size_s: float
+    grace_s: float = 0.0
+    idle_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.size_s <= 0 or self.grace_s < 0 or self.idle_s < 0:
+            raise ValueError(f"bad window spec {self}: size > 0, grace and idle >= 0")
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def window_start(t: datetime, size_s: float) -> datetime:
+    """The start of the window holding ``t`` (aligned to the UNIX epoch, UTC; whole
+    microseconds, so the same instant always gives the same start)."""
+    size_us = round(size_s * 1_000_000)
+    elapsed = (_utc(t) - EPOCH) // timedelta(microseconds=1)
+    return EPOCH + timedelta(microseconds=(elapsed // size_us) * size_us)
+
+
+def iso(t: datetime) -> str:
+    """A window start as it appears in ids: UTC, ``Z``, milliseconds only when needed."""
+    t = _utc(t)
+    text = t.strftime("%Y-%m-%dT%H:%M:%S")
+    if t.microsecond:
+        text += f".{t.microsecond // 1000:03d}"
+    return text + "Z"
+
+
+def window_id(flow: str, key: str, start: datetime) -> str:
+    """Deterministic: the same flow, key and start always name the same window."""
+    return f"{flow}:{key}:{iso(start)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Member(Generic[T]):
+    """One record in a window: its id, original event time, whether it came late (its own
+    window was closed), its payload, and the handles to release once the window posted."""
+
+    member_id: str
+    event_time: datetime
+    late: bool
+    item: T
+
+
+@dataclass(slots=True)
+class Window(Generic[T]):
+    wid: str
+    key: str
+    start: datetime
+    end: datetime
+    members: dict[str, Member[T]] = field(default_factory=dict)
+    #: opaque handles (e.g. Kafka events) of every record that joined, duplicates included:
+    #: all are released together once the window is posted
+    handles: list[Any] = field(default_factory=list)
+
+
+Verdict = Literal["added", "late", "duplicate", "counted"]
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """Where ``add`` put a record: ``added`` / ``late`` into ``wid``; ``duplicate`` of a
+    member of open window ``wid``; ``counted``: a member of closed window ``wid``."""
+
+    verdict: Verdict
+    wid: str
+
+
+@dataclass(slots=True)
+class _Key:
+    watermark: datetime | None = None
+    frontier: datetime | None = None
+    last_seen: float = 0.0  # wall clock of the last record, for the quiet-store close
+
+
+class WindowEngine(Generic[T]):
+    """Open windows of every key of one flow. ``known`` maps member ids of closed windows to
+    their window ids (from the window book), ``frontiers`` each key's frontier after them."""
+
+    def __init__(self, flow: str, spec: WindowSpec, *,
+                 known: dict[str, str] | None = None,
+                 frontiers: dict[str, datetime] | None = None) -> None:
+        self.flow = flow
+        self.spec = spec
+        self.known: dict[str, str] = dict(known or {})
+        self._keys: dict[str, _Key] = {k: _Key(frontier=f) for k, f in (frontiers or {}).items()}
+        self._open: dict[str, Window[T]] = {}
+        self._ready: list[Window[T]] = []
+
+    # -- queries -----------------------------------------------------------------------
+    @property
+    def open_windows(self) -> list[Window[T]]:
+        return sorted(self._open.values(), key=lambda w: (w.key, w.start))
+
+    def frontier(self, key: str) -> datetime | None:
+        state = self._keys.get(key)
+        return state.frontier if state is not None else None
+
+    def _size(self) -> timedelta:
+        return timedelta(seconds=self.spec.size_s)
+
+    def _window(self, key: str, start: datetime) -> Window[T]:
+        wid = window_id(self.flow, key, start)
+        win = self._open.get(wid)
+        if win is None:
+            win = self._open[wid] = Window(wid, key, start, start + self._size())
+        return win
+
+    # -- input -------------------------------------------------------------------------
+    def add(self, key: str, member_id: str, event_time: datetime, item: T,
+            handle: Any = None, now: float = 0.0) -> Added:
+        """Put one record in its window (or the next open one when late); closes the key's
+        windows its event time leaves behind (``take_ready``)."""
+        state = self._keys.setdefault(key, _Key())
+        state.last_seen = now
+        seen = self.known.get(member_id)
+        if seen is not None:
+            if seen in self._open:
+                self._open[seen].handles.append(handle)
+                return Added("duplicate", seen)
+            return Added("counted", seen)
+        t = _utc(event_time)
+        start = window_start(t, self.spec.size_s)
+        late = state.frontier is not None and start < state.frontier
+        if late:
+            assert state.frontier is not None
+            after = [w for w in self._open.values() if w.key == key and w.start >= state.frontier]
+            win = min(after, key=lambda w: w.start) if after else self._window(key,
+                                                                                state.frontier)
+        else:
+            win = self._window(key, start)
+        win.members[member_id] = Member(member_id, t, late, item)
+        win.handles.append(handle)
+        self.known[member_id] = win.wid
+        if state.watermark is None or t > state.watermark:
+            state.watermark = t
+            self._advance(key, state, t - timedelta(seconds=self.spec.grace_s))
+        return Added("late" if late else "added", win.wid)
+
+    def tick(self, now: float) -> None:
+        """Wall clock ``now`` (UNIX seconds): every key quiet for ``idle`` closes the
+        windows that ended ``grace`` before now."""
+        edge = datetime.fromtimestamp(now - self.spec.grace_s, UTC)
+        busy = {w.key for w in self._open.values()}  # nothing to close for the others
+        for key, state in self._keys.items():
+            if key in busy and now - state.last_seen >= self.spec.idle_s:
+                self._advance(key, state, edge)
+
+    def _advance(self, key: str, state: _Key, edge: datetime) -> None:
+        """Move the key's frontier to the start of the window holding ``edge``."""
+        frontier = window_start(edge, self.spec.size_s)
+        if state.frontier is not None and frontier <= state.frontier:
+            return
+        state.frontier = frontier
+        for wid, win in list(self._open.items()):
+            if win.key == key and win.start < frontier:
+                self._ready.append(self._open.pop(wid))
+
+    def take_ready(self) -> list[Window[T]]:
+        """Windows closed since the last call, oldest first."""
+        ready, self._ready = self._ready, []
+        return sorted(ready, key=lambda w: (w.start, w.key))
+
+    def forget(self, member_ids: Iterable[str]) -> None:
+        """Drop member ids from the duplicate check (retention of old windows)."""
+        for mid in member_ids:
+            self.known.pop(mid, None)
+
+    def learn(self, known: dict[str, str], frontiers: dict[str, datetime]) -> None:
+        """What other workers closed (the window book, read again after a rebalance): their
+        members count as seen, and the frontier of each key with no open window here moves
+        up to theirs (a key with open windows is being read here: its own records decide)."""
+        for mid, wid in known.items():
+            self.known.setdefault(mid, wid)
+        busy = {w.key for w in self._open.values()}
+        for key, frontier in frontiers.items():
+            state = self._keys.setdefault(key, _Key())
+            if key not in busy and (state.frontier is None or frontier > state.frontier):
+                state.frontier = frontier
+
+    def drop(self, wid: str) -> Window[T] | None:
+        """Forget an open (or ready) window unposted: its partition moved to another worker,
+        which reads its records again from the committed offset."""
+        win = self._open.pop(wid, None)
+        if win is None:
+            found = [w for w in self._ready if w.wid == wid]
+            win = found[0] if found else None
+            self._ready = [w for w in self._ready if w.wid != wid]
+        if win is not None:
+            self.forget(mid for mid, w in list(self.known.items()) if w == wid)
+        return win

@@ -1,0 +1,178 @@
+"""The window engine, pure: event time is given explicitly, the wall clock is a number
+passed to ``tick`` (no sleeps)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tillbridge.streams.windows.book import WindowBook, WindowRecord, digest
+from tillbridge.streams.windows.engine import (
+    WindowEngine,
+    WindowSpec,
+    iso,
+    window_id,
+    window_start,
+)
+
+T0 = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)  # a window start for 60 s windows
+SPEC = WindowSpec(size_s=60, grace_s=10, idle_s=30)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def engine(**kw: object) -> WindowEngine[str]:
+    return WindowEngine("inventory", SPEC, **kw)  # type: ignore[arg-type]
+
+
+def members(win: object) -> dict[str, bool]:
+    return {m.member_id: m.late for m in win.members.values()}  # type: ignore[attr-defined]
+
+
+def test_window_ids_are_deterministic_and_aligned() -> None:
+    assert window_start(at(59.999), 60) == T0 and window_start(at(60), 60) == at(60)
+    assert window_id("inventory", "S001", window_start(at(42), 60)) == \
+        "inventory:S001:2026-11-26T15:00:00Z"
+    assert iso(datetime(2026, 1, 1, 0, 0, 0, 250000, tzinfo=UTC)) == "2026-01-01T00:00:00.250Z"
+    # naive times are UTC; another zone is the same instant
+    plus_one = datetime(2026, 11, 26, 16, 0, 30, tzinfo=UTC).astimezone(
+        __import__("datetime").timezone(timedelta(hours=1)))
+    assert window_start(plus_one, 60) == datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        WindowSpec(size_s=0)
+
+
+def test_event_time_closes_a_window_after_its_grace() -> None:
+    e = engine()
+    e.add("S001", "m1", at(5), "a")
+    e.add("S001", "m2", at(65), "b")  # next window; 65 < 60 + 10: the first is still open
+    assert e.take_ready() == []
+    e.add("S001", "m3", at(69.9), "c")
+    assert e.take_ready() == []
+    e.add("S001", "m4", at(70), "d")  # watermark reaches end + grace
+    [closed] = e.take_ready()
+    assert closed.wid == "inventory:S001:2026-11-26T15:00:00Z" and members(closed) == {"m1": False}
+    assert [w.wid for w in e.open_windows] == ["inventory:S001:2026-11-26T15:01:00Z"]
+
+
+def test_late_within_grace_joins_its_own_window() -> None:
+    e = engine()
+    e.add("S001", "m1", at(5), "a")
+    e.add("S001", "m2", at(66), "b")
+    added = e.add("S001", "m3", at(50), "late but within grace")
+    assert added.verdict == "added" and added.wid.endswith("15:00:00Z")
+    e.add("S001", "m4", at(71), "d")
+    [closed] = e.take_ready()
+    assert members(closed) == {"m1": False, "m3": False}
+
+
+def test_beyond_grace_goes_to_the_next_open_window_with_its_time_kept() -> None:
+    e = engine()
+    e.add("S001", "m1", at(5), "a")
+    e.add("S001", "m2", at(75), "b")  # closes [0, 60)
+    assert len(e.take_ready()) == 1
+    added = e.add("S001", "m3", at(30), "too late")
+    assert added.verdict == "late" and added.wid.endswith("15:01:00Z")
+    e.add("S001", "m4", at(200), "far ahead")  # closes [60, 120)
+    [closed] = e.take_ready()
+    assert members(closed) == {"m2": False, "m3": True}
+    assert closed.members["m3"].event_time == at(30), "the original event time is kept"
+
+
+def test_late_with_no_open_window_opens_the_one_at_the_frontier() -> None:
+    e = engine()
+    e.add("S001", "m1", at(5), "a")
+    e.tick(at(100).timestamp())  # the store was never heard of again: wall clock closes
+    assert len(e.take_ready()) == 1
+    added = e.add("S001", "m2", at(10), "late")
+    assert added.verdict == "late" and added.wid == window_id("inventory", "S001", at(60))
+
+
+def test_a_quiet_store_closes_on_the_wall_clock_only_when_quiet() -> None:
+    e = engine()
+    e.add("S001", "m1", at(5), "a", now=at(5).timestamp())
+    e.tick(at(69).timestamp())  # end + grace not reached
+    assert e.take_ready() == []
+    e.add("S002", "x1", at(6), "b", now=at(80).timestamp())  # S002 just heard from
+    e.tick(at(90).timestamp())  # S001 quiet 85 s >= idle 30; S002 quiet 10 s
+    [closed] = e.take_ready()
+    assert closed.key == "S001"
+    e.tick(at(110).timestamp())  # S002 quiet 30 s now
+    assert [w.key for w in e.take_ready()] == ["S002"]
+
+
+def test_a_backfill_is_closed_by_its_event_time_not_by_the_clock() -> None:
+    """Old events arriving without pause: the clock is far ahead, but the key is not quiet."""
+    e = engine()
+    now = at(86_400).timestamp()
+    for i in range(5):
+        e.add("S001", f"m{i}", at(i * 20), str(i), now=now)
+        e.tick(now)
+    closed = e.take_ready()
+    assert [members(w) for w in closed] == [{"m0": False, "m1": False, "m2": False}]
+
+
+def test_duplicates_and_counted_members_are_never_added_twice() -> None:
+    e = engine(known={"old": "inventory:S001:2026-11-26T14:59:00Z"})
+    assert e.add("S001", "old", at(1), "x").verdict == "counted"
+    assert e.add("S001", "m1", at(1), "a").verdict == "added"
+    dup = e.add("S001", "m1", at(1), "a again")
+    assert dup.verdict == "duplicate" and dup.wid.endswith("15:00:00Z")
+    [win] = e.open_windows
+    assert members(win) == {"m1": False}
+
+
+def test_keys_are_independent() -> None:
+    e = engine()
+    e.add("S001", "a", at(5), "a")
+    e.add("S002", "b", at(5), "b")
+    e.add("S001", "c", at(80), "c")
+    assert [w.key for w in e.take_ready()] == ["S001"]
+    assert {w.key for w in e.open_windows} == {"S001", "S002"}
+
+
+def test_restart_from_the_book_gives_the_same_windows() -> None:
+    """Replaying the same input after a restart: members the book holds are counted, late
+    ones of a closed window go on to the next, the open window is built again the same."""
+    book = WindowBook()
+    closed = WindowRecord("inventory:S001:2026-11-26T15:00:00Z", "inventory", "S001",
+                          T0.isoformat(), at(60).isoformat(), "pos-adj-S001-x", "posted",
+                          {"m1": [at(5).isoformat(), False]}, digest([("1001", "-1")]), "7")
+    book.apply(closed.wid.encode(), closed.to_json())
+    e = engine(known=book.known("inventory"), frontiers=book.frontiers("inventory"))
+    assert e.add("S001", "m1", at(5), "a").verdict == "counted"
+    assert e.add("S001", "m9", at(30), "never seen").verdict == "late"
+    assert e.add("S001", "m2", at(65), "b").verdict == "added"
+    [win] = e.open_windows
+    assert members(win) == {"m9": True, "m2": False}
+
+
+def test_the_book_never_takes_a_final_state_back() -> None:
+    book = WindowBook()
+    rec = WindowRecord("w", "inventory", "S001", T0.isoformat(), at(60).isoformat(), "e",
+                       "closing")
+    book.apply(b"w", rec.with_state("posted", "9").to_json())
+    book.apply(b"w", rec.to_json())  # an older closing record read after the final one
+    assert book.get("w") is not None and book.get("w").state == "posted"  # type: ignore[union-attr]
+    assert book.unfinished("inventory") == []
+    book.apply(b"w", None)
+    assert book.get("w") is None
+    with pytest.raises(ValueError):
+        WindowRecord("w", "inventory", "S001", "", "", "e", "bogus")
+
+
+def test_digest_ignores_order() -> None:
+    assert digest([("1", "2"), ("3", "-1")]) == digest([("3", "-1"), ("1", "2")])
+    assert digest([("1", "2")]) != digest([("1", "3")])
+
+
+def test_the_clock_moves_no_key_without_an_open_window() -> None:
+    """After a restart the book's keys have no open window: the clock must not make their
+    next (old) events late."""
+    e = engine(frontiers={"S001": at(60)})
+    e.tick(at(86_400).timestamp())
+    assert e.add("S001", "m1", at(70), "a").verdict == "added"
+    assert e.frontier("S001") == at(60)
