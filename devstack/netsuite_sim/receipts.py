@@ -21,11 +21,15 @@ from typing import Any
 
 from tillbridge.devstack.netsuite_sim.errors import invalid_value, no_lines, required, user_error
 from tillbridge.devstack.netsuite_sim.records import check_ref, check_transaction, to_decimal
-from tillbridge.devstack.netsuite_sim.sales import INVENTORY_TYPES, is_approved, not_initializable
+from tillbridge.devstack.netsuite_sim.sales import (
+    INVENTORY_TYPES,
+    is_approved,
+    line_progress,
+    not_initializable,
+)
 from tillbridge.devstack.netsuite_sim.store import Record, Store
 from tillbridge.devstack.netsuite_sim.txn import (
     COMMON_FIELDS,
-    SELF_ID,
     ZERO,
     dec,
     request_lines,
@@ -42,19 +46,8 @@ Progress = dict[int, dict[str, Decimal]]
 
 def ra_progress(store: Store, ra: Record) -> Progress:
     """Per RA line: authorised, received and credited quantities (from linked records)."""
-    me = SELF_ID.get()
-    progress = {ln["line"]: {"authorised": dec(ln.get("quantity")), "received": ZERO,
-                             "credited": ZERO}
-                for ln in ra.fields["item"]["items"]}
-    for kind, types in (("received", ("itemReceipt",)), ("credited", CREDITS)):
-        for record_type in types:
-            for rec in store.created_from(ra.id, record_type):
-                if rec.id == me:
-                    continue
-                for ln in rec.fields.get("item", {}).get("items", []):
-                    if ln.get("orderLine") in progress:
-                        progress[ln["orderLine"]][kind] += dec(ln.get("quantity"))
-    return progress
+    return line_progress(store, ra, "authorised", (("received", ("itemReceipt",)),
+                                                   ("credited", CREDITS)))
 
 
 def _stocked(store: Store, line: dict[str, Any]) -> bool:

@@ -101,21 +101,29 @@ def validate_sales_order(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def order_progress(store: Store, order: Record) -> dict[int, dict[str, Decimal]]:
-    """Per order line: ordered, fulfilled and billed quantities (from linked records)."""
+def line_progress(store: Store, source: Record, base: str,
+                  kinds: tuple[tuple[str, tuple[str, ...]], ...]
+                  ) -> dict[int, dict[str, Decimal]]:
+    """Per line of ``source``: its own quantity (as ``base``) and, per kind, the quantities
+    of the records of those types created from it (the record being saved left out)."""
     me = SELF_ID.get()
-    progress = {ln["line"]: {"ordered": dec(ln.get("quantity")), "fulfilled": ZERO,
-                             "billed": ZERO}
-                for ln in order.fields["item"]["items"]}
-    for kind, types in (("fulfilled", ("itemFulfillment",)), ("billed", ("cashSale", "invoice"))):
+    progress = {ln["line"]: {base: dec(ln.get("quantity")), **dict.fromkeys(
+        (k for k, _ in kinds), ZERO)} for ln in source.fields["item"]["items"]}
+    for kind, types in kinds:
         for record_type in types:
-            for rec in store.created_from(order.id, record_type):
+            for rec in store.created_from(source.id, record_type):
                 if rec.id == me:
                     continue
                 for ln in rec.fields.get("item", {}).get("items", []):
                     if ln.get("orderLine") in progress:
                         progress[ln["orderLine"]][kind] += dec(ln.get("quantity"))
     return progress
+
+
+def order_progress(store: Store, order: Record) -> dict[int, dict[str, Decimal]]:
+    """Per order line: ordered, fulfilled and billed quantities (from linked records)."""
+    return line_progress(store, order, "ordered", (("fulfilled", ("itemFulfillment",)),
+                                                   ("billed", ("cashSale", "invoice"))))
 
 
 def billable(store: Store, order: Record, line: dict[str, Any],
