@@ -93,3 +93,18 @@ def test_trace_without_a_broker_says_which_setting(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     code, err = _run(["trace", "A1"], capsys)
     assert code == 2 and "KAFKA_BOOTSTRAP_SERVERS" in _one_error(err)
+
+
+def test_the_page_escapes_what_it_shows_and_hides_handled_letters() -> None:
+    """Receipt ids and messages come from tills and NetSuite: never markup on the page."""
+    from tillbridge.streams.observe.page import build_snapshot, render
+
+    evil = letter("<script>x</script>", "unknown_sku", 0, 10)
+    handled = letter("A1", "unknown_tender", 1, 11)
+    audit = rec(topics.DLQ_AUDIT, 0, f"{handled.topic}:0:1".encode(), b"{}", 12)
+    snap = build_snapshot([evil, handled, audit], codec=None)
+    assert [x.receipt for x in snap.letters] == ["<script>x</script>"]
+    html = render(snap, {"broker": {"ok": True, "detail": ""}}, '"><b>', build_story("Z", []))
+    assert "<script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
+    assert 'value="&quot;&gt;&lt;b&gt;"' in html and "Nothing found for Z" in html
+    assert "unknown_sku: 1" in html and "closed: no NetSuite outage seen" in html
