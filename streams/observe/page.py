@@ -95,7 +95,10 @@ def build_snapshot(records: Sequence[Record], codec: AvroCodec | None) -> Snapsh
                 table[r.key] = r
     parked = []
     for r in table.values():
-        doc: dict[str, Any] = json.loads(r.value or b"{}")
+        try:
+            doc: dict[str, Any] = json.loads(r.value or b"{}")
+        except ValueError:
+            doc = {"id": (r.key or b"").decode("utf-8", "replace"), "dependency": "unreadable"}
         key = base64.b64decode(doc["key"]).decode("utf-8", "replace") if doc.get("key") else ""
         parked.append(ParkedRow(str(doc.get("id")), key, str(doc.get("dependency")),
                                 _iso(float(doc.get("parked_at", 0)) * 1000)))
