@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 
 .PHONY: install demo test test-fast lint typecheck bench soak docs clean dashboard \
-        deploy-tools deploy-checks lock
+        deploy-tools deploy-checks browser-tools lock
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tillbridge demo
 
-test: $(STAMP) deploy-tools
+test: $(STAMP) deploy-tools browser-tools
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/python -m pytest -q
@@ -71,6 +71,23 @@ deploy-tools:
 	  promtool --version 2>&1 | head -1; \
 	else echo "deploy-tools: apt-get could not install prometheus" \
 	          "(build/deploy-tools.log); its tests skip"; fi
+
+# The operator page's browser test (tests/integration/test_operator_page.py) drives Debian's
+# chromium through chromedriver; installed here as root when missing (about 100 MB with
+# apt-get update); otherwise this says why and the test skips, naming what is missing.
+browser-tools:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "browser-tools: chromium or chromedriver missing, and installing them needs root" \
+	       "(apt-get install chromium chromium-driver); the browser test skips"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser-tools: chromium missing and no apt-get here; the browser test skips"; exit 0; fi; \
+	mkdir -p build; echo "browser-tools: installing chromium chromium-driver (Debian)"; \
+	if (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium chromium-driver) >build/browser-tools.log 2>&1; then \
+	  chromium --version 2>&1 | head -1; \
+	else echo "browser-tools: apt-get could not install chromium" \
+	          "(build/browser-tools.log); the browser test skips"; fi
 
 # The deployment files alone: alert rules (promtool), dashboard, compose file, Kubernetes.
 deploy-checks: $(STAMP) deploy-tools

@@ -245,9 +245,11 @@ def _wire_subcommands() -> None:
     from tillbridge.streams.ops.dlq.commands import dlq_app
     from tillbridge.streams.ops.preflight.command import preflight_command
     from tillbridge.streams.ops.reconcile.command import reconcile_command
+    from tillbridge.streams.ops.trace_command import trace_command
 
     app.command("preflight")(preflight_command)
     app.command("reconcile")(reconcile_command)
+    app.command("trace")(trace_command)
     app.add_typer(dlq_app, name="dlq")
     app.add_typer(refdata_app, name="refdata")
 

@@ -1,16 +1,20 @@
 """The worker's HTTP pages: ``/metrics`` (Prometheus), ``/ready`` (for readiness probes: 200
 when every check in ``health.py`` passes, 503 with the failing ones named) and ``/live``
 (for liveness probes: 503 only when a restart would help: the event loop stopped beating
-or an agent crashed)."""
+or an agent crashed) and ``/dlq`` (the read-only operator page: dead letters, a receipt
+trace, breaker and parking; streams/observe/page.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tillbridge.connectors.netsuite.breaker import BreakerState
 from tillbridge.streams.flows.pipeline import Pipeline
+from tillbridge.streams.observe import page
+from tillbridge.streams.observe.trace import trace
 from tillbridge.streams.runtime import health, metrics
 from tillbridge.streams.runtime.health import HEALTH, Check, Health
 
@@ -33,6 +37,24 @@ def live_doc(checks: Health = HEALTH) -> tuple[dict[str, Any], int]:
 def metrics_body() -> tuple[bytes, str]:
     """The /metrics body and content type (aiohttp wants the charset given apart)."""
     return generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST.split("; charset")[0]
+
+
+#: Seconds the operator page may spend reading Kafka (each of: dead letters, the trace).
+PAGE_BUDGET_S = 5.0
+
+
+async def operator_page(pipe: Pipeline, receipt: str, checks: Health = HEALTH) -> str:
+    """The /dlq page: blocking Kafka reads run in an executor, bounded by PAGE_BUDGET_S."""
+    s = pipe.settings
+    snap = await asyncio.get_running_loop().run_in_executor(
+        None, page.snapshot, s.kafka_bootstrap_servers or "", s.schema_registry_url,
+        PAGE_BUDGET_S)
+    story = None
+    if receipt.strip():
+        story = await trace(s.kafka_bootstrap_servers or "", receipt.strip()[:200], pipe.client,
+                            PAGE_BUDGET_S)
+    doc, _ok = checks.ready()
+    return page.render(snap, doc["checks"], receipt, story)
 
 
 def watch(pipe: Pipeline, checks: Health = HEALTH) -> None:
@@ -78,3 +100,7 @@ def add_routes(app: Any, pipe: Pipeline) -> None:
     async def live_page(web: Any, request: Any) -> Any:
         doc, status = live_doc()
         return web.json(doc, status=status)
+
+    @app.page("/dlq")
+    async def dlq_page(web: Any, request: Any) -> Any:
+        return web.html(await operator_page(pipe, request.query.get("receipt", "")))

@@ -1,0 +1,1 @@
+"""Read-only views of what the pipeline did (receipt trace), shared by the CLI and the worker."""
