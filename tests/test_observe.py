@@ -108,3 +108,21 @@ def test_the_page_escapes_what_it_shows_and_hides_handled_letters() -> None:
     assert "<script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
     assert 'value="&quot;&gt;&lt;b&gt;"' in html and "Nothing found for Z" in html
     assert "unknown_sku: 1" in html and "closed: no NetSuite outage seen" in html
+
+
+def test_a_reconciliation_that_names_the_receipt_joins_its_story() -> None:
+    drift = {"pos_transaction_id": "R9", "problem": "different", "kind": "sale",
+             "pos_amount": "10.00", "netsuite_amount": "12.00", "netsuite_id": "77",
+             "state": "posted", "detail": "changed in NetSuite after posting"}
+    register = {"type": "register", "run_id": "r1", "origin": "reconcile",
+                "store_id": "S001", "register_id": "R02", "business_date": "2026-12-03",
+                "drifts": [drift, {**drift, "pos_transaction_id": "OTHER"}]}
+    records = [rec("pos.sale.v1", 1, b"R9", b"avro", 0),
+               rec(topics.RECONCILIATION, 0, b"S001/R02/2026-12-03",
+                   json.dumps(register).encode(), 20),
+               rec(topics.RECONCILIATION, 1, b"2026-12-03/S001",
+                   json.dumps({"type": "summary", "drifts": [drift]}).encode(), 21)]
+    story = build_story("R9", records)
+    [step] = [s for s in story.steps if s.kind == "reconciliation"]
+    assert step.summary == "reconciliation 2026-12-03 S001/R02: different (posted)"
+    assert step.detail["netsuite_amount"] == "12.00" and step.detail["run_id"] == "r1"

@@ -28,7 +28,8 @@ from tillbridge.streams.stages.reasons import CATALOGUE
 
 #: Topics a trace reads: inputs, outcomes, dead letters and their audit, the parking table.
 TRACE_TOPICS: tuple[str, ...] = (*(t.name for t in topics.EVENT_TOPICS), topics.RESULTS,
-                                 *topics.DLQ_TOPICS, topics.DLQ_AUDIT, topics.PARKED)
+                                 *topics.DLQ_TOPICS, topics.DLQ_AUDIT, topics.PARKED,
+                                 topics.RECONCILIATION)
 #: Header a replayed record carries (same spelling as `tillbridge dlq`).
 H_REPLAY_OF = "tillbridge.replay_of"
 
@@ -144,10 +145,30 @@ def _classify(rec: Record, q: str, qb: bytes, letters: set[str]) -> Step | None:
                      f"{doc.get('who', '?')}: {doc.get('why', '')}", **doc)
     if rec.topic == topics.PARKED:
         return _parked(rec, qb)
+    if rec.topic == topics.RECONCILIATION:
+        return _reconciled(rec, q)
     if rec.key == qb:  # an input topic
         replay = rec.header(H_REPLAY_OF)
         return _step(rec, "published", "replayed from " + replay if replay else "published",
                      replay_of=replay)
+    return None
+
+
+def _reconciled(rec: Record, q: str) -> Step | None:
+    """A register's reconciliation that names the receipt (missing, extra or different in
+    NetSuite); a balanced register lists no receipt, so silence there means no drift."""
+    doc = _json(rec.value)
+    if doc.get("type") != "register":
+        return None
+    for drift in doc.get("drifts") or []:
+        if str(drift.get("pos_transaction_id") or "") == q:
+            return _step(rec, "reconciliation",
+                         f"reconciliation {doc.get('business_date')} "
+                         f"{doc.get('store_id')}/{doc.get('register_id')}: "
+                         f"{drift.get('problem')} ({drift.get('state')})",
+                         run_id=doc.get("run_id"), origin=doc.get("origin"),
+                         **{("receipt_kind" if k == "kind" else k): v
+                            for k, v in drift.items()})
     return None
 
 
