@@ -19,7 +19,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from tillbridge.devstack.netsuite_sim.errors import invalid_value, no_lines, required, user_error
+from tillbridge.devstack.netsuite_sim.errors import invalid_value, required, user_error
 from tillbridge.devstack.netsuite_sim.records import check_ref, check_transaction, to_decimal
 from tillbridge.devstack.netsuite_sim.sales import (
     INVENTORY_TYPES,
@@ -32,7 +32,7 @@ from tillbridge.devstack.netsuite_sim.txn import (
     COMMON_FIELDS,
     ZERO,
     dec,
-    request_lines,
+    kept_lines,
     start,
     status,
 )
@@ -77,12 +77,8 @@ def validate_item_receipt(store: Store, body: dict[str, Any]) -> dict[str, Any]:
         check_ref(store, out, "location", store.locations, "location", "location")
     progress = ra_progress(store, ra)
     by_line = {ln["line"]: ln for ln in ra.fields["item"]["items"]}
-    kept = [_receive_line(store, out, base, line, by_line, progress)
-            for base, line in request_lines(out, "item", RECEIPT_LINE_FIELDS)]
-    kept = [ln for ln in kept if ln is not None]
-    if not kept:
-        raise no_lines("item")
-    out["item"] = {"items": kept}
+    kept_lines(out, RECEIPT_LINE_FIELDS,
+               lambda base, line: _receive_line(store, out, base, line, by_line, progress))
     return out
 
 

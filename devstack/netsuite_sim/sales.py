@@ -13,7 +13,6 @@ from typing import Any
 from tillbridge.devstack.netsuite_sim.errors import (
     SimError,
     invalid_value,
-    no_lines,
     required,
     user_error,
 )
@@ -28,11 +27,11 @@ from tillbridge.devstack.netsuite_sim.txn import (
     apply_lines,
     check_account,
     dec,
+    kept_lines,
     optional_refs,
     own_applied,
     owner,
     priced_items,
-    request_lines,
     require_customer,
     require_location,
     start,
@@ -239,12 +238,8 @@ def validate_item_fulfillment(store: Store, body: dict[str, Any]) -> dict[str, A
                   "inventoryLocation")
     progress = order_progress(store, order)
     by_line = {ln["line"]: ln for ln in order.fields["item"]["items"]}
-    kept = [_fulfill_line(store, out, base, line, by_line, progress)
-            for base, line in request_lines(out, "item", FULFILL_LINE_FIELDS)]
-    kept = [ln for ln in kept if ln is not None]
-    if not kept:
-        raise no_lines("item")
-    out["item"] = {"items": kept}
+    kept_lines(out, FULFILL_LINE_FIELDS,
+               lambda base, line: _fulfill_line(store, out, base, line, by_line, progress))
     out["shipStatus"] = status("C", "Shipped")
     return out
 

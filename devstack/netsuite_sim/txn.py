@@ -8,7 +8,7 @@ leave a stale balance behind.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from decimal import Decimal
 from functools import partial
@@ -130,6 +130,17 @@ def request_lines(out: dict[str, Any], sublist: str, known: frozenset[str],
             raise invalid_value(raw, sublist, base)
         check_names(raw, known, f"{base}.", "custcol")
         yield base, {k: v for k, v in raw.items() if k != "links"}
+
+
+def kept_lines(out: dict[str, Any], known: frozenset[str],
+               build: Callable[[str, dict[str, Any]], dict[str, Any] | None]) -> None:
+    """Set ``out["item"]`` to the request's item lines that ``build`` keeps (None: the line
+    is not carried over); none kept is NetSuite's "no lines" refusal (fulfilment, receipt)."""
+    kept = [ln for ln in (build(base, line) for base, line in request_lines(out, "item", known))
+            if ln is not None]
+    if not kept:
+        raise no_lines("item")
+    out["item"] = {"items": kept}
 
 
 def priced_items(store: Store, out: dict[str, Any]) -> None:
