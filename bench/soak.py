@@ -136,24 +136,47 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def main(argv: list[str] | None = None) -> int:
+def memory(worker: WorkerProcess, reset: bool = False) -> dict:
+    """The worker's /debug/memory page (``reset`` takes the baseline)."""
+    url = f"http://127.0.0.1:{worker.settings.web_port}/debug/memory"
+    return httpx.get(url + ("?reset=1" if reset else ""), timeout=30).json()
+
+
+def print_heap(doc: dict) -> None:
+    """The Python heap against RSS, and the allocation sites that grew since warm-up."""
+    print(f"worker python heap {doc.get('python_heap_mb')} MB of RSS {doc.get('rss_mb'):.0f} MB; "
+          "grew most since warm-up:")
+    for row in doc.get("growth", [])[:10]:
+        print(f"  {row['size_diff_kb']:+9.1f} KiB {row['count_diff']:+8d} blocks  {row['where']}")
+
+
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    """The soak's command line."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--rate", type=float, default=50.0, help="sales per second")
     ap.add_argument("--every", type=float, default=60.0, help="report interval, seconds")
     ap.add_argument("--warmup", type=float, default=120.0, help="seconds left out of the trend")
     ap.add_argument("--fail-on-growth", action="store_true")
-    args = ap.parse_args(argv)
+    ap.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
+                    help="trace the worker's Python heap; print what grew after warm-up")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
     seconds = args.minutes * 60
     with local_stack(Settings.from_env(), sim_process=True) as stack:
         s = stack.settings
-        with WorkerProcess(s) as worker, TopicTail(
+        frames = str(args.tracemalloc) if args.tracemalloc else ""
+        with WorkerProcess(s, TILLBRIDGE_TRACEMALLOC_FRAMES=frames or "0") as worker, TopicTail(
                 s.kafka_bootstrap_servers or "", [topics.RESULTS, *topics.DLQ_TOPICS]) as tail:
             assert worker.proc is not None
             bpid = broker_pid(s.kafka_bootstrap_servers or "")
             pub = Publisher(s, args.rate, seconds)
             threading.Thread(target=pub.run, name="soak-publisher", daemon=True).start()
-            started, seen, trend = time.monotonic(), 0, []
+            started, seen = time.monotonic(), 0
+            trend: list[tuple[float, float]] = []
             print(f"soak: {args.rate:g} sales/s for {args.minutes:g} min; worker pid "
                   f"{worker.proc.pid}, broker pid {bpid}")
             while True:
@@ -166,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                 w_rss = rss_mb(worker.proc.pid)
                 b_rss = rss_mb(bpid) if bpid else float("nan")
                 if elapsed >= args.warmup:
+                    if not trend and args.tracemalloc:
+                        memory(worker, reset=True)
                     trend.append((elapsed, w_rss))
                 print(f"t={elapsed:7.0f}s published={pub.delivered} outcomes={tail.count()} "
                       f"worker_rss={w_rss:.0f}MB broker_rss={b_rss:.0f}MB "
@@ -184,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             held = httpx.get(f"{base}/__sim/stats", timeout=10).json()["records"]
             cash_sales = held.get("cashSale", {}).get("created", 0)
             growth = slope_per_hour(trend)
+            if args.tracemalloc:
+                print_heap(memory(worker))
             balanced = len(by_source) + dead == pub.delivered and pub.failed == 0
             print(f"invariant: published {pub.delivered} = outcomes {len(by_source)} "
                   f"(by input record) + dead-lettered {dead}: "

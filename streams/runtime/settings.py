@@ -205,6 +205,10 @@ class Settings(BaseSettings):
         "TILLBRIDGE_LOG_FORMAT", "text",
         "Worker log lines: text, or json (one object per line: time, level, logger, "
         "message, the record's ids where known, exc) for log shippers.")
+    tracemalloc_frames: NonNegative = _setting(
+        "TILLBRIDGE_TRACEMALLOC_FRAMES", 0,
+        "Trace Python allocations with this many frames (0: off) so /debug/memory can name "
+        "what grew since its baseline; costs CPU, for diagnosing a rising RSS.")
     store: Annotated[str, AfterValidator(_store_url)] = _setting(
         "TILLBRIDGE_STORE", "rocksdb://",
         "Faust table store: rocksdb:// (local RocksDB, changelog-backed) or memory://.")

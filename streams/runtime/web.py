@@ -1,8 +1,9 @@
 """The worker's HTTP pages: ``/metrics`` (Prometheus), ``/ready`` (for readiness probes: 200
 when every check in ``health.py`` passes, 503 with the failing ones named) and ``/live``
 (for liveness probes: 503 only when a restart would help: the event loop stopped beating
-or an agent crashed) and ``/dlq`` (the read-only operator page: dead letters, a receipt
-trace, breaker and parking; streams/observe/page.py)."""
+or an agent crashed), ``/dlq`` (the read-only operator page: dead letters, a receipt
+trace, breaker and parking; streams/observe/page.py) and ``/debug/memory`` (RSS and, when
+tracing, what grew in the Python heap: memprobe.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tillbridge.connectors.netsuite.breaker import BreakerState
 from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.observe import page
 from tillbridge.streams.observe.trace import trace
-from tillbridge.streams.runtime import health, metrics
+from tillbridge.streams.runtime import health, memprobe, metrics
 from tillbridge.streams.runtime.health import HEALTH, Check, Health
 
 
@@ -104,3 +105,7 @@ def add_routes(app: Any, pipe: Pipeline) -> None:
     @app.page("/dlq")
     async def dlq_page(web: Any, request: Any) -> Any:
         return web.html(await operator_page(pipe, request.query.get("receipt", "")))
+
+    @app.page("/debug/memory")
+    async def memory_page(web: Any, request: Any) -> Any:
+        return web.json(memprobe.report(reset="reset" in request.query))

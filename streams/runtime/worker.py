@@ -12,7 +12,7 @@ import time
 
 import faust
 
-from tillbridge.streams.runtime import faust_app, logfilter, logformat, state
+from tillbridge.streams.runtime import faust_app, logfilter, logformat, memprobe, state
 from tillbridge.streams.runtime.app import build_app
 from tillbridge.streams.runtime.settings import Settings
 
@@ -31,6 +31,7 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger().setLevel(level)
     logformat.install(settings.log_format)
+    memprobe.start(settings.tracemalloc_frames)
     app = build_app(settings)
     table = app.tables["posted"]
     rocks = settings.store.startswith("rocksdb")

@@ -113,6 +113,8 @@ def test_broker_gone_is_not_ready_within_15s_still_live_and_the_log_stays_quiet(
         monkeypatch: pytest.MonkeyPatch) -> None:
     with _stack(monkeypatch) as (stack, broker), WorkerProcess(stack.settings) as worker:
         assert httpx.get(worker.url + "/ready", timeout=5).json()["ready"] is True
+        memory = httpx.get(worker.url + "/debug/memory", timeout=5).json()
+        assert memory["tracing"] is False and memory["rss_mb"] > 50, memory
         broker.stop()
         stopped, before = time.monotonic(), _lines(worker)
         not_ready_after = None
