@@ -3,6 +3,8 @@ simulator over real HTTP with the project's own client (``ReliableClient``)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from decimal import Decimal as D
 from typing import Any
 
@@ -167,6 +169,48 @@ def test_sales_order_body_is_exact_and_traceable() -> None:
     assert with_item["item"]["items"][-1]["amount"] == D("7.95")
     assert "shippingAddress" not in build_sales_order(
         make_order(), refs(make_order()), "5001")  # type: ignore[arg-type]
+
+
+def _taxed_order() -> dict[str, Any]:
+    """make_order() with the OMS's own tax per line: 3.27 + 2.25 (NetSuite's per-line
+    rounding at 8.625 % would give 3.28 + 2.24; same 5.52 in all)."""
+    ev = make_order()
+    ev["lines"][0]["tax_amount"], ev["lines"][1]["tax_amount"] = D("3.27"), D("2.25")
+    return ev
+
+
+def test_sales_order_books_the_orders_tax_in_legacy(sim: SimServer) -> None:
+    """Legacy tax is NetSuite's per line from the code's rate. An OMS that rounds on the
+    total (2 x 10.02 at 8.625 %: 1.73, where NetSuite's per-line rounding gives 0.86 + 0.86)
+    still gets its tax and total: a cent of amount moves between the lines (ledger/tax.py)."""
+    ev = make_order(lines=[order_line(1, "TEE-001", "1", "10.02", tax_amount=D("0.86")),
+                           order_line(2, "TEE-002", "1", "10.02", tax_amount=D("0.87"))],
+                    subtotal=D("20.04"), discount_total=D("0.00"), tax_total=D("1.73"),
+                    total=D("21.77"))
+    post(sim, ev)
+    order = get(sim, "salesOrder", eid(ORDER))
+    assert sum(D(str(ln["amount"])) for ln in order["item"]["items"]) == D("20.04")
+    assert D(str(order["taxTotal"])) == ev["tax_total"]
+    assert D(str(order["total"])) == ev["total"]
+
+
+def test_sales_order_on_a_suitetax_subsidiary_carries_tax_details(sim: SimServer) -> None:
+    """The simulator refuses a line tax code on a SuiteTax subsidiary (as NetSuite does):
+    the order goes with taxDetails carrying the OMS's tax instead."""
+    httpx.post(sim.base_url + "/__sim/reset").raise_for_status()
+    sim.state.store.subsidiaries["2"] = {"id": "2", "name": "SuiteTax sub", "currency": "USD",
+                                         "taxModel": "suiteTax"}
+    sim.state.store.locations["1"]["subsidiary"] = "2"
+    ev = _taxed_order()
+    r = dataclasses.replace(refs(ev), subsidiary="2", tax_model="suitetax", tax_type="13")
+    assert "taxCode" not in json.dumps(build_sales_order(ev, r, "5001")["item"],  # type: ignore
+                                       default=str)
+    result = run_client(sim, lambda c: post_order_event(c, ev, r))  # type: ignore[arg-type]
+    assert isinstance(result, Posting) and result.created
+    order = get(sim, "salesOrder", eid(ORDER))
+    details = order["taxDetails"]["items"]
+    assert [D(str(d["taxAmount"])) for d in details] == [D("3.27"), D("2.25")]
+    assert D(str(order["taxTotal"])) == ev["tax_total"] and D(str(order["total"])) == ev["total"]
 
 
 def test_bill_id_is_the_pickup_till_transaction_else_order_derived() -> None:

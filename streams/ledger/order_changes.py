@@ -18,6 +18,7 @@ from tillbridge.streams.ledger.order_records import (
     ZERO,
     OrderState,
     at_index,
+    line_tax_code,
     open_quantity,
     order_line,
     priced,
@@ -67,7 +68,7 @@ def modify_changes(ev: OrderRec, refs: OrderRefs, order: OrderState) -> list[dic
         if so is None:
             if want > 0:
                 changes.append(order_line(line, refs.items[i], loc or refs.location,
-                                          at_index(refs.tax_codes, i)))
+                                          line_tax_code(refs, i)))
             continue
         seen.add(so.line)
         if so.closed:

@@ -10,7 +10,7 @@ from typing import Any
 
 from tillbridge.streams.ledger.ids import external_id, in_store_ra_id, sale_id
 from tillbridge.streams.ledger.sale_records import PROMO_FIELD, build_cash_sale
-from tillbridge.streams.ledger.tax import TaxSetup
+from tillbridge.streams.ledger.tax import TaxGroup, TaxLine, TaxSetup, apply_tax
 from tillbridge.streams.stages.enrich import Enrichment
 from tillbridge.streams.stages.enrich_order import OrderRefs
 from tillbridge.streams.stages.records import OrderLineRec, OrderRec, SaleRec, ShipToRec
@@ -230,10 +230,10 @@ def build_sales_order(ev: OrderRec, refs: OrderRefs, customer_id: str,
     """The approved salesOrder of a placed order (lines fully cancelled already are left
     out). BOPIS books to the pickup store; ship orders carry the ship-to address."""
     policy = policy or OrderPolicy()
-    lines = [order_line(ln, item, loc, tax)
-             for ln, item, loc, tax in zip(ev["lines"], refs.items, refs.line_locations,
-                                           refs.tax_codes, strict=True)
-             if open_quantity(ln) > 0]
+    kept = [i for i, ln in enumerate(ev["lines"]) if open_quantity(ln) > 0]
+    lines = [order_line(ev["lines"][i], refs.items[i], refs.line_locations[i],
+                        line_tax_code(refs, i)) for i in kept]
+    groups = order_tax_groups(ev, refs, kept)
     memo = source_memo(ev, "Placed")
     shipping = ev.get("shipping_total") or ZERO
     if shipping and policy.shipping_item:
@@ -254,7 +254,34 @@ def build_sales_order(ev: OrderRec, refs: OrderRefs, customer_id: str,
     }
     if ev.get("ship_to") and ev["kind"] != "BOPIS":
         body["shippingAddress"] = ship_address(ev["ship_to"])  # type: ignore[arg-type]
+    apply_tax(body, groups, TaxSetup.of(refs.tax_model, refs.tax_type))
     return body
+
+
+def line_tax_code(refs: OrderRefs, index: int) -> str | None:
+    """The line's legacy tax code; none on a SuiteTax subsidiary (NetSuite refuses one)."""
+    return None if refs.tax_model == "suitetax" else refs.tax_codes[index]
+
+
+def order_tax_groups(ev: OrderRec, refs: OrderRefs, kept: list[int]) -> list[TaxGroup]:
+    """The OMS's tax per kept line (body line ``n`` is ``kept[n]``), prorated to the open
+    quantity, so the sales order's taxTotal is the order's. A line without a tax amount
+    keeps NetSuite's own tax (legacy) or none (SuiteTax)."""
+    groups: list[TaxGroup] = []
+    for n, i in enumerate(kept):
+        line = ev["lines"][i]
+        want = open_quantity(line)
+        amount = line_amount(line, want)
+        tax = line.get("tax_amount")
+        rate = refs.tax_rates[i] if i < len(refs.tax_rates) else None
+        pct = Decimal(rate) if rate is not None else (line.get("tax_rate") or ZERO)
+        if tax is None:
+            tax = (amount * pct / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+        elif want != line["quantity_ordered"]:
+            tax = (tax * want / line["quantity_ordered"]).quantize(CENT, rounding=ROUND_HALF_UP)
+        groups.append(TaxGroup(refs.tax_codes[i], pct, tax, [TaxLine(n, amount)],
+                               reference=f"L{line['line_no']}"))
+    return groups
 
 
 def build_sales_order_from_sale(sale: SaleRec, enrichment: Enrichment, customer_id: str,

@@ -46,7 +46,6 @@ from typing import Any
 
 from tillbridge.streams.ledger.ids import external_id, pos_fields
 from tillbridge.streams.ledger.tax import TaxGroup, TaxLine, TaxSetup, apply_tax
-from tillbridge.streams.refdata.mappings import Model
 from tillbridge.streams.stages.enrich_return import ReturnRefs
 from tillbridge.streams.stages.records import ReturnLineRec, ReturnRec
 from tillbridge.streams.stages.validate import cents
@@ -188,10 +187,6 @@ def _at(values: list[Any], index: int) -> Any:
     return values[index] if index < len(values) else None
 
 
-def _model(refs: ReturnRefs) -> Model:
-    return "suitetax" if refs.tax_model == "suitetax" else "legacy"
-
-
 def return_tax(body: dict[str, Any], ret: ReturnRec, refs: ReturnRefs) -> None:
     """Each returned line's tax refund, in the subsidiary's model (``ledger/tax.py``): the
     refund lines come first in ``body``, one per returned line, in order."""
@@ -201,7 +196,7 @@ def return_tax(body: dict[str, Any], ret: ReturnRec, refs: ReturnRefs) -> None:
                          reference=f"R{line['line_no']}")
         group.lines.append(TaxLine(i, line["refund_amount"]))
         groups.append(group)
-    apply_tax(body, groups, TaxSetup(_model(refs), refs.tax_type))
+    apply_tax(body, groups, TaxSetup.of(refs.tax_model, refs.tax_type))
 
 
 def _memo(ret: ReturnRec, what: str) -> str:
@@ -318,7 +313,7 @@ def build_exchange_sale(ret: ReturnRec, refs: ReturnRefs, customer_id: str,
     body: dict[str, Any] = {**_header(ret, refs, "exchange on return",
                                       return_ref=return_external_id(ret)),
                             "entity": {"id": customer_id}, "item": {"items": lines}}
-    apply_tax(body, groups, TaxSetup(_model(refs), refs.tax_type))
+    apply_tax(body, groups, TaxSetup.of(refs.tax_model, refs.tax_type))
     if payment_method:
         body["paymentOption"] = {"id": payment_method}
     return body

@@ -229,6 +229,11 @@ class TaxSetup:
     #: SuiteTax: the tax type id sent on each ``taxDetails`` line (a tax code's type)
     tax_type: str | None = None
 
+    @classmethod
+    def of(cls, model: str, tax_type: str | None) -> TaxSetup:
+        """From what travels on a record's refs as text (``ReturnRefs``, ``OrderRefs``)."""
+        return cls("suitetax" if model == "suitetax" else "legacy", tax_type)
+
 
 def tax_setup(config: Mapping[str, Any] | None, subsidiary: str) -> TaxSetup:
     """The subsidiary's setup from the mappings' ``tax`` section; legacy when unset."""

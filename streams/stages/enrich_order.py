@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from tillbridge.streams.refdata.mappings import Mappings
+from tillbridge.streams.refdata.mappings import Mappings, tax_setup
 from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.stages.enrich import CustomerPlan, _reject, plan_customer, resolve_item
 from tillbridge.streams.stages.reasons import ReasonCode
@@ -90,6 +90,10 @@ class OrderRefs:
     mappings_version: int
     store_location: str | None = None  # where the event happened (till, counter, returns desk)
     restock_locations: list[str | None] = field(default_factory=list)
+    #: the subsidiary's tax model (mappings ``tax``): legacy codes or SuiteTax details
+    tax_model: str = "legacy"
+    tax_type: str | None = None
+    tax_rates: list[str | None] = field(default_factory=list)  # each code's NetSuite rate
 
     def to_json(self) -> bytes:
         doc = {f: getattr(self, f) for f in OrderRefs.__slots__ if f != "customer"}
@@ -220,8 +224,16 @@ def resolve_order(ev: OrderRec, maps: Mappings, ref: ReferenceData,
         taxes.append(tax)
         restock.append(back or store_loc)
     customer = plan_customer(cast(SaleRec, ev), maps, ref)
+    setup = tax_setup(maps.document.get("tax"), subsidiary)
     return OrderRefs(header, subsidiary, items, line_locs, taxes, customer, maps.version,
-                     store_loc, restock)
+                     store_loc, restock, setup.model, setup.tax_type,
+                     [_rate(ref, code) for code in taxes])
+
+
+def _rate(ref: ReferenceData, code: str | None) -> str | None:
+    """The NetSuite rate of a resolved tax code (text: the refs travel as JSON)."""
+    tc = ref.tax_codes.get(code) if code and ref.tax_codes else None
+    return None if tc is None else str(tc.rate)
 
 
 def _restock(line: OrderLineRec, maps: Mappings, omni: OrderMappings,
