@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC, datetime
 from decimal import Decimal as D
 from typing import Any
 
@@ -211,6 +212,21 @@ def test_sales_order_on_a_suitetax_subsidiary_carries_tax_details(sim: SimServer
     details = order["taxDetails"]["items"]
     assert [D(str(d["taxAmount"])) for d in details] == [D("3.27"), D("2.25")]
     assert D(str(order["taxTotal"])) == ev["tax_total"] and D(str(order["total"])) == ev["total"]
+
+
+def test_order_records_are_dated_on_the_stores_business_day(sim: SimServer) -> None:
+    """20:30 in Los Angeles is 04:30 UTC the next day: the order, its fulfilment and its
+    bill are the store's day, as NetSuite holds them."""
+    placed = make_order(occurred_at=datetime(2026, 11, 27, 4, 30, tzinfo=UTC))
+    pickup = event(2, "PICKED_UP", "BOPIS", fulfilled=("2", "1"), store_id="S001",
+                   register_id="R02", pos_transaction_id="S001-R02-000778",
+                   occurred_at=datetime(2026, 11, 28, 5, 0, tzinfo=UTC))
+    assert refs(placed).timezone == "America/Los_Angeles"
+    post(sim, placed, pickup)
+    assert get(sim, "salesOrder", eid(ORDER))["tranDate"] == "2026-11-26"
+    assert get(sim, "itemFulfillment", eid("pos-ful-WEB-1001-2"))["tranDate"] == "2026-11-27"
+    sale = get(sim, "cashSale", eid(sale_id("S001", "S001-R02-000778")))
+    assert sale["tranDate"] == "2026-11-27"
 
 
 def test_bill_id_is_the_pickup_till_transaction_else_order_derived() -> None:

@@ -230,7 +230,7 @@ async def _fulfil(client: ReliableClient, ev: OrderRec, refs: OrderRefs, order: 
         if found is not None:
             records.append(Written("itemFulfillment", found, ful_eid, False, links))
     if ev["status"] in policy.bill_on:
-        bill = await _bill(client, ev, order, plan, policy)
+        bill = await _bill(client, ev, refs, order, plan, policy)
         if bill is not None:
             records.append(bill)
     if not records:
@@ -246,7 +246,7 @@ def _billable(order: OrderState, plan: Iterable[FulfilLine]) -> Decimal:
                 for so in order.lines), ZERO)
 
 
-async def _bill(client: ReliableClient, ev: OrderRec, order: OrderState,
+async def _bill(client: ReliableClient, ev: OrderRec, refs: OrderRefs, order: OrderState,
                 plan: list[FulfilLine], policy: OrderPolicy) -> Written | None:
     bill_eid = bill_external_id(ev)
     links = {"createdFrom": order.id}
@@ -255,7 +255,7 @@ async def _bill(client: ReliableClient, ev: OrderRec, order: OrderState,
         return None if found is None else Written(policy.bill_type, found, bill_eid, False,
                                                   links)
     bill_id, created = await client.transform_or_find(
-        "salesOrder", order.id, policy.bill_type, bill_eid, build_bill(ev))
+        "salesOrder", order.id, policy.bill_type, bill_eid, build_bill(ev, refs))
     return Written(policy.bill_type, bill_id, bill_eid, created, links)
 
 

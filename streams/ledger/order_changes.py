@@ -131,7 +131,7 @@ def build_return_authorization(ev: OrderRec, plan: list[ReturnLine], order: Orde
         lines.append(line)
     lines += [{"orderLine": so.line, "quantity": ZERO}
               for so in order.lines if so.line not in planned]
-    body: dict[str, Any] = {"orderStatus": "B", "tranDate": tran_date(ev),
+    body: dict[str, Any] = {"orderStatus": "B", "tranDate": tran_date(ev, refs),
                             "otherRefNum": ev.get("pos_transaction_id") or ev["order_id"],
                             "memo": source_memo(ev, "Returned"), **source_fields(ev),
                             "item": {"items": lines}}

@@ -11,6 +11,7 @@ from typing import Any
 from tillbridge.streams.ledger.ids import external_id, in_store_ra_id, sale_id
 from tillbridge.streams.ledger.sale_records import PROMO_FIELD, build_cash_sale
 from tillbridge.streams.ledger.tax import TaxGroup, TaxLine, TaxSetup, apply_tax
+from tillbridge.streams.stages.business_day import business_date, zone
 from tillbridge.streams.stages.enrich import Enrichment
 from tillbridge.streams.stages.enrich_order import OrderRefs
 from tillbridge.streams.stages.records import OrderLineRec, OrderRec, SaleRec, ShipToRec
@@ -141,9 +142,13 @@ def parse_order(record: dict[str, Any]) -> OrderState:
 
 # -- pure builders -------------------------------------------------------------------------
 
-def tran_date(ev: OrderRec) -> str:
+def tran_date(ev: OrderRec, refs: OrderRefs) -> str:
+    """The order event's business date at its store (local time, the store's cut-off), as
+    a sale's: a web order placed at 20:00 in Los Angeles is that day's, not UTC's next."""
     occurred = ev.get("occurred_at")
-    return occurred.date().isoformat() if occurred is not None else ""
+    if occurred is None:
+        return ""
+    return business_date(occurred, zone(refs.timezone), refs.day_cutoff).isoformat()
 
 
 def source_memo(ev: OrderRec, what: str) -> str:
@@ -246,7 +251,7 @@ def build_sales_order(ev: OrderRec, refs: OrderRefs, customer_id: str,
         "subsidiary": {"id": refs.subsidiary},
         "location": {"id": refs.location},
         "orderStatus": "B",  # approved: Pending Fulfillment (reference §5.4)
-        "tranDate": tran_date(ev),
+        "tranDate": tran_date(ev, refs),
         "otherRefNum": ev["order_id"],
         "memo": memo,
         **source_fields(ev),
@@ -347,11 +352,11 @@ def build_fulfilment(ev: OrderRec, plan: list[FulfilLine], order: OrderState,
     if ev.get("carrier") or ev.get("tracking_number"):
         memo = (f"{memo}; {ev.get('carrier') or ''} tracking "
                 f"{ev.get('tracking_number') or '-'}")[:MEMO_MAX]
-    return {"inventoryLocation": {"id": where}, "tranDate": tran_date(ev), "memo": memo,
+    return {"inventoryLocation": {"id": where}, "tranDate": tran_date(ev, refs), "memo": memo,
             **source_fields(ev), "item": {"items": lines}}
 
 
-def build_bill(ev: OrderRec) -> dict[str, Any]:
+def build_bill(ev: OrderRec, refs: OrderRefs) -> dict[str, Any]:
     """cashSale/invoice transform body: NetSuite bills what is fulfilled and unbilled."""
-    return {"tranDate": tran_date(ev), "otherRefNum": ev["order_id"],
+    return {"tranDate": tran_date(ev, refs), "otherRefNum": ev["order_id"],
             "memo": source_memo(ev, "Billed"), **source_fields(ev)}

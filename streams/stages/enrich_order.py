@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from tillbridge.streams.refdata.mappings import Mappings, tax_setup
+from tillbridge.streams.refdata.mappings import Mappings, StoreMapping, tax_setup
 from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.stages.enrich import CustomerPlan, _reject, plan_customer, resolve_item
 from tillbridge.streams.stages.reasons import ReasonCode
@@ -94,6 +94,9 @@ class OrderRefs:
     tax_model: str = "legacy"
     tax_type: str | None = None
     tax_rates: list[str | None] = field(default_factory=list)  # each code's NetSuite rate
+    #: the order's store day (tranDate): its time zone and business-day cut-off
+    timezone: str = "UTC"
+    day_cutoff: float = 0.0
 
     def to_json(self) -> bytes:
         doc = {f: getattr(self, f) for f in OrderRefs.__slots__ if f != "customer"}
@@ -160,12 +163,19 @@ def _header_location(ev: OrderRec, maps: Mappings, omni: OrderMappings,
     return None
 
 
-def _subsidiary(ev: OrderRec, maps: Mappings, omni: OrderMappings) -> str | None:
+def _store(ev: OrderRec, maps: Mappings) -> StoreMapping | None:
+    """The store the order belongs to: the till's, else the pickup store, else the
+    shipping store (its subsidiary, time zone and business-day cut-off)."""
     for code in (ev.get("store_id"), ev.get("pickup_store_id"), ev.get("fulfillment_location")):
         store = maps.stores.get(code or "")
         if store is not None:
-            return store.subsidiary
-    return omni.subsidiary
+            return store
+    return None
+
+
+def _subsidiary(ev: OrderRec, maps: Mappings, omni: OrderMappings) -> str | None:
+    store = _store(ev, maps)
+    return store.subsidiary if store is not None else omni.subsidiary
 
 
 def resolve_order(ev: OrderRec, maps: Mappings, ref: ReferenceData,
@@ -224,10 +234,18 @@ def resolve_order(ev: OrderRec, maps: Mappings, ref: ReferenceData,
         taxes.append(tax)
         restock.append(back or store_loc)
     customer = plan_customer(cast(SaleRec, ev), maps, ref)
-    setup = tax_setup(maps.document.get("tax"), subsidiary)
     return OrderRefs(header, subsidiary, items, line_locs, taxes, customer, maps.version,
-                     store_loc, restock, setup.model, setup.tax_type,
-                     [_rate(ref, code) for code in taxes])
+                     store_loc, restock, *_books(ev, maps, ref, subsidiary, taxes))
+
+
+def _books(ev: OrderRec, maps: Mappings, ref: ReferenceData, subsidiary: str,
+           taxes: list[str | None]) -> tuple[str, str | None, list[str | None], str, float]:
+    """How the order is booked: the subsidiary's tax model and type, each code's rate, and
+    the store's time zone and cut-off (its tranDate)."""
+    setup = tax_setup(maps.document.get("tax"), subsidiary)
+    store = _store(ev, maps)
+    tz, cutoff = (store.timezone, store.business_day_cutoff) if store else ("UTC", 0.0)
+    return setup.model, setup.tax_type, [_rate(ref, code) for code in taxes], tz, cutoff
 
 
 def _rate(ref: ReferenceData, code: str | None) -> str | None:
