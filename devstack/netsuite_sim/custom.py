@@ -33,6 +33,8 @@ F_CUSTOMER = "custrecord_tb_loyalty_customer"
 F_TRANSACTION = "custrecord_tb_loyalty_transaction"
 F_POINTS = "custrecord_tb_loyalty_points"
 F_MOVEMENT = "custrecord_tb_loyalty_movement"
+#: free-text fields of the type (a real account makes each custom field a SuiteQL column)
+F_TEXT = ("custrecord_tb_loyalty_pos_txn", "custrecord_tb_loyalty_store")
 MOVEMENTS = frozenset({"EARN", "REVERSE"})
 _FIELDS = frozenset({"externalId", "name", "isInactive", "id", "links", "created",
                      "lastModified"})
@@ -68,7 +70,7 @@ LOYALTY_TYPE = RecordType(LOYALTY, GROUP, validate_loyalty,
                           refs={F_CUSTOMER: "customer", F_TRANSACTION: "transaction"})
 
 COLUMNS = ("id", "name", "externalid", "isinactive", F_CUSTOMER, F_TRANSACTION, F_POINTS,
-         F_MOVEMENT, "created", "lastmodified")
+         F_MOVEMENT, *F_TEXT, "created", "lastmodified")
 
 
 def _stamp(record: Record, attr: str) -> str:
@@ -85,5 +87,6 @@ def loyalty_rows(store: Store) -> list[dict[str, Any]]:
                     F_CUSTOMER: ref_id(f.get(F_CUSTOMER)),
                     F_TRANSACTION: ref_id(f.get(F_TRANSACTION)),
                     F_POINTS: f.get(F_POINTS), F_MOVEMENT: f.get(F_MOVEMENT),
+                    **{name: f.get(name) for name in F_TEXT},
                     "created": _stamp(rec, "created"), "lastmodified": _stamp(rec, "modified")})
     return out

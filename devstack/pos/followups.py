@@ -131,6 +131,20 @@ def return_for(sale: dict[str, Any], rng: random.Random, *, days_later: int = 3,
     }
 
 
+def as_exchange(ret: dict[str, Any]) -> dict[str, Any]:
+    """The return as an even exchange: each returned unit swapped for a new one of the same
+    item (a faulty or wrong-size unit replaced) at the price paid, taxed as it was, so
+    nothing is paid either way (``EXCHANGE_ONLY``, no tenders) and no points move."""
+    lines = [{"line_no": ln["line_no"], "sku": ln["sku"], "description": ln["description"],
+              "quantity": ln["quantity"], "unit_price": ln["refund_amount"],
+              "discount_amount": None, "tax_code": ln["tax_code"], "tax_rate": ln["tax_rate"],
+              "tax_amount": ln["tax_refund_amount"]} for ln in ret["lines"]]
+    return {**ret, "pos_transaction_id": ret["pos_transaction_id"].replace("-RET", "-EXC"),
+            "kind": "EXCHANGE", "exchange_lines": lines, "refund_method": "EXCHANGE_ONLY",
+            "refund_tenders": [], "exchange_total": ret["refund_total"],
+            "net_refund": Decimal("0.00"), "loyalty_points_reversed": None}
+
+
 def _reversed(sale: dict[str, Any], refunded: Decimal) -> int | None:
     """Points the return takes back: the refund's worth, never more than the sale earned;
     None when the sale earned none."""
@@ -187,15 +201,19 @@ def online_return_for(order: dict[str, Any], store: str, seq: int, txn: str,
 
 def with_followups(sales: Iterable[GeneratedEvent], seed: int = 0, *,
                    payments: bool = True, return_rate: float = 0.05,
-                   early_return_rate: float = 0.2) -> Iterator[GeneratedEvent]:
+                   early_return_rate: float = 0.2,
+                   exchange_rate: float = 0.2) -> Iterator[GeneratedEvent]:
     """Interleave payment and return events into a stream of generated sales.
 
     Only clean sales get follow-ups (a dirty one is dead-lettered at ingest; its
     payments would only wait for a sale that never comes). ``early_return_rate`` of
     the returns are published *before* their sale, which then follows a few events
     later: the sink must park those returns and release them when the sale lands.
+    ``exchange_rate`` of the returns are even exchanges (drawn from their own generator,
+    so the rest of the stream is the same with or without them).
     """
     rng = random.Random(seed ^ 0x5EED)
+    swaps = random.Random(seed ^ 0xE8C)
     held: list[tuple[int, GeneratedEvent]] = []  # sales released after their return
     for i, event in enumerate(sales):
         for due, sale_event in [h for h in held if h[0] <= i]:
@@ -206,6 +224,8 @@ def with_followups(sales: Iterable[GeneratedEvent], seed: int = 0, *,
             continue
         sale = event.value
         ret = return_for(sale, rng) if rng.random() < return_rate else None
+        if ret is not None and swaps.random() < exchange_rate:
+            ret = as_exchange(ret)
         if ret is not None and rng.random() < early_return_rate:
             yield GeneratedEvent(ret["pos_transaction_id"].encode(), ret, RETURN)
             held.append((i + rng.randint(2, 8), event))

@@ -31,6 +31,12 @@ EARN, REVERSE = "EARN", "REVERSE"
 #: The customer's balance: the sum of every movement (SuiteQL returns it as a string).
 BALANCE_QUERY = ("SELECT SUM(custrecord_tb_loyalty_points) AS balance "
                  "FROM customrecord_tillbridge_loyalty WHERE custrecord_tb_loyalty_customer = ?")
+#: Every movement (an auditor's read-back: which POS transaction moved how many points).
+MOVEMENTS_QUERY = ("SELECT custrecord_tb_loyalty_pos_txn AS txn, "
+                   "custrecord_tb_loyalty_movement AS movement, "
+                   "custrecord_tb_loyalty_points AS points, "
+                   "custrecord_tb_loyalty_customer AS customer "
+                   "FROM customrecord_tillbridge_loyalty")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,162 @@
+"""The day's books read back from NetSuite and held against the tills, per POS transaction.
+
+An accountant's check after a day of traffic (issue 10 §7): every record is read back from
+the simulator (SuiteQL over the transaction table and the loyalty ledger, never the bodies
+tillbridge sent) and compared, to the cent, with the POS event it came from:
+
+- a sale: NetSuite's total and tax = the receipt's ``total`` and ``tax_total``;
+- a return: its refund record's total and tax = ``refund_total`` and the lines' tax refunds;
+  an exchange's sale total = ``exchange_total``;
+- loyalty: each movement's points = the sale's ``loyalty_points_earned`` (or minus the
+  return's ``loyalty_points_reversed``), and each member's balance by SuiteQL ``SUM`` = the
+  sum of their POS movements.
+
+``missing`` counts POS transactions NetSuite holds no record of (dead-lettered, parked, or
+lost: the caller knows which it expects); ``mismatches`` names every difference. Used by the
+demo's money block and by ``tests/integration/test_day_books.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
+from tillbridge.streams.ledger import loyalty
+from tillbridge.streams.ledger.refund import exchange_external_id, return_external_id
+from tillbridge.streams.ledger.sale_records import sale_external_id
+
+ZERO = Decimal(0)
+MONEY = ("pos_total", "netsuite_total", "tax_pos", "tax_netsuite")
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """One figure NetSuite holds differently from the till."""
+
+    pos_transaction_id: str
+    what: str  # e.g. "sale total", "return tax", "loyalty points"
+    pos: str
+    netsuite: str
+
+
+@dataclass(slots=True)
+class Books:
+    """What was compared, what differs, and the day's sums on both sides."""
+
+    checked: Counter[str] = field(default_factory=Counter)
+    missing: Counter[str] = field(default_factory=Counter)
+    mismatches: list[Mismatch] = field(default_factory=list)
+    sums: dict[str, Decimal] = field(default_factory=lambda: dict.fromkeys(MONEY, ZERO))
+
+    def compare(self, txn: str, what: str, pos: Decimal, netsuite: Decimal) -> None:
+        self.checked[what] += 1
+        if pos != netsuite:
+            self.mismatches.append(Mismatch(txn, what, str(pos), str(netsuite)))
+
+    def money(self) -> dict[str, str]:
+        """The demo's ``money`` block: sums over what NetSuite holds, and their drift."""
+        s = self.sums
+        drift = abs(s["netsuite_total"] - s["pos_total"]) + abs(s["tax_netsuite"] - s["tax_pos"])
+        return {k: str(v) for k, v in {**s, "drift": drift}.items()}
+
+
+def _dec(value: Any) -> Decimal:
+    return Decimal(str(value if value is not None else 0))
+
+
+async def _netsuite(client: NetSuiteClient) -> tuple[dict[str, dict[str, Any]],
+                                                       list[dict[str, Any]]]:
+    """Every transaction by externalId, and every loyalty movement."""
+    rows = await client.suiteql("SELECT id, externalid, recordtype, foreigntotal, taxtotal "
+                                "FROM transaction")
+    moves = await client.suiteql(loyalty.MOVEMENTS_QUERY)
+    return {r["externalid"]: r for r in rows if r.get("externalid")}, moves
+
+
+def _sale(books: Books, sale: dict[str, Any], held: dict[str, dict[str, Any]]) -> None:
+    row = held.get(sale_external_id(sale))  # type: ignore[arg-type]
+    txn = sale["pos_transaction_id"]
+    if row is None:
+        books.missing["sale"] += 1
+        return
+    total, tax = _dec(row["foreigntotal"]), _dec(row["taxtotal"])
+    books.compare(txn, "sale total", sale["total"], total)
+    books.compare(txn, "sale tax", sale["tax_total"], tax)
+    for key, value in (("pos_total", sale["total"]), ("netsuite_total", total),
+                       ("tax_pos", sale["tax_total"]), ("tax_netsuite", tax)):
+        books.sums[key] += value
+
+
+def _return(books: Books, ret: dict[str, Any], held: dict[str, dict[str, Any]]) -> None:
+    txn = ret["pos_transaction_id"]
+    if ret["lines"] and ret["refund_total"]:
+        row = held.get(return_external_id(ret))  # type: ignore[arg-type]
+        if row is None:
+            books.missing["return"] += 1
+        else:
+            tax = sum((ln["tax_refund_amount"] for ln in ret["lines"]), ZERO)
+            books.compare(txn, "return total", ret["refund_total"], _dec(row["foreigntotal"]))
+            books.compare(txn, "return tax", tax, _dec(row["taxtotal"]))
+    if ret.get("exchange_lines"):
+        row = held.get(exchange_external_id(ret))  # type: ignore[arg-type]
+        if row is None:
+            books.missing["exchange"] += 1
+        else:
+            books.compare(txn, "exchange total", ret["exchange_total"],
+                          _dec(row["foreigntotal"]))
+
+
+def _loyalty(books: Books, events: list[tuple[str, dict[str, Any]]],
+             moves: list[dict[str, Any]]) -> dict[str, Decimal]:
+    """Each movement against its POS event; returns each member's balance by the tills."""
+    pos: dict[tuple[str, str], int] = {}
+    for topic, ev in events:
+        if topic == topics.SALE.name and ev.get("loyalty_points_earned"):
+            pos[(ev["pos_transaction_id"], loyalty.EARN)] = ev["loyalty_points_earned"]
+        elif topic == topics.RETURN.name and ev.get("loyalty_points_reversed"):
+            pos[(ev["pos_transaction_id"], loyalty.REVERSE)] = -ev["loyalty_points_reversed"]
+    balances: dict[str, Decimal] = {}
+    for m in moves:
+        key = (m["txn"], m["movement"])
+        want = pos.get(key)
+        got = int(Decimal(str(m["points"])))
+        books.compare(m["txn"], "loyalty points", Decimal(want if want is not None else 0),
+                      Decimal(got))
+        balances[m["customer"]] = balances.get(m["customer"], ZERO) + Decimal(
+            want if want is not None else 0)
+    return balances
+
+
+async def _balances(client: NetSuiteClient, books: Books, by_tills: dict[str, Decimal],
+                    most: int) -> None:
+    """Each member's balance by SuiteQL ``SUM`` (the query a storefront would run)."""
+    for customer, expected in sorted(by_tills.items())[:most]:
+        rows = await client.suiteql(loyalty.BALANCE_QUERY, params=[customer])
+        books.compare(f"customer {customer}", "loyalty balance", expected,
+                      _dec(rows[0].get("balance") if rows else 0))
+
+
+def read_books(base_url: str, events: Iterable[tuple[str, dict[str, Any]]],
+               balances: int = 50) -> Books:
+    """Compare ``events`` ((topic, decoded POS event) of clean traffic) with NetSuite.
+    ``balances``: how many members' balances to check by SuiteQL (one query each)."""
+    events = list(events)
+
+    async def run() -> Books:
+        async with NetSuiteClient(base_url, NetSuiteCredentials.dev()) as client:
+            held, moves = await _netsuite(client)
+            books = Books()
+            for topic, ev in events:
+                if topic == topics.SALE.name:
+                    _sale(books, ev, held)
+                elif topic == topics.RETURN.name:
+                    _return(books, ev, held)
+            await _balances(client, books, _loyalty(books, events, moves), balances)
+            return books
+    return asyncio.run(run())
