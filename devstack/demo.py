@@ -34,6 +34,7 @@ from tillbridge.devstack.pos.orders import generate_orders
 from tillbridge.devstack.pos.recon_day import CLEAN, DIRTY
 from tillbridge.devstack.recon_demo import run_day
 from tillbridge.devstack.stack import WorkerProcess, local_stack
+from tillbridge.devstack.tender_books import tender_check
 from tillbridge.streams.ledger.sale_records import sale_external_id
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages.deadletter import H_REASON
@@ -126,8 +127,10 @@ def books_match(base_url: str, sales: list[dict[str, Any]]) -> dict[str, Any]:
     ``money``: the sums on both sides over the sales read back, and their drift."""
     async def read() -> list[dict[str, Any]]:
         async with NetSuiteClient(base_url, NetSuiteCredentials.dev()) as client:
-            return await client.suiteql("SELECT externalid, foreigntotal, taxtotal FROM "
-                                        "transaction WHERE recordtype = ?", params=["cashsale"])
+            return [row for record_type in ("cashsale", "invoice")  # invoice: split tenders
+                    for row in await client.suiteql(
+                        "SELECT externalid, foreigntotal, taxtotal FROM transaction WHERE "
+                        "recordtype = ?", params=[record_type])]
     rows = {r["externalid"]: r for r in asyncio.run(read())}
     read_back = match = 0
     sums = dict.fromkeys(("pos_total", "netsuite_total", "tax_pos", "tax_netsuite"),
@@ -143,10 +146,16 @@ def books_match(base_url: str, sales: list[dict[str, Any]]) -> dict[str, Any]:
         sums["netsuite_total"] += ns_total
         sums["tax_pos"] += sale["tax_total"]
         sums["tax_netsuite"] += ns_tax
+    tenders = tender_check(base_url, [s for s in sales if s_read(rows, s)])
     drift = abs(sums["netsuite_total"] - sums["pos_total"]) + \
-        abs(sums["tax_netsuite"] - sums["tax_pos"])
-    return {"sales_read_back": read_back, "total_and_tax_match": match,
-            "money": {k: str(v) for k, v in {**sums, "drift": drift}.items()}}
+        abs(sums["tax_netsuite"] - sums["tax_pos"]) + tenders.pop("drift")
+    return {"sales_read_back": read_back, "total_and_tax_match": match, "tenders": tenders,
+            "money": {k: str(v) for k, v in {**sums, "tender_drift": tenders["drift_amount"],
+                                             "drift": drift}.items()}}
+
+
+def s_read(rows: dict[str, Any], sale: dict[str, Any]) -> bool:
+    return sale_external_id(sale) in rows  # type: ignore[arg-type]
 
 
 def sim_counts(base_url: str) -> tuple[dict[str, int], int]:

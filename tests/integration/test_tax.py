@@ -1,8 +1,11 @@
-"""Tax reaches NetSuite to the cent through the real pipeline (broker, registry, worker,
-simulator): generated POS sales of every tax situation are published, and each cashSale is
-read back from the simulator by SuiteQL; NetSuite's total and taxTotal must equal the
-receipt's total and tax_total. The simulator computes both from what the body says (tax
-code rates on the legacy subsidiary, taxDetails on the SuiteTax one), so this checks the
+"""Tax and tenders reach NetSuite to the cent through the real pipeline (broker, registry,
+worker, simulator): generated POS sales of every tax and tender situation are published,
+and each sale record (cashSale, or the invoice of a split tender) is read back from the
+simulator by SuiteQL; NetSuite's total and taxTotal must equal the receipt's total and
+tax_total, and its money per payment method (paymentOption, customerPayments, gift
+certificate redemptions, credit memos applied) the receipt's tenders. The simulator
+computes all of it from what the bodies say (tax code rates on the legacy subsidiary,
+taxDetails on the SuiteTax one, gift certificate and invoice balances), so this checks the
 books, not an echo."""
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from tests.integration.helpers import Outcomes, encode_sales, produce
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.devstack.pos.generator import STORE_TAX, generate
 from tillbridge.devstack.stack import WorkerProcess
+from tillbridge.devstack.tender_books import situations_of, tender_check
 from tillbridge.streams.ledger.sale_records import sale_external_id
+from tillbridge.streams.ledger.tenders import plan_tenders
 
 pytestmark = pytest.mark.integration
 
@@ -39,18 +44,18 @@ def _mappings(tmp_path: Any) -> str:
 
 async def _books(base_url: str, suitetax_eid: str
                  ) -> tuple[dict[str, tuple[Decimal, Decimal]], dict[str, Any]]:
-    """(externalId -> (total, taxTotal)) of every cashSale, by SuiteQL; one SuiteTax sale."""
+    """(externalId -> (total, taxTotal)) of every sale record, by SuiteQL; one SuiteTax sale."""
     async with NetSuiteClient(base_url, NetSuiteCredentials.dev()) as client:
-        rows = await client.suiteql(
+        rows = [row for record_type in ("cashsale", "invoice") for row in await client.suiteql(
             "SELECT externalid, foreigntotal, taxtotal FROM transaction WHERE recordtype = ?",
-            params=["cashsale"])
+            params=[record_type])]
         suitetax = await client.get("cashSale", "eid:" + suitetax_eid, expand=True)
     books = {r["externalid"]: (Decimal(str(r["foreigntotal"])), Decimal(str(r["taxtotal"])))
              for r in rows}
     return books, suitetax
 
 
-def test_netsuite_total_and_tax_equal_the_receipts_in_both_tax_models(stack, tmp_path) -> None:
+def test_netsuite_total_tax_and_tenders_equal_the_receipts(stack, tmp_path) -> None:
     store = stack.sim.state.store  # the account: subsidiary 1 legacy, 2 SuiteTax
     store.subsidiaries["1"]["taxModel"] = "legacy"
     store.subsidiaries["2"] = {"id": "2", "name": "Tillbridge Retail SuiteTax",
@@ -67,9 +72,13 @@ def test_netsuite_total_and_tax_equal_the_receipts_in_both_tax_models(stack, tmp
         "discount after tax": any(s["order_discounts"] for s in sales),
     }
     assert all(situations.values()), situations
+    tender_situations = {k for s in sales for k in situations_of(s)}  # type: ignore[arg-type]
+    assert tender_situations == {"split_3_ways", "gift_card_and_other", "store_credit",
+                                 "gift_card_sold", "cash_with_change"}, tender_situations
     assert STORE_TAX["S002"][0] == STORE_TAX[SUITETAX_STORE][0] == "TOTAL"
     suitetax_eid = next(sale_external_id(s) for s in sales  # type: ignore[arg-type]
-                        if s["store_id"] == SUITETAX_STORE)
+                        if s["store_id"] == SUITETAX_STORE
+                        and plan_tenders(s).record_type == "cashSale")  # type: ignore[arg-type]
     s = stack.settings.replace(mappings_path=_mappings(tmp_path))
     out = Outcomes(s)
     try:
@@ -88,5 +97,7 @@ def test_netsuite_total_and_tax_equal_the_receipts_in_both_tax_models(stack, tmp
                           str(sale["tax_total"])))
     assert not wrong, wrong
     assert sum(1 for s in sales if s["tax_total"]) > 50, "the sales must carry tax"
+    tenders = tender_check(s.netsuite_base_url or "", sales)
+    assert (tenders["match"], tenders["drift_amount"]) == (len(sales), 0), tenders
     assert suitetax["taxDetailsOverride"] is True and suitetax["taxDetails"]["items"]
     assert all("taxCode" not in ln for ln in suitetax["item"]["items"])
