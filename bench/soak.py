@@ -182,13 +182,13 @@ def main(argv: list[str] | None = None) -> int:
             assert stack.sim is not None or s.netsuite_base_url
             base = stack.sim.base_url if stack.sim is not None else s.netsuite_base_url
             held = httpx.get(f"{base}/__sim/stats", timeout=10).json()["records"]
-            cash_sales = held.get("cashSale", {}).get("created", 0)
+            cash_sales = sum(held.get(t, {}).get("created", 0) for t in ("cashSale", "invoice"))
             growth = slope_per_hour(trend)
             balanced = len(by_source) + dead == pub.delivered and pub.failed == 0
             print(f"invariant: published {pub.delivered} = outcomes {len(by_source)} "
                   f"(by input record) + dead-lettered {dead}: "
                   f"{'balanced' if balanced else 'NOT BALANCED'}; "
-                  f"NetSuite cashSales created {cash_sales}")
+                  f"NetSuite sale records (cashSale, invoice) created {cash_sales}")
             print(f"worker RSS trend after warm-up: {growth:+.1f} MB/hour "
                   f"({'rising' if growth > GROWTH_MB_PER_HOUR else 'flat'})")
             if not balanced:

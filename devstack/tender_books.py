@@ -109,7 +109,7 @@ def tender_check(base_url: str, generated: list[dict[str, Any]]) -> dict[str, An
         drift += sum((abs(want.get(k, ZERO) - got.get(k, ZERO)) for k in {*want, *got}), ZERO)
         situations.update(situations_of(sale))
     return {"checked": len(sales), "match": match, "situations": dict(sorted(situations.items())),
-            "drift_amount": drift, "drift": drift}
+            "drift_amount": str(drift), "drift": drift}
 
 
 def situations_of(sale: SaleRec) -> list[str]:

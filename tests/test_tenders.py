@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 
-from tests.factories import make_payment, make_sale
+from tests.factories import make_payment, make_return, make_sale
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.netsuite.errors import NetSuiteError
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.devstack.netsuite_sim import SimServer
 from tillbridge.devstack.tender_books import booked_by_method, expected_by_method
 from tillbridge.streams.flows.payment import post_payment
+from tillbridge.streams.flows.returns import post_return
 from tillbridge.streams.flows.sale_writer import Posted, SalePoster
 from tillbridge.streams.ledger.sale_records import build_cash_sale, build_sale_invoice
 from tillbridge.streams.ledger.tenders import (
@@ -41,6 +42,7 @@ from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.stages.enrich import CustomerPlan, Enrichment, enrich_sale
 from tillbridge.streams.stages.enrich_payment import PaymentRefs, resolve_payment
+from tillbridge.streams.stages.enrich_return import ReturnRefs, resolve_return
 from tillbridge.streams.stages.records import Rejection
 from tillbridge.streams.stages.validate import validate_sale
 
@@ -297,10 +299,10 @@ def test_a_gift_card_sold_is_a_liability_not_revenue(sim) -> None:
 
 def test_the_simulator_refuses_a_redemption_above_the_balance(sim) -> None:
     body = {"entity": {"id": "4999"}, "location": {"id": "1"},
-            "item": {"items": [{"item": {"id": "1001"}, "quantity": 1, "rate": 600,
+            "item": {"items": [{"item": {"id": "1001"}, "quantity": 1, "rate": 1100,
                                 "taxCode": {"id": "106"}}]},
             "giftCertRedemption": {"items": [{"authCode": {"id": "3"},
-                                              "authCodeApplied": 500.01}]}}
+                                              "authCodeApplied": 1000.01}]}}
     assert "exceeds the gift certificate" in refusal(sim, "cashSale", body)
 
 
@@ -320,3 +322,45 @@ def test_a_payment_event_for_a_split_tender_invoice_does_not_post_twice(sim) -> 
                                       pay, refs)
     outcome = asyncio.run(run())
     assert isinstance(outcome, Skipped) and "tender payments" in outcome.why
+
+
+def test_a_bank_deposit_receives_what_each_tender_took_not_the_gift_cards(sim) -> None:
+    """The cash sale paid partly by gift card brings only its card part to the bank; the
+    split sale's payments bring each tender's amount."""
+    gift = sale_with(tender("GIFT_CARD", "11.26", gift_card_code="GC-100004"),
+                     tender("VISA", "30.00"), txn="T-DEP-GIFT")
+    split = sale_with(tender("VISA", "30.00"), tender("CASH", "11.26"), txn="T-DEP-SPLIT")
+    gift_sale, _ = post(sim, gift)
+    split_sale, _ = post(sim, split)
+    assert isinstance(gift_sale, Posted) and isinstance(split_sale, Posted)
+    receipts = [gift_sale.netsuite_id, *(w.netsuite_id for w in split_sale.tenders)]
+
+    async def bank(client: NetSuiteClient) -> dict[str, Any]:
+        dep = await client.create("deposit", {"account": {"id": "110"}, "payment": {"items": [
+            {"id": rid, "deposit": True} for rid in receipts]}})
+        return await client.get("deposit", dep, expand=True)
+    deposit = call(sim, bank)
+    assert [D(str(line["amount"])) for line in deposit["payment"]["items"]] == \
+        [D("30.00"), D("30.00"), D("11.26")]
+    assert D(str(deposit["total"])) == D("71.26")
+
+
+def test_a_return_of_a_split_tender_sale_credits_its_invoice_and_pays_back(sim) -> None:
+    """The invoice of a split sale is returned as any invoiced original: a creditMemo by
+    ``!transform`` from it, and a customerRefund of what the till paid back."""
+    sale = sale_with(tender("VISA", "30.00"), tender("CASH", "11.26"), txn="S001-R01-000042")
+    posted, _ = post(sim, sale)
+    assert isinstance(posted, Posted) and posted.record_type == "invoice"
+    ret = make_return()
+
+    async def flow(client: NetSuiteClient) -> tuple[Any, dict[str, Any]]:
+        rc = ReliableClient(client, RetryPolicy(max_attempts=1))
+        ref = ReferenceData()
+        await ref.load(client)
+        refs = resolve_return(ret, MAPS, ref)
+        assert isinstance(refs, ReturnRefs), refs
+        out = await post_return(rc, ret, refs)
+        return out, await client.get("creditMemo", out.primary.netsuite_id)
+    out, memo = call(sim, flow)
+    assert [w.record_type for w in out.records] == ["creditMemo", "customerRefund"]
+    assert memo["createdFrom"]["id"] == posted.netsuite_id and memo["total"] == 20.63

@@ -98,6 +98,6 @@ def test_netsuite_total_tax_and_tenders_equal_the_receipts(stack, tmp_path) -> N
     assert not wrong, wrong
     assert sum(1 for s in sales if s["tax_total"]) > 50, "the sales must carry tax"
     tenders = tender_check(s.netsuite_base_url or "", sales)
-    assert (tenders["match"], tenders["drift_amount"]) == (len(sales), 0), tenders
+    assert (tenders["match"], tenders["drift"]) == (len(sales), 0), tenders
     assert suitetax["taxDetailsOverride"] is True and suitetax["taxDetails"]["items"]
     assert all("taxCode" not in ln for ln in suitetax["item"]["items"])
