@@ -10,6 +10,7 @@ simulator refuses what NetSuite would.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from decimal import Decimal as D
 from typing import Any
@@ -295,6 +296,14 @@ def test_a_gift_card_sold_is_a_liability_not_revenue(sim) -> None:
     assert read["amountRemaining"] == 50.0 and read["giftCertCode"] == "GC-SOLD-1"
     refused, _ = post(sim, {**sale, "pos_transaction_id": "T-GCSALE-2"})
     assert isinstance(refused, Rejection) and "already in use" in refused.message
+    seeded = copy.deepcopy(sale)  # a card sold before go-live cannot be sold again either
+    seeded["pos_transaction_id"], seeded["lines"][0]["gift_card_code"] = "T-GCSALE-3", "GC-100001"
+    refused, _ = post(sim, seeded)
+    assert isinstance(refused, Rejection) and "already in use" in refused.message
+    # the sale itself stays editable (it re-validates with its own certificate)
+    call(sim, lambda c: c.patch("cashSale", posted.netsuite_id, {"memo": "edited"}))
+    assert len(suiteql(sim, "SELECT id FROM giftcertificate WHERE giftcertcode = ?",
+                       "GC-SOLD-1")) == 1
 
 
 def test_the_simulator_refuses_a_redemption_above_the_balance(sim) -> None:

@@ -28,6 +28,7 @@ TYPE = "giftCertificate"
 GIFT_ITEM = "GiftCert"
 REDEEMING = ("cashSale", "invoice")  # records that take a giftCertRedemption sublist
 _REDEEM_LINE = frozenset({"authCode", "authCodeApplied", "line", "links", "giftCertAvailable"})
+SOLD_ON = "_soldOn"  # internal: the sale that created the certificate
 COLUMNS = ("id", "giftcertcode", "originalamount", "amountremaining", "name", "email",
            "sender", "expirationdate")
 
@@ -66,7 +67,9 @@ def remaining(store: Store, cert: Record) -> Decimal:
 
 
 def derive(store: Store, cert: Record) -> dict[str, Any]:
-    return {**cert.fields, "amountRemaining": money(remaining(store, cert))}
+    # The selling transaction ("soldon") is not accessible through REST (reference §5.1).
+    shown = {k: v for k, v in cert.fields.items() if k != SOLD_ON}
+    return {**shown, "amountRemaining": money(remaining(store, cert))}
 
 
 def check_redemptions(store: Store, out: dict[str, Any]) -> None:
@@ -112,7 +115,10 @@ def check_sold(store: Store, out: dict[str, Any]) -> None:
             raise required("Gift Certificate Code", f"{base}.giftCertNumber")
         if not line.get("giftCertRecipientName"):
             raise required("To (Recipient Name)", f"{base}.giftCertRecipientName")
-        if code.lower() in seen or code.lower() in codes:
+        issued = codes.get(code.lower())
+        me = SELF_ID.get()  # set while a stored sale is updated: its own certificates
+        mine = issued is not None and me is not None and issued.fields.get(SOLD_ON) == me
+        if code.lower() in seen or (issued is not None and not mine):
             raise user_error(f"Gift certificate code {code} is already in use.",
                              f"{base}.giftCertNumber")
         seen.add(code.lower())
@@ -129,7 +135,8 @@ def issue(store: Store, record: Record) -> None:
         fields = {"giftCertCode": line.get("giftCertNumber"), "originalAmount": line.get("amount"),
                   "name": line.get("giftCertRecipientName"),
                   "email": line.get("giftCertRecipientEmail"), "sender": line.get("giftCertFrom"),
-                  "message": line.get("giftCertMessage"), "item": dict(line["item"])}
+                  "message": line.get("giftCertMessage"), "item": dict(line["item"]),
+                  SOLD_ON: record.id}
         store.put(Record(TYPE, store.new_id(GROUP), fields), GROUP)
 
 
