@@ -207,17 +207,15 @@ def main(argv: list[str] | None = None) -> int:
             assert stack.sim is not None or s.netsuite_base_url
             base = stack.sim.base_url if stack.sim is not None else s.netsuite_base_url
             held = httpx.get(f"{base}/__sim/stats", timeout=10).json()["records"]
-            cash_sales = held.get("cashSale", {}).get("created", 0)
-            # A plateau after warm-up (allocator arenas, RocksDB memtables filling to their
-            # caps) still slopes up over the whole run: the second half says which it is.
-            growth = slope_per_hour(trend[len(trend) // 2:])
+            cash_sales = sum(held.get(t, {}).get("created", 0) for t in ("cashSale", "invoice"))
+            growth = slope_per_hour(trend[len(trend) // 2:])  # a plateau slopes up overall
             if args.tracemalloc:
                 print_heap(memory(worker))
             balanced = len(by_source) + dead == pub.delivered and pub.failed == 0
             print(f"invariant: published {pub.delivered} = outcomes {len(by_source)} "
                   f"(by input record) + dead-lettered {dead}: "
                   f"{'balanced' if balanced else 'NOT BALANCED'}; "
-                  f"NetSuite cashSales created {cash_sales}")
+                  f"NetSuite sale records (cashSale, invoice) created {cash_sales}")
             print(f"worker RSS trend after warm-up: {slope_per_hour(trend):+.1f} MB/hour; "
                   f"over its second half: {growth:+.1f} MB/hour "
                   f"({'rising' if growth > GROWTH_MB_PER_HOUR else 'flat'})")

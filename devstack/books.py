@@ -4,7 +4,10 @@ An accountant's check after a day of traffic (issue 10 §7): every record is rea
 the simulator (SuiteQL over the transaction table and the loyalty ledger, never the bodies
 tillbridge sent) and compared, to the cent, with the POS event it came from:
 
-- a sale: NetSuite's total and tax = the receipt's ``total`` and ``tax_total``;
+- a sale: NetSuite's total and tax = the receipt's ``total`` and ``tax_total``, and the
+  money it took per payment method (``tender_books.py``: the cashSale's payment option, the
+  invoice's customerPayments and credit memos applied, gift certificate redemptions) = the
+  receipt's tenders, change netted;
 - a return: its refund record's total and tax = ``refund_total`` and the lines' tax refunds;
   an exchange's sale total = ``exchange_total``;
 - loyalty: each movement's points = the sale's ``loyalty_points_earned`` (or minus the
@@ -20,16 +23,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
+from tillbridge.devstack.tender_books import booked_by_method, expected_by_method
 from tillbridge.streams.ledger import loyalty
 from tillbridge.streams.ledger.refund import exchange_external_id, return_external_id
 from tillbridge.streams.ledger.sale_records import sale_external_id
+from tillbridge.streams.refdata.mappings import Mappings
+from tillbridge.streams.stages.records import SaleRec
 
 ZERO = Decimal(0)
 MONEY = ("pos_total", "netsuite_total", "tax_pos", "tax_netsuite")
@@ -60,10 +66,12 @@ class Books:
             self.mismatches.append(Mismatch(txn, what, str(pos), str(netsuite)))
 
     def money(self) -> dict[str, str]:
-        """The demo's ``money`` block: sums over what NetSuite holds, and their drift."""
-        s = self.sums
-        drift = abs(s["netsuite_total"] - s["pos_total"]) + abs(s["tax_netsuite"] - s["tax_pos"])
-        return {k: str(v) for k, v in {**s, "drift": drift}.items()}
+        """The demo's ``money`` block: sums over the sales NetSuite holds, and the drift: the
+        absolute difference of every money figure compared (totals, tax, tenders, refunds;
+        loyalty points are not money)."""
+        drift = sum((abs(Decimal(m.pos) - Decimal(m.netsuite)) for m in self.mismatches
+                     if not m.what.startswith("loyalty")), ZERO).quantize(Decimal("0.01"))
+        return {k: str(v) for k, v in {**self.sums, "drift": drift}.items()}
 
 
 def _dec(value: Any) -> Decimal:
@@ -91,6 +99,18 @@ def _sale(books: Books, sale: dict[str, Any], held: dict[str, dict[str, Any]]) -
     for key, value in (("pos_total", sale["total"]), ("netsuite_total", total),
                        ("tax_pos", sale["tax_total"]), ("tax_netsuite", tax)):
         books.sums[key] += value
+
+
+async def _tenders(client: NetSuiteClient, books: Books, sale: dict[str, Any],
+                   methods: Mapping[str, str]) -> None:
+    """The sale's money per payment method, NetSuite's against the till's."""
+    got = await booked_by_method(client, cast(SaleRec, sale))
+    if got is None:
+        return  # no sale record: counted missing by _sale
+    want = expected_by_method(cast(SaleRec, sale), methods)
+    for method in sorted({*want, *got}):
+        books.compare(sale["pos_transaction_id"], f"tender {method}",
+                      want.get(method, ZERO), got.get(method, ZERO))
 
 
 def _return(books: Books, ret: dict[str, Any], held: dict[str, dict[str, Any]]) -> None:
@@ -152,9 +172,11 @@ def read_books(base_url: str, events: Iterable[tuple[str, dict[str, Any]]],
         async with NetSuiteClient(base_url, NetSuiteCredentials.dev()) as client:
             held, moves = await _netsuite(client)
             books = Books()
+            methods = Mappings.load().tenders
             for topic, ev in events:
                 if topic == topics.SALE.name:
                     _sale(books, ev, held)
+                    await _tenders(client, books, ev, methods)
                 elif topic == topics.RETURN.name:
                     _return(books, ev, held)
             await _balances(client, books, _loyalty(books, events, moves), balances)

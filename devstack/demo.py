@@ -27,6 +27,7 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import Record, TopicTail
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.pos.publish import publish_generated
+from tillbridge.devstack.books import Mismatch, read_books
 from tillbridge.devstack.pos.followups import with_followups
 from tillbridge.devstack.pos.generator import generate
 from tillbridge.devstack.pos.inventory import with_movements
@@ -34,7 +35,7 @@ from tillbridge.devstack.pos.orders import generate_orders
 from tillbridge.devstack.pos.recon_day import CLEAN, DIRTY
 from tillbridge.devstack.recon_demo import run_day
 from tillbridge.devstack.stack import WorkerProcess, local_stack
-from tillbridge.streams.ledger.sale_records import sale_external_id
+from tillbridge.devstack.tender_books import situations_of
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages.deadletter import H_REASON
 
@@ -87,7 +88,8 @@ class Tally:
     def money_drift(self) -> bool:
         """NetSuite's totals or tax differ from the POS's over the sales read back."""
         money = self.books.get("money")
-        return money is not None and Decimal(money["drift"]) != 0
+        return money is not None and (Decimal(money["drift"]) != 0
+                                      or bool(self.books.get("mismatches")))
 
     @property
     def reconciled(self) -> bool:
@@ -120,33 +122,30 @@ def compact(block: dict[str, Any]) -> dict[str, Any]:
                                for store, r in sorted(block["reconciliation"].items())}}
 
 
-def books_match(base_url: str, sales: list[dict[str, Any]]) -> dict[str, Any]:
-    """Read every cashSale back (SuiteQL) and compare its total and taxTotal with the
-    receipt of each clean POS sale NetSuite holds: the tax reached the books to the cent.
-    ``money``: the sums on both sides over the sales read back, and their drift."""
-    async def read() -> list[dict[str, Any]]:
-        async with NetSuiteClient(base_url, NetSuiteCredentials.dev()) as client:
-            return await client.suiteql("SELECT externalid, foreigntotal, taxtotal FROM "
-                                        "transaction WHERE recordtype = ?", params=["cashsale"])
-    rows = {r["externalid"]: r for r in asyncio.run(read())}
-    read_back = match = 0
-    sums = dict.fromkeys(("pos_total", "netsuite_total", "tax_pos", "tax_netsuite"),
-                         Decimal(0))
-    for sale in sales:
-        row = rows.get(sale_external_id(sale))  # type: ignore[arg-type]
-        if row is None:
-            continue
-        read_back += 1
-        ns_total, ns_tax = Decimal(str(row["foreigntotal"])), Decimal(str(row["taxtotal"]))
-        match += (ns_total, ns_tax) == (sale["total"], sale["tax_total"])
-        sums["pos_total"] += sale["total"]
-        sums["netsuite_total"] += ns_total
-        sums["tax_pos"] += sale["tax_total"]
-        sums["tax_netsuite"] += ns_tax
-    drift = abs(sums["netsuite_total"] - sums["pos_total"]) + \
-        abs(sums["tax_netsuite"] - sums["tax_pos"])
-    return {"sales_read_back": read_back, "total_and_tax_match": match,
-            "money": {k: str(v) for k, v in {**sums, "drift": drift}.items()}}
+def books_match(base_url: str, events: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Read every record back from NetSuite and hold each against its clean POS event, per
+    POS transaction (``devstack/books.py``): sale total, tax and money per payment method,
+    return refunds and tax, exchange sales, loyalty movements and balances. ``money``: the
+    sums over the sales read back, and the drift of every money figure compared."""
+    books = read_books(base_url, events)
+    sales = topics.SALE.name
+    tenders = {"checked": sum(1 for topic, _ in events if topic == sales) - books.missing["sale"],
+               "situations": dict(sorted(collections.Counter(
+                   k for topic, ev in events if topic == sales
+                   for k in situations_of(ev)).items()))}  # type: ignore[arg-type]
+    return {"sales_read_back": books.checked["sale total"],
+            "total_and_tax_match": books.checked["sale total"] - len(
+                {m.pos_transaction_id for m in books.mismatches
+                 if m.what in ("sale total", "sale tax")}),
+            "checked": dict(sorted(books.checked.items())),
+            "missing": dict(books.missing), "tenders": tenders,
+            "mismatches": [vars_of(m) for m in books.mismatches[:20]],
+            "money": books.money()}
+
+
+def vars_of(m: Mismatch) -> dict[str, str]:
+    return {"pos_transaction_id": m.pos_transaction_id, "what": m.what, "pos": m.pos,
+            "netsuite": m.netsuite}
 
 
 def sim_counts(base_url: str) -> tuple[dict[str, int], int]:
@@ -216,8 +215,6 @@ DEMO_WINDOWS = {"window_s": 5.0, "window_grace_s": 1.0, "window_idle_s": 2.0,
 def inventory_windows(base_url: str) -> dict[str, Any]:
     """The inventory windows NetSuite holds: one adjustment per location and window (the
     ``pos-adj-`` externalIds; a return's disposal adjustments are ``pos-disp-``)."""
-    from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
-
     async def read() -> dict[str, Any]:
         async with NetSuiteClient(base_url, NetSuiteCredentials.dev()) as c:
             heads = await c.suiteql("SELECT id, externalid, memo FROM transaction WHERE "
@@ -282,7 +279,8 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
             by_family, dead, released = watch.outcomes()
             per_family = watch.published()
             created, customers = sim_counts(s.netsuite_base_url or "")
-            clean = [e.value for e in stream if e.topic == topics.SALE
+            clean = [(e.topic.name, e.value) for e in stream
+                     if e.topic in (topics.SALE, topics.RETURN)
                      and e.dirty_kind is None and isinstance(e.value, dict)]
             books = books_match(s.netsuite_base_url or "", clean)
             windows = inventory_windows(s.netsuite_base_url or "")

@@ -52,17 +52,24 @@ def make_sale(**overrides: Any) -> dict[str, Any]:
         "discount_total": D("2.00"),
         "tax_total": D("3.28"),
         "total": D("41.26"),
+        # One tender: a cashSale (a split tender is an invoice + payments, see split_tenders).
         "tenders": [
-            {"tender_type": "VISA", "amount": D("30.00"), "authorization_id": "A1",
+            {"tender_type": "VISA", "amount": D("41.26"), "authorization_id": "A1",
              "gateway_code": "00", "card_last4": "4242", "cash_drawer_id": None},
-            {"tender_type": "CASH", "amount": D("11.26"), "authorization_id": None,
-             "gateway_code": None, "card_last4": None, "cash_drawer_id": "D1"},
         ],
         "receipt": {"receipt_number": "R01-42", "channel": "POS", "printed": True,
                     "email_to": None, "terminal_software": "till 9.1"},
     }
     sale.update(overrides)
     return sale
+
+
+def split_tenders() -> list[dict[str, Any]]:
+    """make_sale()'s total paid 30.00 by VISA and 11.26 in cash (an invoice + 2 payments)."""
+    return [{"tender_type": "VISA", "amount": D("30.00"), "authorization_id": "A1",
+             "gateway_code": "00", "card_last4": "4242", "cash_drawer_id": None},
+            {"tender_type": "CASH", "amount": D("11.26"), "authorization_id": None,
+             "gateway_code": None, "card_last4": None, "cash_drawer_id": "D1"}]
 
 
 def sandbox_refdata() -> Any:

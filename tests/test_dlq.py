@@ -174,7 +174,7 @@ def test_show_document_has_decimals_as_strings_headers_and_catalogue() -> None:
     d = letter()
     doc = json.loads(json.dumps(describe(d, [audit_entry(d, "replay", by="a", why="")])))
     assert doc["value"]["total"] == "41.26"
-    assert doc["value"]["tenders"][0]["amount"] == "30.00"
+    assert doc["value"]["tenders"][0]["amount"] == "41.26"
     assert doc["value"]["completed_at"].startswith("2026-11-26T15:30")
     assert ["tillbridge.reason", "unknown_tender"] in doc["headers"]
     assert doc["reason"]["fix"].startswith("Add the tender") and doc["reason"]["meaning"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import make_sale
+from tests.factories import make_sale, split_tenders
 from tillbridge.streams.refdata.mappings import MappingError, Mappings
 from tillbridge.streams.refdata.snapshot import ItemRef, ReferenceData
 from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
@@ -27,7 +27,7 @@ def ref() -> ReferenceData:
 
 
 def test_resolves_store_items_tenders_and_guest(maps, ref) -> None:
-    enr = enrich_sale(make_sale(), maps, ref)
+    enr = enrich_sale(make_sale(tenders=split_tenders()), maps, ref)
     assert isinstance(enr, Enrichment)
     assert (enr.location, enr.subsidiary) == ("1", "1")
     assert enr.items == ["1001"]

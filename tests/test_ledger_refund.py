@@ -54,7 +54,7 @@ def two_line_sale() -> dict[str, Any]:
         "tax_code": "TAX-CA-SF", "tax_rate": D("8.6250"), "tax_amount": D("0.86"),
         "promotion_ids": []})
     sale.update(subtotal=D("49.98"), tax_total=D("4.14"), total=D("52.12"))
-    sale["tenders"][1]["amount"] = D("22.12")
+    sale["tenders"][0]["amount"] = D("52.12")
     return sale
 
 

@@ -28,6 +28,7 @@ CODES = (
     "netsuite_rejected", "netsuite_auth", "netsuite_unavailable", "orphan_dependency",
     "internal_error", "payload_too_large", "conflicting_resend",
     "unknown_movement_reason", "window_conflict",
+    "store_credit_unavailable", "gift_card_unavailable",
 )
 STAGES = ("decode", "validate", "enrich", "route", "sink", "any")
 

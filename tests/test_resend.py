@@ -118,7 +118,7 @@ def test_a_changed_resend_is_dead_lettered_and_the_posted_record_stays(sim) -> N
     changed = copy.deepcopy(sale)
     changed["lines"][0]["quantity"] = D("3")
     changed["subtotal"], changed["total"] = D("59.97"), D("61.25")
-    changed["tenders"][1]["amount"] = D("31.25")
+    changed["tenders"][0]["amount"] = D("61.25")
     maps = Mappings.load()
     codec = _Codec(sale)
     pipe = Pipeline(Settings.from_env({}), codec=codec, mappings=maps)  # type: ignore[arg-type]

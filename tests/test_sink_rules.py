@@ -4,6 +4,7 @@ post-purchase enrichment of a matched customer (against the simulator)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal as D
 
 import httpx
@@ -17,8 +18,14 @@ from tillbridge.streams.flows.sale_writer import Posted, SalePoster
 from tillbridge.streams.ledger.sale_records import (
     PROMO_FIELD,
     build_cash_sale,
-    primary_tender,
     promotion_audit_records,
+)
+from tillbridge.streams.ledger.tenders import (
+    AUTH_FIELD,
+    CARD_FIELD,
+    DRAWER_FIELD,
+    GATEWAY_FIELD,
+    TENDERS_FIELD,
 )
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.refdata.snapshot import ReferenceData
@@ -57,16 +64,15 @@ def test_promotion_audit_records_trace_every_discount_and_promotion() -> None:
         {**make_sale()["lines"][0], "discounts": [], "promotion_ids": []}]}, "x") == []
 
 
-@pytest.mark.parametrize(("amounts", "primary"), [
-    (["30.00", "11.26"], 0), (["11.26", "30.00"], 1), (["20.63", "20.63"], 0)])
-def test_the_largest_tender_is_primary_first_on_ties(amounts, primary) -> None:
-    sale = make_sale()
-    for tender, amount in zip(sale["tenders"], amounts, strict=True):
-        tender["amount"] = D(amount)
-    assert primary_tender(sale) == primary
-    body = build_cash_sale(sale, ENR, "4999")
-    assert body["paymentOption"] == {"id": ENR.payment_methods[primary]}
-    assert "VISA " + amounts[0] in body["memo"] and "CASH " + amounts[1] in body["memo"]
+def test_a_single_tender_names_the_cash_sale_payment_option_and_carries_its_pos_data() -> None:
+    body = build_cash_sale(make_sale(), ENR, "4999")
+    assert body["paymentOption"] == {"id": "2"}
+    assert body[AUTH_FIELD] == "A1" and body[GATEWAY_FIELD] == "00"
+    assert body[CARD_FIELD] == "4242" and DRAWER_FIELD not in body
+    assert json.loads(body[TENDERS_FIELD]) == [
+        {"index": 0, "tender_type": "VISA", "amount": "41.26", "booked_on": "paymentOption",
+         "auth_code": "A1", "gateway_code": "00", "card_last4": "4242"}]
+    assert "VISA 41.26" in body["memo"]
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ CASES = [
     ("totals_mismatch", "totals.subtotal", lambda s: s.update(subtotal=D("39.99"))),
     ("totals_mismatch", "totals.discount_total", lambda s: s.update(discount_total=D("0"))),
     ("totals_mismatch", "totals.tax_total", lambda s: s.update(tax_total=D("3.00"))),
-    ("tender_mismatch", "tenders.sum", lambda s: s["tenders"].pop()),
+    ("tender_mismatch", "tenders.sum", lambda s: s["tenders"][0].update(amount=D("30.00"))),
 ]
 
 

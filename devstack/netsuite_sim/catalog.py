@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from tillbridge.devstack.netsuite_sim import custom, ledger, payments, receipts, sales
+from tillbridge.devstack.netsuite_sim import custom, giftcerts, ledger, payments, receipts, sales
 from tillbridge.devstack.netsuite_sim.errors import SimError
 from tillbridge.devstack.netsuite_sim.records import CORE_TYPES, RecordType, validate_cash_sale
 from tillbridge.devstack.netsuite_sim.store import Record, Store
@@ -33,7 +33,20 @@ def _cash_sale(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     out = validate_cash_sale(store, body)
     if out.get("account") is not None:
         check_account(store, out, "account", "account", FUNDS)
+    _gift_certificates(store, out)
     return sales.check_order_billing(store, out, "cashSale")
+
+
+def _invoice(store: Store, body: dict[str, Any]) -> dict[str, Any]:
+    out = sales.validate_invoice(store, body)
+    _gift_certificates(store, out)
+    return out
+
+
+def _gift_certificates(store: Store, out: dict[str, Any]) -> None:
+    """Gift cards sold on the lines (new codes) and redeemed as tender (within balance)."""
+    giftcerts.check_sold(store, out)
+    giftcerts.check_redemptions(store, out)
 
 
 def _credit_memo(store: Store, body: dict[str, Any]) -> dict[str, Any]:
@@ -62,8 +75,8 @@ _TYPES: tuple[RecordType, ...] = (
             line_refs=_ITEM_LINES),
     RecordType("salesOrder", "transaction", sales.validate_sales_order, _SALES_REFS,
                _ITEM_LINES, "SalesOrd", sales.ORDER_FIELDS, sales.derive_sales_order),
-    RecordType("invoice", "transaction", sales.validate_invoice, _SALES_REFS, _ITEM_LINES,
-               "CustInvc", sales.SALES_FIELDS, sales.derive_invoice),
+    RecordType("invoice", "transaction", _invoice, _SALES_REFS, _ITEM_LINES,
+               "CustInvc", sales.INVOICE_FIELDS, sales.derive_invoice),
     RecordType("itemFulfillment", "transaction", sales.validate_item_fulfillment,
                {**_SALES_REFS, "inventoryLocation": "location"}, _ITEM_LINES, "ItemShip",
                sales.FULFILL_FIELDS),
@@ -98,6 +111,7 @@ _TYPES: tuple[RecordType, ...] = (
                {"account": "account", "entity": "customer", "location": "location"},
                "Journal", ledger.JOURNAL_FIELDS),
     custom.LOYALTY_TYPE,
+    RecordType(giftcerts.TYPE, giftcerts.GROUP, giftcerts.read_only, derive=giftcerts.derive),
 )
 
 RECORD_TYPES: dict[str, RecordType] = {rt.name.lower(): rt for rt in _TYPES}

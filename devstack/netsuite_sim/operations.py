@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 from starlette.responses import JSONResponse, Response
 
+from tillbridge.devstack.netsuite_sim import giftcerts
 from tillbridge.devstack.netsuite_sim.catalog import lookup_type
 from tillbridge.devstack.netsuite_sim.errors import (
     ALREADY_EXISTS_DETAIL,
@@ -106,6 +107,7 @@ def store_new(store: Store, rt: RecordType, body: dict[str, Any]) -> Record:
         fields.setdefault("tranId", record_id)
     record = Record(rt.name, record_id, fields)
     store.put(record, rt.group)
+    giftcerts.issue(store, record)  # a gift card sold: its certificate (the liability)
     store.stats.created[rt.name] += 1
     return record
 

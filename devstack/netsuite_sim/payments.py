@@ -185,7 +185,9 @@ def _deposit_payments(store: Store, out: dict[str, Any]) -> Decimal:
                 or _banked(store, receipt):
             raise invalid_value(line.get("id"), "id", f"{base}.id")
         seen.add(rid)
-        amount = dec(receipt.fields.get(_RECEIPT_AMOUNT[receipt.type]))
+        # A cash sale's gift certificates took no money: only the rest was received.
+        amount = dec(receipt.fields.get(_RECEIPT_AMOUNT[receipt.type])) - \
+            dec(receipt.fields.get("giftCertApplied"))
         kept.append({"deposit": True, "id": rid, "type": receipt.type, "amount": money(amount)})
         total += amount
     if kept or "payment" in out:

@@ -23,6 +23,8 @@ from tillbridge.devstack.netsuite_sim.store import Record, Store, now_utc
 Validator = Callable[[Store, dict[str, Any]], dict[str, Any]]
 Deriver = Callable[[Store, Record], dict[str, Any]]
 CENT = Decimal("0.01")
+GIFT_LINE_FIELDS = ("giftCertFrom", "giftCertMessage", "giftCertNumber",
+                    "giftCertRecipientEmail", "giftCertRecipientName")
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ CASH_SALE_FIELDS = frozenset({
     "paymentProcessingProfile", "checkNumber", "createdFrom", "discountItem", "discountRate",
     "promoCode", "giftCertRedemption", "taxDetails", "taxDetailsOverride", "taxItem", "taxRate",
     "isTaxable", "toBeEmailed", "toBePrinted", "customForm", "salesRep", "item", "promotions",
-    "source",
+    "source", "giftCertApplied",
     # computed / read-only: accepted on input and recomputed
     "subtotal", "taxTotal", "total", "status", "createdDate", "lastModifiedDate", "id", "links",
 })
@@ -166,6 +168,7 @@ LINE_FIELDS = frozenset({
     "orderLine", "orderDoc",  # set by transforms: the source transaction's line
     "isClosed",  # sales order / RA: a closed line is never fulfilled (reference §5.3/§5.4)
     "taxDetailsReference",  # SuiteTax: the line's taxDetails lines
+    *GIFT_LINE_FIELDS,  # a gift certificate item sold (reference §5.3)
 })
 _COMPUTED = ("subtotal", "taxTotal", "total", "status", "createdDate", "lastModifiedDate",
              "id", "links")

@@ -44,6 +44,7 @@ SALES_FIELDS = COMMON_FIELDS | {
     "shipMethod", "shippingAddress", "billingAddress", "account", "paymentOption",
 }
 ORDER_FIELDS = SALES_FIELDS | {"orderStatus"}
+INVOICE_FIELDS = SALES_FIELDS | {"giftCertRedemption", "giftCertApplied"}
 CREDIT_FIELDS = SALES_FIELDS | {"apply"}
 REFUND_FIELDS = SALES_FIELDS | {"paymentOperation", "handlingMode", "paymentProcessingProfile"}
 FULFILL_FIELDS = COMMON_FIELDS | {"entity", "item", "inventoryLocation", "shipStatus",
@@ -197,7 +198,7 @@ def check_order_billing(store: Store, out: dict[str, Any],
 
 def validate_invoice(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     """Like a sales order without approval; may be billed from an approved order."""
-    out, customer = _sale(store, body, SALES_FIELDS)
+    out, customer = _sale(store, body, INVOICE_FIELDS)
     if out.get("account") is not None:
         check_account(store, out, "account", "account", ("AcctRec",))
     if out.get("createdFrom") is not None:
@@ -208,10 +209,10 @@ def validate_invoice(store: Store, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def invoice_open(store: Store, invoice: Record) -> Decimal:
-    """Invoice total less payments and credits applied to it."""
+    """Invoice total less gift certificates redeemed on it, payments and credits applied."""
     paid = applied_by_others(store, invoice.id, {"customerPayment": ("apply",),
                                                  "creditMemo": ("apply",)})
-    return dec(invoice.fields.get("total")) - paid
+    return dec(invoice.fields.get("total")) - dec(invoice.fields.get("giftCertApplied")) - paid
 
 
 def derive_invoice(store: Store, invoice: Record) -> dict[str, Any]:

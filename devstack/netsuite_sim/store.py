@@ -26,7 +26,7 @@ _CUSTOMER_FIELDS = {
 }
 # Where each group's new internal ids start when the seed holds none of that group.
 #: ``customrecord``: the loyalty custom record type, a namespace of its own (``custom.py``).
-_ID_FLOOR = {"transaction": 100000, "entity": 10000, "customrecord": 1}
+_ID_FLOOR = {"transaction": 100000, "entity": 10000, "customrecord": 1, "giftcertificate": 1}
 
 
 def load_seed(seed_path: str | Path | None = None) -> dict[str, Any]:
@@ -99,6 +99,18 @@ class Store:
             if "subsidiary" in fields and fields["subsidiary"] is not None:
                 fields["subsidiary"] = {"id": str(fields["subsidiary"])}
             self.put(Record("customer", str(cust["id"]), fields), "entity")
+        self._seed_balances(seed)
+
+    def _seed_balances(self, seed: dict[str, Any]) -> None:
+        """What the account held before go-live that POS tenders draw on: gift certificates
+        sold earlier, and customers' open store credit (credit memos not yet applied)."""
+        for cert in seed.get("gift_certificates", []):
+            fields = {k: v for k, v in cert.items() if k != "id"}
+            self.put(Record("giftCertificate", str(cert["id"]), fields), "giftcertificate")
+        for memo in seed.get("credit_memos", []):
+            fields = {k: v for k, v in memo.items() if k != "id"}
+            fields["entity"] = {"id": str(fields["entity"])}
+            self.put(Record("creditMemo", str(memo["id"]), fields), "transaction")
 
     # -- ids ---------------------------------------------------------------------------
 

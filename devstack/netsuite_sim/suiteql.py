@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
-from tillbridge.devstack.netsuite_sim import custom
+from tillbridge.devstack.netsuite_sim import custom, giftcerts
 from tillbridge.devstack.netsuite_sim.catalog import type_of
 from tillbridge.devstack.netsuite_sim.errors import SimError
 from tillbridge.devstack.netsuite_sim.records import Deriver, ref_id
@@ -162,7 +162,7 @@ POS_BODY_FIELDS = ("custbody_pos_store_id", "custbody_pos_register_id",
                    "custbody_pos_transaction_id", "custbody_tillbridge_source")
 _TRAN_COLS = ("id", "tranid", "trandate", "type", "recordtype", "entity", "status", "externalid",
               "location", "foreigntotal", "taxtotal", "memo", "otherrefnum", "account",
-              "createddate", "lastmodifieddate", *POS_BODY_FIELDS)
+              "createddate", "lastmodifieddate", "foreignamountunpaid", *POS_BODY_FIELDS)
 # Sublists that become transactionline rows: item lines, adjustment lines, journal lines
 # and a bank deposit's other/cash-back lines. Apply-type sublists are links, not lines.
 _LINE_SUBLISTS = ("item", "inventory", "line", "other", "cashback")
@@ -173,7 +173,10 @@ def _transaction_rows(store: Store) -> list[Row]:
     for rec in store.records("transaction"):
         rt, f = type_of(rec), rec.fields
         # Only status is derived (RecordType.derive): computed only if the query names it.
-        state = partial(_status, rt.derive, store, rec) if rt.derive else f.get("status")
+        state = partial(_derived, rt.derive, store, rec, "status") if rt.derive \
+            else f.get("status")
+        unpaid = partial(_derived, rt.derive, store, rec, "amountRemaining") if rt.derive \
+            else None
         out.append({
             "id": rec.id, "tranid": f.get("tranId"), "trandate": f.get("tranDate"),
             "type": rt.tran_type, "recordtype": rec.type.lower(),
@@ -182,13 +185,14 @@ def _transaction_rows(store: Store) -> list[Row]:
             "foreigntotal": f.get("total"), "taxtotal": f.get("taxTotal"), "memo": f.get("memo"),
             "otherrefnum": f.get("otherRefNum"), "account": f.get("account"),
             "createddate": _stamp(rec, "created"), "lastmodifieddate": _stamp(rec, "modified"),
-            **{c: f.get(c) for c in POS_BODY_FIELDS},
+            "foreignamountunpaid": unpaid, **{c: f.get(c) for c in POS_BODY_FIELDS},
         })
     return out
 
 
-def _status(derive: Deriver, store: Store, rec: Record) -> Any:
-    return derive(store, rec).get("status")
+def _derived(derive: Deriver, store: Store, rec: Record, name: str) -> Any:
+    """A derived field (status; amountRemaining is ``foreignamountunpaid``), None if none."""
+    return derive(store, rec).get(name)
 
 
 _LINE_COLS = ("transaction", "id", "mainline", "item", "quantity", "rate", "netamount",
@@ -244,6 +248,7 @@ TABLES: dict[str, Table] = {
     "account": _ref_rows("accounts", ("id", "acctnumber", "name", "accttype", "isinactive",
                                       "subsidiary")),
     custom.LOYALTY: Table(custom.COLUMNS, custom.loyalty_rows),
+    "giftcertificate": Table(giftcerts.COLUMNS, giftcerts.rows),
 }
 
 

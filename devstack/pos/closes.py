@@ -19,14 +19,24 @@ ZERO = Decimal(0)
 Register = tuple[str, str, str]  # store, register, business date
 
 
+def _kept(sale: Mapping[str, Any]) -> list[tuple[str, Decimal]]:
+    """A sale's tenders at what the drawer kept: a till reporting cash as handed over
+    (tenders above the total by the change) keeps the amount less the change."""
+    amounts = [Decimal(str(t["amount"])) for t in sale["tenders"]]
+    gross = sum(amounts, ZERO) > Decimal(str(sale["total"]))
+    return [(t["tender_type"], amount - (Decimal(str(t.get("change_given") or 0)) if gross
+                                         else ZERO))
+            for t, amount in zip(sale["tenders"], amounts, strict=True)]
+
+
 def _tenders(receipts: list[tuple[str, Mapping[str, Any]]]) -> dict[str, list[Decimal]]:
     """tender -> [net amount, payments, refunds]."""
     out: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
     for kind, doc in receipts:
         if kind == "sale":
-            for t in doc["tenders"]:
-                cur = out[t["tender_type"]]
-                cur[0] += Decimal(str(t["amount"]))
+            for tender, amount in _kept(doc):
+                cur = out[tender]
+                cur[0] += amount
                 cur[1] += 1
         else:
             for t in doc.get("refund_tenders") or []:

@@ -45,6 +45,7 @@ from tillbridge.connectors.kafka.topics import SALE
 from tillbridge.connectors.pos.events import GeneratedEvent
 from tillbridge.devstack.pos.reference import Customer, Item, Reference, Store, reference
 from tillbridge.devstack.pos.tax import ring_tax
+from tillbridge.devstack.pos.tenders import TenderShaper
 
 DIRTY_KINDS: tuple[str, ...] = (
     "missing_tax_code",
@@ -122,6 +123,7 @@ class _SaleFactory:
         self.new_customers = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=64)
         self.min_lines = min_lines  # benchmarks ask for ~1 KB sales (bigger baskets)
+        self.shaper = TenderShaper(seed)  # tender situations, on their own RNG
 
     # -- small helpers -------------------------------------------------------
     def uuid(self) -> str:
@@ -270,6 +272,7 @@ class _SaleFactory:
         subtotal = sum((ln["quantity"] * ln["unit_price"] for ln in lines), Decimal(0))
         line_disc = sum((d["amount"] for ln in lines for d in ln["discounts"]), Decimal(0))
         order_disc = self.order_discounts(subtotal - line_disc, member)
+        lines = self.shaper.with_gift_card(lines, txn)
         rounding, inclusive = STORE_TAX.get(store.code, ("LINE", False))
         sale = ring_tax({"lines": lines, "order_discounts": order_disc,
                          "prices_include_tax": inclusive}, rounding)
@@ -295,7 +298,8 @@ class _SaleFactory:
             "discount_total": sale["discount_total"],
             "tax_total": sale["tax_total"],
             "total": total,
-            "tenders": self.tenders(total, store, register),
+            "tenders": self.shaper.shape(self.tenders(total, store, register), total,
+                                         customer["customer_id"]),
             "receipt": {
                 "receipt_number": f"{store.code}{register}{seq:06d}",
                 "channel": "POS",

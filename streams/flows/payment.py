@@ -5,6 +5,7 @@ What an APPROVED payment becomes depends on how its POS transaction was posted (
 the sale's externalId ``ids.sale_id``):
 
 - cashSale: nothing; the cash sale is the receipt (``Skipped("covered by cashSale <id>")``).
+  Same for the invoice of a split-tender sale: each tender already has its customerPayment.
   Same for an uplift paid on an exchange, covered by the exchange cashSale (``exch``).
 - salesOrder: a customerDeposit (``customer`` from the order, ``salesOrder`` link).
 - invoice: a customerPayment applied to the invoice (``apply`` sublist).
@@ -41,6 +42,7 @@ from tillbridge.streams.ledger.payment import (
     build_payment_refund,
     payment_audit_record,
 )
+from tillbridge.streams.ledger.tenders import TENDERS_FIELD
 from tillbridge.streams.ledger.types import Missing, Outcome, Posting, Skipped
 from tillbridge.streams.stages.enrich_payment import (
     POSTING_STATUSES,
@@ -93,6 +95,9 @@ async def _post_approved(client: ReliableClient, pay: PaymentRec,
     sale_id = str(sale["id"])
     if sale_type == "cashSale":
         return Skipped(f"covered by cashSale {sale_id}")
+    if sale_type == "invoice" and sale.get(TENDERS_FIELD):
+        # A split-tender sale's invoice: its tenders are paid by their own customerPayments.
+        return Skipped(f"covered by the tender payments of invoice {sale_id}")
     customer = str(sale["entity"]["id"])
     if sale_type == "salesOrder":
         body = build_customer_deposit(pay, refs, sale_id, customer)

@@ -153,6 +153,13 @@ class SaleFlow(Flow):
                 ext = p.refs.enrichment.customer.external_id or ""
                 outcomes[i] = Refused(rejection_for(cust, "customer", ext), cust.details)
                 continue
+            if not poster.simple(p.sale):  # split tenders, gift cards: several records
+                ctx.at(i)
+                outcome = await poster.post(p.sale, p.refs.enrichment, customer_id=cust[0],
+                                            source=p.refs.source)
+                replay = await _is_replay(poster, outcome, p.refs.source)
+                outcomes[i] = self._settle(ctx, p, outcome, replay)
+                continue
             by_type.setdefault(poster.record_type(p.sale), []).append((i, p, cust))
         for record_type, group in by_type.items():
             records = [(sale_external_id(p.sale),
@@ -216,8 +223,8 @@ class SaleFlow(Flow):
         audit = (*_promotion_audit(p.sale, outcome), *_business_date_audit(ctx, p.sale)) \
             if outcome.created else ()
         return Posting((Written(outcome.record_type, outcome.netsuite_id, outcome.external_id,
-                                created=outcome.created),), result=fields, audit=audit,
-                       replay=replay)
+                                created=outcome.created), *outcome.tenders),
+                       result=fields, audit=audit, replay=replay)
 
     def ids(self, event: SaleRec) -> dict[str, Any]:
         return {"pos_transaction_id": event["pos_transaction_id"],

@@ -16,15 +16,24 @@ from typing import Any
 from tillbridge.connectors.netsuite.errors import NetSuiteError
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.flows.sink import rejection_for
+from tillbridge.streams.flows.tender_writer import (
+    gift_certificates,
+    open_credits,
+    post_tender_records,
+)
+from tillbridge.streams.ledger.lookup import find_record
 from tillbridge.streams.ledger.order_records import build_sales_order_from_sale
 from tillbridge.streams.ledger.sale_records import (
     SOURCE_FIELD,
     build_cash_sale,
     build_customer,
+    build_sale_invoice,
     sale_external_id,
     sale_record_type,
 )
 from tillbridge.streams.ledger.tax import tax_setup
+from tillbridge.streams.ledger.tenders import TenderPlan, funds_refusal, plan_tenders
+from tillbridge.streams.ledger.types import Written
 from tillbridge.streams.stages.enrich import CustomerPlan, Enrichment
 from tillbridge.streams.stages.records import Rejection, SaleRec
 
@@ -40,6 +49,8 @@ class Posted:
     customer_rule: str
     created: bool = True  # False: NetSuite already held it (a duplicate or a replay)
     customer_enriched: bool = False  # a matched customer got the fields the event added
+    #: the tenders' own records: a customerPayment each, credit memos applied (invoice)
+    tenders: tuple[Written, ...] = ()
 
 
 class SalePoster:
@@ -109,17 +120,33 @@ class SalePoster:
         return new_id, True, False
 
     def record_type(self, sale: SaleRec) -> str:
-        return sale_record_type(sale, self.sale_records)
+        """salesOrder where configured; else what the tenders make it (``ledger/tenders``):
+        a cashSale for one paying tender, an invoice for a split or store credit."""
+        configured = sale_record_type(sale, self.sale_records)
+        return configured if configured == "salesOrder" else plan_tenders(sale).record_type
+
+    def simple(self, sale: SaleRec) -> bool:
+        """One record and no look-ups (a batch job can write it): no gift card, no split."""
+        if self.record_type(sale) == "salesOrder":
+            return True
+        plan = plan_tenders(sale)
+        return plan.record_type == "cashSale" and not plan.gift
 
     def body(self, sale: SaleRec, enr: Enrichment, customer_id: str,
-             source: str | None = None) -> dict[str, Any]:
-        """The sale's record body: a cashSale, or a salesOrder where configured; ``source``
-        (the event's Kafka coordinates) is stamped on it."""
+             source: str | None = None,
+             certificates: dict[str, str] | None = None) -> dict[str, Any]:
+        """The sale's record body: a cashSale, an invoice (split tenders), or a salesOrder
+        where configured; ``source`` (the event's Kafka coordinates) is stamped on it."""
         setup = tax_setup(self.tax, enr.subsidiary)
-        if self.record_type(sale) == "salesOrder":
+        record_type = self.record_type(sale)
+        if record_type == "salesOrder":
             body = build_sales_order_from_sale(sale, enr, customer_id, self.discount_item, setup)
+        elif record_type == "invoice":
+            body = build_sale_invoice(sale, enr, customer_id, self.discount_item, setup,
+                                      certificates)
         else:
-            body = build_cash_sale(sale, enr, customer_id, self.discount_item, setup)
+            body = build_cash_sale(sale, enr, customer_id, self.discount_item, setup,
+                                   certificates)
         if source:
             body[SOURCE_FIELD] = source
         return body
@@ -147,12 +174,39 @@ class SalePoster:
         try:
             customer_id, wrote_customer, enriched = await self.customer_for(enr, customer_id)
             record_type, external_id = self.record_type(sale), sale_external_id(sale)
+            tenders = plan_tenders(sale)
+            funds = await self._funds(record_type, external_id, tenders, customer_id)
+            if isinstance(funds, Rejection):
+                return partial_rejection(funds, customer_id if wrote_customer else None), None
             ns_id, created = await self._write(record_type, external_id,
-                                               self.body(sale, enr, customer_id, source))
+                                               self.body(sale, enr, customer_id, source, funds))
+            extra: tuple[Written, ...] | Rejection = ()
+            if record_type == "invoice":
+                invoice = {"id": ns_id, "tranDate": enr.business_date or sale["business_date"]}
+                extra = await post_tender_records(self.client, sale, enr, customer_id, invoice,
+                                                  tenders)
+            if isinstance(extra, Rejection):
+                return extra, None
         except NetSuiteError as err:
             return partial_rejection(rejection_for(err, record_type, external_id),
                                      customer_id if wrote_customer else None), err.details
-        return Posted(record_type, ns_id, external_id, customer_id, plan.rule, created, enriched)
+        return Posted(record_type, ns_id, external_id, customer_id, plan.rule, created, enriched,
+                      extra)
+
+    async def _funds(self, record_type: str, external_id: str, plan: TenderPlan,
+                     customer_id: str) -> dict[str, str] | Rejection:
+        """The gift certificate id of each gift card code, after checking that the gift
+        cards and the store credit are there to draw on (skipped when the sale record is
+        already in NetSuite: a replay, whose own redemptions spent the balance)."""
+        if record_type == "salesOrder" or not (plan.gift or plan.credit):
+            return {}
+        certs = await gift_certificates(self.client, plan) if plan.gift else {}
+        if await find_record(self.client, record_type, external_id) is None:
+            credits = await open_credits(self.client, customer_id) if plan.credit else []
+            refusal = funds_refusal(plan, certs, credits, customer_id)
+            if refusal is not None:
+                return refusal
+        return {code: cert_id for code, (cert_id, _) in certs.items()}
 
 
 def partial_rejection(rejection: Rejection, written_customer: str | None) -> Rejection:

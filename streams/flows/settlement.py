@@ -25,6 +25,7 @@ from typing import Any
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
+from tillbridge.streams.ledger.ids import PREFIX
 from tillbridge.streams.ledger.settlement import (
     RECEIPT_KINDS,
     PostedReceipt,
@@ -139,7 +140,10 @@ async def post_register_day(client: ReliableClient, s: SettlementRec, refs: Sett
             return Skipped(f"{register_ref(s)}: nothing counted, nothing recorded")
         return Posting(tuple(records), result={"settlement": compared, "mode": "journal"},
                        audit=register_reconciliation(s, rows, drift_threshold))
-    receipts = [p.netsuite_id for p in posted if p.record_type == "cashsale"]
+    # Money received: cash sales, and the tender payments of split-tender invoices.
+    receipts = [p.netsuite_id for p in posted if p.record_type == "cashsale"] + \
+        [str(r["id"]) for r in rows if r.get("recordtype") == "customerpayment"
+         and str(r.get("externalid") or "").startswith(f"{PREFIX}-tnd-")]
     outcome = await post_settlement(client, s, receipts, refs.accounts, refs.subsidiary,
                                     refs.location)
     if isinstance(outcome, Posting):

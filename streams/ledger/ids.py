@@ -11,7 +11,9 @@ Kinds (stable: changing one would re-post history):
 =========  ===============================================  =========================
 kind       record                                            unique by
 =========  ===============================================  =========================
-sale       cashSale / salesOrder of a POS sale               store, POS transaction
+sale       cashSale / salesOrder / invoice of a POS sale     store, POS transaction
+tnd        customerPayment of one tender of a split-tender   store, POS transaction,
+           sale booked as invoice + payments                 tender index (0-based)
 pay        customerDeposit / customerPayment, and the        store, POS payment id
            customerRefund of a REFUNDED payment event
 rtn        cashRefund / creditMemo of a POS return           store, POS return txn
@@ -40,7 +42,7 @@ from __future__ import annotations
 import re
 
 PREFIX = "pos"
-KINDS = frozenset({"sale", "pay", "rtn", "rfd", "exch", "disp", "ord", "ra", "rcpt", "ful",
+KINDS = frozenset({"sale", "tnd", "pay", "rtn", "rfd", "exch", "disp", "ord", "ra", "rcpt", "ful",
                    "adj", "dep", "je", "loy"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")
 
@@ -63,6 +65,11 @@ def external_id(kind: str, *parts: object) -> str:
 
 def sale_id(store_id: str, pos_transaction_id: str) -> str:
     return external_id("sale", store_id, pos_transaction_id)
+
+
+def tender_payment_id(store_id: str, pos_transaction_id: str, index: int) -> str:
+    """The customerPayment of tender ``index`` (its place on the receipt) of a sale."""
+    return external_id("tnd", store_id, pos_transaction_id, index)
 
 
 def order_external_id(order_id: str) -> str:

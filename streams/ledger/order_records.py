@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from tillbridge.streams.ledger.ids import external_id, in_store_ra_id, sale_id
-from tillbridge.streams.ledger.sale_records import PROMO_FIELD, build_cash_sale
+from tillbridge.streams.ledger.sale_records import PROMO_FIELD, build_sale_lines
 from tillbridge.streams.ledger.tax import TaxGroup, TaxLine, TaxSetup, apply_tax
 from tillbridge.streams.stages.business_day import business_date, zone
 from tillbridge.streams.stages.enrich import Enrichment
@@ -295,8 +295,7 @@ def build_sales_order_from_sale(sale: SaleRec, enrichment: Enrichment, customer_
     """A POS sale booked as an approved salesOrder instead of a cashSale (per store/channel
     configuration): the cashSale's externalId, lines and discount lines, without the
     payment (a sales order takes none; the payment becomes a customerDeposit)."""
-    body = build_cash_sale(sale, enrichment, customer_id, discount_item, tax)
-    body.pop("paymentOption", None)
+    body = build_sale_lines(sale, enrichment, customer_id, discount_item, tax)
     body["orderStatus"] = "B"
     return body
 

@@ -6,9 +6,11 @@ identified shopper. Line discounts become discount-item lines right after the li
 discount; promotion ids ride on both as ``custcol_pos_promotion_ids``.
 
 Tenders: each tender line maps to its own payment method (enrich checks every one, validate
-checks they add up to the total). The cashSale has a single ``paymentOption``, so the
-largest tender (the first on a tie) is the primary and names it; the whole split is
-recorded in the memo ("tenders: GIFT_CARD 10.00, VISA 31.26").
+checks they add up to the total, cash change netted). ``ledger/tenders.py`` decides the
+records: one paying tender (plus gift cards) is a cashSale with that tender's
+``paymentOption`` and POS data; a split or store credit is an invoice (``build_sale_invoice``)
+plus a customerPayment per tender and applied credit memos. The memo also lists the split
+("tenders: GIFT_CARD 10.00, VISA 31.26") for a human reading the record.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from tillbridge.streams.ledger.ids import pos_fields, sale_id
 from tillbridge.streams.ledger.tax import TaxGroup, TaxLine, TaxSetup, apply_tax, net_amounts
+from tillbridge.streams.ledger.tenders import TenderPlan, plan_tenders, sale_tender_fields
 from tillbridge.streams.stages.enrich import CustomerPlan, Enrichment
 from tillbridge.streams.stages.records import DiscountRec, SaleRec
 
@@ -67,6 +70,8 @@ def _item_lines(sale: SaleRec, enr: Enrichment,
             "description": line.get("description") or line["sku"],
             "location": {"id": enr.location},
         }
+        if line.get("gift_card_code"):
+            body_line.update(gift_card_fields(sale, str(line.get("gift_card_code"))))
         promos = list(dict.fromkeys(line.get("promotion_ids") or []))
         if promos:
             body_line[PROMO_FIELD] = ",".join(promos)
@@ -89,21 +94,43 @@ def _item_lines(sale: SaleRec, enr: Enrichment,
 
 
 def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
-                    discount_item: str | None = None,
-                    tax: TaxSetup | None = None) -> dict[str, Any]:
-    """The cashSale body for one POS sale. Line discounts become discount-item lines right
-    after the line they discount; promotion ids ride on both as ``custcol_pos_promotion_ids``.
-    A discount books to its code's own discount item when enrich resolved one (mapped or the
-    NetSuite promotion's), else to ``discount_item``. Each line carries its tax in the
-    subsidiary's model (``ledger/tax.py``; legacy when ``tax`` is None)."""
+                    discount_item: str | None = None, tax: TaxSetup | None = None,
+                    certificates: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The cashSale body for one POS sale with one paying tender (and any gift cards:
+    ``certificates`` maps their codes to NetSuite gift certificate ids). Line discounts
+    become discount-item lines right after the line they discount; promotion ids ride on
+    both as ``custbody_pos_promotion_ids``. A discount books to its code's own discount item
+    when enrich resolved one (mapped or the NetSuite promotion's), else to ``discount_item``.
+    Each line carries its tax in the subsidiary's model (``ledger/tax.py``; legacy when
+    ``tax`` is None)."""
+    return _sale_body(sale, enr, customer_id, discount_item, tax, certificates or {})
+
+
+def build_sale_invoice(sale: SaleRec, enr: Enrichment, customer_id: str,
+                       discount_item: str | None = None, tax: TaxSetup | None = None,
+                       certificates: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The invoice of a split-tender (or store-credit) sale: the cashSale's lines and tax,
+    no payment fields (each tender is its own customerPayment, ``ledger/tenders.py``)."""
+    return _sale_body(sale, enr, customer_id, discount_item, tax, certificates or {},
+                      plan_tenders(sale))
+
+
+def build_sale_lines(sale: SaleRec, enr: Enrichment, customer_id: str,
+                     discount_item: str | None = None,
+                     tax: TaxSetup | None = None) -> dict[str, Any]:
+    """The sale's header, lines and tax without any payment (a salesOrder takes none)."""
+    return _sale_body(sale, enr, customer_id, discount_item, tax, {}, tenders=False)
+
+
+def _sale_body(sale: SaleRec, enr: Enrichment, customer_id: str, discount_item: str | None,
+               tax: TaxSetup | None, certificates: Mapping[str, str],
+               plan: TenderPlan | None = None, tenders: bool = True) -> dict[str, Any]:
     lines, groups = _item_lines(sale, enr, discount_item)
     for disc in sale["order_discounts"]:
         item = enr.discount_items.get(disc["code"]) or discount_item
         if item:
             lines.append(_discount_line(item, disc))
-    # The largest tender names the payment option; split tenders are itemised in the memo
-    # (a split-tender sale becomes invoice + payments in the order-to-cash record set).
-    primary = primary_tender(sale)
+    plan = plan or plan_tenders(sale)
     tender_memo = ", ".join(f"{t['tender_type']} {t['amount']}" for t in sale["tenders"])
     body: dict[str, Any] = {
         "externalId": sale_external_id(sale),
@@ -114,15 +141,27 @@ def build_cash_sale(sale: SaleRec, enr: Enrichment, customer_id: str,
         "otherRefNum": sale["receipt"]["receipt_number"],
         "memo": (f"POS {sale['store_id']}/{sale['register_id']} txn "
                  f"{sale['pos_transaction_id']}; tenders: {tender_memo}")[:999],
-        "paymentOption": {"id": enr.payment_methods[primary]},
         "item": {"items": lines},
         # The till's coordinates as fields: reconciliation selects a day's records by them.
         **pos_fields(sale["store_id"], sale["register_id"], sale["pos_transaction_id"]),
+        **(sale_tender_fields(plan, enr, certificates) if tenders else {}),
     }
     apply_tax(body, groups, tax or TaxSetup())
     if enr.sales_rep:
         body["salesRep"] = {"id": enr.sales_rep}
     return body
+
+
+def gift_card_fields(sale: SaleRec, code: str) -> dict[str, str]:
+    """A gift card sold on a line (its item a giftCertificateItem): NetSuite creates the gift
+    certificate, a liability, from these line fields (reference §5.3)."""
+    cust = sale["customer"]
+    name = " ".join(p for p in (cust.get("first_name"), cust.get("last_name")) if p)
+    fields = {"giftCertNumber": code, "giftCertRecipientName": name or "Card holder",
+              "giftCertFrom": f"POS {sale['store_id']}"}
+    if cust.get("email"):
+        fields["giftCertRecipientEmail"] = str(cust.get("email"))
+    return fields
 
 
 def _at(values: list[Any], index: int) -> Any:

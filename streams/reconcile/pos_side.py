@@ -12,6 +12,7 @@ from typing import Any
 
 from tillbridge.streams.reconcile.model import PosTxn, State, TxnState
 from tillbridge.streams.stages.records import ReturnRec, SaleRec, SettlementRec
+from tillbridge.streams.stages.tenders import booked_tenders
 
 #: Which state wins when a receipt has several traces: a posted outcome (e.g. after a
 #: replay) beats its dead letter, a dead letter (a parking timeout) beats parked.
@@ -32,7 +33,7 @@ class DeadLetterTrace:
 def sale_txn(sale: SaleRec) -> PosTxn:
     return PosTxn(sale["pos_transaction_id"], sale["store_id"], sale["register_id"],
                   sale["business_date"], "sale", sale["total"],
-                  tuple((t["tender_type"], t["amount"]) for t in sale["tenders"]),
+                  tuple((t["tender_type"], t["amount"]) for t in booked_tenders(sale)),
                   sale["tax_total"])
 
 

@@ -52,6 +52,8 @@ class ReasonCode(StrEnum):
     CONFLICTING_RESEND = "conflicting_resend"
     UNKNOWN_MOVEMENT_REASON = "unknown_movement_reason"
     WINDOW_CONFLICT = "window_conflict"
+    STORE_CREDIT_UNAVAILABLE = "store_credit_unavailable"
+    GIFT_CARD_UNAVAILABLE = "gift_card_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +218,26 @@ _CATALOGUE = (
            "movements; correct the record in NetSuite if it is wrong, then discard these "
            "dead letters, or delete the record and replay them (late: they join the next "
            "open window).", True),
+    # -- added with traceable tenders (issue 10, section 2).
+    Reason(ReasonCode.STORE_CREDIT_UNAVAILABLE, Stage.SINK,
+           "A STORE_CREDIT tender cannot be booked: the customer's open credit in NetSuite "
+           "(credit memos not yet applied) is less than the tender. Nothing was written.",
+           "The return or goodwill credit that issued the store credit is not in NetSuite "
+           "(dead-lettered, still in flight, issued before go-live), or it was issued to "
+           "another customer (the sale rang as a walk-in).",
+           "Find the credit in the DLQ record's inputs (customer, open credit, tender). Post "
+           "or replay the return that issued it, or enter the credit memo for this customer "
+           "in NetSuite; then `tillbridge dlq replay`. A sale rung to the wrong customer is "
+           "voided and rung again at the POS.", True),
+    Reason(ReasonCode.GIFT_CARD_UNAVAILABLE, Stage.SINK,
+           "A GIFT_CARD tender cannot be redeemed: NetSuite has no gift certificate with the "
+           "card's code, or its remaining balance is less than the tender. Nothing was "
+           "written.",
+           "The card was sold before go-live or by another channel and never loaded into "
+           "NetSuite, its sale is not posted yet, or the till sent no card code.",
+           "Check the card code and the balance in the DLQ record's inputs. Post the card's "
+           "sale (or load the card as a gift certificate in NetSuite), then `tillbridge dlq "
+           "replay`; a card with no code is fixed at the POS and republished.", True),
 )
 
 #: Keyed by ``ReasonCode``; typed by ``str`` so code text read back from a header (``tillbridge

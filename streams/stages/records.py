@@ -32,6 +32,8 @@ class SaleLineRec(TypedDict):
     tax_rate: Decimal
     tax_amount: Decimal
     promotion_ids: list[str]
+    #: added to sale.avsc later (optional): the code of a gift card sold on this line
+    gift_card_code: NotRequired[str | None]
 
 
 class CustomerRefRec(TypedDict):
@@ -51,6 +53,9 @@ class TenderRec(TypedDict):
     gateway_code: str | None
     card_last4: str | None
     cash_drawer_id: str | None
+    #: added to sale.avsc later (optional): the gift card's code, the cash change handed back
+    gift_card_code: NotRequired[str | None]
+    change_given: NotRequired[Decimal | None]
 
 
 class ReceiptRec(TypedDict):

@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection, SaleRec, reject
+from tillbridge.streams.stages.tenders import CASH, booked_tenders, change_of
 
 CENT = Decimal("0.01")
 
@@ -62,6 +63,11 @@ def rule_tender_amounts_sane(sale: SaleRec) -> Rejection | None:
         if tender["amount"] < 0:
             return _reject(ReasonCode.INVALID_AMOUNT, "amounts.sane", "a tender amount is negative",
                            tender_type=tender["tender_type"], amount=tender["amount"])
+        change = change_of(tender)
+        if change < 0 or (change > 0 and tender["tender_type"] != CASH):
+            return _reject(ReasonCode.INVALID_AMOUNT, "amounts.change",
+                           "change is handed back on cash tenders only, never negative",
+                           tender_type=tender["tender_type"], change_given=change)
     return None
 
 
@@ -119,7 +125,9 @@ def rule_totals(sale: SaleRec) -> Rejection | None:
 
 
 def rule_tenders(sale: SaleRec) -> Rejection | None:
-    tendered = sum((t["amount"] for t in sale["tenders"]), Decimal(0))
+    """The booked tenders (cash change netted, ``stages/tenders.py``) add up to the total:
+    an over-tender no change explains is refused, never booked as revenue."""
+    tendered = sum((t["amount"] for t in booked_tenders(sale)), Decimal(0))
     if tendered != sale["total"]:
         return _reject(ReasonCode.TENDER_MISMATCH, "tenders.sum",
                        f"tenders add up to {tendered}, total is {sale['total']}",

@@ -39,7 +39,7 @@ def test_identical_resend_is_a_duplicate_and_a_changed_one_is_dead_lettered(stac
     changed["lines"][0]["quantity"] = D("3")
     changed["lines"][0]["tax_amount"] = changed["tax_total"] = D("5.00")  # 57.97 x 8.625%
     changed["subtotal"], changed["total"] = D("59.97"), D("62.97")
-    changed["tenders"][1]["amount"] = D("32.97")
+    changed["tenders"][0]["amount"] = D("62.97")
     first, again = encode_sales(s, [sale, sale])
     (other,) = encode_sales(s, [changed])
     out = Outcomes(s)

@@ -1,14 +1,16 @@
 """A day of till traffic is in NetSuite to the cent, per POS transaction (issue 10 §7).
 
 A generated day (five stores, both tax models, tax rounded per line and on the total, VAT
-prices, exempt items and shoppers, discounts before and after tax, split tenders, gift
-cards, returns, exchanges, loyalty members) goes through the real pipeline (broker,
-registry, worker, simulator). Then every record is read back from the simulator by SuiteQL
-(``devstack/books.py``) and held against the POS event it came from: a sale's total and
-tax, a return's refund and its tax, an exchange's sale, each loyalty movement and the
-members' balances by SuiteQL ``SUM``. The simulator computes totals and tax from what the
-body says (tax code rates on the legacy subsidiary, taxDetails on the SuiteTax one), so
-this checks the books, not an echo of what was sent."""
+prices, exempt items and shoppers, discounts before and after tax, split tenders three
+ways, gift cards redeemed and sold, store credit, cash with change, returns, exchanges,
+loyalty members) goes through the real pipeline (broker, registry, worker, simulator).
+Then every record is read back from the simulator by SuiteQL and GET (``devstack/books.py``)
+and held against the POS event it came from: a sale's total, tax and money per payment
+method, a return's refund and its tax, an exchange's sale, each loyalty movement and the
+members' balances by SuiteQL ``SUM``. The simulator computes totals, tax and balances from
+what the bodies say (tax code rates on the legacy subsidiary, taxDetails on the SuiteTax
+one, gift certificate and invoice balances), so this checks the books, not an echo of what
+was sent."""
 
 from __future__ import annotations
 
@@ -28,7 +30,9 @@ from tillbridge.devstack.books import read_books
 from tillbridge.devstack.pos.followups import with_followups
 from tillbridge.devstack.pos.generator import STORE_TAX, generate
 from tillbridge.devstack.stack import WorkerProcess
+from tillbridge.devstack.tender_books import situations_of
 from tillbridge.streams.ledger.sale_records import sale_external_id
+from tillbridge.streams.ledger.tenders import plan_tenders
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +84,9 @@ def test_a_day_of_tills_is_in_netsuite_to_the_cent(stack, tmp_path) -> None:
     returns = [e.value for e in stream if e.topic == topics.RETURN]
     situations = _situations(sales, returns)  # type: ignore[arg-type]
     assert all(situations.values()), situations
+    tender_situations = {k for sale in sales for k in situations_of(sale)}  # type: ignore
+    assert tender_situations == {"split_3_ways", "gift_card_and_other", "store_credit",
+                                 "gift_card_sold", "cash_with_change"}, tender_situations
     assert STORE_TAX["S002"][0] == STORE_TAX[SUITETAX_STORE][0] == "TOTAL"
     s = stack.settings.replace(mappings_path=_mappings(tmp_path))
     out = Outcomes(s)
@@ -99,6 +106,8 @@ def test_a_day_of_tills_is_in_netsuite_to_the_cent(stack, tmp_path) -> None:
     assert books.checked["sale total"] == books.checked["sale tax"] == len(sales)
     assert books.checked["return total"] + books.checked["exchange total"] >= len(returns)
     assert books.checked["loyalty points"] > 20 and books.checked["loyalty balance"] > 10
+    tender_checks = sum(n for what, n in books.checked.items() if what.startswith("tender "))
+    assert tender_checks >= len(sales), books.checked
     assert sum(1 for sale in sales if sale["tax_total"]) > 100, "the sales must carry tax"
     money = books.money()
     assert Decimal(money["drift"]) == 0 and money["pos_total"] == money["netsuite_total"]
@@ -115,7 +124,8 @@ def _settled(out: Outcomes) -> set[str]:
 
 def _suitetax_sale_has_details(base_url: str, sales: list[dict[str, Any]]) -> None:
     eid = next(sale_external_id(s) for s in sales  # type: ignore[arg-type]
-               if s["store_id"] == SUITETAX_STORE)
+               if s["store_id"] == SUITETAX_STORE
+               and plan_tenders(s).record_type == "cashSale")  # type: ignore[arg-type]
 
     async def get() -> dict[str, Any]:
         async with NetSuiteClient(base_url, NetSuiteCredentials.dev()) as client:
