@@ -204,3 +204,14 @@ def test_a_restarted_worker_keeps_the_crossing_and_the_pending_events() -> None:
     _, signals = apply_read(back, level("6", rp="5"), read(2), frozenset(), AGE)
     assert signals == [] and back.available() == D(4)
     assert apply_delta(back, sale(1, "2")) == (False, [])  # the replayed sale
+
+
+def test_the_next_cursor_follows_netsuites_clock_with_an_overlap() -> None:
+    from tillbridge.streams.flows.availability import next_cursor
+
+    start = "2026-12-04 10:00:00"
+    assert next_cursor(["2026-12-04 10:05:00", "2026-12-04 10:03:10"], start) == \
+        "2026-12-04 10:04:30"
+    assert next_cursor([], start) == start  # nothing changed: stay
+    assert next_cursor(["2026-12-04 10:00:10"], start) == start  # never backwards
+    assert next_cursor(["12/4/2026 10:05 am"], start) == start  # another date format

@@ -11,7 +11,9 @@ A levels poll, in this order:
 Step 1 comes first on purpose: a record NetSuite saves between the steps is then counted at
 most twice (its delta kept one more poll: availability under-stated, the safe side), never
 dropped before NetSuite's figures show it. The cursor is the poll's start less the
-reference-data overlap, so a clock difference with NetSuite cannot skip a change.
+reference-data overlap the first time (our clock); after that it follows NetSuite's own
+``lastmodifieddate`` values (``next_cursor``), so a clock difference cannot skip a change
+and a poll does not re-read minutes of busy history.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from tillbridge.streams.availability.orders import TxnRow
 from tillbridge.streams.refdata.queries import SuiteQL
 from tillbridge.streams.refdata.sync import CURSOR_OVERLAP, STAMP
 
+#: Re-read window behind the latest modification seen (NetSuite's clock, so no skew).
+NETSUITE_OVERLAP = timedelta(seconds=30)
 LEVELS = ("SELECT item, location, quantityonhand, quantitycommitted, quantityavailable, "
           "quantityonorder, reorderpoint, preferredstocklevel FROM aggregateitemlocation")
 #: Values per IN list: well under Oracle's 1,000 and short enough for one request line.
@@ -87,14 +91,30 @@ async def found_external_ids(client: SuiteQL, keys: Iterable[str]) -> frozenset[
     return frozenset(str(r["externalid"]).lower() for r in rows if r.get("externalid"))
 
 
-async def changed_items(client: SuiteQL, cursor: str) -> set[str]:
-    items = {str(r["id"]) for r in
-             await client.suiteql(f"SELECT id FROM item WHERE {since(cursor)}")}  # noqa: S608
-    txns = [str(r["id"]) for r in
-            await client.suiteql(f"SELECT id FROM transaction WHERE {since(cursor)}")]  # noqa: S608
+def next_cursor(stamps: Iterable[Any], current: str) -> str:
+    """The next cursor in NetSuite's own clock: the latest ``lastmodifieddate`` read less
+    ``NETSUITE_OVERLAP`` (a record saved in the same second, or committed a little after
+    its stamp, is read again, never skipped); ``current`` when nothing was read or a stamp
+    is not in the expected format."""
+    try:
+        latest = max((datetime.strptime(str(v), STAMP) for v in stamps if v), default=None)
+    except ValueError:
+        return current
+    if latest is None:
+        return current
+    return max(current, (latest - NETSUITE_OVERLAP).strftime(STAMP))
+
+
+async def changed_items(client: SuiteQL, cursor: str) -> tuple[set[str], str]:
+    """Items changed since ``cursor`` (their own edits and their transactions), and the
+    next cursor."""
+    items = await client.suiteql(f"SELECT id, lastmodifieddate FROM item WHERE {since(cursor)}")  # noqa: S608
+    txns = await client.suiteql(
+        f"SELECT id, lastmodifieddate FROM transaction WHERE {since(cursor)}")  # noqa: S608
     lines = await rows_in(client, "SELECT item FROM transactionline WHERE mainline = 'F'",
-                          "transaction", txns)
-    return items | {str(r["item"]) for r in lines if r.get("item")}
+                          "transaction", [str(r["id"]) for r in txns])
+    changed = {str(r["id"]) for r in items} | {str(r["item"]) for r in lines if r.get("item")}
+    return changed, next_cursor((r.get("lastmodifieddate") for r in items + txns), cursor)
 
 
 async def recent_external_ids(client: SuiteQL, cursor: str) -> frozenset[str]:
@@ -114,10 +134,12 @@ async def read_levels(client: SuiteQL, cursor: str | None, pending: Iterable[str
         if recent:
             found |= await recent_external_ids(client, (started - recent).strftime(STAMP))
         rows = await client.suiteql(LEVELS)
+        after = (started - CURSOR_OVERLAP).strftime(STAMP)  # our clock, once
     else:
-        rows = await rows_in(client, LEVELS, "item", await changed_items(client, cursor))
-    return LevelsRead(ReadInfo(read_id, started), [level_of(r) for r in rows], found,
-                      (started - CURSOR_OVERLAP).strftime(STAMP), cursor is None)
+        changed, after = await changed_items(client, cursor)
+        rows = await rows_in(client, LEVELS, "item", changed)
+    return LevelsRead(ReadInfo(read_id, started), [level_of(r) for r in rows], found, after,
+                      cursor is None)
 
 
 ORDER_COLUMNS = ("id, recordtype, status, externalid, createddate, lastmodifieddate, otherrefnum, "

@@ -22,7 +22,7 @@ from typing import Any
 
 from tillbridge.connectors.kafka import topics
 from tillbridge.streams.availability.orders import Cursor, changes
-from tillbridge.streams.flows.availability import read_order_changes
+from tillbridge.streams.flows.availability import next_cursor, read_order_changes
 from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.refdata.sync import CURSOR_OVERLAP, STAMP
 from tillbridge.streams.runtime import control, metrics
@@ -81,7 +81,7 @@ class OrderStatusPoller:
                 metrics.ORDER_STATUS_CHANGES.labels(
                     change.status, "tillbridge" if change.by_tillbridge else "netsuite").inc()
             await self.emitter.flush()  # the changes first: the cursor only names delivered ones
-            self.cursor.advance(fresh, (started - CURSOR_OVERLAP).strftime(STAMP))
+            self.cursor.advance(fresh, next_cursor((r.modified for r in rows), since))
             await self.emitter.send(Outbound(topics.ORDER_STATUS_CURSOR, CURSOR_KEY,
                                              json.dumps(self.cursor.to_doc()).encode()))
             await self.emitter.flush()
