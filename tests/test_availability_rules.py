@@ -215,3 +215,17 @@ def test_the_next_cursor_follows_netsuites_clock_with_an_overlap() -> None:
     assert next_cursor([], start) == start  # nothing changed: stay
     assert next_cursor(["2026-12-04 10:00:10"], start) == start  # never backwards
     assert next_cursor(["12/4/2026 10:05 am"], start) == start  # another date format
+
+
+def test_a_record_lists_the_newest_pos_events_and_sums_the_rest() -> None:
+    from tillbridge.streams.availability.events import SHOWN
+
+    state = fresh(level("500", rp=None))
+    for n in range(SHOWN + 3):
+        apply_delta(state, sale(n, "1"))
+    record = state_record(state, "e9", T0, "x")
+    assert len(record["pos_events"]) == SHOWN and record["pos_events_omitted"] == 3
+    assert record["pos_events_omitted_quantity"] == D("-3.000")
+    assert record["pos_events"][0]["pos_transaction_id"] == "T3"
+    back = state_from_record(record)
+    assert len(back.pending) == SHOWN + 1 and back.moved() == D(-(SHOWN + 3))

@@ -17,6 +17,7 @@ its record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 1000
 LOAD_TIMEOUT_S = 60.0
+FIRST_READ_WAIT_S = 60.0
 WITHIN_S = 0.005
 INPUTS = (topics.SALE.name, topics.RETURN.name, topics.INVENTORY.name)
 _BUILDERS = {topics.SALE.name: make.from_sale, topics.RETURN.name: make.from_return,
@@ -71,11 +73,21 @@ class AvailabilityAgent:
         self.reads = 0
         self.ready = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._polling = False
 
     # -- POS events --------------------------------------------------------------------
     async def run(self, stream: Any) -> None:
-        await self.ready.wait()
+        """Events wait for the first NetSuite read, but not for ever: this agent shares its
+        records with the ingest agent, and a channel left unread would stall it once its
+        buffer is full. Events taken before the first read are not counted (NetSuite's
+        figures will include them once they are posted)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ready.wait(), FIRST_READ_WAIT_S)
         async for batch in stream.take_events(BATCH, within=WITHIN_S):
+            if not self.ready.is_set():
+                for event in batch:
+                    metrics.AVAILABILITY_SKIPPED.labels(event.message.topic).inc()
+                continue
             await self.handle([(events.source(e), e.message.timestamp) for e in batch])
 
     async def handle(self, sources: Sequence[tuple[Source, float]]) -> None:
@@ -137,15 +149,22 @@ class AvailabilityAgent:
     async def poll(self) -> None:
         """Timer body (and the first read at start): NetSuite's figures in, stale POS
         deltas out. The reads run outside the lock, so sales keep moving meanwhile."""
-        if not self.pipe.ready.is_set() or self.pipe.client is None:
+        if not self.pipe.ready.is_set() or self.pipe.client is None or self._polling:
             return
+        self._polling = True
+        try:
+            await self._poll(self.pipe.client)
+        finally:
+            self._polling = False
+
+    async def _poll(self, client: Any) -> None:
         pending = {d.netsuite_key for s in self.states.values() for d in s.pending.values()
                    if d.netsuite_key}
         self.reads += 1
         read_id = f"{self._clock().strftime('%Y%m%dT%H%M%SZ')}-{self.reads}"
         started = time.perf_counter()
         try:
-            read = await read_levels(self.pipe.client, self.cursor, pending, read_id,
+            read = await read_levels(client, self.cursor, pending, read_id,
                                      self._clock(), recent=self.max_age)
         except Exception as exc:  # noqa: BLE001 - the next poll tries again
             metrics.AVAILABILITY_POLLS.labels("error").inc()
