@@ -11,7 +11,8 @@ with the consumer fetch wait Faust's aiokafka driver uses (1,500 ms) shows what 
 unwoken fetch costs (``TILLBRIDGE_FETCH_MAX_WAIT_MS``, README "Running on Tansu").
 
 ``netsuite change -> availability topic:`` with a 5 s poll, inventory adjustments made in
-NetSuite (as a user would, over REST) until the topic shows each one's figure.
+NetSuite (as a user would, over REST): from just before the request to the Kafka timestamp
+of the first availability record showing NetSuite's new figure.
 """
 
 from __future__ import annotations
@@ -115,12 +116,14 @@ async def _adjust_and_wait(s: Settings, tail: TopicTail, codec: AvroCodec, n: in
                 "account": {"id": "520"}, "adjLocation": {"id": "2"},
                 "inventory": {"items": [{"item": {"id": "1003"}, "adjustQtyBy": -1}]}})
 
-            def shown(t: TopicTail, start: float = start, want: Decimal = want) -> bool:
-                return any(r.key == b"2/1003" and r.value and r.timestamp / 1000 >= start and
-                           codec.decode(r.value, topics.AVAILABILITY)["netsuite_available"]
-                           == want for r in t.records[topics.AVAILABILITY])
-            await asyncio.to_thread(tail.wait_for, shown, 30)
-            out.append(time.time() - start)
+            def first(t: TopicTail, start: float = start, want: Decimal = want) -> float | None:
+                return next((r.timestamp / 1000 for r in t.records[topics.AVAILABILITY]
+                             if r.key == b"2/1003" and r.value and r.timestamp / 1000 >= start
+                             and codec.decode(r.value, topics.AVAILABILITY)[
+                                 "netsuite_available"] == want), None)
+            await asyncio.to_thread(tail.wait_for, lambda t: first(t) is not None, 30)
+            shown = first(tail)
+            out.append((shown if shown is not None else time.time()) - start)
             await asyncio.sleep(1.3 * i)  # changes land at different points of the cycle
     return out
 
@@ -132,6 +135,8 @@ def netsuite_freshness(s: Settings, poll_s: float = 5.0, n: int = 4) -> list[flo
     with WorkerProcess(ws):
         time.sleep(3)
         with TopicTail(s.kafka_bootstrap_servers or "", [topics.AVAILABILITY]) as tail:
+            while tail.poll(1.0):  # what earlier parts wrote, read before the clock starts
+                pass
             return asyncio.run(_adjust_and_wait(s, tail, codec, n))
 
 
