@@ -6,7 +6,8 @@ beside the availability agent, as in production) takes clean sales published at 
 100 sales/s; the lag of one sale is the availability record it caused (its ``cause`` names
 the sale's partition and offset) less the sale's Kafka timestamp. The baseline is the bare
 confluent-kafka consume -> decode -> encode -> produce loop (``bench/baseline.py``) fed the
-same sales at the same pace in the same run: the broker's floor for one hop. The same run
+same sales at the same pace in the same run, each consume call waiting at most 10 ms: the
+broker's floor for one hop. The same run
 with the consumer fetch wait Faust's aiokafka driver uses (1,500 ms) shows what Tansu's
 unwoken fetch costs (``TILLBRIDGE_FETCH_MAX_WAIT_MS``, README "Running on Tansu").
 
@@ -94,7 +95,7 @@ def baseline_lag(s: Settings, pairs: list[tuple[bytes, bytes]]) -> dict:
     src, dst = f"bench.avail.in.{time.time_ns()}", f"bench.avail.out.{time.time_ns()}"
     _new_topics(bootstrap, [src, dst], s.topic_partitions)
     proc = subprocess.Popen([sys.executable, "-m", "bench.baseline", bootstrap, src, dst,
-                             str(len(pairs))], stdout=subprocess.DEVNULL)
+                             str(len(pairs)), "sale.avsc", "0.01"], stdout=subprocess.DEVNULL)
     time.sleep(4)  # subscribed and assigned before the first sale
     paced(bootstrap, src, pairs, RATE)
     proc.wait(120)
