@@ -18,7 +18,7 @@ import time
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench import sink, windows
+from bench import availability, sink, windows
 from bench.workload import encoded_sales, publish
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import TopicTail
@@ -108,7 +108,7 @@ def latency(s: Settings, pairs: list, rate: float) -> dict:
     return {"events": len(lat), "p50_ms": q[49], "p99_ms": q[98], "max_ms": lat[-1]}
 
 
-PARTS = ("pipeline", "latency", "sink", "window")
+PARTS = ("pipeline", "latency", "sink", "window", "availability")
 
 
 def main() -> None:
@@ -121,6 +121,8 @@ def main() -> None:
                     help="run only this part (repeatable); default: every part")
     ap.add_argument("--sink-sales", type=int, default=sink.DEFAULT_SALES,
                     help="POS sales per sink part (real-time and drain)")
+    ap.add_argument("--availability-sales", type=int, default=availability.DEFAULT_SALES,
+                    help="POS sales of the availability part (at 100/s)")
     ap.add_argument("--window-movements", type=int, default=windows.DEFAULT_MOVEMENTS,
                     help="inventory movements of the window part")
     args = ap.parse_args()
@@ -135,6 +137,8 @@ def main() -> None:
         sink.run(args.sink_sales)
     if "window" in parts:
         windows.run(base_settings, args.window_movements)
+    if "availability" in parts:
+        availability.run(base_settings, args.availability_sales)
 
 
 def _pipeline_part(base_settings: Settings, events: int) -> None:

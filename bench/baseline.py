@@ -20,7 +20,9 @@ from tillbridge.schemas import load_schema
 
 
 def run(bootstrap: str, source: str, dest: str, n: int,
-        schema_file: str = "sale.avsc") -> dict[str, float]:
+        schema_file: str = "sale.avsc", wait_s: float = 0.5) -> dict[str, float]:
+    """``wait_s``: how long one consume call waits for its batch of up to 500 (0.5 s for
+    throughput; a latency baseline wants a short one, or each record waits for the batch)."""
     schema = fastavro.parse_schema(load_schema(schema_file))
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"baseline-{time.time()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": True,
@@ -30,7 +32,7 @@ def run(bootstrap: str, source: str, dest: str, n: int,
     done = 0
     first = cpu0 = 0.0
     while done < n:
-        for msg in consumer.consume(500, 0.5):
+        for msg in consumer.consume(500, wait_s):
             if msg.error():
                 continue
             if not done:
@@ -56,4 +58,6 @@ def run(bootstrap: str, source: str, dest: str, n: int,
 
 if __name__ == "__main__":
     bootstrap, source, dest, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    print(json.dumps(run(bootstrap, source, dest, n, *sys.argv[5:6])))
+    schema = sys.argv[5] if len(sys.argv) > 5 else "sale.avsc"
+    wait = float(sys.argv[6]) if len(sys.argv) > 6 else 0.5
+    print(json.dumps(run(bootstrap, source, dest, n, schema, wait)))

@@ -27,6 +27,7 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import Record, TopicTail
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.pos.publish import publish_generated
+from tillbridge.devstack import availability_demo
 from tillbridge.devstack.books import Mismatch, read_books
 from tillbridge.devstack.pos.followups import with_followups
 from tillbridge.devstack.pos.generator import generate
@@ -64,6 +65,8 @@ class Tally:
     books: dict[str, Any] = field(default_factory=dict)
     #: inventory windows: one inventoryAdjustment per location and window (the simulator)
     inventory: dict[str, Any] = field(default_factory=dict)
+    #: NetSuite back to the stores: availability, signals, order status (availability_demo)
+    stores: dict[str, Any] = field(default_factory=dict)
 
     def settled(self, family: str) -> int:
         return sum(self.outcomes.get(family, {}).values())
@@ -81,7 +84,8 @@ class Tally:
                 "parked_then_released": self.parked_then_released,
                 "books": {k: v for k, v in self.books.items() if k != "money"},
                 "money": self.books.get("money"), "balanced": self.balanced,
-                "inventory": self.inventory, "elapsed_s": round(self.elapsed_s, 2),
+                "inventory": self.inventory, "stores": self.stores,
+                "elapsed_s": round(self.elapsed_s, 2),
                 **({"settlement": compact(self.settlement)} if self.settlement else {})}
 
     @property
@@ -243,11 +247,12 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
     quiet = console is None
     console = console or Console(quiet=True)
     started = time.monotonic()
-    settings = settings.replace(**DEMO_WINDOWS)
+    settings = settings.replace(**DEMO_WINDOWS, **availability_demo.SETTINGS)
     with local_stack(settings, sim_process=True) as stack:
         s = stack.settings
         console.log(f"broker {s.kafka_bootstrap_servers}, registry {s.schema_registry_url}, "
                     f"NetSuite {s.netsuite_base_url}")
+        availability_demo.prepare(s.netsuite_base_url or "")
         with WorkerProcess(s) as worker:
             console.log(f"worker ready at {worker.url} (/metrics, /ready)")
             watch = Watch(s.kafka_bootstrap_servers or "")
@@ -284,6 +289,9 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
                      and e.dirty_kind is None and isinstance(e.value, dict)]
             books = books_match(s.netsuite_base_url or "", clean)
             windows = inventory_windows(s.netsuite_base_url or "")
+            stores = availability_demo.gather(s, {str(e.value["order_id"]) for e in stream
+                                                  if e.topic == topics.OMNICHANNEL
+                                                  and isinstance(e.value, dict)})
             watch.tail.close()
             elapsed = time.monotonic() - started
             # After the tally: its figures stay those of the main run.
@@ -291,7 +299,7 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
             block = run_day(s, timeout=min(timeout, 120.0)) if settle else None
         tally = Tally(per_family, {f: dict(c) for f, c in sorted(by_family.items())},
                       dict(dead), created, customers, released, elapsed, block, books,
-                      windows)
+                      windows, stores)
     return tally
 
 
@@ -334,5 +342,7 @@ def summary_table(t: Tally) -> Table:
     for adj in t.inventory.get("adjustments", []):
         table.add_row(f"inventory window {adj['external_id']} (location {adj['location']})",
                       f"{adj['lines']} lines, net {adj['net_quantity']}")
+    for name, value in availability_demo.rows(t.stores):
+        table.add_row(name, value)
     table.add_row("elapsed", f"{t.elapsed_s:.1f}s")
     return table

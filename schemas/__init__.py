@@ -21,6 +21,7 @@ SCHEMA_FILES: tuple[str, ...] = (
     "inventory.avsc",
     "settlement.avsc",
     "omnichannel.avsc",
+    "availability.avsc",
 )
 
 

@@ -28,7 +28,7 @@ K8S = ROOT / "deploy" / "k8s"
 OLDEST = "1.29"
 #: Files in deploy/k8s that the base deliberately does not apply.
 NOT_APPLIED = {"secret.example.yaml"}
-ROLES = {"ingest", "sink"}
+ROLES = {"ingest", "sink", "availability"}
 SECRETS_DIR = "/run/secrets/tillbridge"
 
 
@@ -348,9 +348,10 @@ def test_the_topic_list_covers_every_topic_with_its_settings(docs: list[dict[str
     by_name = {d["spec"]["topicName"]: d for d in kafka_topics}
     assert len(by_name) == len(kafka_topics), "a topic listed twice"
     settings = _settings(docs, _role(docs, "sink"))
-    app_id = settings.get("TILLBRIDGE_APP_ID", "tillbridge")
     expected = _all_topics()
-    expected[f"{app_id}-posted-changelog"] = {"cleanup.policy": "compact"}
+    for role in ROLES:  # each consumer group (app id) has its table's changelog
+        app_id = _settings(docs, _role(docs, role)).get("TILLBRIDGE_APP_ID", "tillbridge")
+        expected[f"{app_id}-posted-changelog"] = {"cleanup.policy": "compact"}
     assert set(by_name) == set(expected), (
         f"missing {sorted(set(expected) - set(by_name))}, "
         f"unknown {sorted(set(by_name) - set(expected))}")

@@ -41,7 +41,8 @@ LONG_MARKER = "# long:"
 #: The pipeline layers (and what they are made of) must not reach for the operator tools or
 #: the dev stack: a worker in production has neither.
 LAYERS = tuple(f"tillbridge.streams.{p}" for p in
-               ("runtime", "stages", "flows", "ledger", "refdata", "windows", "observe"))
+               ("runtime", "stages", "flows", "ledger", "refdata", "windows", "observe",
+                "availability"))
 FORBIDDEN_FOR_LAYERS = ("tillbridge.streams.ops", "tillbridge.devstack")
 
 # -- allow-lists: breaches in files outside this work; remove an entry once it is fixed ------

@@ -125,9 +125,23 @@ AUDIT_BUSINESS_DATES = "tillbridge.audit.business_dates.v1"
 #: in order; fields in the README ("Loyalty"). At least once: dedupe on ``external_id``.
 AUDIT_LOYALTY = "tillbridge.audit.loyalty.v1"
 
+#: Current availability per NetSuite item and location (Avro, schemas/availability.avsc),
+#: keyed ``<location id>/<item id>``, compacted: the latest record per key is the state.
+AVAILABILITY = "tillbridge.availability.v1"
+AVAILABILITY_TOPIC = EventTopic(AVAILABILITY, "availability.avsc")
+#: Oversell warnings and replenishment triggers (JSON, ``type`` says which), keyed like
+#: the availability topic.
+AVAILABILITY_SIGNALS = "tillbridge.availability.signals.v1"
+#: Status changes NetSuite made to POS/storefront orders (JSON), keyed by order id.
+ORDER_STATUS = "tillbridge.order.status.v1"
+#: The order-status poll's cursor (JSON, one key), compacted: read back at start.
+ORDER_STATUS_CURSOR = "tillbridge.order.status.cursor.v1"
+
 #: Topic-level settings for topics that need more than the broker defaults.
 TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     DLQ_AUDIT: {"cleanup.policy": "compact"},
     PARKED: {"cleanup.policy": "compact"},
     WINDOWS: {"cleanup.policy": "compact"},
+    AVAILABILITY: {"cleanup.policy": "compact"},
+    ORDER_STATUS_CURSOR: {"cleanup.policy": "compact"},
 }

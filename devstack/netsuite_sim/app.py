@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tillbridge.connectors.netsuite.auth import NetSuiteCredentials
+from tillbridge.devstack.netsuite_sim import availability as sim_stock
 from tillbridge.devstack.netsuite_sim import handlers as h
 from tillbridge.devstack.netsuite_sim.errors import AuthFailure, SimError, unexpected
 from tillbridge.devstack.netsuite_sim.faults import DroppedResponse
@@ -199,6 +200,7 @@ async def admin_reset(request: Request) -> Response:
 
 # -- factory ------------------------------------------------------------------------------
 
+# long: the account's whole route table, read as one list (order matters)
 def create_app(
     seed_path: str | Path | None = None,
     credentials: NetSuiteCredentials | None = None,
@@ -236,6 +238,8 @@ def create_app(
     record = "/services/rest/record/v1/{type}"
     job = "/services/rest/async/v1/job/{job}"
     routes = [
+        # Before the generic record routes: items live apart from the sim's record store.
+        Route(sim_stock.ITEM_PATH, _api(sim_stock.inventory_item), methods=["GET", "PATCH"]),
         Route(record, _api(h.record_collection), methods=ALL_VERBS),
         Route(record + "/{id}", _api(h.record_item), methods=["GET", "PATCH", "PUT", "DELETE"]),
         Route(record + "/{id}/!transform/{to}", _api(h.transform), methods=["POST"]),

@@ -16,11 +16,10 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
-from tillbridge.devstack.netsuite_sim import custom, giftcerts
+from tillbridge.devstack.netsuite_sim import availability, custom, giftcerts
 from tillbridge.devstack.netsuite_sim.catalog import type_of
 from tillbridge.devstack.netsuite_sim.errors import SimError
 from tillbridge.devstack.netsuite_sim.records import Deriver, ref_id
-from tillbridge.devstack.netsuite_sim.stock import as_quantity, stock_moves
 from tillbridge.devstack.netsuite_sim.store import Record, Store
 
 Row = dict[str, Any]  # a value may be a zero-argument callable (see ``_resolve``)
@@ -95,22 +94,6 @@ def _item_rows(store: Store) -> list[Row]:
             for i in store.items.values()]
 
 
-#: Seeded on-hand quantity per stocked item/location unless the item's ``quantities`` says
-#: otherwise; the transactions that move stock move it from there (``stock_moves``).
-DEFAULT_QUANTITY = 25
-
-def _item_location_rows(store: Store) -> list[Row]:
-    moved = store.index("stock_moves", stock_moves)
-    out = []
-    for i in store.items.values():
-        for loc in i.get("locations", []):
-            seeded = Decimal(str((i.get("quantities") or {}).get(loc, DEFAULT_QUANTITY)))
-            qty = as_quantity(seeded + moved.get((str(i["id"]), str(loc)), Decimal(0)))
-            out.append({"item": i["id"], "location": loc, "quantityavailable": qty,
-                        "quantityonhand": qty})
-    return out
-
-
 #: Member is 10% and clearance 30% off base, rounded half-up to the cent as the POS does.
 _LEVEL_FACTOR = {"Base Price": Decimal(1), "Member": Decimal("0.90"),
                  "Clearance": Decimal("0.70")}
@@ -159,7 +142,8 @@ def _customer_rows(store: Store) -> list[Row]:
 
 #: Custom body fields queryable as transaction columns (as custbody fields are in SuiteQL).
 POS_BODY_FIELDS = ("custbody_pos_store_id", "custbody_pos_register_id",
-                   "custbody_pos_transaction_id", "custbody_tillbridge_source")
+                   "custbody_pos_transaction_id", "custbody_tillbridge_source",
+                   "custbody_tillbridge_modified")
 _TRAN_COLS = ("id", "tranid", "trandate", "type", "recordtype", "entity", "status", "externalid",
               "location", "foreigntotal", "taxtotal", "memo", "otherrefnum", "account",
               "createddate", "lastmodifieddate", "foreignamountunpaid", *POS_BODY_FIELDS)
@@ -231,8 +215,7 @@ TABLES: dict[str, Table] = {
     "item": Table(("id", "itemid", "displayname", "itemtype", "isinactive", "baseprice",
                    "taxschedule", "parent", "matrixtype", "externalid", "lastmodifieddate"),
                   _item_rows),
-    "aggregateitemlocation": Table(("item", "location", "quantityavailable", "quantityonhand"),
-                                   _item_location_rows),
+    "aggregateitemlocation": Table(availability.COLUMNS, availability.item_location_rows),
     "pricelevel": _ref_rows("price_levels", ("id", "name", "isinactive")),
     "pricing": Table(("item", "pricelevel", "unitprice"), _pricing_rows),
     "promotioncode": _ref_rows("promotions", ("id", "code", "name", "discount", "isinactive")),

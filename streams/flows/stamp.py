@@ -8,19 +8,25 @@
 - tracing: from a NetSuite record back to the input record that made it.
 
 ``StampedClient`` adds the field to every create and transform of a transaction, so the
-flows' posting code stays unaware of it. Customers are not stamped (many events share one),
+flows' posting code stays unaware of it. Its PATCHes of a transaction carry
+``custbody_tillbridge_modified`` (UTC, ``YYYY-MM-DD HH:MM:SS``): the order-status poll
+tells tillbridge's own order edits from a NetSuite user's by it
+(``streams/availability/orders.py``). Customers are not stamped (many events share one),
 nor custom records (they have ``custrecord_*`` fields, no transaction body fields).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from typing import Any
 
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.ledger.sale_records import SOURCE_FIELD
 from tillbridge.streams.ledger.types import Posting
 
+#: When tillbridge last edited a transaction (see the module doc).
+MODIFIED_FIELD = "custbody_tillbridge_modified"
 #: Records that are not transactions (no custbody fields): never stamped.
 UNSTAMPED = frozenset({"customer", "contact", "employee", "item"})
 
@@ -43,6 +49,12 @@ class StampedClient(ReliableClient):
         if record_type not in UNSTAMPED and not record_type.startswith("customrecord"):
             body.setdefault(SOURCE_FIELD, self.source)
         return body
+
+    async def patch(self, record_type: str, id_or_eid: str, body: dict[str, Any], *,
+                    replace: str | None = None) -> None:
+        if record_type not in UNSTAMPED and not record_type.startswith("customrecord"):
+            body = {**body, MODIFIED_FIELD: datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")}
+        await super().patch(record_type, id_or_eid, body, replace=replace)
 
     async def create_or_find(self, record_type: str, external_id: str,
                              body: dict[str, Any]) -> tuple[str, bool]:

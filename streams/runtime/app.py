@@ -12,6 +12,7 @@ for it is acknowledged by the broker, and a record with no outcome is never acke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -20,7 +21,17 @@ from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.admin import ensure_topics
 from tillbridge.streams.flows.park import ParkingLot
 from tillbridge.streams.flows.pipeline import Pipeline
-from tillbridge.streams.runtime import commit, events, faust_app, guard, lag, recon_watch, web
+from tillbridge.streams.runtime import (
+    availability,
+    commit,
+    events,
+    faust_app,
+    guard,
+    lag,
+    order_status,
+    recon_watch,
+    web,
+)
 from tillbridge.streams.runtime.emit import Emitter
 from tillbridge.streams.runtime.ingest import IngestAgent
 from tillbridge.streams.runtime.mappings_watch import MappingsWatch
@@ -93,10 +104,21 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         parking.outlet = sink
         pipe.on_breaker.append(sink.on_breaker)
         app.agent(channels.routed, name="netsuite_sink")(sink.run)
-    if "window" in enabled:
-        _window_agent(app, settings, pipe, emitter())
+    _own_state_agents(app, settings, pipe, enabled, emitter)
     web.add_routes(app, pipe)
     return app
+
+
+def _own_state_agents(app: faust.App, settings: Settings, pipe: Pipeline, enabled: set[str],
+                      emitter: Callable[[], Emitter]) -> None:
+    """The agents that keep state of their own: windows (inventory to NetSuite), and
+    NetSuite back to the stores (availability, order status)."""
+    if "window" in enabled:
+        _window_agent(app, settings, pipe, emitter())
+    if "availability" in enabled:
+        availability.install(app, settings, pipe, emitter())
+    if "orderstatus" in enabled:
+        order_status.install(app, settings, pipe, emitter())
 
 
 def _window_agent(app: faust.App, settings: Settings, pipe: Pipeline, out: Emitter) -> None:

@@ -10,6 +10,7 @@ sent after this worker started are acted on.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -123,3 +124,21 @@ class ControlFollower(TopicFollower):
             return
         if isinstance(doc, dict):
             self._on_command(doc)
+
+
+async def read_to_end(bootstrap: str, topic: str,
+                      on_record: Callable[[bytes | None, bytes | None, int], None], *,
+                      name: str, timeout_s: float) -> bool:
+    """Read a topic from its start to its end once (``on_record`` for each record, on the
+    follower's thread), then stop; False when the end was not reached in ``timeout_s``."""
+    follower = TopicFollower(bootstrap, topic, on_record, name=name)
+    follower.start()
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(None, follower.mark)
+        done = await loop.run_in_executor(None, follower.caught_up.wait, timeout_s)
+    finally:
+        follower.stop()
+    if not done:
+        log.error("%s not read to its end after %.0f s", topic, timeout_s)
+    return bool(done)

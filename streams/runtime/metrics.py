@@ -177,6 +177,27 @@ def reconciliation(doc: dict[str, Any]) -> None:
             1 if doc.get("flagged") else 0)
 
 
+AVAILABILITY_EVENTS = Counter("tillbridge_availability_events",
+                              "Availability records published (a POS event or a NetSuite "
+                              "read changed an item's state at a location).", registry=REGISTRY)
+AVAILABILITY_SIGNALS = Counter("tillbridge_availability_signals",
+                               "Oversell warnings and replenishment triggers, by store.",
+                               ["type", "store"], registry=REGISTRY)
+AVAILABILITY_SKIPPED = Counter("tillbridge_availability_skipped",
+                               "Input records the availability flow could not read "
+                               "(undecodable; the ingest flow dead-letters them).",
+                               ["topic"], registry=REGISTRY)
+AVAILABILITY_POLLS = Counter("tillbridge_availability_polls",
+                             "NetSuite availability reads, by mode (full, incremental) or "
+                             "error.", ["mode"], registry=REGISTRY)
+ORDER_STATUS_POLLS = Counter("tillbridge_order_status_polls",
+                             "NetSuite order-status reads, by outcome.", ["outcome"],
+                             registry=REGISTRY)
+ORDER_STATUS_CHANGES = Counter("tillbridge_order_status_changes",
+                               "Order status changes published, by status and by who made "
+                               "them (tillbridge or netsuite).", ["status", "by"],
+                               registry=REGISTRY)
+
 _BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 

@@ -190,10 +190,11 @@ class Settings(BaseSettings):
         "TILLBRIDGE_REBALANCE_TIMEOUT_S", 3.0,
         "Group rebalance timeout. Tansu makes every join wait this long: keep it short.")
     agents: str = _setting(
-        "TILLBRIDGE_AGENTS", "ingest,sink,window",
+        "TILLBRIDGE_AGENTS", "ingest,sink,window,availability,orderstatus",
         "Agents this worker runs: ingest (decode/validate/enrich/route), sink (NetSuite, one "
         "record per event), window (NetSuite, one record per location and window: "
-        "inventory). Split them to scale the NetSuite side apart from validation.")
+        "inventory), availability and orderstatus (NetSuite back to the stores: one worker "
+        "each). Split them to scale the NetSuite side apart from validation.")
     group_instance_id: str | None = _setting(
         "TILLBRIDGE_GROUP_INSTANCE_ID", None,
         "Static group membership (KIP-345): a stable id per worker (e.g. the pod name) lets "
@@ -266,6 +267,15 @@ class Settings(BaseSettings):
         "TILLBRIDGE_WINDOW_IDLE_S", 60.0,
         "A key (store) quiet for this many wall-clock seconds has its windows closed by the "
         "clock once their end + grace has passed.")
+    netsuite_poll_s: Seconds = _setting(
+        "TILLBRIDGE_NETSUITE_POLL_S", 60.0,
+        "How often NetSuite is read for availability and order status changes (by "
+        "lastmodifieddate): a NetSuite change is on its topic within this + 5 s.")
+    availability_pending_max_s: Seconds = _setting(
+        "TILLBRIDGE_AVAILABILITY_PENDING_MAX_S", 900.0,
+        "A POS sale, return or movement NetSuite still does not show this long after it was "
+        "read stops moving availability at the next NetSuite read (a dead-lettered sale "
+        "never reaches NetSuite).")
     window_tick_s: Seconds = _setting(
         "TILLBRIDGE_WINDOW_TICK_S", 1.0,
         "How often the window agent checks the wall clock for windows to close.")
