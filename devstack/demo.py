@@ -26,6 +26,7 @@ from rich.table import Table
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.kafka.reader import Record, TopicTail
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
+from tillbridge.connectors.pos.events import GeneratedEvent
 from tillbridge.connectors.pos.publish import publish_generated
 from tillbridge.devstack import availability_demo
 from tillbridge.devstack.books import Mismatch, read_books
@@ -240,6 +241,13 @@ def inventory_windows(base_url: str) -> dict[str, Any]:
     return asyncio.run(read())
 
 
+def clean_sales_and_returns(stream: list[GeneratedEvent]) -> list[tuple[str, dict[str, Any]]]:
+    """(topic, event) of the clean sales and returns: what the books are held against."""
+    return [(e.topic.name, e.value) for e in stream
+            if e.topic in (topics.SALE, topics.RETURN)
+            and e.dirty_kind is None and isinstance(e.value, dict)]
+
+
 def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, seed: int = 42,
              rate: float | None = None, timeout: float = 300.0, return_rate: float = 0.05,
              orders: int | None = None, settle: bool = True,
@@ -284,10 +292,7 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
             by_family, dead, released = watch.outcomes()
             per_family = watch.published()
             created, customers = sim_counts(s.netsuite_base_url or "")
-            clean = [(e.topic.name, e.value) for e in stream
-                     if e.topic in (topics.SALE, topics.RETURN)
-                     and e.dirty_kind is None and isinstance(e.value, dict)]
-            books = books_match(s.netsuite_base_url or "", clean)
+            books = books_match(s.netsuite_base_url or "", clean_sales_and_returns(stream))
             windows = inventory_windows(s.netsuite_base_url or "")
             stores = availability_demo.gather(s, {str(e.value["order_id"]) for e in stream
                                                   if e.topic == topics.OMNICHANNEL
