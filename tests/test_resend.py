@@ -109,16 +109,22 @@ def _routed(enr: Enrichment, offset: int) -> Source:
     return Source(topics.ROUTED_REALTIME, 0, offset, b"k", b"v", headers)
 
 
+def _three_tees(sale: dict[str, Any]) -> dict[str, Any]:
+    """The sale re-sent with 3 tees instead of 2 (totals and tender to match)."""
+    changed = copy.deepcopy(sale)
+    changed["lines"][0]["quantity"] = D("3")
+    changed["subtotal"], changed["total"] = D("59.97"), D("61.25")
+    changed["tenders"][0]["amount"] = D("61.25")
+    return changed
+
+
 def test_a_changed_resend_is_dead_lettered_and_the_posted_record_stays(sim) -> None:
     """Posted, replayed, re-sent identical, re-sent changed: posted, posted+replayed,
     duplicate, conflicting_resend (in the DLQ, with the differences). The simulator is read
     back: one cashSale whose total is the first receipt's to the cent."""
     httpx.post(f"{sim.base_url}/__sim/reset")
     sale = make_sale(pos_transaction_id="S001-R01-CONFL1")
-    changed = copy.deepcopy(sale)
-    changed["lines"][0]["quantity"] = D("3")
-    changed["subtotal"], changed["total"] = D("59.97"), D("61.25")
-    changed["tenders"][0]["amount"] = D("61.25")
+    changed = _three_tees(sale)
     maps = Mappings.load()
     codec = _Codec(sale)
     pipe = Pipeline(Settings.from_env({}), codec=codec, mappings=maps)  # type: ignore[arg-type]
@@ -160,3 +166,41 @@ def test_a_changed_resend_is_dead_lettered_and_the_posted_record_stays(sim) -> N
     assert stats["cashSale"]["created"] == 1
     assert metrics.REGISTRY.get_sample_value(
         "tillbridge_conflicting_resends_total", {"store": "S001"}) == counted + 1
+
+
+def test_with_the_table_lost_netsuites_stamped_fingerprint_still_tells_a_conflict(sim) -> None:
+    """The dedupe table is rebuilt empty (lost state, a new worker group) after the sale
+    was posted: an identical re-send is still a duplicate, a changed one still a
+    conflicting_resend, told by the fingerprint stamped on NetSuite's record; its inputs
+    say the posted lines are not known and compare the totals NetSuite holds."""
+    httpx.post(f"{sim.base_url}/__sim/reset")
+    sale = make_sale(pos_transaction_id="S001-R01-CONFL2")
+    changed = _three_tees(sale)
+    maps = Mappings.load()
+    codec = _Codec(sale)
+    pipe = Pipeline(Settings.from_env({}), codec=codec, mappings=maps)  # type: ignore[arg-type]
+
+    async def scenario() -> list[Any]:
+        async with NetSuiteClient(sim.base_url, NetSuiteCredentials.dev()) as client:
+            ref = ReferenceData()
+            await ref.load(client)
+            enr = enrich_sale(sale, maps, ref)
+            assert isinstance(enr, Enrichment)
+            pipe.reliable = ReliableClient(client, RetryPolicy(max_attempts=1))
+            outs = [await pipe.sink_all(_routed(enr, 5), {}),  # posted
+                    await pipe.sink_all(_routed(enr, 6), {})]  # identical, table lost
+            codec.sale = changed
+            outs.append(await pipe.sink_all(_routed(enr, 7), {}))  # changed, table lost
+            return outs
+
+    outs = asyncio.run(scenario())
+    docs = [json.loads(o[0].value) for o in outs[:2]]
+    assert [d["outcome"] for d in docs] == ["posted", "duplicate"]
+    headers = dict(outs[2][0].headers)
+    assert outs[2][0].topic == topics.dlq_topic("sink")
+    assert headers["tillbridge.reason"] == b"conflicting_resend"
+    inputs = json.loads(headers["tillbridge.inputs"])
+    assert inputs["differences"]["total"] == {"posted": "41.26", "resent": "61.25"}
+    assert "not known" in inputs["differences"]["lines"]
+    record = httpx.get(f"{sim.base_url}/__sim/stats").json()["records"]
+    assert record["cashSale"]["created"] == 1

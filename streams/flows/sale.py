@@ -21,6 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from tillbridge.connectors.kafka import topics
@@ -30,7 +31,12 @@ from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
 from tillbridge.streams.flows.loyalty import with_earned
 from tillbridge.streams.flows.sale_writer import Posted, SalePoster, partial_rejection
 from tillbridge.streams.flows.sink import rejection_for
-from tillbridge.streams.ledger.sale_records import promotion_audit_records, sale_external_id
+from tillbridge.streams.ledger.sale_records import (
+    CONTENT_FP_FIELD,
+    SOURCE_FIELD,
+    promotion_audit_records,
+    sale_external_id,
+)
 from tillbridge.streams.ledger.types import Outcome, Posting, Refused, Written
 from tillbridge.streams.runtime import metrics
 from tillbridge.streams.stages import route
@@ -127,8 +133,8 @@ class SaleFlow(Flow):
         poster = _poster(ctx)
         outcome = await poster.post(event, refs.enrichment, customer_id=ready.resume,
                                     source=refs.source)
-        replay = await _is_replay(poster, outcome, refs.source)
-        settled = self._settle(ctx, ready, outcome, replay)
+        held = await _held(poster, outcome)
+        settled = self._settle(ctx, ready, outcome, held)
         return await with_earned(ctx.client, event, settled, ctx.lookups.mappings.guest_customer)
 
     async def post_batch(self, ctx: SinkContext, writer: BatchWriter,
@@ -157,8 +163,7 @@ class SaleFlow(Flow):
                 ctx.at(i)
                 outcome = await poster.post(p.sale, p.refs.enrichment, customer_id=cust[0],
                                             source=p.refs.source)
-                replay = await _is_replay(poster, outcome, p.refs.source)
-                outcomes[i] = self._settle(ctx, p, outcome, replay)
+                outcomes[i] = self._settle(ctx, p, outcome, await _held(poster, outcome))
                 continue
             by_type.setdefault(poster.record_type(p.sale), []).append((i, p, cust))
         for record_type, group in by_type.items():
@@ -168,11 +173,10 @@ class SaleFlow(Flow):
             results = await writer.write(record_type, records)
             posted = [_batch_posted(record_type, p, cust, res)
                       for (_, p, cust), res in zip(group, results, strict=True)]
-            replays = await asyncio.gather(*(_is_replay(poster, o, p.refs.source)
-                                             for o, (_, p, _) in zip(posted, group, strict=True)))
-            for (i, p, _), outcome, replay in zip(group, posted, replays, strict=True):
+            helds = await asyncio.gather(*(_held(poster, o) for o in posted))
+            for (i, p, _), outcome, held in zip(group, posted, helds, strict=True):
                 ctx.at(i)
-                outcomes[i] = self._settle(ctx, p, outcome, replay)
+                outcomes[i] = self._settle(ctx, p, outcome, held)
         guest = ctx.lookups.mappings.guest_customer
         return list(await asyncio.gather(*(
             with_earned(ctx.client, sale, o, guest)
@@ -199,9 +203,10 @@ class SaleFlow(Flow):
         resume = previous["customer_id"] if previous is not None and state == "partial" else None
         return _Pending(key, sale, refs, resume)
 
-    def _settle(self, ctx: SinkContext, p: _Pending,
-                outcome: Posted | tuple[Rejection, object], replay: bool = False) -> Outcome:
-        """Record the sale's NetSuite outcome in the dedupe table; say what happened."""
+    def _settle(self, ctx: SinkContext, p: _Pending, outcome: Posted | tuple[Rejection, object],
+                held: dict[str, Any] | None = None) -> Outcome:
+        """Record the sale's NetSuite outcome in the dedupe table; say what happened.
+        ``held``: the record NetSuite already held under the sale's externalId."""
         if isinstance(outcome, tuple):
             rejection, details = outcome
             written = rejection.inputs.get("customer_id")
@@ -209,6 +214,12 @@ class SaleFlow(Flow):
                 # Customer written, sale record not: a partial sync, completed next time.
                 ctx.state[p.key] = partial_entry(written, p.refs.enrichment.customer.external_id)
             return Refused(rejection, details)
+        replay = held is not None and bool(p.refs.source) and \
+            held.get(SOURCE_FIELD) == p.refs.source
+        if held is not None and not replay:
+            conflict = conflicting_resend(stamped_previous(outcome, held), p.sale)
+            if conflict is not None:
+                return conflict
         entry = {"netsuite_id": outcome.netsuite_id, "record_type": outcome.record_type,
                  "external_id": outcome.external_id}
         summary = content_summary(p.sale)
@@ -246,6 +257,10 @@ def conflicting_resend(previous: dict[str, Any], sale: SaleRec) -> Refused | Non
         return None
     metrics.CONFLICTING_RESENDS.labels(store=sale["store_id"]).inc()
     diff = content_diff(previous.get("content") or {}, summary)
+    if previous.get("lines_unknown"):  # known from NetSuite's record: totals only
+        diff = {k: v for k, v in diff.items() if k in ("total", "tax_total")}
+        diff["lines"] = ("not known: the dedupe table had no entry for the posted version "
+                         "(rebuilt or lost); NetSuite's record holds its fingerprint")
     inputs = {"pos_transaction_id": sale["pos_transaction_id"],
               "posted_record": {k: previous.get(k)
                                 for k in ("record_type", "netsuite_id", "external_id")},
@@ -266,13 +281,26 @@ def routed_source(headers: RawHeaders) -> str:
             f"{header(headers, route.H_SRC_OFFSET)}")
 
 
-async def _is_replay(poster: SalePoster, outcome: Posted | tuple[Rejection, object],
-                     source: str) -> bool:
-    """NetSuite already held the record: was it written by this very event (a replay after
-    a crash) rather than by another one with the same transaction id (a POS duplicate)?"""
-    if not isinstance(outcome, Posted) or outcome.created or not source:
-        return False
-    return await poster.written_by(outcome.record_type, outcome.netsuite_id) == source
+async def _held(poster: SalePoster, outcome: Posted | tuple[Rejection, object]
+                ) -> dict[str, Any] | None:
+    """The record NetSuite already held when the write found the externalId taken (None
+    when this write created it): its source tells a crash replay of this very event from
+    another event with the same transaction id, its stamped fingerprint a duplicate from a
+    conflicting re-send."""
+    if not isinstance(outcome, Posted) or outcome.created:
+        return None
+    return await poster.held(outcome.record_type, outcome.netsuite_id)
+
+
+def stamped_previous(outcome: Posted, held: dict[str, Any]) -> dict[str, Any]:
+    """What NetSuite's record says about the posted version, shaped like a dedupe entry:
+    its fingerprint and totals (the lines it was posted with are not kept in NetSuite)."""
+    totals = {"total": held.get("total"), "tax_total": held.get("taxTotal")}
+    return {"record_type": outcome.record_type, "netsuite_id": outcome.netsuite_id,
+            "external_id": outcome.external_id, "content_fp": held.get(CONTENT_FP_FIELD),
+            "content": {k: format(Decimal(str(v)).normalize(), "f")
+                        for k, v in totals.items() if v is not None},
+            "lines_unknown": True}
 
 
 def _poster(ctx: SinkContext) -> SalePoster:

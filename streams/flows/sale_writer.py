@@ -24,6 +24,7 @@ from tillbridge.streams.flows.tender_writer import (
 from tillbridge.streams.ledger.lookup import find_record
 from tillbridge.streams.ledger.order_records import build_sales_order_from_sale
 from tillbridge.streams.ledger.sale_records import (
+    CONTENT_FP_FIELD,
     SOURCE_FIELD,
     build_cash_sale,
     build_customer,
@@ -36,6 +37,7 @@ from tillbridge.streams.ledger.tenders import TenderPlan, funds_refusal, plan_te
 from tillbridge.streams.ledger.types import Written
 from tillbridge.streams.stages.enrich import CustomerPlan, Enrichment
 from tillbridge.streams.stages.records import Rejection, SaleRec
+from tillbridge.streams.stages.resend import content_fingerprint, content_summary
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +151,13 @@ class SalePoster:
                                    certificates)
         if source:
             body[SOURCE_FIELD] = source
+        body[CONTENT_FP_FIELD] = content_fingerprint(content_summary(sale))
         return body
 
-    async def written_by(self, record_type: str, netsuite_id: str) -> str | None:
-        """The coordinates of the event that wrote a record NetSuite already held (one GET;
-        only on the rare path where a write found its externalId taken)."""
-        record = await self.client.get(record_type, netsuite_id)
-        value = record.get(SOURCE_FIELD)
-        return str(value) if value else None
+    async def held(self, record_type: str, netsuite_id: str) -> dict[str, Any]:
+        """A record NetSuite already held (one GET; only on the rare path where a write
+        found its externalId taken): who wrote it and what it is worth."""
+        return await self.client.get(record_type, netsuite_id)
 
     async def post(self, sale: SaleRec, enr: Enrichment, *, customer_id: str | None = None,
                    source: str | None = None) -> Posted | tuple[Rejection, object]:

@@ -33,6 +33,10 @@ PROMO_FIELD = "custcol_pos_promotion_ids"
 #: POS sending the same transaction twice (a different event), and a record is traceable
 #: back to its input record. On a real account: a Transaction Body Field, Free-Form Text.
 SOURCE_FIELD = "custbody_tillbridge_source"
+#: Custom body field carrying the sale's content fingerprint (``stages/resend.py``): when the
+#: dedupe table no longer knows a posted sale (rebuilt, a new worker group), a re-send of
+#: its transaction id with other content is still told from a plain duplicate.
+CONTENT_FP_FIELD = "custbody_tillbridge_content_fp"
 
 
 def sale_external_id(sale: SaleRec) -> str:
