@@ -52,6 +52,7 @@ class ReasonCode(StrEnum):
     CONFLICTING_RESEND = "conflicting_resend"
     UNKNOWN_MOVEMENT_REASON = "unknown_movement_reason"
     WINDOW_CONFLICT = "window_conflict"
+    WINDOW_EXPIRED = "window_expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +217,15 @@ _CATALOGUE = (
            "movements; correct the record in NetSuite if it is wrong, then discard these "
            "dead letters, or delete the record and replay them (late: they join the next "
            "open window).", True),
+    Reason(ReasonCode.WINDOW_EXPIRED, Stage.SINK,
+           "A windowed event older than its key's retention horizon (latest closed window's "
+           "end minus TILLBRIDGE_WINDOW_RETAIN_S) that the window book no longer knows: it "
+           "may belong to a forgotten window, so it is not counted again.",
+           "A replay or a POS re-send of an event whose window posted long ago, or an "
+           "event delayed by more than the retention.",
+           "Look up the NetSuite record of its window (externalId from the key and the "
+           "event time); if the event is not in it, book it by hand or re-send it with a "
+           "current event time; else discard the dead letter.", False),
 )
 
 #: Keyed by ``ReasonCode``; typed by ``str`` so code text read back from a header (``tillbridge

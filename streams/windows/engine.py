@@ -18,6 +18,11 @@ Semantics (README "Window engine"):
   held it) is a duplicate: a replay after a restart or a POS double send, never counted
   twice.
 - Window ids are deterministic: ``<flow>:<key>:<start ISO>``.
+- **Retention** (``retain_s``, 0: keep every closed window): a key's closed windows that
+  ended more than ``retain_s`` before its frontier are forgotten (``expire``), so memory is
+  bounded. Each key keeps its **horizon** (frontier - retain_s): a record older than it whose
+  id is not known is ``expired``, never put in a window, because it may be a member of a
+  forgotten window (a replay) and must not be counted twice; the caller dead-letters it.
 
 Closed windows leave the engine through ``take_ready()``; the caller records them in the
 window book and posts them (``runtime/windows.py``).
@@ -25,7 +30,7 @@ window book and posts them (``runtime/windows.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
@@ -42,10 +47,12 @@ class WindowSpec:
     size_s: float
     grace_s: float = 0.0
     idle_s: float = 0.0
+    #: closed windows this long (event time) before their key's frontier are forgotten
+    retain_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.size_s <= 0 or self.grace_s < 0 or self.idle_s < 0:
-            raise ValueError(f"bad window spec {self}: size > 0, grace and idle >= 0")
+        if self.size_s <= 0 or self.grace_s < 0 or self.idle_s < 0 or self.retain_s < 0:
+            raise ValueError(f"bad window spec {self}: size > 0, grace, idle, retain >= 0")
 
 
 def _utc(t: datetime) -> datetime:
@@ -97,13 +104,14 @@ class Window(Generic[T]):
     handles: list[Any] = field(default_factory=list)
 
 
-Verdict = Literal["added", "late", "duplicate", "counted"]
+Verdict = Literal["added", "late", "duplicate", "counted", "expired"]
 
 
 @dataclass(frozen=True, slots=True)
 class Added:
     """Where ``add`` put a record: ``added`` / ``late`` into ``wid``; ``duplicate`` of a
-    member of open window ``wid``; ``counted``: a member of closed window ``wid``."""
+    member of open window ``wid``; ``counted``: a member of closed window ``wid``;
+    ``expired``: older than its key's retention horizon and not known (``wid`` empty)."""
 
     verdict: Verdict
     wid: str
@@ -114,6 +122,9 @@ class _Key:
     watermark: datetime | None = None
     frontier: datetime | None = None
     last_seen: float = 0.0  # wall clock of the last record, for the quiet-store close
+    #: end of the key's latest closed window (what the window book says after a restart):
+    #: the retention horizon counts back from it, so it is the same before and after one
+    closed_end: datetime | None = None
 
 
 class WindowEngine(Generic[T]):
@@ -126,9 +137,11 @@ class WindowEngine(Generic[T]):
         self.flow = flow
         self.spec = spec
         self.known: dict[str, str] = dict(known or {})
-        self._keys: dict[str, _Key] = {k: _Key(frontier=f) for k, f in (frontiers or {}).items()}
+        self._keys: dict[str, _Key] = {k: _Key(frontier=f, closed_end=f)
+                                       for k, f in (frontiers or {}).items()}
         self._open: dict[str, Window[T]] = {}
         self._ready: list[Window[T]] = []
+        self._wids: dict[tuple[str, datetime], str] = {}
 
     # -- queries -----------------------------------------------------------------------
     @property
@@ -143,7 +156,9 @@ class WindowEngine(Generic[T]):
         return timedelta(seconds=self.spec.size_s)
 
     def _window(self, key: str, start: datetime) -> Window[T]:
-        wid = window_id(self.flow, key, start)
+        wid = self._wids.get((key, start))
+        if wid is None:  # one id per open window, not one strftime per record
+            wid = self._wids[(key, start)] = window_id(self.flow, key, start)
         win = self._open.get(wid)
         if win is None:
             win = self._open[wid] = Window(wid, key, start, start + self._size())
@@ -163,6 +178,9 @@ class WindowEngine(Generic[T]):
                 return Added("duplicate", seen)
             return Added("counted", seen)
         t = _utc(event_time)
+        horizon = self.horizon(key)
+        if horizon is not None and t < horizon:
+            return Added("expired", "")
         start = window_start(t, self.spec.size_s)
         late = state.frontier is not None and start < state.frontier
         if late:
@@ -198,6 +216,34 @@ class WindowEngine(Generic[T]):
         for wid, win in list(self._open.items()):
             if win.key == key and win.start < frontier:
                 self._ready.append(self._open.pop(wid))
+                self._wids.pop((key, win.start), None)
+                if state.closed_end is None or win.end > state.closed_end:
+                    state.closed_end = win.end
+
+    def horizon(self, key: str) -> datetime | None:
+        """Records older than this were in windows retention forgot (None: keep all)."""
+        state = self._keys.get(key)
+        if state is None or state.closed_end is None or not self.spec.retain_s:
+            return None
+        return state.closed_end - timedelta(seconds=self.spec.retain_s)
+
+    def expire(self, closed: Mapping[str, tuple[str, datetime, Iterable[str]]]) -> list[str]:
+        """Of ``closed`` (the window book's final windows: id -> key, end, member ids), the
+        ones retention lets go, counted back from each key's latest closed end *in the
+        book* (what a restart sees); their member ids leave the duplicate check."""
+        if not self.spec.retain_s:
+            return []
+        latest: dict[str, datetime] = {}
+        for key, end, _m in closed.values():
+            if key not in latest or _utc(end) > latest[key]:
+                latest[key] = _utc(end)
+        keep = timedelta(seconds=self.spec.retain_s)
+        gone = []
+        for wid, (key, end, members) in closed.items():
+            if _utc(end) <= latest[key] - keep:
+                self.forget(members)
+                gone.append(wid)
+        return sorted(gone)
 
     def take_ready(self) -> list[Window[T]]:
         """Windows closed since the last call, oldest first."""
@@ -220,11 +266,15 @@ class WindowEngine(Generic[T]):
             state = self._keys.setdefault(key, _Key())
             if key not in busy and (state.frontier is None or frontier > state.frontier):
                 state.frontier = frontier
+            if state.closed_end is None or frontier > state.closed_end:
+                state.closed_end = frontier
 
     def drop(self, wid: str) -> Window[T] | None:
         """Forget an open (or ready) window unposted: its partition moved to another worker,
         which reads its records again from the committed offset."""
         win = self._open.pop(wid, None)
+        if win is not None:
+            self._wids.pop((win.key, win.start), None)
         if win is None:
             found = [w for w in self._ready if w.wid == wid]
             win = found[0] if found else None
