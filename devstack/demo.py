@@ -35,6 +35,7 @@ from tillbridge.devstack.pos.recon_day import CLEAN, DIRTY
 from tillbridge.devstack.recon_demo import run_day
 from tillbridge.devstack.stack import WorkerProcess, local_stack
 from tillbridge.streams.ledger.sale_records import sale_external_id
+from tillbridge.streams.ledger.summary import RECEIPTS_FIELD
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages.deadletter import H_REASON
 
@@ -123,25 +124,35 @@ def compact(block: dict[str, Any]) -> dict[str, Any]:
 def books_match(base_url: str, sales: list[dict[str, Any]]) -> dict[str, Any]:
     """Read every cashSale back (SuiteQL) and compare its total and taxTotal with the
     receipt of each clean POS sale NetSuite holds: the tax reached the books to the cent.
+    A summary cashSale (sales in the ``summary`` sync mode) is compared with the sum of
+    the receipts it lists, when all of them are among ``sales``.
     ``money``: the sums on both sides over the sales read back, and their drift."""
     async def read() -> list[dict[str, Any]]:
         async with NetSuiteClient(base_url, NetSuiteCredentials.dev()) as client:
-            return await client.suiteql("SELECT externalid, foreigntotal, taxtotal FROM "
-                                        "transaction WHERE recordtype = ?", params=["cashsale"])
+            return await client.suiteql(
+                f"SELECT externalid, foreigntotal, taxtotal, {RECEIPTS_FIELD} FROM "  # noqa: S608
+                "transaction WHERE recordtype = ?", params=["cashsale"])
     rows = {r["externalid"]: r for r in asyncio.run(read())}
+    by_txn = {str(s["pos_transaction_id"]): s for s in sales}
+    pairs: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    for row in rows.values():
+        covered = [t for t in str(row.get(RECEIPTS_FIELD) or "").split(",") if t]
+        if covered and all(t in by_txn for t in covered):
+            pairs.append((row, [by_txn[t] for t in covered]))
+    pairs += [(rows[eid], [sale]) for sale in sales
+              if (eid := sale_external_id(sale)) in rows]  # type: ignore[arg-type]
     read_back = match = 0
     sums = dict.fromkeys(("pos_total", "netsuite_total", "tax_pos", "tax_netsuite"),
                          Decimal(0))
-    for sale in sales:
-        row = rows.get(sale_external_id(sale))  # type: ignore[arg-type]
-        if row is None:
-            continue
-        read_back += 1
+    for row, receipts in pairs:
+        read_back += len(receipts)
         ns_total, ns_tax = Decimal(str(row["foreigntotal"])), Decimal(str(row["taxtotal"]))
-        match += (ns_total, ns_tax) == (sale["total"], sale["tax_total"])
-        sums["pos_total"] += sale["total"]
+        pos_total = sum((r["total"] for r in receipts), Decimal(0))
+        pos_tax = sum((r["tax_total"] for r in receipts), Decimal(0))
+        match += len(receipts) * ((ns_total, ns_tax) == (pos_total, pos_tax))
+        sums["pos_total"] += pos_total
         sums["netsuite_total"] += ns_total
-        sums["tax_pos"] += sale["tax_total"]
+        sums["tax_pos"] += pos_tax
         sums["tax_netsuite"] += ns_tax
     drift = abs(sums["netsuite_total"] - sums["pos_total"]) + \
         abs(sums["tax_netsuite"] - sums["tax_pos"])

@@ -30,10 +30,11 @@ window book and posts them (``runtime/windows.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 T = TypeVar("T")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -49,6 +50,9 @@ class WindowSpec:
     idle_s: float = 0.0
     #: closed windows this long (event time) before their key's frontier are forgotten
     retain_s: float = 0.0
+    #: a schedule instead of a length: window edges at these minutes after local midnight
+    #: in the key's time zone (``WindowEngine(zone=...)``); ``size_s`` is then unused
+    schedule: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.size_s <= 0 or self.grace_s < 0 or self.idle_s < 0 or self.retain_s < 0:
@@ -65,6 +69,24 @@ def window_start(t: datetime, size_s: float) -> datetime:
     size_us = round(size_s * 1_000_000)
     elapsed = (_utc(t) - EPOCH) // timedelta(microseconds=1)
     return EPOCH + timedelta(microseconds=(elapsed // size_us) * size_us)
+
+
+def scheduled_bounds(t: datetime, schedule: tuple[int, ...], tz: str) -> tuple[datetime,
+                                                                                datetime]:
+    """The window of a daily ``schedule`` (minutes after local midnight in ``tz``) holding
+    ``t``: from the latest edge at or before it to the next edge (UTC)."""
+    zone = ZoneInfo(tz)
+    local = _utc(t).astimezone(zone)
+    edges = []
+    for days in (-1, 0, 1):
+        day = (local + timedelta(days=days)).date()
+        for minute in schedule:
+            naive = datetime(day.year, day.month, day.day, minute // 60, minute % 60)
+            edges.append(naive.replace(tzinfo=zone).astimezone(UTC))
+    edges.sort()
+    t = _utc(t)
+    i = max(i for i, e in enumerate(edges) if e <= t)
+    return edges[i], edges[i + 1]
 
 
 def iso(t: datetime) -> str:
@@ -133,9 +155,11 @@ class WindowEngine(Generic[T]):
 
     def __init__(self, flow: str, spec: WindowSpec, *,
                  known: dict[str, str] | None = None,
-                 frontiers: dict[str, datetime] | None = None) -> None:
+                 frontiers: dict[str, datetime] | None = None,
+                 zone: Callable[[str], str] = lambda _key: "UTC") -> None:
         self.flow = flow
         self.spec = spec
+        self._zone = zone
         self.known: dict[str, str] = dict(known or {})
         self._keys: dict[str, _Key] = {k: _Key(frontier=f, closed_end=f)
                                        for k, f in (frontiers or {}).items()}
@@ -152,8 +176,15 @@ class WindowEngine(Generic[T]):
         state = self._keys.get(key)
         return state.frontier if state is not None else None
 
-    def _size(self) -> timedelta:
-        return timedelta(seconds=self.spec.size_s)
+    def _start(self, key: str, t: datetime) -> datetime:
+        if self.spec.schedule:
+            return scheduled_bounds(t, self.spec.schedule, self._zone(key))[0]
+        return window_start(t, self.spec.size_s)
+
+    def _end(self, key: str, start: datetime) -> datetime:
+        if self.spec.schedule:
+            return scheduled_bounds(start, self.spec.schedule, self._zone(key))[1]
+        return start + timedelta(seconds=self.spec.size_s)
 
     def _window(self, key: str, start: datetime) -> Window[T]:
         wid = self._wids.get((key, start))
@@ -161,7 +192,7 @@ class WindowEngine(Generic[T]):
             wid = self._wids[(key, start)] = window_id(self.flow, key, start)
         win = self._open.get(wid)
         if win is None:
-            win = self._open[wid] = Window(wid, key, start, start + self._size())
+            win = self._open[wid] = Window(wid, key, start, self._end(key, start))
         return win
 
     # -- input -------------------------------------------------------------------------
@@ -181,7 +212,7 @@ class WindowEngine(Generic[T]):
         horizon = self.horizon(key)
         if horizon is not None and t < horizon:
             return Added("expired", "")
-        start = window_start(t, self.spec.size_s)
+        start = self._start(key, t)
         late = state.frontier is not None and start < state.frontier
         if late:
             assert state.frontier is not None
@@ -209,7 +240,7 @@ class WindowEngine(Generic[T]):
 
     def _advance(self, key: str, state: _Key, edge: datetime) -> None:
         """Move the key's frontier to the start of the window holding ``edge``."""
-        frontier = window_start(edge, self.spec.size_s)
+        frontier = self._start(key, edge)
         if state.frontier is not None and frontier <= state.frontier:
             return
         state.frontier = frontier
