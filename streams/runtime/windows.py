@@ -81,6 +81,9 @@ class WindowAgent:
         self._follower = control.TopicFollower(bootstrap, topics.WINDOWS, self._apply,
                                                name="windows-follower")
         self._follower.start()
+        # an assignment before this read is covered by it: no second read (~0.5 s) before
+        # the first batch; one during or after it sets the flag again
+        self._relearn = False
         await self._caught_up(timeout_s)
         await self.pipe.ready.wait()
         await self.finish_unfinished()
