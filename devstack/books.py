@@ -4,6 +4,8 @@ An accountant's check after a day of traffic (issue 10 §7): every record is rea
 the simulator (SuiteQL over the transaction table and the loyalty ledger, never the bodies
 tillbridge sent) and compared, to the cent, with the POS event it came from:
 
+- a summary sale (the ``summary`` sync mode): its total and tax = the sums of the receipts
+  it lists;
 - a sale: NetSuite's total and tax = the receipt's ``total`` and ``tax_total``, and the
   money it took per payment method (``tender_books.py``: the cashSale's payment option, the
   invoice's customerPayments and credit memos applied, gift certificate redemptions) = the
@@ -34,6 +36,7 @@ from tillbridge.devstack.tender_books import booked_by_method, expected_by_metho
 from tillbridge.streams.ledger import loyalty
 from tillbridge.streams.ledger.refund import exchange_external_id, return_external_id
 from tillbridge.streams.ledger.sale_records import sale_external_id
+from tillbridge.streams.ledger.summary import RECEIPTS_FIELD
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.stages.records import SaleRec
 
@@ -56,6 +59,7 @@ class Books:
     """What was compared, what differs, and the day's sums on both sides."""
 
     checked: Counter[str] = field(default_factory=Counter)
+    summarised: int = 0  # receipts checked through the summary sale that lists them
     missing: Counter[str] = field(default_factory=Counter)
     mismatches: list[Mismatch] = field(default_factory=list)
     sums: dict[str, Decimal] = field(default_factory=lambda: dict.fromkeys(MONEY, ZERO))
@@ -81,8 +85,8 @@ def _dec(value: Any) -> Decimal:
 async def _netsuite(client: NetSuiteClient) -> tuple[dict[str, dict[str, Any]],
                                                        list[dict[str, Any]]]:
     """Every transaction by externalId, and every loyalty movement."""
-    rows = await client.suiteql("SELECT id, externalid, recordtype, foreigntotal, taxtotal "
-                                "FROM transaction")
+    rows = await client.suiteql("SELECT id, externalid, recordtype, foreigntotal, taxtotal, "
+                                "custbody_tillbridge_receipts FROM transaction")
     moves = await client.suiteql(loyalty.MOVEMENTS_QUERY)
     return {r["externalid"]: r for r in rows if r.get("externalid")}, moves
 
@@ -99,6 +103,30 @@ def _sale(books: Books, sale: dict[str, Any], held: dict[str, dict[str, Any]]) -
     for key, value in (("pos_total", sale["total"]), ("netsuite_total", total),
                        ("tax_pos", sale["tax_total"]), ("tax_netsuite", tax)):
         books.sums[key] += value
+
+
+def _summaries(books: Books, events: list[tuple[str, dict[str, Any]]],
+               held: dict[str, dict[str, Any]]) -> set[str]:
+    """Summary cashSales (sales in the ``summary`` sync mode: one per store, register and
+    window, listing its receipts in ``RECEIPTS_FIELD``) against the sum of their receipts;
+    the POS transaction ids they cover."""
+    sales = {ev["pos_transaction_id"]: ev for topic, ev in events if topic == topics.SALE.name}
+    covered: set[str] = set()
+    for eid, row in held.items():
+        receipts = [t for t in str(row.get(RECEIPTS_FIELD) or "").split(",") if t]
+        if not receipts or not all(t in sales for t in receipts):
+            continue
+        total = sum((sales[t]["total"] for t in receipts), ZERO)
+        tax = sum((sales[t]["tax_total"] for t in receipts), ZERO)
+        ns_total, ns_tax = _dec(row["foreigntotal"]), _dec(row["taxtotal"])
+        books.compare(eid, "summary total", total, ns_total)
+        books.compare(eid, "summary tax", tax, ns_tax)
+        books.summarised += len(receipts)
+        for key, value in (("pos_total", total), ("netsuite_total", ns_total),
+                           ("tax_pos", tax), ("tax_netsuite", ns_tax)):
+            books.sums[key] += value
+        covered.update(receipts)
+    return covered
 
 
 async def _tenders(client: NetSuiteClient, books: Books, sale: dict[str, Any],
@@ -173,8 +201,9 @@ def read_books(base_url: str, events: Iterable[tuple[str, dict[str, Any]]],
             held, moves = await _netsuite(client)
             books = Books()
             methods = Mappings.load().tenders
+            summarised = _summaries(books, events, held)
             for topic, ev in events:
-                if topic == topics.SALE.name:
+                if topic == topics.SALE.name and ev["pos_transaction_id"] not in summarised:
                     _sale(books, ev, held)
                     await _tenders(client, books, ev, methods)
                 elif topic == topics.RETURN.name:

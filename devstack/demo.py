@@ -138,10 +138,10 @@ def books_match(base_url: str, events: list[tuple[str, dict[str, Any]]]) -> dict
                "situations": dict(sorted(collections.Counter(
                    k for topic, ev in events if topic == sales
                    for k in situations_of(ev)).items()))}  # type: ignore[arg-type]
-    return {"sales_read_back": books.checked["sale total"],
-            "total_and_tax_match": books.checked["sale total"] - len(
-                {m.pos_transaction_id for m in books.mismatches
-                 if m.what in ("sale total", "sale tax")}),
+    wrong = {m.pos_transaction_id for m in books.mismatches
+             if m.what in ("sale total", "sale tax", "summary total", "summary tax")}
+    read_back = books.checked["sale total"] + books.summarised
+    return {"sales_read_back": read_back, "total_and_tax_match": read_back - len(wrong),
             "checked": dict(sorted(books.checked.items())),
             "missing": dict(books.missing), "tenders": tenders,
             "mismatches": [vars_of(m) for m in books.mismatches[:20]],

@@ -27,7 +27,7 @@ CODES = (
     "discount_unmapped",
     "netsuite_rejected", "netsuite_auth", "netsuite_unavailable", "orphan_dependency",
     "internal_error", "payload_too_large", "conflicting_resend",
-    "unknown_movement_reason", "window_conflict",
+    "unknown_movement_reason", "window_conflict", "window_expired",
     "store_credit_unavailable", "gift_card_unavailable",
 )
 STAGES = ("decode", "validate", "enrich", "route", "sink", "any")

@@ -176,3 +176,50 @@ def test_the_clock_moves_no_key_without_an_open_window() -> None:
     e.tick(at(86_400).timestamp())
     assert e.add("S001", "m1", at(70), "a").verdict == "added"
     assert e.frontier("S001") == at(60)
+
+
+def _close_into(book: WindowBook, e: WindowEngine[str]) -> None:
+    """What the agent does with closed windows: book them final (posted)."""
+    for win in e.take_ready():
+        book.put(WindowRecord(win.wid, "inventory", win.key, win.start.isoformat(),
+                              win.end.isoformat(), "x", "posted",
+                              {mid: [m.event_time.isoformat(), m.late]
+                               for mid, m in win.members.items()}))
+
+
+def test_retention_forgets_old_windows_and_never_counts_their_members_again() -> None:
+    """Retention of 2 windows: memory is bounded (the book and the duplicate check keep
+    only recent windows), a replayed member of a forgotten window is ``expired`` (never
+    added to a new window), and a restart from the retained book draws the same line."""
+    spec = WindowSpec(size_s=60, grace_s=10, idle_s=30, retain_s=120)
+    book = WindowBook()
+    e: WindowEngine[str] = WindowEngine("inventory", spec)
+    for i in range(10):  # one movement a minute: windows 15:00 .. 15:09
+        e.add("S001", f"m{i}", at(60 * i + 5), "x")
+        _close_into(book, e)
+    assert len(book.closed("inventory")) == 8  # 15:00 .. 15:07 closed (15:08 waits grace)
+    gone = e.expire(book.closed("inventory"))
+    book.forget(gone)
+    # latest closed ends 15:08; windows that ended at or before 15:06 are forgotten
+    assert gone == [window_id("inventory", "S001", at(60 * i)) for i in range(6)]
+    assert len(book.records) == 2 and "m0" not in e.known and "m7" in e.known
+    assert e.add("S001", "m0", at(5), "replayed").verdict == "expired"
+    assert e.add("S001", "m6", at(365), "replayed").verdict == "counted"
+    assert e.add("S001", "m-new", at(370), "late but retained").verdict == "late"
+    assert all("m0" not in w.members for w in e.open_windows)
+    # a restart from what the book kept: the same horizon, the same verdicts
+    again: WindowEngine[str] = WindowEngine("inventory", spec, known=book.known("inventory"),
+                                            frontiers=book.frontiers("inventory"))
+    assert again.horizon("S001") == e.horizon("S001") == at(360)
+    assert again.add("S001", "m0", at(5), "replayed").verdict == "expired"
+    assert again.add("S001", "m6", at(365), "replayed").verdict == "counted"
+
+
+def test_no_retention_keeps_every_window() -> None:
+    e = engine()
+    book = WindowBook()
+    for i in range(5):
+        e.add("S001", f"m{i}", at(60 * i + 5), "x")
+        _close_into(book, e)
+    assert e.expire(book.closed("inventory")) == [] and e.horizon("S001") is None
+    assert e.add("S001", "m0", at(5), "replayed").verdict == "counted"

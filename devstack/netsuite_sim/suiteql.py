@@ -143,7 +143,7 @@ def _customer_rows(store: Store) -> list[Row]:
 #: Custom body fields queryable as transaction columns (as custbody fields are in SuiteQL).
 POS_BODY_FIELDS = ("custbody_pos_store_id", "custbody_pos_register_id",
                    "custbody_pos_transaction_id", "custbody_tillbridge_source",
-                   "custbody_tillbridge_modified")
+                   "custbody_tillbridge_modified", "custbody_tillbridge_receipts")
 _TRAN_COLS = ("id", "tranid", "trandate", "type", "recordtype", "entity", "status", "externalid",
               "location", "foreigntotal", "taxtotal", "memo", "otherrefnum", "account",
               "createddate", "lastmodifieddate", "foreignamountunpaid", *POS_BODY_FIELDS)

@@ -29,6 +29,8 @@ loy        loyalty ledger movement (custom record, its own   earn|rev, store, PO
            namespace): points earned / reversed
 ful        itemFulfillment of an omnichannel order           order id, fulfilment id
 adj        inventoryAdjustment of an inventory window        store, window start
+sum        cashSale summarising a register's window of       store, register, business
+           sales (the ``summary`` sync mode)                 day, window start and shape
 dep        bank deposit of a settlement                      store, settlement id
 je         journalEntry (over/short) of a settlement         store, settlement id
 =========  ===============================================  =========================
@@ -43,7 +45,7 @@ import re
 
 PREFIX = "pos"
 KINDS = frozenset({"sale", "tnd", "pay", "rtn", "rfd", "exch", "disp", "ord", "ra", "rcpt", "ful",
-                   "adj", "dep", "je", "loy"})
+                   "adj", "dep", "je", "loy", "sum"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")
 
 

@@ -12,6 +12,13 @@ flagged as a double scan (the same basket under a new id). Each receipt is match
 - in both at different amounts: ``different`` (a refund posted at the wrong amount, a
   record changed by hand in NetSuite); the detail says which side disagrees.
 
+A **summary** cashSale (sales' ``summary`` sync mode, ``ledger/summary.py``) stands for the
+receipts it lists (``covers``): each of them is matched by it, not missing; a listed
+receipt the till does not have is ``extra`` (under its own id); and the summary is
+``different`` (under its own ``SUM-...`` id, both amounts) when its total is not the sum of
+its receipts' totals. Tallies per record type and tender are unchanged: the summary's
+total counts once on NetSuite's side, its receipts on the POS side.
+
 Amounts are compared gross, tax included: NetSuite's ``total`` (``foreigntotal``) against the
 receipt's total. The sale builders carry each line's tax so that NetSuite books the till's
 tax to the cent (README, NetSuite > Tax), so any difference is real drift.
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from tillbridge.streams.reconcile.model import (
@@ -75,11 +82,31 @@ def reconcile(day: DayInputs) -> list[RegisterReport]:
         if ns.kind is not None and ns.txn_id is not None:
             matched[(ns.kind, ns.txn_id)] = ns
     truth = _truth(day, events)
+    covered = {("sale", txn): ns for ns in day.netsuite if ns.kind == "summary"
+               for txn in ns.covers}
+    for ns in day.netsuite:  # a summary is matched through its receipts, not by its id
+        if ns.kind == "summary" and ns.txn_id is not None:
+            matched.pop(("summary", ns.txn_id), None)
+    summed: dict[str, Decimal] = defaultdict(Decimal)
     for key, pos in truth.items():
         ns_rec = matched.pop(key, None)
+        if ns_rec is None and key in covered:
+            summed[covered[key].netsuite_id] += pos.amount
+            continue
         drift = _compare_one(pos, ns_rec, events.get(key), day.states)
         if drift is not None:
             report((pos.store_id, pos.register_id)).drifts.append(drift)
+    for key, ns_sum in covered.items():
+        if key not in truth:
+            matched[key] = replace(ns_sum, amount=Decimal(0))  # listed, never rung: extra
+    for ns in {ns.netsuite_id: ns for ns in covered.values()}.values():
+        if summed[ns.netsuite_id] != ns.amount:
+            reg = (ns.store_id, ns.register_id or "?")
+            report(reg).drifts.append(Drift(
+                ns.txn_id or ns.external_id, Problem.DIFFERENT, "sale", reg[0], reg[1],
+                summed[ns.netsuite_id], ns.amount, ns.netsuite_id, State.UNKNOWN,
+                f"summary of {len(ns.covers)} receipts: their totals add up to "
+                f"{summed[ns.netsuite_id]}"))
     for key, ns_rec in matched.items():
         state = day.states.get(key[1], TxnState(State.UNKNOWN))
         reg = (ns_rec.store_id, ns_rec.register_id or _register_of(ns_rec, events))

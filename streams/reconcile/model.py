@@ -69,8 +69,10 @@ class NsTxn:
     txn_id: str | None  # None for records that are not one receipt (deposit, journal)
     store_id: str
     register_id: str | None
-    kind: str | None  # sale, return, or None (not compared receipt by receipt)
+    kind: str | None  # sale, return, summary, or None (not compared receipt by receipt)
     amount: Decimal  # NetSuite's total (tax included), positive
+    #: a summary cashSale (sales' ``summary`` sync mode): the POS transaction ids it covers
+    covers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

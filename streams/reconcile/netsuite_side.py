@@ -16,7 +16,7 @@ from tillbridge.streams.ledger.ids import PREFIX
 from tillbridge.streams.reconcile.model import NsTxn
 
 #: externalId kind -> the receipt kind it is compared as (others are counted, not matched).
-KIND_OF = {"sale": "sale", "rtn": "return"}
+KIND_OF = {"sale": "sale", "rtn": "return", "sum": "summary"}
 
 
 class SuiteQL(Protocol):
@@ -31,7 +31,8 @@ def day_query(business_date: str) -> str:
     # noqa below: the only inlined value is a date parsed and re-rendered just above.
     return ("SELECT id, externalid, recordtype, foreigntotal, taxtotal, "  # noqa: S608
             "custbody_pos_store_id, "
-            "custbody_pos_register_id, custbody_pos_transaction_id FROM transaction "
+            "custbody_pos_register_id, custbody_pos_transaction_id, "
+            "custbody_tillbridge_receipts FROM transaction "
             f"WHERE trandate = TO_DATE('{day}', 'YYYY-MM-DD') AND custbody_pos_store_id = ? "
             "ORDER BY id")
 
@@ -45,10 +46,12 @@ def to_txn(row: Mapping[str, Any], store_id: str) -> NsTxn:
         amount = abs(Decimal(str(row.get("foreigntotal") or "0")))
     except InvalidOperation:
         amount = Decimal(0)
+    covers = str(row.get("custbody_tillbridge_receipts") or "") if kind == "summary" else ""
     return NsTxn(str(row["id"]), external, str(row.get("recordtype") or ""),
                  row.get("custbody_pos_transaction_id") if kind else None,
                  str(row.get("custbody_pos_store_id") or store_id),
-                 row.get("custbody_pos_register_id"), kind, amount)
+                 row.get("custbody_pos_register_id"), kind, amount,
+                 tuple(t for t in covers.split(",") if t))
 
 
 async def read_day(client: SuiteQL, business_date: str, stores: Iterable[str],

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from tillbridge.streams.refdata.sync_modes import SyncConfigError, SyncModes
 from tillbridge.streams.stages.business_day import DEFAULT_CUTOFF_HOURS, zone
 
 
@@ -128,6 +129,8 @@ class Mappings:
     #: ``sku_matching.ignore_case`` (default on): tills send "tee-001 " for "TEE-001";
     #: surrounding whitespace is always dropped.
     sku_ignore_case: bool = field(default=True, init=False)
+    #: the ``sync`` section: each flow's mode (``refdata/sync_modes.py``), hybrid by default
+    sync: SyncModes = field(default_factory=SyncModes, init=False, compare=False)
     _skus_folded: dict[str, str] = field(default_factory=dict, init=False, repr=False,
                                          compare=False)
 
@@ -136,6 +139,11 @@ class Mappings:
         if not isinstance(matching, dict):
             raise MappingError(f"{self.source}: sku_matching must be an object")
         object.__setattr__(self, "sku_ignore_case", bool(matching.get("ignore_case", True)))
+        try:
+            object.__setattr__(self, "sync", SyncModes.parse(self.document.get("sync"),
+                                                             self.source))
+        except SyncConfigError as exc:
+            raise MappingError(str(exc)) from exc
         folded = {k.strip().casefold(): v for k, v in self.skus.items()}
         object.__setattr__(self, "_skus_folded", folded)
 

@@ -94,9 +94,11 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
     faust_app.every(app, LAG_INTERVAL_S, lag.LagExporter(lambda: app.consumer, reliable).export)
     faust_app.every(app, settings.park_recheck_s, parking.tick)
 
+    window = _window_agent(app, settings, pipe, emitter()) if "window" in enabled else None
     if "ingest" in enabled:
         out = emitter()
-        ingest = IngestAgent(pipe, out, guard.standard(out.send, hold=events.hold))
+        ingest = IngestAgent(pipe, out, guard.standard(out.send, hold=events.hold),
+                             after=[window.ready] if window is not None else [])
         app.agent(channels.inputs, name="ingest")(ingest.run)
     if sink_emitter is not None:
         sink = SinkAgent(pipe, channels.posted, sink_emitter, sink_guard, parking,
@@ -104,27 +106,27 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
         parking.outlet = sink
         pipe.on_breaker.append(sink.on_breaker)
         app.agent(channels.routed, name="netsuite_sink")(sink.run)
-    _own_state_agents(app, settings, pipe, enabled, emitter)
+    _store_agents(app, settings, pipe, enabled, emitter)
     web.add_routes(app, pipe)
     return app
 
 
-def _own_state_agents(app: faust.App, settings: Settings, pipe: Pipeline, enabled: set[str],
-                      emitter: Callable[[], Emitter]) -> None:
-    """The agents that keep state of their own: windows (inventory to NetSuite), and
-    NetSuite back to the stores (availability, order status)."""
-    if "window" in enabled:
-        _window_agent(app, settings, pipe, emitter())
+def _store_agents(app: faust.App, settings: Settings, pipe: Pipeline, enabled: set[str],
+                  emitter: Callable[[], Emitter]) -> None:
+    """NetSuite back to the stores: availability and order status, each with state of its
+    own (``runtime/availability.py``, ``runtime/order_status.py``)."""
     if "availability" in enabled:
         availability.install(app, settings, pipe, emitter())
     if "orderstatus" in enabled:
         order_status.install(app, settings, pipe, emitter())
 
 
-def _window_agent(app: faust.App, settings: Settings, pipe: Pipeline, out: Emitter) -> None:
+def _window_agent(app: faust.App, settings: Settings, pipe: Pipeline,
+                  out: Emitter) -> WindowAgent:
     """The window agent (``runtime/windows.py``) on the routed windowed topic, its book
     loaded before it takes an event, and its wall-clock tick."""
-    spec = WindowSpec(settings.window_s, settings.window_grace_s, settings.window_idle_s)
+    spec = WindowSpec(settings.window_s, settings.window_grace_s, settings.window_idle_s,
+                      settings.window_retain_s)
     agent = WindowAgent(pipe, out, guard.standard(out.send, origin=pipe.origin,
                                                   hold=events.hold), spec,
                         owned=lambda: faust_app.owned_partitions(app, topics.ROUTED_WINDOW))
@@ -149,4 +151,5 @@ def _window_agent(app: faust.App, settings: Settings, pipe: Pipeline, out: Emitt
     faust_app.every(app, settings.window_tick_s, agent.tick)
     topic = app.topic(topics.ROUTED_WINDOW, key_serializer="raw", value_serializer="raw")
     app.agent(topic, name="windows")(agent.run)
+    return agent
 

@@ -30,8 +30,11 @@ class IngestAgent:
     def __init__(self, pipe: Pipeline, emitter: EmitterLike, guard: Guard, *,
                  source: Callable[[Any], Source] = events.source,
                  hold: Callable[[Any], None] = events.hold,
-                 batch: int = INGEST_BATCH, within_s: float = INGEST_WITHIN_S) -> None:
+                 batch: int = INGEST_BATCH, within_s: float = INGEST_WITHIN_S,
+                 after: Sequence[asyncio.Event] = ()) -> None:
         self.pipe = pipe
+        #: the worker's other agents that must be ready first (the window agent's book)
+        self.after = after
         self.emitter = emitter
         self.guard = guard
         self._source = source
@@ -40,8 +43,11 @@ class IngestAgent:
         self._within_s = within_s
 
     async def run(self, stream: Any) -> None:
-        """Handles no record before the first reference snapshot is in."""
+        """Handles no record before the first reference snapshot is in, nor before the
+        worker's downstream agents are ready (what it routes is then taken at once)."""
         await self.pipe.ready.wait()
+        for ready in self.after:
+            await ready.wait()
         async for batch in stream.take_events(self._batch, within=self._within_s):
             await self.handle(batch)
 

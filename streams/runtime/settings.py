@@ -279,6 +279,12 @@ class Settings(BaseSettings):
     window_tick_s: Seconds = _setting(
         "TILLBRIDGE_WINDOW_TICK_S", 1.0,
         "How often the window agent checks the wall clock for windows to close.")
+    window_retain_s: SecondsOrZero = _setting(
+        "TILLBRIDGE_WINDOW_RETAIN_S", 604800.0,
+        "Closed windows ending this long (event time) before their key's latest closed "
+        "window are forgotten (memory and the window book topic stay bounded); an unknown "
+        "event older than that is dead-lettered as window_expired, never counted twice. "
+        "0 keeps every window.")
 
     if not TYPE_CHECKING:  # at runtime only: type checkers keep the per-field signature
         def __init__(self, **values: Any) -> None:

@@ -1,20 +1,20 @@
-"""The window agent: routed events of the windowed flows (inventory) gathered into
-event-time windows per key, each closed window posted once.
+"""The window agent: routed events of the windowed flows (inventory; sales in the ``batch``
+or ``summary`` sync mode) gathered into event-time windows per key, each closed window
+posted once.
 
 At-least-once without losing a window: an event that joins an open window is held (not
 acked) until its window is posted, so the input offset is committed only past events whose
 windows are done; a restart, a rebalance, or Tansu's restarted worker joining as a new
 group reads them again and rebuilds the open windows (``streams/windows/book.py`` says why
-this, and not a Faust windowed table). Closing a window is: its content into the window
-book (produced and delivered) -> the NetSuite post by externalId -> the members' outcomes ->
-the book's final state -> the members acked. A crash at any point repeats the same window:
-the book fixes its members, NetSuite's externalId its record.
+this, and not a Faust windowed table). How a window closes is ``runtime/window_close.py``;
+which plan (engine, key, record) an event follows is ``flows/window_plans.py``: the
+inventory's, or the one the event's ``tillbridge.mode`` tag names (the sync mode in force
+when it was routed, so a switch never moves an event already routed).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -22,39 +22,31 @@ from datetime import datetime
 from typing import Any
 
 from tillbridge.connectors.kafka import topics
-from tillbridge.connectors.netsuite.errors import NetSuiteError, NetSuiteUnavailable
 from tillbridge.streams.flows import sink
-from tillbridge.streams.flows.base import Flow
 from tillbridge.streams.flows.pipeline import Pipeline
-from tillbridge.streams.flows.stock import post_window
-from tillbridge.streams.ledger.stock import body_lines, revive
+from tillbridge.streams.flows.window_plans import Plan, SharedPlan, inventory_plan, sale_plan
 from tillbridge.streams.ledger.types import Posting, Skipped, Written
+from tillbridge.streams.refdata.sync_modes import H_MODE
 from tillbridge.streams.runtime import control, events
 from tillbridge.streams.runtime.acks import AckQueue
 from tillbridge.streams.runtime.emit import EmitterLike
 from tillbridge.streams.runtime.guard import Failed, Guard
-from tillbridge.streams.stages.deadletter import dead_letter
+from tillbridge.streams.runtime.window_close import Member, WindowCloser
+from tillbridge.streams.stages.deadletter import dead_letter, header
 from tillbridge.streams.stages.messages import Outbound, Source
+from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection
-from tillbridge.streams.windows.book import WindowBook, WindowRecord, digest
-from tillbridge.streams.windows.engine import Window, WindowEngine, WindowSpec
+from tillbridge.streams.windows.book import WindowBook
+from tillbridge.streams.windows.engine import WindowEngine, WindowSpec
 
 log = logging.getLogger(__name__)
 
 WINDOW_BATCH = 1000
-WINDOW_WITHIN_S = 0.05
+#: A partly filled batch waits this long for more. Short: adding to a window costs ~20 µs
+#: an event and a fetch brings a few hundred, so a longer wait only idles the agent (at
+#: 50 ms it lagged the ingest agent by seconds in ``make bench``'s window part).
+WINDOW_WITHIN_S = 0.005
 LOAD_TIMEOUT_S = 60.0
-
-
-class Member:
-    """What a window keeps of one event: enough to build its line and its outcome."""
-
-    __slots__ = ("event", "flow", "handle", "origin", "refs", "routed")
-
-    def __init__(self, flow: Flow, origin: Source, routed: Source, event: Any, refs: Any,
-                 handle: Any) -> None:
-        self.flow, self.origin, self.routed = flow, origin, routed
-        self.event, self.refs, self.handle = event, refs, handle
 
 
 class WindowAgent:
@@ -70,13 +62,17 @@ class WindowAgent:
         self.owned = owned
         self._clock, self._source = clock, source
         self.acks = AckQueue(hold, lambda e: e.ack())
-        self.flows = {f.kind: f for f in pipe.flows.values() if f.windowed}
+        self.plans: dict[str, Plan] = {f.kind: inventory_plan(f, spec)
+                                       for f in pipe.flows.values() if f.windowed}
         self.engines: dict[str, WindowEngine[Member]] = {}
+        self.closer = WindowCloser(pipe, emitter, self.book, self.acks)
         self.ready = asyncio.Event()
-        self._lock = asyncio.Lock()
         self._follower: control.TopicFollower | None = None
         self._relearn = False
-        self.windows_posted = 0
+
+    @property
+    def windows_posted(self) -> int:
+        return self.closer.windows_posted
 
     # -- start -------------------------------------------------------------------------
     async def load(self, bootstrap: str, timeout_s: float = LOAD_TIMEOUT_S) -> None:
@@ -85,14 +81,28 @@ class WindowAgent:
         self._follower = control.TopicFollower(bootstrap, topics.WINDOWS, self._apply,
                                                name="windows-follower")
         self._follower.start()
+        # an assignment before this read is covered by it: no second read (~0.5 s) before
+        # the first batch; one during or after it sets the flag again
+        self._relearn = False
         await self._caught_up(timeout_s)
+        await self.pipe.ready.wait()
+        await self.finish_unfinished()
         self.start_engines()
         log.info("window book read: %d windows", len(self.book.records))
-        await self.pipe.ready.wait()
-        for kind in self.flows:
-            for record in self.book.unfinished(kind):
-                await self._post(record, [])
         self.ready.set()
+
+    async def finish_unfinished(self) -> None:
+        """Windows closed but not confirmed before a crash: a shared window is posted from
+        the book; a batch window is forgotten (its members are read and written again)."""
+        for name in sorted({r.flow for r in self.book.records.values()}):
+            plan = self.plan_named(name)
+            for record in self.book.unfinished(name):
+                if isinstance(plan, SharedPlan):
+                    await self.closer.post(plan, record, [])
+                else:
+                    self.book.forget([record.wid])
+                    await self.emitter.send(Outbound(topics.WINDOWS, record.wid.encode(),
+                                                     None))
 
     def _apply(self, key: bytes | None, value: bytes | None, _ts: int) -> None:
         self.book.apply(key, value)
@@ -107,9 +117,31 @@ class WindowAgent:
             log.error("window book not read to its end after %.0f s", timeout_s)
 
     def start_engines(self) -> None:
-        for kind in self.flows:
-            self.engines[kind] = WindowEngine(kind, self.spec, known=self.book.known(kind),
-                                              frontiers=self.book.frontiers(kind))
+        for name in self.plans:
+            self.engine(name)
+
+    def engine(self, name: str) -> WindowEngine[Member]:
+        found = self.engines.get(name)
+        if found is None:
+            plan = self.plan_named(name)
+            found = self.engines[name] = WindowEngine(
+                name, plan.spec, known=self.book.known(name),
+                frontiers=self.book.frontiers(name),
+                zone=lambda key: plan.zone(key.split(":", 1)[0]))
+        return found
+
+    def plan_named(self, name: str) -> Plan:
+        """A plan by name: ``inventory``, or ``<kind>.<mode tag>`` (``sale.summary/4h``)."""
+        plan = self.plans.get(name)
+        if plan is None:
+            kind, _, tag = name.partition(".")
+            flow = next(f for f in self.pipe.flows.values() if f.kind == kind)
+            stores = self.pipe.mappings.stores
+            s = self.spec
+            plan = self.plans[name] = sale_plan(
+                flow, tag, s.size_s, s.grace_s, s.idle_s, s.retain_s,
+                lambda store: stores[store].timezone if store in stores else "UTC")
+        return plan
 
     def on_assigned(self) -> None:
         """A rebalance: windows other workers closed meanwhile are learnt before the next
@@ -126,8 +158,8 @@ class WindowAgent:
         if self._relearn:
             self._relearn = False
             await self._caught_up(LOAD_TIMEOUT_S)
-            for kind, engine in self.engines.items():
-                engine.learn(self.book.known(kind), self.book.frontiers(kind))
+            for name, engine in self.engines.items():
+                engine.learn(self.book.known(name), self.book.frontiers(name))
         now = self._clock()
         for event in batch:
             self.acks.take(event)
@@ -162,112 +194,52 @@ class WindowAgent:
         if isinstance(ready, Outbound):
             return [ready]
         flow, origin, event, refs = ready
-        skipped = flow.skip(event)  # type: ignore[attr-defined]
+        tag = header(src.headers, H_MODE)
+        plan = self.plan_named(flow.kind if flow.windowed or not tag else f"{flow.kind}.{tag}")
+        skipped = plan.skip(event)
         if isinstance(skipped, Skipped):
             return self.pipe.messages(flow, event, origin, src, skipped)
-        engine = self.engines[flow.kind]
-        member = Member(flow, origin, src, event, refs, handle)
-        added = engine.add(flow.window_key(event), flow.member_id(event),  # type: ignore[attr-defined]
-                           flow.event_time(event) or datetime.fromtimestamp(now),
-                           member, None, now)
+        engine = self.engine(plan.name)
+        member_id = plan.member_id(event)
+        when = flow.event_time(event)
+        added = engine.add(plan.key(event), member_id, when or datetime.fromtimestamp(now),
+                           Member(flow, origin, src, event, refs, handle), None, now)
+        if added.verdict == "expired":
+            return [dead_letter(origin, expired(member_id, when, engine))]
         if added.verdict == "late":
-            log.info("late event %s (%s) into window %s", flow.member_id(event),  # type: ignore[attr-defined]
-                     flow.event_time(event), added.wid)
+            log.info("late event %s (%s) into window %s", member_id, when, added.wid)
         if added.verdict in ("added", "late"):
             return None
         if added.verdict == "duplicate":
             return sink.posting_messages(flow, event, origin, Posting(()))
         record = self.book.get(added.wid)
-        if record is not None and record.state == "posted" and record.netsuite_id:
-            written = Written("inventoryAdjustment", record.netsuite_id, record.external_id,
-                              False)
+        if isinstance(plan, SharedPlan) and record is not None and record.state == "posted" \
+                and record.netsuite_id:
+            written = Written(plan.record_type, record.netsuite_id, record.external_id, False)
             return sink.posting_messages(flow, event, origin, Posting((written,), replay=True))
-        return []  # counted in a window that posted nothing or was dead-lettered before
+        return []  # counted in a window that posted nothing, was dead-lettered, or wrote
+        # its members one by one (a batch window: their outcomes went out then)
 
     async def tick(self) -> None:
         """Wall clock: a quiet store's windows close too."""
         if not self.ready.is_set():
             return
-        for engine in self.engines.values():
+        for engine in list(self.engines.values()):
             engine.tick(self._clock())
         await self.close_ready()
 
-    # -- closing -----------------------------------------------------------------------
     async def close_ready(self) -> None:
-        async with self._lock:
-            for kind, engine in self.engines.items():
-                for window in engine.take_ready():
-                    await self.close(kind, window)
-
-    async def close(self, kind: str, window: Window[Member]) -> None:
-        members = [m.item for m in window.members.values()]
-        partitions = {m.routed.partition for m in members}
-        if partitions - self.owned():
-            log.warning("window %s not posted here: its partition moved", window.wid)
-            return  # never acked: the new owner reads these events again
-        flow = self.flows[kind]
-        body = flow.window_body(  # type: ignore[attr-defined]
-            window.key, window.start, window.end,
-            [(m.item.event, m.item.refs, m.event_time, m.late) for m in window.members.values()],
-            self.pipe.lookups)
-        eid = body["externalId"] if body is not None else ""
-        record = WindowRecord(
-            window.wid, kind, window.key, window.start.isoformat(), window.end.isoformat(),
-            eid, "closing" if body is not None else "empty",
-            {mid: [m.event_time.isoformat(), m.late] for mid, m in window.members.items()},
-            digest(body_lines(body)) if body is not None else "",
-            body=json.loads(json.dumps(body, default=str)) if body is not None else None)
-        await self._book(record)
-        await self._post(record, members)
-
-    async def _book(self, record: WindowRecord) -> None:
-        self.book.put(record)
-        await self.emitter.send(Outbound(topics.WINDOWS, record.wid.encode(), record.to_json()))
-        await self.emitter.flush()
-
-    async def _post(self, record: WindowRecord, members: list[Member]) -> None:
-        """NetSuite, then the members' outcomes, then the book's final state, then acks."""
-        outcome: Written | Rejection | None = None
-        if record.body is not None:
-            outcome = await self._write(record)
-        outs: list[Outbound] = []
-        for m in members:
-            if isinstance(outcome, Written):
-                outs += sink.posting_messages(m.flow, m.event, m.origin, Posting((outcome,)))
-            elif isinstance(outcome, Rejection):
-                outs.append(dead_letter(m.origin, outcome))
-            else:
-                outs += self.pipe.messages(m.flow, m.event, m.origin, m.routed,
-                                           Skipped(f"window {record.wid}: no net change"))
-        for out in outs:
-            await self.emitter.send(out)
-        if isinstance(outcome, Written):
-            final = record.with_state("posted", outcome.netsuite_id)
-            self.windows_posted += 1
-            log.info("window %s posted: %s %s (members %s%s)", record.wid,
-                     outcome.external_id, outcome.netsuite_id, ",".join(record.members),
-                     "" if outcome.created else ", already in NetSuite")
-        elif isinstance(outcome, Rejection):
-            final = record.with_state("conflict" if outcome.reason == "window_conflict"
-                                      else "refused")
-            log.error("window %s not posted: %s", record.wid, outcome.message)
-        else:
-            final = record.with_state("empty")
-        await self._book(final)
-        for m in members:
-            self.acks.done(m.handle)
-
-    async def _write(self, record: WindowRecord) -> Written | Rejection:
-        assert record.body is not None and self.pipe.reliable is not None
-        body = revive(record.body)
-        while True:
-            try:
-                return await post_window(self.pipe.reliable, body)
-            except NetSuiteUnavailable as err:
-                await self.pipe.wait_for_netsuite(err)
-            except NetSuiteError as err:
-                return sink.rejection_for(err, "inventoryAdjustment", record.external_id)
+        await self.closer.close_all(self.plans, self.engines)
 
     def stop(self) -> None:
         if self._follower is not None:
             self._follower.stop()
+
+
+def expired(member_id: str, when: datetime | None, engine: WindowEngine[Any]) -> Rejection:
+    """The dead letter of an event older than its key's retention horizon."""
+    return Rejection(Stage.SINK, ReasonCode.WINDOW_EXPIRED, "window.retention",
+                     f"{member_id} at {when.isoformat() if when else '?'} is older than "
+                     f"the {engine.flow} window retention ({engine.spec.retain_s:.0f} s) and "
+                     "not known to the window book", {"member_id": member_id,
+                                                      "event_time": str(when or "")})

@@ -54,6 +54,7 @@ class ReasonCode(StrEnum):
     WINDOW_CONFLICT = "window_conflict"
     STORE_CREDIT_UNAVAILABLE = "store_credit_unavailable"
     GIFT_CARD_UNAVAILABLE = "gift_card_unavailable"
+    WINDOW_EXPIRED = "window_expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +239,15 @@ _CATALOGUE = (
            "Check the card code and the balance in the DLQ record's inputs. Post the card's "
            "sale (or load the card as a gift certificate in NetSuite), then `tillbridge dlq "
            "replay`; a card with no code is fixed at the POS and republished.", True),
+    Reason(ReasonCode.WINDOW_EXPIRED, Stage.SINK,
+           "A windowed event older than its key's retention horizon (latest closed window's "
+           "end minus TILLBRIDGE_WINDOW_RETAIN_S) that the window book no longer knows: it "
+           "may belong to a forgotten window, so it is not counted again.",
+           "A replay or a POS re-send of an event whose window posted long ago, or an "
+           "event delayed by more than the retention.",
+           "Look up the NetSuite record of its window (externalId from the key and the "
+           "event time); if the event is not in it, book it by hand or re-send it with a "
+           "current event time; else discard the dead letter.", False),
 )
 
 #: Keyed by ``ReasonCode``; typed by ``str`` so code text read back from a header (``tillbridge

@@ -15,6 +15,13 @@ windowed tables keep their own changelog and recover by the high watermark, whic
 reports wrong (``runtime/state.py``); this book is read by ``connectors/kafka/reader.py``
 to the end, on Tansu and Apache Kafka alike.
 
+Retention (``TILLBRIDGE_WINDOW_RETAIN_S``): a final window that ended that long before its
+key's latest closed window is forgotten, here and on the topic (a tombstone), so memory and
+the topic stay bounded; the window engine then refuses, as ``window_expired``, any record
+older than that horizon that it no longer knows (it may be one of the forgotten members),
+so a forgotten window is never rebuilt and re-posted with other content. The latest window
+of each key is never forgotten: the frontier, and the horizon, survive restarts.
+
 States: ``closing`` (content fixed, not yet confirmed in NetSuite), ``posted`` (NetSuite
 holds it; ``netsuite_id``), ``empty`` (nothing to post: every line netted to zero),
 ``conflict`` (NetSuite holds a record under this window's externalId with other content:
@@ -127,6 +134,16 @@ class WindowBook:
             if r.key not in out or end > out[r.key]:
                 out[r.key] = end
         return out
+
+    def closed(self, flow: str) -> dict[str, tuple[str, datetime, list[str]]]:
+        """Final windows of ``flow``: id -> key, end, member ids (what retention weighs)."""
+        return {r.wid: (r.key, datetime.fromisoformat(r.end), list(r.members))
+                for r in self.of_flow(flow) if r.final}
+
+    def forget(self, wids: Iterable[str]) -> None:
+        with self._lock:
+            for wid in wids:
+                self.records.pop(wid, None)
 
     def unfinished(self, flow: str) -> list[WindowRecord]:
         """Closed but not confirmed (the worker stopped between book and post)."""

@@ -18,6 +18,11 @@ Semantics (README "Window engine"):
   held it) is a duplicate: a replay after a restart or a POS double send, never counted
   twice.
 - Window ids are deterministic: ``<flow>:<key>:<start ISO>``.
+- **Retention** (``retain_s``, 0: keep every closed window): a key's closed windows that
+  ended more than ``retain_s`` before its frontier are forgotten (``expire``), so memory is
+  bounded. Each key keeps its **horizon** (frontier - retain_s): a record older than it whose
+  id is not known is ``expired``, never put in a window, because it may be a member of a
+  forgotten window (a replay) and must not be counted twice; the caller dead-letters it.
 
 Closed windows leave the engine through ``take_ready()``; the caller records them in the
 window book and posts them (``runtime/windows.py``).
@@ -25,10 +30,11 @@ window book and posts them (``runtime/windows.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 T = TypeVar("T")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -42,10 +48,15 @@ class WindowSpec:
     size_s: float
     grace_s: float = 0.0
     idle_s: float = 0.0
+    #: closed windows this long (event time) before their key's frontier are forgotten
+    retain_s: float = 0.0
+    #: a schedule instead of a length: window edges at these minutes after local midnight
+    #: in the key's time zone (``WindowEngine(zone=...)``); ``size_s`` is then unused
+    schedule: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.size_s <= 0 or self.grace_s < 0 or self.idle_s < 0:
-            raise ValueError(f"bad window spec {self}: size > 0, grace and idle >= 0")
+        if self.size_s <= 0 or self.grace_s < 0 or self.idle_s < 0 or self.retain_s < 0:
+            raise ValueError(f"bad window spec {self}: size > 0, grace, idle, retain >= 0")
 
 
 def _utc(t: datetime) -> datetime:
@@ -58,6 +69,24 @@ def window_start(t: datetime, size_s: float) -> datetime:
     size_us = round(size_s * 1_000_000)
     elapsed = (_utc(t) - EPOCH) // timedelta(microseconds=1)
     return EPOCH + timedelta(microseconds=(elapsed // size_us) * size_us)
+
+
+def scheduled_bounds(t: datetime, schedule: tuple[int, ...], tz: str) -> tuple[datetime,
+                                                                                datetime]:
+    """The window of a daily ``schedule`` (minutes after local midnight in ``tz``) holding
+    ``t``: from the latest edge at or before it to the next edge (UTC)."""
+    zone = ZoneInfo(tz)
+    local = _utc(t).astimezone(zone)
+    edges = []
+    for days in (-1, 0, 1):
+        day = (local + timedelta(days=days)).date()
+        for minute in schedule:
+            naive = datetime(day.year, day.month, day.day, minute // 60, minute % 60)
+            edges.append(naive.replace(tzinfo=zone).astimezone(UTC))
+    edges.sort()
+    t = _utc(t)
+    i = max(i for i, e in enumerate(edges) if e <= t)
+    return edges[i], edges[i + 1]
 
 
 def iso(t: datetime) -> str:
@@ -97,13 +126,14 @@ class Window(Generic[T]):
     handles: list[Any] = field(default_factory=list)
 
 
-Verdict = Literal["added", "late", "duplicate", "counted"]
+Verdict = Literal["added", "late", "duplicate", "counted", "expired"]
 
 
 @dataclass(frozen=True, slots=True)
 class Added:
     """Where ``add`` put a record: ``added`` / ``late`` into ``wid``; ``duplicate`` of a
-    member of open window ``wid``; ``counted``: a member of closed window ``wid``."""
+    member of open window ``wid``; ``counted``: a member of closed window ``wid``;
+    ``expired``: older than its key's retention horizon and not known (``wid`` empty)."""
 
     verdict: Verdict
     wid: str
@@ -114,6 +144,9 @@ class _Key:
     watermark: datetime | None = None
     frontier: datetime | None = None
     last_seen: float = 0.0  # wall clock of the last record, for the quiet-store close
+    #: end of the key's latest closed window (what the window book says after a restart):
+    #: the retention horizon counts back from it, so it is the same before and after one
+    closed_end: datetime | None = None
 
 
 class WindowEngine(Generic[T]):
@@ -122,13 +155,17 @@ class WindowEngine(Generic[T]):
 
     def __init__(self, flow: str, spec: WindowSpec, *,
                  known: dict[str, str] | None = None,
-                 frontiers: dict[str, datetime] | None = None) -> None:
+                 frontiers: dict[str, datetime] | None = None,
+                 zone: Callable[[str], str] = lambda _key: "UTC") -> None:
         self.flow = flow
         self.spec = spec
+        self._zone = zone
         self.known: dict[str, str] = dict(known or {})
-        self._keys: dict[str, _Key] = {k: _Key(frontier=f) for k, f in (frontiers or {}).items()}
+        self._keys: dict[str, _Key] = {k: _Key(frontier=f, closed_end=f)
+                                       for k, f in (frontiers or {}).items()}
         self._open: dict[str, Window[T]] = {}
         self._ready: list[Window[T]] = []
+        self._wids: dict[tuple[str, datetime], str] = {}
 
     # -- queries -----------------------------------------------------------------------
     @property
@@ -139,14 +176,23 @@ class WindowEngine(Generic[T]):
         state = self._keys.get(key)
         return state.frontier if state is not None else None
 
-    def _size(self) -> timedelta:
-        return timedelta(seconds=self.spec.size_s)
+    def _start(self, key: str, t: datetime) -> datetime:
+        if self.spec.schedule:
+            return scheduled_bounds(t, self.spec.schedule, self._zone(key))[0]
+        return window_start(t, self.spec.size_s)
+
+    def _end(self, key: str, start: datetime) -> datetime:
+        if self.spec.schedule:
+            return scheduled_bounds(start, self.spec.schedule, self._zone(key))[1]
+        return start + timedelta(seconds=self.spec.size_s)
 
     def _window(self, key: str, start: datetime) -> Window[T]:
-        wid = window_id(self.flow, key, start)
+        wid = self._wids.get((key, start))
+        if wid is None:  # one id per open window, not one strftime per record
+            wid = self._wids[(key, start)] = window_id(self.flow, key, start)
         win = self._open.get(wid)
         if win is None:
-            win = self._open[wid] = Window(wid, key, start, start + self._size())
+            win = self._open[wid] = Window(wid, key, start, self._end(key, start))
         return win
 
     # -- input -------------------------------------------------------------------------
@@ -163,7 +209,10 @@ class WindowEngine(Generic[T]):
                 return Added("duplicate", seen)
             return Added("counted", seen)
         t = _utc(event_time)
-        start = window_start(t, self.spec.size_s)
+        horizon = self.horizon(key)
+        if horizon is not None and t < horizon:
+            return Added("expired", "")
+        start = self._start(key, t)
         late = state.frontier is not None and start < state.frontier
         if late:
             assert state.frontier is not None
@@ -191,13 +240,41 @@ class WindowEngine(Generic[T]):
 
     def _advance(self, key: str, state: _Key, edge: datetime) -> None:
         """Move the key's frontier to the start of the window holding ``edge``."""
-        frontier = window_start(edge, self.spec.size_s)
+        frontier = self._start(key, edge)
         if state.frontier is not None and frontier <= state.frontier:
             return
         state.frontier = frontier
         for wid, win in list(self._open.items()):
             if win.key == key and win.start < frontier:
                 self._ready.append(self._open.pop(wid))
+                self._wids.pop((key, win.start), None)
+                if state.closed_end is None or win.end > state.closed_end:
+                    state.closed_end = win.end
+
+    def horizon(self, key: str) -> datetime | None:
+        """Records older than this were in windows retention forgot (None: keep all)."""
+        state = self._keys.get(key)
+        if state is None or state.closed_end is None or not self.spec.retain_s:
+            return None
+        return state.closed_end - timedelta(seconds=self.spec.retain_s)
+
+    def expire(self, closed: Mapping[str, tuple[str, datetime, Iterable[str]]]) -> list[str]:
+        """Of ``closed`` (the window book's final windows: id -> key, end, member ids), the
+        ones retention lets go, counted back from each key's latest closed end *in the
+        book* (what a restart sees); their member ids leave the duplicate check."""
+        if not self.spec.retain_s:
+            return []
+        latest: dict[str, datetime] = {}
+        for key, end, _m in closed.values():
+            if key not in latest or _utc(end) > latest[key]:
+                latest[key] = _utc(end)
+        keep = timedelta(seconds=self.spec.retain_s)
+        gone = []
+        for wid, (key, end, members) in closed.items():
+            if _utc(end) <= latest[key] - keep:
+                self.forget(members)
+                gone.append(wid)
+        return sorted(gone)
 
     def take_ready(self) -> list[Window[T]]:
         """Windows closed since the last call, oldest first."""
@@ -220,11 +297,15 @@ class WindowEngine(Generic[T]):
             state = self._keys.setdefault(key, _Key())
             if key not in busy and (state.frontier is None or frontier > state.frontier):
                 state.frontier = frontier
+            if state.closed_end is None or frontier > state.closed_end:
+                state.closed_end = frontier
 
     def drop(self, wid: str) -> Window[T] | None:
         """Forget an open (or ready) window unposted: its partition moved to another worker,
         which reads its records again from the committed offset."""
         win = self._open.pop(wid, None)
+        if win is not None:
+            self._wids.pop((win.key, win.start), None)
         if win is None:
             found = [w for w in self._ready if w.wid == wid]
             win = found[0] if found else None

@@ -1,0 +1,57 @@
+"""The results records of a window's members, built together.
+
+A closed window is one NetSuite record shared by hundreds or thousands of events, each of
+which still gets its own results record (``flows/sink.py``: one per event, keyed by its POS
+id, counted by its source). Built one by one through ``sink.posting_messages`` each repeats
+the window's part (the record list, the outcome, the clock) and the counters; here that
+part is done once per window and each member adds only its ids, source and event time.
+The documents are the same as ``sink.result`` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from tillbridge.connectors.kafka import topics
+from tillbridge.streams.flows.base import Event, Flow
+from tillbridge.streams.ledger.types import Written
+from tillbridge.streams.runtime import metrics
+from tillbridge.streams.stages.messages import Outbound, Source
+
+_HEADERS = [("tillbridge.outcome", b"posted")]
+
+
+def posted_results(flow: Flow, members: Sequence[tuple[Event, Source]],
+                   written: Written) -> list[Outbound]:
+    """One ``posted`` results record per member of a window whose record is ``written``
+    (the record counted once by the caller, not once per member)."""
+    records = [{"record_type": written.record_type, "netsuite_id": written.netsuite_id,
+                "external_id": written.external_id, "created": written.created,
+                **written.links}]
+    result_time = datetime.now(UTC).isoformat(timespec="milliseconds")
+    # the window's part, encoded once and spliced into each member's object
+    tail = (', "records": ' + json.dumps(records) + ', "result_time": '
+            + json.dumps(result_time) + "}").encode()
+    now = time.time()
+    observe = metrics.EVENT_TO_RECORD.observe if written.created else None
+    ids_of, event_time = flow.ids, flow.event_time
+    outs: list[Outbound] = []
+    for event, origin in members:
+        ids = ids_of(event)
+        when = event_time(event)
+        if observe is not None and when is not None:
+            observe(max(0.0, now - when.timestamp()))
+        doc: dict[str, Any] = {
+            "event_type": flow.kind, **ids, "outcome": "posted",
+            "source": f"{origin.topic}/{origin.partition}/{origin.offset}",
+            "event_time": when.isoformat() if when is not None else None}
+        key = str(ids.get("pos_transaction_id") or ids.get("external_id") or "").encode()
+        value = json.dumps(doc).encode()[:-1] + tail
+        out = Outbound(topics.RESULTS, key, value, list(_HEADERS))
+        out.written = (written.external_id,)
+        outs.append(out)
+    return outs
