@@ -156,3 +156,20 @@ def test_interim_report_posts_nothing(sim: SimServer) -> None:
     st = make_settlement(report_type="X")
     result = run_client(sim, lambda c: post_settlement(c, st, ["1"], ACCOUNTS, "1"))  # type: ignore
     assert isinstance(result, Skipped) and created(sim) == {}
+
+
+def test_a_window_is_dated_on_its_stores_business_day() -> None:
+    """A window starting 04:30 UTC on the 27th is 20:30 on the 26th in Los Angeles (S001):
+    the adjustment's tranDate is the store's day, as a sale's is, not UTC's."""
+    from tests.factories import sandbox_refdata
+    from tillbridge.streams.flows.base import Lookups
+    from tillbridge.streams.flows.stock import InventoryFlow
+    from tillbridge.streams.refdata.mappings import Mappings
+
+    lookups = Lookups(Mappings.load(), sandbox_refdata())
+    start = datetime(2026, 11, 27, 4, 30, tzinfo=UTC)
+    mv = make_movement()
+    members = [(mv, {"location": "1", "subsidiary": "1", "item": "1001"}, start, False)]
+    body = InventoryFlow().window_body("S001", start, start.replace(hour=5), members, lookups)
+    assert body is not None and body["tranDate"] == "2026-11-26"
+    assert body["externalId"].startswith("pos-adj-S001-20261127T043000Z")

@@ -31,6 +31,7 @@ from tillbridge.streams.ledger.stock import (
 )
 from tillbridge.streams.ledger.types import Outcome, Posting, Skipped, Written
 from tillbridge.streams.stages import enrich
+from tillbridge.streams.stages.business_day import business_date, zone
 from tillbridge.streams.stages.messages import RawHeaders
 from tillbridge.streams.stages.reasons import ReasonCode, Stage
 from tillbridge.streams.stages.records import Rejection, SaleLineRec
@@ -116,7 +117,17 @@ class InventoryFlow(Flow):
             lines.append(StockLine(refs["item"], event["quantity_delta"], event["reason"],
                                    memo))
         window = StockWindow(key, location, start, end, tuple(lines), len(members))
-        return build_inventory_adjustment(window, adjustment_account(lookups), subsidiary)
+        return build_inventory_adjustment(window, adjustment_account(lookups), subsidiary,
+                                          store_day(lookups, key, start))
+
+
+def store_day(lookups: Lookups, store: str, moment: datetime) -> str | None:
+    """The store's business date of a window's start (its zone and cut-off, as a sale's
+    tranDate); None for a key that is no mapped store (the UTC date then)."""
+    mapping = lookups.mappings.stores.get(store)
+    if mapping is None:
+        return None
+    return business_date(moment, zone(mapping.timezone), mapping.business_day_cutoff).isoformat()
 
 
 async def post_window(client: ReliableClient, body: dict[str, Any]) -> Written | Rejection:

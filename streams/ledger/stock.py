@@ -91,8 +91,8 @@ def net_lines(window: StockWindow) -> list[StockLine]:
             for (item, reason), qty in sorted(net.items()) if qty != 0]
 
 
-def build_inventory_adjustment(window: StockWindow, account: str,
-                               subsidiary: str) -> dict[str, Any] | None:
+def build_inventory_adjustment(window: StockWindow, account: str, subsidiary: str,
+                               tran_date: str | None = None) -> dict[str, Any] | None:
     """The adjustment body, or None when nothing nets to a change. ``account`` is the
     adjustment (offset) account, e.g. Inventory Shrinkage; not a bank or A/R account."""
     lines = []
@@ -110,7 +110,7 @@ def build_inventory_adjustment(window: StockWindow, account: str,
         "account": {"id": account},
         "adjLocation": {"id": window.location_id},
         "subsidiary": {"id": subsidiary},
-        "tranDate": window.window_start.date().isoformat(),
+        "tranDate": tran_date or window.window_start.date().isoformat(),
         "memo": (f"POS stock window {window.store} {window.window_start.isoformat()} to "
                  f"{window.window_end.isoformat()}: {window.movements} movements"),
         "inventory": {"items": lines},
