@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import tempfile
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +31,7 @@ from tillbridge.connectors.kafka.reader import Record, TopicTail
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.connectors.pos.events import GeneratedEvent
 from tillbridge.connectors.pos.publish import publish_generated
-from tillbridge.devstack import availability_demo
+from tillbridge.devstack import availability_demo, demo_account
 from tillbridge.devstack.books import Mismatch, read_books
 from tillbridge.devstack.pos.followups import with_followups
 from tillbridge.devstack.pos.generator import generate
@@ -36,8 +39,9 @@ from tillbridge.devstack.pos.inventory import with_movements
 from tillbridge.devstack.pos.orders import generate_orders
 from tillbridge.devstack.pos.recon_day import CLEAN, DIRTY
 from tillbridge.devstack.recon_demo import run_day
-from tillbridge.devstack.stack import WorkerProcess, local_stack
+from tillbridge.devstack.stack import Stack, WorkerProcess, local_stack
 from tillbridge.devstack.tender_books import situations_of
+from tillbridge.streams.refdata.mappings import Mappings, tax_setup
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages.deadletter import H_REASON
 
@@ -127,7 +131,8 @@ def compact(block: dict[str, Any]) -> dict[str, Any]:
                                for store, r in sorted(block["reconciliation"].items())}}
 
 
-def books_match(base_url: str, events: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+def books_match(base_url: str, events: list[tuple[str, dict[str, Any]]],
+                maps: Mappings | None = None) -> dict[str, Any]:
     """Read every record back from NetSuite and hold each against its clean POS event, per
     POS transaction (``devstack/books.py``): sale total, tax and money per payment method,
     return refunds and tax, exchange sales, loyalty movements and balances. ``money``: the
@@ -141,7 +146,12 @@ def books_match(base_url: str, events: list[tuple[str, dict[str, Any]]]) -> dict
     wrong = {m.pos_transaction_id for m in books.mismatches
              if m.what in ("sale total", "sale tax", "summary total", "summary tax")}
     read_back = books.checked["sale total"] + books.summarised
+    maps = maps or Mappings.load()
+    models = collections.Counter(
+        tax_setup(maps.document.get("tax"), maps.stores[ev["store_id"]].subsidiary).model
+        for topic, ev in events if topic == sales and ev["store_id"] in maps.stores)
     return {"sales_read_back": read_back, "total_and_tax_match": read_back - len(wrong),
+            "sales_by_tax_model": dict(sorted(models.items())),
             "checked": dict(sorted(books.checked.items())),
             "missing": dict(books.missing), "tenders": tenders,
             "mismatches": [vars_of(m) for m in books.mismatches[:20]],
@@ -241,6 +251,17 @@ def inventory_windows(base_url: str) -> dict[str, Any]:
     return asyncio.run(read())
 
 
+def _demo_stack(settings: Settings, directory: Path) -> AbstractContextManager[Stack]:
+    """The demo's stack. When the demo starts the simulator on the packaged mappings, the
+    account has S004 on a SuiteTax subsidiary (``demo_account.py``), so the day books tax
+    both ways; a configured NetSuite or mappings file is used as it is."""
+    if settings.netsuite_base_url or settings.mappings_path:
+        return local_stack(settings, sim_process=True)
+    seed, mappings = demo_account.write(directory)
+    return local_stack(settings.replace(mappings_path=str(mappings)), sim_process=True,
+                       sim_seed=seed)
+
+
 def clean_sales_and_returns(stream: list[GeneratedEvent]) -> list[tuple[str, dict[str, Any]]]:
     """(topic, event) of the clean sales and returns: what the books are held against."""
     return [(e.topic.name, e.value) for e in stream
@@ -256,7 +277,8 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
     console = console or Console(quiet=True)
     started = time.monotonic()
     settings = settings.replace(**DEMO_WINDOWS, **availability_demo.SETTINGS)
-    with local_stack(settings, sim_process=True) as stack:
+    with tempfile.TemporaryDirectory(prefix="tillbridge-demo-") as tmp, \
+            _demo_stack(settings, Path(tmp)) as stack:
         s = stack.settings
         console.log(f"broker {s.kafka_bootstrap_servers}, registry {s.schema_registry_url}, "
                     f"NetSuite {s.netsuite_base_url}")
@@ -292,7 +314,8 @@ def run_demo(settings: Settings, *, events: int = 2000, dirty: float = 0.05, see
             by_family, dead, released = watch.outcomes()
             per_family = watch.published()
             created, customers = sim_counts(s.netsuite_base_url or "")
-            books = books_match(s.netsuite_base_url or "", clean_sales_and_returns(stream))
+            books = books_match(s.netsuite_base_url or "", clean_sales_and_returns(stream),
+                                Mappings.load(s.mappings_path))
             windows = inventory_windows(s.netsuite_base_url or "")
             stores = availability_demo.gather(s, {str(e.value["order_id"]) for e in stream
                                                   if e.topic == topics.OMNICHANNEL

@@ -50,13 +50,15 @@ class SimProcess:
     simulator's Python does not share a GIL with the code measuring it.
     """
 
-    def __init__(self, settings: Settings, latency_ms: float = 0.0) -> None:
+    def __init__(self, settings: Settings, latency_ms: float = 0.0,
+                 seed_path: Path | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **settings_env(settings)}
+        seed = ["--seed", str(seed_path)] if seed_path is not None else []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tillbridge.streams.ops.cli", "netsuite-sim", "--host",
-             "127.0.0.1", "--port", str(self.port), "--latency-ms", str(latency_ms)],
+             "127.0.0.1", "--port", str(self.port), "--latency-ms", str(latency_ms), *seed],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
         deadline = time.monotonic() + 30
@@ -82,8 +84,9 @@ class SimProcess:
 
 @contextlib.contextmanager
 def local_stack(settings: Settings, *, sim_latency_ms: float = 0.0,
-                sim_process: bool = False) -> Iterator[Stack]:
-    """Yield settings pointing at running services, starting embedded ones where unset."""
+                sim_process: bool = False, sim_seed: Path | None = None) -> Iterator[Stack]:
+    """Yield settings pointing at running services, starting embedded ones where unset
+    (``sim_seed``: the simulated account's seed, default the packaged sandbox)."""
     with contextlib.ExitStack() as stack:
         overrides: dict[str, object] = {}
         if not settings.kafka_bootstrap_servers:
@@ -94,12 +97,12 @@ def local_stack(settings: Settings, *, sim_latency_ms: float = 0.0,
             overrides["schema_registry_url"] = registry.url
         sim = None
         if not settings.netsuite_base_url and sim_process:
-            proc = SimProcess(settings, sim_latency_ms)
+            proc = SimProcess(settings, sim_latency_ms, sim_seed)
             stack.callback(proc.stop)
             overrides["netsuite_base_url"] = proc.base_url
         elif not settings.netsuite_base_url:
-            sim = SimServer(
-                credentials=tba_credentials(settings), latency_ms=sim_latency_ms)
+            sim = SimServer(sim_seed, credentials=tba_credentials(settings),
+                            latency_ms=sim_latency_ms)
             stack.enter_context(sim)
             overrides["netsuite_base_url"] = sim.base_url
         resolved = settings.replace(**overrides)

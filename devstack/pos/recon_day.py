@@ -101,9 +101,10 @@ def hand_change(record: dict[str, Any]) -> dict[str, Any]:
     first = record["item"]["items"][0]
     line = {"item": {"id": str(first["item"]["id"])},
             "quantity": Decimal(str(first["quantity"])) + 1, "rate": first["rate"]}
-    if first.get("location"):
-        line["location"] = {"id": str(first["location"]["id"])}
+    for key in ("location", "taxCode"):  # a user's edit keeps the line's tax code
+        if first.get(key):
+            line[key] = {"id": str(first[key]["id"])}
     rest = [{k: v for k, v in ln.items() if k in ("item", "quantity", "rate", "amount",
-                                                  "location", "description")}
+                                                  "location", "description", "taxCode")}
             for ln in record["item"]["items"][1:]]
     return {"item": {"items": [line, *rest]}}

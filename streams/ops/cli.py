@@ -132,6 +132,9 @@ def netsuite_sim(
         "--set", help="Simulator flag KEY=VALUE, e.g. error_rate=0.05, outage_s=30, "
         "commit_then_timeout=0.01, slow_suiteql_ms=500 (see GET /__sim/stats config).")] = None,
     log_level: str = "warning",
+    seed: Annotated[Path | None, typer.Option(
+        help="The account's seed (JSON, the shape of connectors/data/sandbox.json); default: "
+        "the packaged sandbox.")] = None,
 ) -> None:
     """Run the NetSuite sandbox simulator: http://HOST:PORT/services/rest/..."""
     _devstack()
@@ -144,7 +147,8 @@ def netsuite_sim(
         if not sep:
             raise typer.BadParameter(f"--set takes KEY=VALUE, not {item!r}")
         flags[key] = json.loads(raw) if raw[:1].isdigit() or raw in ("true", "false") else raw
-    serve(host, port, credentials=tba_credentials(Settings.from_env()), latency_ms=latency_ms,
+    serve(host, port, seed_path=seed, credentials=tba_credentials(Settings.from_env()),
+          latency_ms=latency_ms,
           concurrency_limit=concurrency_limit, log_level=log_level, **flags)
 
 

@@ -57,8 +57,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
     channels = faust_app.channels(app, settings)
     pipe = pipeline or Pipeline(settings)
     enabled = {a.strip() for a in settings.agents.split(",") if a.strip()}
-    emitters: list[Emitter] = []
-    commit.flush_emitters_before_commit(app, emitters)
+    commit.flush_emitters_before_commit(app, emitters := [])
 
     def emitter() -> Emitter:
         emitters.append(Emitter(bootstrap))

@@ -7,11 +7,10 @@ convention), so secrets need not sit in the environment.
 
 Built on pydantic-settings so that types, choices and ranges are declared next to each
 setting and checked at start; errors are turned into one ``SettingsError`` line that names
-the variable. Only ``from_env`` reads an environment: ``Settings(...)`` and ``replace``
-take the values given plus the defaults, so a test never picks up a variable that happens
-to be exported where it runs. ``from_env`` is also where a production configuration
-(``NETSUITE_BASE_URL`` set) must name its NetSuite credentials instead of falling back to
-the simulator's.
+the variable. Only ``from_env`` reads an environment (``Settings(...)`` and ``replace``
+take the values given plus the defaults, so a test never picks up an exported variable);
+it is also where a production configuration (``NETSUITE_BASE_URL`` set) must name its
+NetSuite credentials instead of falling back to the simulator's.
 """
 
 from __future__ import annotations
