@@ -42,6 +42,8 @@ def _browser():  # type: ignore[no-untyped-def]
 
 def test_the_page_lists_dead_letters_and_traces_a_receipt(stack) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     browser = _browser()
     s = stack.settings
@@ -68,7 +70,10 @@ def test_the_page_lists_dead_letters_and_traces_a_receipt(stack) -> None:
             box = browser.find_element(By.ID, "receipt")
             box.send_keys("PG-OK-1")
             browser.find_element(By.ID, "trace-button").click()
-            trace = browser.find_element(By.ID, "trace").text
+            # The click submits the form; the traced page (Kafka and NetSuite reads within
+            # the page's budgets) may arrive after click() returns on a loaded machine.
+            trace = WebDriverWait(browser, 30).until(
+                expected_conditions.presence_of_element_located((By.ID, "trace"))).text
             assert "Trace PG-OK-1" in trace and "posted" in trace
             netsuite = browser.find_element(By.CSS_SELECTOR, "table.netsuite").text
             assert "pos-sale-S001-PG-OK-1" in netsuite and "41.26" in netsuite
