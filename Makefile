@@ -24,7 +24,7 @@ demo: $(STAMP)
 test: $(STAMP) deploy-tools browser-tools
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not integration"
