@@ -17,7 +17,6 @@ its record.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -47,7 +46,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 1000
 LOAD_TIMEOUT_S = 60.0
-FIRST_READ_WAIT_S = 60.0
+#: POS events kept (in memory) while the first NetSuite read has not landed
+EARLY_MAX = 100_000
 WITHIN_S = 0.005
 INPUTS = (topics.SALE.name, topics.RETURN.name, topics.INVENTORY.name)
 _BUILDERS = {topics.SALE.name: make.from_sale, topics.RETURN.name: make.from_return,
@@ -74,21 +74,36 @@ class AvailabilityAgent:
         self.ready = asyncio.Event()
         self._lock = asyncio.Lock()
         self._polling = False
+        self._early: list[tuple[Source, float]] = []
 
     # -- POS events --------------------------------------------------------------------
     async def run(self, stream: Any) -> None:
-        """Events wait for the first NetSuite read, but not for ever: this agent shares its
-        records with the ingest agent, and a channel left unread would stall it once its
-        buffer is full. Events taken before the first read are not counted (NetSuite's
-        figures will include them once they are posted)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.ready.wait(), FIRST_READ_WAIT_S)
+        """Never waits before reading: this agent shares its records with the ingest agent,
+        and a channel left unread stalls ingest once its buffer is full (a worker joining
+        during a NetSuite outage held every sale it took over). Events that arrive before
+        the first NetSuite read are kept (up to ``EARLY_MAX``) and counted once it lands;
+        beyond that they are skipped and counted in the metric (NetSuite's figures include
+        them once they are posted). They are acked when kept: a crash before the first
+        read loses their deltas until the next read, which is NetSuite's truth anyway."""
         async for batch in stream.take_events(BATCH, within=WITHIN_S):
+            items = [(events.source(e), e.message.timestamp) for e in batch]
             if not self.ready.is_set():
-                for event in batch:
-                    metrics.AVAILABILITY_SKIPPED.labels(event.message.topic).inc()
+                self._keep_early(items)
                 continue
-            await self.handle([(events.source(e), e.message.timestamp) for e in batch])
+            await self.flush_early()
+            await self.handle(items)
+
+    def _keep_early(self, items: list[tuple[Source, float]]) -> None:
+        room = max(0, EARLY_MAX - len(self._early))
+        self._early.extend(items[:room])
+        for src, _ in items[room:]:
+            metrics.AVAILABILITY_SKIPPED.labels(src.topic).inc()
+
+    async def flush_early(self) -> None:
+        """Count the events kept before the first read (once it has landed)."""
+        if self._early and self.ready.is_set():
+            early, self._early = self._early, []
+            await self.handle(early)
 
     async def handle(self, sources: Sequence[tuple[Source, float]]) -> None:
         """``sources``: records with their Kafka timestamps (seconds). A record older than
@@ -223,7 +238,8 @@ class AvailabilityAgent:
             await self.poll()
             if not self.ready.is_set():
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, 10.0)
+        await self.flush_early()
 
     # -- output ------------------------------------------------------------------------
     def _state(self, key: Key, store_id: str = "", sku: str = "") -> ItemState:
