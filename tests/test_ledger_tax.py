@@ -15,7 +15,7 @@ import pytest
 
 from tests.factories import make_return, make_sale, sandbox_refdata
 from tillbridge.devstack.netsuite_sim.errors import SimError
-from tillbridge.devstack.netsuite_sim.records import validate_cash_sale
+from tillbridge.devstack.netsuite_sim.pricing import validate_cash_sale
 from tillbridge.devstack.netsuite_sim.sales import validate_cash_refund
 from tillbridge.devstack.netsuite_sim.store import Store, load_seed
 from tillbridge.devstack.pos.generator import generate

@@ -11,7 +11,8 @@ from typing import Any
 
 from tillbridge.devstack.netsuite_sim import custom, giftcerts, ledger, payments, receipts, sales
 from tillbridge.devstack.netsuite_sim.errors import SimError
-from tillbridge.devstack.netsuite_sim.records import CORE_TYPES, RecordType, validate_cash_sale
+from tillbridge.devstack.netsuite_sim.pricing import CORE_TYPES, validate_cash_sale
+from tillbridge.devstack.netsuite_sim.records import RecordType
 from tillbridge.devstack.netsuite_sim.store import Record, Store
 from tillbridge.devstack.netsuite_sim.txn import FUNDS, check_account, deposited_in, status
 

@@ -21,12 +21,12 @@ from tillbridge.devstack.netsuite_sim.errors import (
     required,
     user_error,
 )
+from tillbridge.devstack.netsuite_sim.pricing import price_items
 from tillbridge.devstack.netsuite_sim.records import (
     check_names,
     check_ref,
     money,
     normalize_ref,
-    price_items,
     to_decimal,
 )
 from tillbridge.devstack.netsuite_sim.store import Record, Store, now_utc
