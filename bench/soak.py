@@ -46,9 +46,34 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a process has used, from /proc (Linux; nan when gone)."""
+    if pid is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_share(pids: dict[str, int | None], before: dict[str, float],
+              since: float) -> tuple[str, dict[str, float], float]:
+    """Each process's share of one core since ``since`` (monotonic), and the new marks."""
+    now, used = time.monotonic(), {name: cpu_seconds(pid) for name, pid in pids.items()}
+    text = " ".join(f"{name}={100 * (used[name] - before[name]) / max(now - since, 1e-6):.0f}%"
+                    for name in pids)
+    return text, used, now
+
+
 def broker_pid(bootstrap: str) -> int | None:
     """The embedded Tansu process serving ``bootstrap`` (None: an external broker)."""
-    port = bootstrap.rsplit(":", 1)[-1]
+    return serving_pid("tansu", bootstrap)
+
+
+def serving_pid(word: str, address: str) -> int | None:
+    """A local process whose command line names ``word`` and ``address``'s port."""
+    port = address.rstrip("/").rsplit(":", 1)[-1]
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -56,7 +81,7 @@ def broker_pid(bootstrap: str) -> int | None:
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "tansu" in cmd and port in cmd:
+        if word in cmd and port in cmd:
             return int(entry.name)
     return None
 
@@ -163,6 +188,31 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def verdict(args: argparse.Namespace, tail: TopicTail, pub: Publisher, base: str,
+            worker: WorkerProcess, trend: list[tuple[float, float]]) -> int:
+    """The invariant and the RSS trend, printed; the soak's exit code."""
+    tail.wait_for(lambda t: t.count() >= pub.delivered, 120)
+    by_source = {json.loads(r.value or b"{}").get("source")
+                 for r in tail.records[topics.RESULTS]}
+    dead = sum(len(tail.records[name]) for name in topics.DLQ_TOPICS)
+    held = httpx.get(f"{base}/__sim/stats", timeout=10).json()["records"]
+    cash_sales = sum(held.get(t, {}).get("created", 0) for t in ("cashSale", "invoice"))
+    growth = slope_per_hour(trend[len(trend) // 2:])  # a plateau slopes up overall
+    if args.tracemalloc:
+        print_heap(memory(worker))
+    balanced = len(by_source) + dead == pub.delivered and pub.failed == 0
+    print(f"invariant: published {pub.delivered} = outcomes {len(by_source)} "
+          f"(by input record) + dead-lettered {dead}: "
+          f"{'balanced' if balanced else 'NOT BALANCED'}; "
+          f"NetSuite sale records (cashSale, invoice) created {cash_sales}")
+    print(f"worker RSS trend after warm-up: {slope_per_hour(trend):+.1f} MB/hour; "
+          f"over its second half: {growth:+.1f} MB/hour "
+          f"({'rising' if growth > GROWTH_MB_PER_HOUR else 'flat'})")
+    if not balanced:
+        return 1
+    return 1 if args.fail_on_growth and growth > GROWTH_MB_PER_HOUR else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
     seconds = args.minutes * 60
@@ -173,9 +223,13 @@ def main(argv: list[str] | None = None) -> int:
                 s.kafka_bootstrap_servers or "", [topics.RESULTS, *topics.DLQ_TOPICS]) as tail:
             assert worker.proc is not None
             bpid = broker_pid(s.kafka_bootstrap_servers or "")
+            pids = {"worker": worker.proc.pid, "broker": bpid,
+                    "sim": serving_pid("netsuite-sim", s.netsuite_base_url or "")}
+            cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
             pub = Publisher(s, args.rate, seconds)
             threading.Thread(target=pub.run, name="soak-publisher", daemon=True).start()
             started, seen = time.monotonic(), 0
+            last = started
             trend: list[tuple[float, float]] = []
             print(f"soak: {args.rate:g} sales/s for {args.minutes:g} min; worker pid "
                   f"{worker.proc.pid}, broker pid {bpid}")
@@ -188,41 +242,22 @@ def main(argv: list[str] | None = None) -> int:
                 seen = len(results)
                 w_rss = rss_mb(worker.proc.pid)
                 b_rss = rss_mb(bpid) if bpid else float("nan")
+                busy, cpu, last = cpu_share(pids, cpu, last)
                 if elapsed >= args.warmup:
                     if not trend and args.tracemalloc:
                         memory(worker, reset=True)
                     trend.append((elapsed, w_rss))
                 print(f"t={elapsed:7.0f}s published={pub.delivered} outcomes={tail.count()} "
                       f"worker_rss={w_rss:.0f}MB broker_rss={b_rss:.0f}MB "
-                      f"latency p50={quantile(lat, 0.5):.3f}s p99={quantile(lat, 0.99):.3f}s",
+                      f"latency p50={quantile(lat, 0.5):.3f}s p99={quantile(lat, 0.99):.3f}s "
+                      f"cpu {busy}",
                       flush=True)
                 if pub.done.is_set() and tail.count() >= pub.delivered:
                     break
                 if pub.done.is_set() and elapsed > seconds + 300:
                     break
-            tail.wait_for(lambda t: t.count() >= pub.delivered, 120)
-            by_source = {json.loads(r.value or b"{}").get("source")
-                         for r in tail.records[topics.RESULTS]}
-            dead = sum(len(tail.records[name]) for name in topics.DLQ_TOPICS)
-            assert stack.sim is not None or s.netsuite_base_url
-            base = stack.sim.base_url if stack.sim is not None else s.netsuite_base_url
-            held = httpx.get(f"{base}/__sim/stats", timeout=10).json()["records"]
-            cash_sales = sum(held.get(t, {}).get("created", 0) for t in ("cashSale", "invoice"))
-            growth = slope_per_hour(trend[len(trend) // 2:])  # a plateau slopes up overall
-            if args.tracemalloc:
-                print_heap(memory(worker))
-            balanced = len(by_source) + dead == pub.delivered and pub.failed == 0
-            print(f"invariant: published {pub.delivered} = outcomes {len(by_source)} "
-                  f"(by input record) + dead-lettered {dead}: "
-                  f"{'balanced' if balanced else 'NOT BALANCED'}; "
-                  f"NetSuite sale records (cashSale, invoice) created {cash_sales}")
-            print(f"worker RSS trend after warm-up: {slope_per_hour(trend):+.1f} MB/hour; "
-                  f"over its second half: {growth:+.1f} MB/hour "
-                  f"({'rising' if growth > GROWTH_MB_PER_HOUR else 'flat'})")
-            if not balanced:
-                return 1
-            return 1 if args.fail_on_growth and growth > GROWTH_MB_PER_HOUR else 0
-
+            base = s.netsuite_base_url or ""
+            return verdict(args, tail, pub, base, worker, trend)
 
 if __name__ == "__main__":
     os.environ.setdefault("TILLBRIDGE_LOG_LEVEL", "warn")
