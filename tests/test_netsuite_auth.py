@@ -92,3 +92,17 @@ def test_from_env_reads_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     assert creds.account_id == "7654321_SB1"
     assert creds.token_secret == "tsecret"
     assert creds.consumer_key == NetSuiteCredentials.dev().consumer_key
+
+
+def test_verifier_remembers_only_the_replay_window() -> None:
+    """Nonces older than the window are forgotten as time moves on (memory stays bounded
+    at a steady request rate), while a replay inside the window is still refused."""
+    verifier, signer = TbaVerifier(VECTOR_CREDS), TbaSigner(VECTOR_CREDS)
+    start = int(VECTOR_TS)
+    for i in range(1500):
+        ts = str(start + i)
+        header = signer.authorization("GET", VECTOR_URL, nonce=f"nonce{i}", timestamp=ts)
+        verifier.verify("GET", VECTOR_URL, {"authorization": header}, now=start + i)
+    assert len(verifier._seen) <= 2 * 300 + 1  # noqa: SLF001 - the bound is the point
+    with pytest.raises(AuthFailure, match="NonceUsed"):
+        verifier.verify("GET", VECTOR_URL, {"authorization": header}, now=start + 1500)

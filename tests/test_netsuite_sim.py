@@ -222,3 +222,24 @@ def test_create_app_is_an_asgi_app_with_its_own_state() -> None:
     app = create_app(concurrency_limit=3, latency_ms=5)
     assert app.state.sim.config.concurrency_limit == 3
     assert app.state.sim.store.items["1001"]["itemid"] == "TEE-001"
+
+
+def test_store_index_is_rebuilt_only_by_writes_it_reads() -> None:
+    """A derived index declared over customer payments survives cashSale writes (so a steady
+    stream of sales does not rebuild it per request) and is rebuilt by a payment write."""
+    from tillbridge.devstack.netsuite_sim.store import Record, Store, load_seed
+
+    store, builds = Store(load_seed()), []
+
+    def build(s: Store) -> int:
+        builds.append(1)
+        return len(s.records("transaction", "customerPayment"))
+
+    deps = [("transaction", "customerPayment")]
+    assert store.index("payments", build, deps) == 0
+    store.put(Record("cashSale", store.new_id("transaction"), {}), "transaction")
+    assert store.index("payments", build, deps) == 0 and len(builds) == 1
+    store.put(Record("customerPayment", store.new_id("transaction"), {}), "transaction")
+    assert store.index("payments", build, deps) == 1 and len(builds) == 2
+    assert len(store.records("transaction")) == len(store.records("transaction", "cashSale")) \
+        + 1 + len(store.records("transaction", "creditMemo"))

@@ -42,13 +42,14 @@ def read_only(store: Store, body: dict[str, Any]) -> dict[str, Any]:
 def by_code(store: Store) -> dict[str, Record]:
     """Certificates by code (codes are matched case-insensitively, as the UI does)."""
     return store.index("giftcert-codes", lambda s: {
-        str(r.fields.get("giftCertCode", "")).lower(): r for r in s.records(GROUP, TYPE)})
+        str(r.fields.get("giftCertCode", "")).lower(): r for r in s.records(GROUP, TYPE)},
+        [(GROUP, TYPE)])
 
 
 def redeemed(store: Store, cert_id: str) -> Decimal:
     """Redeemed from a certificate by every record but the one being validated."""
     me = SELF_ID.get()
-    uses = store.index("giftcert-uses", _uses)
+    uses = store.index("giftcert-uses", _uses, [("transaction", t) for t in REDEEMING])
     return sum((amount for rid, amount in uses.get(cert_id, ()) if rid != me), ZERO)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -91,7 +91,10 @@ class Store:
         self._records: dict[str, dict[str, Record]] = {g: {} for g in _ID_FLOOR}
         self._eids: dict[str, dict[str, str]] = {g: {} for g in _ID_FLOOR}
         self._next_id: dict[str, int] = dict(_ID_FLOOR)
-        self._indexes: dict[Hashable, Any] = {}  # see ``index``; emptied by every write
+        self._indexes: dict[Hashable, tuple[tuple[int, ...], Any]] = {}  # see ``index``
+        #: writes so far, per (group, record type) and (group, None); ``_writes`` in all
+        self._versions: Counter[tuple[str, str | None]] = Counter()
+        self._writes = 0
         for emp in self.employees.values():  # employees are entities: they consume ids
             self._bump("entity", str(emp["id"]))
         for cust in seed.get("customers", []):
@@ -128,8 +131,8 @@ class Store:
 
     def put(self, record: Record, group: str) -> None:
         """Insert or replace a record and index its external id."""
-        self._indexes.clear()
         old = self._records[group].get(record.id)
+        self._touch(group, record.type, None if old is None else old.type)
         if old is not None and old.external_id:
             self._eids[group].pop(old.external_id.lower(), None)
         self._records[group][record.id] = record
@@ -148,24 +151,36 @@ class Store:
         return None if record_id is None else self._records[group][record_id]
 
     def delete(self, group: str, record: Record) -> None:
-        self._indexes.clear()
+        self._touch(group, record.type)
         self._records[group].pop(record.id, None)
         if record.external_id:
             self._eids[group].pop(record.external_id.lower(), None)
 
-    def index(self, key: Hashable, build: Callable[[Store], T]) -> T:
-        """``build(self)``, kept until the next write: balances derived per record scan
-        the store, so a SuiteQL query over N transactions would otherwise scan it N times."""
-        if key not in self._indexes:
-            self._indexes[key] = build(self)
-        return self._indexes[key]
+    def _touch(self, group: str, *record_types: str | None) -> None:
+        self._writes += 1
+        self._versions[(group, None)] += 1
+        for record_type in {t for t in record_types if t is not None}:
+            self._versions[(group, record_type)] += 1
+
+    def index(self, key: Hashable, build: Callable[[Store], T],
+              deps: Sequence[tuple[str, str | None]] | None = None) -> T:
+        """``build(self)``, kept until a write it depends on: balances derived per record
+        scan the store, so a SuiteQL query over N transactions would otherwise scan it N
+        times. ``deps``: the (group, record type) pairs it reads (type None: the whole
+        group); without them any write rebuilds it. Declaring them matters under steady
+        load: a payments index rebuilt on every cashSale write made each write O(N)."""
+        stamp = (self._writes,) if deps is None else tuple(self._versions[d] for d in deps)
+        hit = self._indexes.get(key)
+        if hit is None or hit[0] != stamp:
+            hit = self._indexes[key] = (stamp, build(self))
+        return hit[1]
 
     def records(self, group: str, record_type: str | None = None) -> list[Record]:
         """Records of a group (optionally one type), in id order; do not mutate the list."""
         return self.index(("records", group, record_type), lambda s: sorted(
             (r for r in s._records[group].values()
              if record_type is None or r.type == record_type),
-            key=lambda r: (len(r.id), r.id)))
+            key=lambda r: (len(r.id), r.id)), [(group, record_type)])
 
     def transaction(self, record_id: str) -> Record | None:
         """Any transaction by internal id (ids are unique across the group)."""
@@ -180,7 +195,8 @@ class Store:
                 if source is not None:
                     by_source.setdefault(source, []).append(r)
             return by_source
-        return list(self.index(("created_from", record_type), build).get(source_id, ()))
+        return list(self.index(("created_from", record_type), build,
+                               [("transaction", record_type)]).get(source_id, ()))
 
     def held(self) -> Counter[str]:
         """Records currently held, per type."""

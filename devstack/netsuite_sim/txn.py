@@ -211,7 +211,8 @@ def applied_by_others(store: Store, doc_id: str, sources: dict[str, tuple[str, .
     for record_type, sublists in sources.items():
         for name in sublists:
             applied = store.index(("applied", record_type, name),
-                                  partial(_applications, record_type=record_type, sublist=name))
+                                  partial(_applications, record_type=record_type, sublist=name),
+                                  [("transaction", record_type)])
             total += sum((amount for rid, amount in applied.get(doc_id, ()) if rid != me), ZERO)
     return total
 
@@ -237,7 +238,8 @@ def own_applied(record: Record, sublist: str = "apply") -> Decimal:
 def deposited_in(store: Store, tran_id: str) -> Record | None:
     """The bank deposit that already holds this payment, if any."""
     me = SELF_ID.get()
-    holders = store.index("deposits", _deposits_by_receipt).get(tran_id, ())
+    holders = store.index("deposits", _deposits_by_receipt,
+                          [("transaction", "deposit")]).get(tran_id, ())
     return next((dep for dep in holders if dep.id != me), None)
 
 

@@ -100,15 +100,28 @@ def build_over_short_journal(s: SettlementRec, accounts: SettlementAccounts, sub
         memo = f"{tender['tender_type']} {side} {abs(diff)}, {register_ref(s)}"
         debit, credit = (accounts.bank, accounts.over_short) if diff > 0 else \
             (accounts.over_short, accounts.bank)
-        for account, side in ((debit, "debit"), (credit, "credit")):
-            line: dict[str, Any] = {"account": {"id": account}, side: abs(diff), "memo": memo}
-            if location:
-                line["location"] = {"id": location}
-            lines.append(line)
+        lines += [journal_line(debit, abs(diff), memo, location),
+                  journal_line(credit, -abs(diff), memo, location)]
+    return journal(s, subsidiary, "Over/short", lines)
+
+
+def journal_line(account: str, amount: Decimal, memo: str,
+                 location: str | None) -> dict[str, Any]:
+    """A journal line: a positive amount is a debit, a negative one a credit."""
+    line: dict[str, Any] = {"account": {"id": account},
+                            "debit" if amount > 0 else "credit": abs(amount), "memo": memo}
+    if location:
+        line["location"] = {"id": location}
+    return line
+
+
+def journal(s: SettlementRec, subsidiary: str, title: str,
+            lines: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The register's day journal (one externalId per register and day), None if empty."""
     if not lines:
         return None
     return {"externalId": journal_external_id(s), "subsidiary": {"id": subsidiary},
-            "tranDate": s["business_date"], "memo": f"Over/short, {register_ref(s)}",
+            "tranDate": s["business_date"], "memo": f"{title}, {register_ref(s)}",
             "line": {"items": lines}}
 
 
@@ -179,18 +192,6 @@ def build_summary_journal(s: SettlementRec, accounts: SettlementAccounts, undepo
     counted = counted_total(s)
     signed = ((accounts.bank, counted, "counted"), (undeposited, -recorded, "recorded"),
               (accounts.over_short, recorded - counted, "over/short"))
-    lines: list[dict[str, Any]] = []
-    for account, amount, what in signed:
-        if amount == 0:
-            continue
-        line: dict[str, Any] = {"account": {"id": account},
-                                "debit" if amount > 0 else "credit": abs(amount),
-                                "memo": f"{what}, {register_ref(s)}"}
-        if location:
-            line["location"] = {"id": location}
-        lines.append(line)
-    if not lines:
-        return None
-    return {"externalId": journal_external_id(s), "subsidiary": {"id": subsidiary},
-            "tranDate": s["business_date"], "memo": f"Settlement, {register_ref(s)}",
-            "line": {"items": lines}}
+    lines = [journal_line(account, amount, f"{what}, {register_ref(s)}", location)
+             for account, amount, what in signed if amount != 0]
+    return journal(s, subsidiary, "Settlement", lines)
