@@ -243,3 +243,39 @@ def test_store_index_is_rebuilt_only_by_writes_it_reads() -> None:
     assert store.index("payments", build, deps) == 1 and len(builds) == 2
     assert len(store.records("transaction")) == len(store.records("transaction", "cashSale")) \
         + 1 + len(store.records("transaction", "creditMemo"))
+
+
+def test_suiteql_key_lookups_answer_as_a_full_scan_does(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``id``/``externalid`` IN and ``transaction`` = read only the named records (an
+    index, as NetSuite has); the rows must be those a scan of every transaction gives."""
+    from tillbridge.devstack.netsuite_sim import suiteql
+    from tillbridge.devstack.netsuite_sim.store import Record, Store, load_seed
+
+    store = Store(load_seed())
+    made = []
+    for n in range(30):
+        rid = store.new_id("transaction")
+        store.put(Record("cashSale", rid, {"externalId": f"pos-sale-{n}", "total": 10.5 + n,
+                                           "item": {"items": [{"line": 1, "quantity": 2.0,
+                                                               "amount": 10.5 + n}]}}),
+                  "transaction")
+        made.append(rid)
+
+    queries = [
+        f"SELECT id, externalid, foreigntotal FROM transaction WHERE id IN ({made[3]}, "
+        f"{made[0]}, 999999999)",
+        "SELECT id FROM transaction WHERE externalid IN ('pos-sale-7', 'POS-SALE-8', 'nope')",
+        "SELECT id FROM transaction WHERE externalid = 'pos-sale-12'",
+        f"SELECT transaction, id, quantity, netamount FROM transactionline "
+        f"WHERE transaction = '{made[5]}' AND mainline = 'F'",
+    ]
+    answers = [suiteql.run(q)(store) for q in queries]
+    for name in ("transaction", "transactionline"):  # the same tables without their keys
+        table = suiteql.TABLES[name]
+        monkeypatch.setitem(suiteql.TABLES, name, suiteql.Table(table.columns, table.rows))
+    assert answers == [suiteql.run(q)(store) for q in queries]
+    assert [r["id"] for r in answers[0]] == [made[0], made[3]]
+    assert [r["id"] for r in answers[1]] == [made[7]]  # SuiteQL's = is exact
+    assert answers[3] == [{"transaction": made[5], "id": "1", "quantity": "2",
+                           "netamount": "15.5"}]

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from functools import partial
 from typing import Any
 
 from tillbridge.devstack.netsuite_sim import availability, custom, giftcerts
-from tillbridge.devstack.netsuite_sim.catalog import type_of
 from tillbridge.devstack.netsuite_sim.errors import SimError
-from tillbridge.devstack.netsuite_sim.records import Deriver, ref_id
-from tillbridge.devstack.netsuite_sim.store import Record, Store
-
-Row = dict[str, Any]  # a value may be a zero-argument callable (see ``_resolve``)
+from tillbridge.devstack.netsuite_sim.records import ref_id
+from tillbridge.devstack.netsuite_sim.store import Store
+from tillbridge.devstack.netsuite_sim.tables import (
+    LINE_TABLE,
+    TRANSACTION_TABLE,
+    Row,
+    Table,
+    stamp,
+)
 
 _QUERY = re.compile(
     r"^\s*SELECT\s+(?P<cols>.+?)\s+FROM\s+(?P<table>\w+)"
@@ -72,12 +74,6 @@ def sql_value(value: Any) -> str | None:
     return str(value)
 
 
-@dataclass(frozen=True)
-class Table:
-    columns: tuple[str, ...]
-    rows: Callable[[Store], list[Row]]
-
-
 def _ref_rows(attr: str, columns: tuple[str, ...]) -> Table:
     def rows(store: Store) -> list[Row]:
         return [{c: r.get(c) for c in columns} for r in getattr(store, attr).values()]
@@ -125,89 +121,14 @@ _CUSTOMER_COLS = ("id", "entityid", "companyname", "firstname", "lastname", "ema
                   "datecreated", "lastmodifieddate")
 
 
-def _stamp(record: Record, attr: str) -> str:
-    return getattr(record, attr).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _customer_rows(store: Store) -> list[Row]:
     out = []
     for rec in store.records("entity", "customer"):
         lower = {k.lower(): v for k, v in rec.fields.items()}
         row = {c: lower.get(c) for c in _CUSTOMER_COLS}
-        row.update(id=rec.id, datecreated=_stamp(rec, "created"),
-                   lastmodifieddate=_stamp(rec, "modified"))
+        row.update(id=rec.id, datecreated=stamp(rec, "created"),
+                   lastmodifieddate=stamp(rec, "modified"))
         out.append(row)
-    return out
-
-
-#: Custom body fields queryable as transaction columns (as custbody fields are in SuiteQL).
-POS_BODY_FIELDS = ("custbody_pos_store_id", "custbody_pos_register_id",
-                   "custbody_pos_transaction_id", "custbody_tillbridge_source",
-                   "custbody_tillbridge_modified", "custbody_tillbridge_receipts")
-_TRAN_COLS = ("id", "tranid", "trandate", "type", "recordtype", "entity", "status", "externalid",
-              "location", "foreigntotal", "taxtotal", "memo", "otherrefnum", "account",
-              "createddate", "lastmodifieddate", "foreignamountunpaid", *POS_BODY_FIELDS)
-# Sublists that become transactionline rows: item lines, adjustment lines, journal lines
-# and a bank deposit's other/cash-back lines. Apply-type sublists are links, not lines.
-_LINE_SUBLISTS = ("item", "inventory", "line", "other", "cashback")
-
-
-def _transaction_rows(store: Store) -> list[Row]:
-    out = []
-    for rec in store.records("transaction"):
-        rt, f = type_of(rec), rec.fields
-        # Only status is derived (RecordType.derive): computed only if the query names it.
-        state = partial(_derived, rt.derive, store, rec, "status") if rt.derive \
-            else f.get("status")
-        unpaid = partial(_derived, rt.derive, store, rec, "amountRemaining") if rt.derive \
-            else None
-        out.append({
-            "id": rec.id, "tranid": f.get("tranId"), "trandate": f.get("tranDate"),
-            "type": rt.tran_type, "recordtype": rec.type.lower(),
-            "entity": f.get("entity") or f.get("customer"), "status": state,
-            "externalid": f.get("externalId"), "location": f.get("location"),
-            "foreigntotal": f.get("total"), "taxtotal": f.get("taxTotal"), "memo": f.get("memo"),
-            "otherrefnum": f.get("otherRefNum"), "account": f.get("account"),
-            "createddate": _stamp(rec, "created"), "lastmodifieddate": _stamp(rec, "modified"),
-            "foreignamountunpaid": unpaid, **{c: f.get(c) for c in POS_BODY_FIELDS},
-        })
-    return out
-
-
-def _derived(derive: Deriver, store: Store, rec: Record, name: str) -> Any:
-    """A derived field (status; amountRemaining is ``foreignamountunpaid``), None if none."""
-    return derive(store, rec).get(name)
-
-
-_LINE_COLS = ("transaction", "id", "mainline", "item", "quantity", "rate", "netamount",
-              "location", "entity", "account", "debit", "credit", "createdfrom")
-
-
-def _transaction_line_rows(store: Store) -> list[Row]:
-    """A mainline row (id 0, as in NetSuite) per transaction, then one row per line."""
-    out = []
-    for rec in store.records("transaction"):
-        f = rec.fields
-        entity = f.get("entity") or f.get("customer")
-        out.append({"transaction": rec.id, "id": 0, "mainline": True, "entity": entity,
-                    "netamount": f.get("total"), "location": f.get("location"),
-                    "account": f.get("account"), "createdfrom": f.get("createdFrom")})
-        for name in _LINE_SUBLISTS:
-            sublist = f.get(name)
-            lines = sublist.get("items", []) if isinstance(sublist, dict) else []
-            for ln in lines:
-                out.append({
-                    "transaction": rec.id, "id": ln.get("line"), "mainline": False,
-                    "item": ln.get("item"), "quantity": ln.get("quantity",
-                                                               ln.get("adjustQtyBy")),
-                    "rate": ln.get("rate"),
-                    "netamount": ln.get("amount", ln.get("debit") or (
-                        -ln["credit"] if ln.get("credit") else None)),
-                    "location": ln.get("location") or f.get("location"),
-                    "entity": ln.get("entity") or entity, "account": ln.get("account"),
-                    "debit": ln.get("debit"), "credit": ln.get("credit"),
-                    "createdfrom": f.get("createdFrom"),
-                })
     return out
 
 
@@ -226,8 +147,8 @@ TABLES: dict[str, Table] = {
     "employee": Table(("id", "entityid", "issalesrep", "custentity_pos_employee_id",
                        "isinactive"), _employee_rows),
     "customer": Table(_CUSTOMER_COLS, _customer_rows),
-    "transaction": Table(_TRAN_COLS, _transaction_rows),
-    "transactionline": Table(_LINE_COLS, _transaction_line_rows),
+    "transaction": TRANSACTION_TABLE,
+    "transactionline": LINE_TABLE,
     "account": _ref_rows("accounts", ("id", "acctnumber", "name", "accttype", "isinactive",
                                       "subsidiary")),
     custom.LOYALTY: Table(custom.COLUMNS, custom.loyalty_rows),
@@ -329,8 +250,14 @@ def run(query: str, params: list[Any] | None = None) -> Callable[[Store], list[R
     used = {src.removeprefix("*sum:") for src, _ in select if src != "*count"} | \
         {c for c, _, _ in conds} | {c for c, _ in order}
 
+    # A key column compared by = or IN reads only the matching records (as NetSuite's own
+    # indexes do); any other condition scans the table.
+    keyed = next(((c, value if op == "in" else frozenset((value,))) for c, op, value in conds
+                  if op in ("=", "in") and c in table.keys), None)
+
     def execute(store: Store) -> list[Row]:
-        rows = [{c: sql_value(_resolve(r.get(c))) for c in used} for r in table.rows(store)]
+        found = table.rows(store) if keyed is None else table.keys[keyed[0]](store, keyed[1])
+        rows = [{c: sql_value(_resolve(r.get(c))) for c in used} for r in found]
         for col, op, value in conds:
             if op == "=":
                 rows = [r for r in rows if r[col] == value]
