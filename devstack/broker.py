@@ -77,7 +77,9 @@ class EmbeddedBroker:
             if self._proc is not None and self._proc.poll() is not None:
                 raise RuntimeError(f"Tansu exited with code {self._proc.returncode} at start")
             try:
-                admin = AdminClient({"bootstrap.servers": self.bootstrap})
+                # refused connections are expected until Tansu listens: the probe's client
+                # logs nothing (its last error ends up in the TimeoutError below)
+                admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
                 admin.list_topics(timeout=1.0)
                 return
             except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
