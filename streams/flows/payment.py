@@ -33,7 +33,7 @@ from typing import Any
 from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
-from tillbridge.streams.ledger.lookup import ensure, find_any, find_record
+from tillbridge.streams.ledger.lookup import ensure, find_any, find_record, find_summary
 from tillbridge.streams.ledger.payment import (
     REFUND_SOURCES,
     SALE_TYPES,
@@ -89,6 +89,11 @@ async def _post_approved(client: ReliableClient, pay: PaymentRec,
         exchange = await find_record(client, "cashSale", refs.exchange)
         if exchange is not None:
             return Skipped(f"covered by exchange cashSale {exchange['id']}")
+        summary = await find_summary(client, pay["store_id"], pay["register_id"],
+                                     pay["business_date"], pay["pos_transaction_id"])
+        if summary is not None:  # a receipt of the ``summary`` sync mode: its cashSale
+            return Skipped(f"covered by summary cashSale {summary[1]['id']} "
+                           f"({summary[1].get('externalId')})")
         return Missing(refs.sale, SALE_TYPES,
                        f"payment {pay['payment_id']} of {refs.sale}, not in NetSuite yet")
     sale_type, sale = found
