@@ -20,19 +20,23 @@ from tillbridge.streams.flows.base import Lookups
 from tillbridge.streams.flows.payment import post_payment
 from tillbridge.streams.flows.returns import ReturnFlow, post_return
 from tillbridge.streams.flows.sale import SaleFlow, SaleRefs
+from tillbridge.streams.flows.sink import messages as sink_messages
 from tillbridge.streams.flows.window_plans import SummaryPlan, post_summary, sale_plan
 from tillbridge.streams.ledger.loyalty import LOYALTY_SUMMARISED
 from tillbridge.streams.ledger.summary import build_summary_cash_sale, summary_txn_id
 from tillbridge.streams.ledger.tax import tax_setup
 from tillbridge.streams.ledger.types import Posting, Refused, Skipped, Written
 from tillbridge.streams.refdata.mappings import Mappings
+from tillbridge.streams.refdata.sync_modes import H_MODE
 from tillbridge.streams.runtime.acks import AckQueue
 from tillbridge.streams.runtime.window_close import Member, WindowCloser, held_conflict
+from tillbridge.streams.runtime.windows import WindowAgent
+from tillbridge.streams.stages.deadletter import H_REASON, header
 from tillbridge.streams.stages.enrich_payment import PaymentRefs, resolve_payment
 from tillbridge.streams.stages.enrich_return import ReturnRefs
 from tillbridge.streams.stages.messages import Source
 from tillbridge.streams.windows.book import WindowBook, WindowRecord
-from tillbridge.streams.windows.engine import WindowEngine
+from tillbridge.streams.windows.engine import WindowEngine, WindowSpec
 
 MAPS = Mappings.load()
 START = datetime(2026, 11, 26, 15, tzinfo=UTC)
@@ -207,3 +211,43 @@ def test_a_closed_summary_keeps_what_tells_a_changed_resend_and_posts_to_the_cen
     refused = held_conflict(p, known, book, added, mid, changed(sale))
     assert isinstance(refused, Refused) and refused.rejection.reason == "conflicting_resend"
     assert refused.rejection.inputs["posted_record"]["netsuite_id"] == record.netsuite_id
+
+
+class _Pipe:
+    """What ``WindowAgent.add`` uses of the pipeline, without a schema registry: ``prepare``
+    hands over the decoded sale (the real one decodes Avro); ``messages`` is the real
+    ``flows/sink.messages``."""
+
+    def __init__(self) -> None:
+        self.flows: dict[str, Any] = {"pos.sale.v1": SaleFlow()}
+        self.mappings = MAPS
+        self.next: dict[str, Any] = {}
+
+    def prepare(self, src: Source) -> tuple[Any, Source, Any, Any]:
+        sale = self.next
+        return self.flows["pos.sale.v1"], src, sale, SaleRefs(SaleFlow().resolve(sale, Lookups(
+            MAPS, sandbox_refdata())))
+
+    def messages(self, flow: Any, event: Any, origin: Source, src: Source,
+                 outcome: Any) -> list[Any]:
+        return sink_messages(flow, event, origin, src, outcome,
+                             parked_lookup=lambda _i: None, park_timeout_s=60)
+
+
+def test_the_window_agent_dead_letters_a_changed_resend_and_holds_an_exact_one() -> None:
+    """``WindowAgent.add`` itself (a stand-in pipeline: no registry here): the receipt
+    waits in its window, its exact re-send is answered at once, a changed one is the
+    ``conflicting_resend`` dead letter."""
+    pipe = _Pipe()
+    agent = WindowAgent(pipe, RecordingEmitter(), None,  # type: ignore[arg-type]
+                        WindowSpec(3600, 0, 60, 0))
+    src = Source("tillbridge.routed.window.v1", 0, 7, b"S001:R01", b"v",
+                 [(H_MODE, b"summary/3600s")])
+    sale = receipts()[1][0]
+    pipe.next = sale
+    assert agent.add(src, None, START.timestamp()) is None, "into its open window"
+    assert agent.add(src, None, START.timestamp()) is not None  # exact: a duplicate result
+    pipe.next = changed(sale)
+    [out] = agent.add(src, None, START.timestamp()) or []
+    assert out.topic.startswith("tillbridge.dlq.")
+    assert header(out.headers, H_REASON) == "conflicting_resend"
