@@ -11,15 +11,18 @@ routed under its original sale's POS transaction id, so both share a sink task.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.netsuite.batch import BatchWriter
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
 from tillbridge.streams.flows.loyalty import write_movement
 from tillbridge.streams.flows.online_return import post_online_return
+from tillbridge.streams.flows.sink import post_in_order
 from tillbridge.streams.ledger.lookup import ensure, find_any, find_id, find_summary
 from tillbridge.streams.ledger.loyalty import LOYALTY_SUMMARISED, REVERSE, movement
 from tillbridge.streams.ledger.refund import (
@@ -45,6 +48,7 @@ from tillbridge.streams.stages.enrich_return import (
     ReturnRefs,
     resolve_return,
 )
+from tillbridge.streams.stages.messages import RawHeaders
 from tillbridge.streams.stages.records import Rejection, ReturnRec
 
 
@@ -67,6 +71,13 @@ class ReturnFlow(Flow):
 
     async def post(self, ctx: SinkContext, event: ReturnRec, refs: ReturnRefs) -> Outcome:
         return await post_return(ctx.client, event, refs)
+
+    async def post_batch(self, ctx: SinkContext, writer: BatchWriter,
+                         items: Sequence[tuple[ReturnRec, Any, RawHeaders]]) -> list[Outcome]:
+        """A ``batch`` window's returns, in order, one by one: a refund is a ``!transform``
+        of its original and a batch request only adds, updates, upserts or deletes
+        records of one type (reference §1.9), so async batch jobs cannot carry it."""
+        return await post_in_order(self, ctx, items)
 
     def ids(self, event: ReturnRec) -> dict[str, Any]:
         return {"pos_transaction_id": event["pos_transaction_id"],

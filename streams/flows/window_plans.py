@@ -246,12 +246,29 @@ async def post_summary(client: ReliableClient, body: dict[str, Any]) -> Written 
                                      "window_receipts": json.dumps(body[RECEIPTS_FIELD])})
 
 
+@dataclass(frozen=True)
+class EventBatchPlan(Plan):
+    """Payments and returns in the ``batch`` mode: per store, register and business day,
+    each event its own records, written when the window closes (``post_batch``)."""
+
+    def key(self, event: Event) -> str:
+        return f"{event['store_id']}:{event['register_id']}:{event['business_date']}"
+
+    def member_id(self, event: Event) -> str:
+        if self.flow.kind == "payment":  # several payments per POS transaction
+            return f"pay/{event['payment_id']}"
+        return f"{event['store_id']}/{event['pos_transaction_id']}"
+
+
 def sale_plan(flow: Flow, tag: str, default_s: float, grace_s: float, idle_s: float,
               retain_s: float, zone: Callable[[str], str]) -> Plan:
-    """The plan of a sale routed under mode ``tag`` (``summary/14400s``, ``batch/at0600``)."""
+    """The plan of an event routed under mode ``tag`` (``summary/14400s``,
+    ``batch/at0600``): sales, payments and returns."""
     mode, window_s, schedule = parse_tag(tag)
     spec = WindowSpec(window_s or default_s, grace_s, idle_s, retain_s, schedule)
     name = f"{flow.kind}.{tag}"
+    if flow.kind != "sale":
+        return EventBatchPlan(name, flow, spec, zone)
     if mode == "batch":
         return BatchPlan(name, flow, spec, zone)
     plan = SummaryPlan(name, flow, spec, zone, "cashSale", post=post_summary,

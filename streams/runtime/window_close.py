@@ -27,6 +27,7 @@ from tillbridge.connectors.netsuite.batch import BatchWriter
 from tillbridge.connectors.netsuite.errors import NetSuiteError, NetSuiteUnavailable
 from tillbridge.streams.flows import drain, sink
 from tillbridge.streams.flows.base import Flow
+from tillbridge.streams.flows.drain import close_rank
 from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.flows.window_plans import Plan, SharedPlan
 from tillbridge.streams.flows.window_results import posted_results
@@ -97,7 +98,7 @@ class WindowCloser:
     async def close_all(self, plans: dict[str, Plan],
                         engines: dict[str, WindowEngine[Member]]) -> None:
         async with self._lock:
-            for name, engine in list(engines.items()):
+            for name, engine in sorted(engines.items(), key=lambda e: close_rank(e[0])):
                 ready = engine.take_ready()
                 for window in ready:
                     await self.close(plans[name], window)
