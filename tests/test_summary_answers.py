@@ -22,10 +22,11 @@ from tillbridge.streams.flows.returns import ReturnFlow, post_return
 from tillbridge.streams.flows.sale import SaleFlow, SaleRefs
 from tillbridge.streams.flows.sink import messages as sink_messages
 from tillbridge.streams.flows.window_plans import SummaryPlan, post_summary, sale_plan
+from tillbridge.streams.ledger.lookup import dependency_exists
 from tillbridge.streams.ledger.loyalty import LOYALTY_SUMMARISED
 from tillbridge.streams.ledger.summary import build_summary_cash_sale, summary_txn_id
 from tillbridge.streams.ledger.tax import tax_setup
-from tillbridge.streams.ledger.types import Posting, Refused, Skipped, Written
+from tillbridge.streams.ledger.types import Missing, Posting, Refused, Skipped, Written
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.refdata.sync_modes import H_MODE
 from tillbridge.streams.runtime.acks import AckQueue
@@ -76,6 +77,28 @@ def test_a_return_of_a_summarised_receipt_is_refunded_from_the_summary() -> None
                              "loyalty_skipped": {"reason": LOYALTY_SUMMARISED, "points": 19}}
     assert isinstance(again, Posting) and not again.records[0].created
     assert [r["externalid"] for r in rows] == [refund.external_id], "refunded once"
+
+
+def test_a_return_parked_before_its_summary_is_released_once_the_summary_is_posted() -> None:
+    """The summary window of a receipt closes hours later: its return parks first, and the
+    parking sweep's dependency check (``Pipeline.dependency_exists``) says no until the
+    summary is in NetSuite, then yes; the released return posts from the summary."""
+    ret = make_return()
+    refs = ReturnFlow().resolve(ret, Lookups(MAPS, sandbox_refdata()))
+    assert isinstance(refs, ReturnRefs), refs
+    with SimServer() as sim:
+        early = run_client(sim, lambda c: post_return(c, ret, refs))
+        assert isinstance(early, Missing), early
+        waiting = run_client(sim, lambda c: dependency_exists(c, early.dependency,
+                                                              early.record_types))
+        run_client(sim, lambda c: post_summary(c, summary_body()))
+        landed = run_client(sim, lambda c: dependency_exists(c, early.dependency,
+                                                             early.record_types))
+        late = run_client(sim, lambda c: post_return(c, ret, refs))
+    assert early.record_types[-1] == "summary:S001|R01|2026-11-26|S001-R01-000042"
+    assert (waiting, landed) == (False, True)
+    assert isinstance(late, Posting) and late.records[0].record_type == "cashRefund"
+    assert late.records[0].links["summary"] == summary_body()["externalId"]
 
 
 def test_a_payment_of_a_summarised_receipt_is_covered_by_the_summary() -> None:

@@ -38,7 +38,13 @@ from tillbridge.connectors.netsuite.errors import NetSuiteError, Rejected
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
 from tillbridge.streams.flows.sink import refused, rejection_for
-from tillbridge.streams.ledger.lookup import ensure, find_any, find_record, find_summary
+from tillbridge.streams.ledger.lookup import (
+    ensure,
+    find_any,
+    find_record,
+    find_summary,
+    summary_dependency,
+)
 from tillbridge.streams.ledger.payment import (
     REFUND_SOURCES,
     SALE_TYPES,
@@ -129,7 +135,9 @@ async def _approved(client: ReliableClient, pay: PaymentRec, refs: PaymentRefs,
         if summary is not None:  # a receipt of the ``summary`` sync mode: its cashSale
             return Skipped(f"covered by summary cashSale {summary[1]['id']} "
                            f"({summary[1].get('externalId')})")
-        return Missing(refs.sale, SALE_TYPES,
+        return Missing(refs.sale, (*SALE_TYPES, *summary_dependency(
+            pay["store_id"], pay["register_id"], pay["business_date"],
+            pay["pos_transaction_id"])),
                        f"payment {pay['payment_id']} of {refs.sale}, not in NetSuite yet")
     sale_type, sale = found
     sale_id = str(sale["id"])

@@ -23,7 +23,13 @@ from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
 from tillbridge.streams.flows.loyalty import write_movement
 from tillbridge.streams.flows.online_return import post_online_return
 from tillbridge.streams.flows.sink import post_in_order
-from tillbridge.streams.ledger.lookup import ensure, find_any, find_id, find_summary
+from tillbridge.streams.ledger.lookup import (
+    ensure,
+    find_any,
+    find_id,
+    find_summary,
+    summary_dependency,
+)
 from tillbridge.streams.ledger.loyalty import LOYALTY_SUMMARISED, REVERSE, movement
 from tillbridge.streams.ledger.refund import (
     NO_PAYOUT,
@@ -184,7 +190,12 @@ async def post_return(client: ReliableClient, ret: ReturnRec,
         original = await find_original(client, refs) or await summary_original(client, ret,
                                                                                refs)
         if original is None:
-            return Missing(refs.original, refs.original_types,
+            orig = ret["original"]
+            via_summary = summary_dependency(
+                orig.get("store_id") or ret["store_id"], orig.get("register_id"),
+                orig.get("business_date"), orig.get("pos_transaction_id")) \
+                if "cashSale" in refs.original_types else ()
+            return Missing(refs.original, (*refs.original_types, *via_summary),
                            f"return {ret['pos_transaction_id']} of {refs.original}, "
                            "not in NetSuite yet")
     if original is not None and original.record_type == "salesOrder":

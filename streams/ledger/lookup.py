@@ -36,6 +36,35 @@ async def find_any(client: ReliableClient, external_id: str, record_types: tuple
     return None
 
 
+#: a parked event's dependency "type" that is a summary taking a POS receipt:
+#: ``summary:<store>|<register>|<business day>|<POS transaction id>``
+SUMMARY_DEPENDENCY = "summary:"
+
+
+def summary_dependency(store: str | None, register: str | None, business_date: str | None,
+                       txn: str | None) -> tuple[str, ...]:
+    """The extra place a POS sale's externalId may be answered by (its summary), when the
+    event knows the receipt's coordinates; else nothing."""
+    if not (store and register and business_date and txn):
+        return ()
+    return (f"{SUMMARY_DEPENDENCY}{store}|{register}|{business_date}|{txn}",)
+
+
+async def dependency_exists(client: ReliableClient, external_id: str,
+                            record_types: tuple[str, ...]) -> bool:
+    """Is a parked event's dependency in NetSuite: the record under one of its types, or
+    (a ``summary:`` entry) the summary that took the receipt."""
+    plain = tuple(t for t in record_types if not t.startswith(SUMMARY_DEPENDENCY))
+    if await find_any(client, external_id, plain) is not None:
+        return True
+    for ref in record_types:
+        if ref.startswith(SUMMARY_DEPENDENCY):
+            store, register, day, txn = ref[len(SUMMARY_DEPENDENCY):].split("|", 3)
+            if await find_summary(client, store, register, day, txn) is not None:
+                return True
+    return False
+
+
 async def find_id(client: ReliableClient, record_type: str, external_id: str) -> str | None:
     """Internal id of the record with this externalId, None if there is none."""
     return await client.call(lambda: client.find_id(record_type, external_id))
