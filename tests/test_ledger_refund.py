@@ -248,7 +248,9 @@ def test_return_before_its_sale_waits_then_posts(sim: SimServer) -> None:
         return early, between, await post_return(rc, ret, refs)
 
     early, between, late = run_client(sim, flow)
-    assert early == Missing(SALE_EID, ("cashSale", "invoice"), early.detail)
+    assert early == Missing(SALE_EID, ("cashSale", "invoice",
+                                       "summary:S001|R01|2026-11-26|S001-R01-000042"),
+                            early.detail)
     assert between == {}, "nothing posted standalone"
     assert isinstance(late, Posting) and late.primary.record_type == "cashRefund"
     assert late.primary.created

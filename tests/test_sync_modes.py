@@ -57,6 +57,9 @@ def test_modes_windows_and_schedules_parse_and_travel_as_tags() -> None:
     # its own per register-day post; inventory is windowed anyway)
     assert [sync.window_tag(k) for k in ("sale", "settlement", "inventory", "payment")] == \
         ["summary/14400s", None, None, None]
+    batched = mappings({"payments": "batch", "returns": {"mode": "batch", "window": "1h"}}).sync
+    assert [batched.window_tag(k) for k in ("payment", "return", "order", "sale")] == \
+        ["batch/default", "batch/3600s", None, None]
     assert mappings().sync.window_tag("sale") is None
     assert parse_tag("summary/14400s") == ("summary", 14400.0, ())
     sched = SyncModes.parse({"sales": {"mode": "batch", "schedule": ["22:00", "06:00"]}})
@@ -67,7 +70,8 @@ def test_modes_windows_and_schedules_parse_and_travel_as_tags() -> None:
 
 
 @pytest.mark.parametrize(("sync", "says"), [
-    ({"payments": "batch"}, "not accepted for payments"),
+    ({"orders": "batch"}, "not accepted for orders"),
+    ({"payments": "summary"}, "not accepted for payments"),
     ({"sales": "hourly"}, "not accepted for sales"),
     ({"tills": "realtime"}, "unknown flow"),
     ({"inventory": {"mode": "batch", "window": "4h"}}, "TILLBRIDGE_WINDOW_S"),

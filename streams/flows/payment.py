@@ -27,13 +27,24 @@ failure and gateway codes, trace steps) so failed attempts stay investigable.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.netsuite.batch import BatchWriter
+from tillbridge.connectors.netsuite.errors import NetSuiteError, Rejected
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
-from tillbridge.streams.ledger.lookup import ensure, find_any, find_record
+from tillbridge.streams.flows.sink import refused, rejection_for
+from tillbridge.streams.ledger.lookup import (
+    ensure,
+    find_any,
+    find_record,
+    find_summary,
+    summary_dependency,
+)
 from tillbridge.streams.ledger.payment import (
     REFUND_SOURCES,
     SALE_TYPES,
@@ -43,13 +54,13 @@ from tillbridge.streams.ledger.payment import (
     payment_audit_record,
 )
 from tillbridge.streams.ledger.tenders import TENDERS_FIELD
-from tillbridge.streams.ledger.types import Missing, Outcome, Posting, Skipped
+from tillbridge.streams.ledger.types import Missing, Outcome, Posting, Refused, Skipped, Written
 from tillbridge.streams.stages.enrich_payment import (
     POSTING_STATUSES,
     PaymentRefs,
     resolve_payment,
 )
-from tillbridge.streams.stages.messages import Outbound
+from tillbridge.streams.stages.messages import Outbound, RawHeaders
 from tillbridge.streams.stages.records import PaymentRec, Rejection
 
 
@@ -67,6 +78,10 @@ class PaymentFlow(Flow):
     async def post(self, ctx: SinkContext, event: PaymentRec, refs: PaymentRefs) -> Outcome:
         return await post_payment(ctx.client, event, refs)
 
+    async def post_batch(self, ctx: SinkContext, writer: BatchWriter,
+                         items: Sequence[tuple[PaymentRec, Any, RawHeaders]]) -> list[Outcome]:
+        return await post_payments_batch(self, ctx, writer, items)
+
     def ids(self, event: PaymentRec) -> dict[str, Any]:
         return {"payment_id": event["payment_id"],
                 "pos_transaction_id": event["pos_transaction_id"],
@@ -82,14 +97,47 @@ class PaymentFlow(Flow):
                          json.dumps(doc).encode())]
 
 
+@dataclass(frozen=True, slots=True)
+class _Create:
+    """The record an approved payment makes, not written yet."""
+
+    record_type: str
+    external_id: str
+    body: dict[str, Any]
+    links: dict[str, str]
+    sale_id: str
+    amount: Decimal
+
+
 async def _post_approved(client: ReliableClient, pay: PaymentRec,
                          refs: PaymentRefs) -> Posting | Missing | Skipped:
+    plan = await _approved(client, pay, refs)
+    if not isinstance(plan, _Create):
+        return plan
+    written = await ensure(
+        client, plan.record_type, plan.external_id,
+        lambda: client.create_or_find(plan.record_type, plan.external_id, plan.body),
+        plan.links)
+    return Posting((written,))
+
+
+async def _approved(client: ReliableClient, pay: PaymentRec, refs: PaymentRefs,
+                    applied: Decimal = Decimal(0)) -> _Create | Missing | Skipped:
+    """What an approved payment becomes (``applied``: what other payments of the same
+    batch already take of the invoice's open amount)."""
     found = await find_any(client, refs.sale, SALE_TYPES)
     if found is None:
         exchange = await find_record(client, "cashSale", refs.exchange)
         if exchange is not None:
             return Skipped(f"covered by exchange cashSale {exchange['id']}")
-        return Missing(refs.sale, SALE_TYPES,
+        summary = await find_summary(client, pay["store_id"], pay["register_id"],
+                                     pay["business_date"], pay["pos_transaction_id"])
+        if summary is not None:  # a receipt of the ``summary`` sync mode: its cashSale
+            return Skipped(f"covered by summary cashSale {summary[1]['id']} "
+                           f"({summary[1].get('externalId')})")
+        return Missing(refs.sale, (*SALE_TYPES, *summary_dependency(
+            pay["store_id"], pay["register_id"], pay["business_date"],
+            pay["pos_transaction_id"])),
                        f"payment {pay['payment_id']} of {refs.sale}, not in NetSuite yet")
     sale_type, sale = found
     sale_id = str(sale["id"])
@@ -100,16 +148,50 @@ async def _post_approved(client: ReliableClient, pay: PaymentRec,
         return Skipped(f"covered by the tender payments of invoice {sale_id}")
     customer = str(sale["entity"]["id"])
     if sale_type == "salesOrder":
-        body = build_customer_deposit(pay, refs, sale_id, customer)
-        record_type, links = "customerDeposit", {"salesOrder": sale_id}
-    else:
-        open_amount = Decimal(str(sale.get("amountRemaining", 0)))
-        body = build_customer_payment(pay, refs, sale_id, customer, open_amount)
-        record_type, links = "customerPayment", {"apply": sale_id}
-    written = await ensure(client, record_type, refs.payment,
-                           lambda: client.create_or_find(record_type, refs.payment, body),
-                           links)
-    return Posting((written,))
+        return _Create("customerDeposit", refs.payment,
+                       build_customer_deposit(pay, refs, sale_id, customer),
+                       {"salesOrder": sale_id}, sale_id, pay["amount"])
+    open_amount = max(Decimal(0), Decimal(str(sale.get("amountRemaining", 0))) - applied)
+    return _Create("customerPayment", refs.payment,
+                   build_customer_payment(pay, refs, sale_id, customer, open_amount),
+                   {"apply": sale_id}, sale_id, pay["amount"])
+
+
+async def post_payments_batch(flow: Flow, ctx: SinkContext, writer: BatchWriter,
+                              items: Sequence[tuple[PaymentRec, Any, RawHeaders]]
+                              ) -> list[Outcome]:
+    """A ``batch`` window's payments: the customerPayments and customerDeposits they make
+    through async batch jobs (<= 100 a request, by externalId: never twice), the rest
+    (covered, skipped, waiting for their sale, refunds by ``!transform``) one by one."""
+    outcomes: list[Outcome | None] = [None] * len(items)
+    creates: dict[str, list[tuple[int, _Create]]] = {}
+    applied: dict[str, Decimal] = {}
+    for i, (pay, refs, _) in enumerate(items):
+        ctx.at(i)
+        try:
+            plan = await _approved(ctx.client, pay, refs, applied.get(pay["pos_transaction_id"],
+                                                                     Decimal(0))) \
+                if pay["status"] == "APPROVED" else await post_payment(ctx.client, pay, refs)
+        except NetSuiteError as err:
+            outcomes[i] = refused(flow, pay, err)
+            continue
+        if isinstance(plan, _Create):
+            creates.setdefault(plan.record_type, []).append((i, plan))
+            key = pay["pos_transaction_id"]
+            applied[key] = applied.get(key, Decimal(0)) + plan.amount
+        else:
+            outcomes[i] = plan
+    for record_type, group in creates.items():
+        results = await writer.write(record_type, [(c.external_id, c.body) for _, c in group])
+        for (i, c), res in zip(group, results, strict=True):
+            if res.error is not None or res.netsuite_id is None:
+                why = res.error or Rejected(None, "NO_ID", detail="the batch job gave no id")
+                outcomes[i] = Refused(rejection_for(why, record_type, c.external_id),
+                                      why.details)
+            else:
+                outcomes[i] = Posting((Written(record_type, res.netsuite_id, c.external_id,
+                                               res.created, c.links),))
+    return [o for o in outcomes if o is not None]
 
 
 async def _post_refunded(client: ReliableClient, pay: PaymentRec,

@@ -34,7 +34,7 @@ from tillbridge.streams.flows.ingest import ingest
 from tillbridge.streams.flows.park import ParkEntry, parked_source, tombstone
 from tillbridge.streams.flows.registry import default_flows
 from tillbridge.streams.flows.stamp import StampedClient, confirm_replay, source_ref
-from tillbridge.streams.ledger.lookup import find_any
+from tillbridge.streams.ledger.lookup import dependency_exists
 from tillbridge.streams.ledger.types import Posting
 from tillbridge.streams.refdata.mappings import Mappings
 from tillbridge.streams.refdata.snapshot import ReferenceData
@@ -245,4 +245,4 @@ class Pipeline:
     async def dependency_exists(self, entry: ParkEntry) -> bool:
         """Is the record a parked event waits for in NetSuite by now (any of its types)?"""
         assert self.reliable is not None, "Pipeline.start() not awaited"
-        return await find_any(self.reliable, entry.dependency, entry.record_types) is not None
+        return await dependency_exists(self.reliable, entry.dependency, entry.record_types)

@@ -11,16 +11,26 @@ routed under its original sale's POS transaction id, so both share a sink task.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.netsuite.batch import BatchWriter
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
 from tillbridge.streams.flows.loyalty import write_movement
 from tillbridge.streams.flows.online_return import post_online_return
-from tillbridge.streams.ledger.lookup import ensure, find_any, find_id
-from tillbridge.streams.ledger.loyalty import REVERSE, movement
+from tillbridge.streams.flows.sink import post_in_order
+from tillbridge.streams.ledger.lookup import (
+    ensure,
+    find_any,
+    find_id,
+    find_summary,
+    summary_dependency,
+)
+from tillbridge.streams.ledger.loyalty import LOYALTY_SUMMARISED, REVERSE, movement
 from tillbridge.streams.ledger.refund import (
     NO_PAYOUT,
     Original,
@@ -37,12 +47,14 @@ from tillbridge.streams.ledger.refund import (
     return_external_id,
     source_lines,
 )
+from tillbridge.streams.ledger.summary import SUMMARY_PREFIX
 from tillbridge.streams.ledger.types import Missing, Outcome, Posting, Written
 from tillbridge.streams.stages.enrich_return import (
     DEFAULT_WRITE_OFF_ACCOUNT,
     ReturnRefs,
     resolve_return,
 )
+from tillbridge.streams.stages.messages import RawHeaders
 from tillbridge.streams.stages.records import Rejection, ReturnRec
 
 
@@ -66,6 +78,13 @@ class ReturnFlow(Flow):
     async def post(self, ctx: SinkContext, event: ReturnRec, refs: ReturnRefs) -> Outcome:
         return await post_return(ctx.client, event, refs)
 
+    async def post_batch(self, ctx: SinkContext, writer: BatchWriter,
+                         items: Sequence[tuple[ReturnRec, Any, RawHeaders]]) -> list[Outcome]:
+        """A ``batch`` window's returns, in order, one by one: a refund is a ``!transform``
+        of its original and a batch request only adds, updates, upserts or deletes
+        records of one type (reference §1.9), so async batch jobs cannot carry it."""
+        return await post_in_order(self, ctx, items)
+
     def ids(self, event: ReturnRec) -> dict[str, Any]:
         return {"pos_transaction_id": event["pos_transaction_id"],
                 "store_id": event["store_id"], "register_id": event["register_id"],
@@ -80,6 +99,31 @@ async def find_original(client: ReliableClient, refs: ReturnRefs) -> Original | 
     assert refs.original is not None
     found = await find_any(client, refs.original, refs.original_types, expand=True)
     return None if found is None else Original(found[0], str(found[1]["id"]), found[1])
+
+
+async def summary_original(client: ReliableClient, ret: ReturnRec,
+                           refs: ReturnRefs) -> Original | None:
+    """A POS sale booked inside a ``pos-sum-`` summary (the ``summary`` sync mode): the
+    summary is the original its refund is transformed from."""
+    if "cashSale" not in refs.original_types:
+        return None
+    orig = ret["original"]
+    found = await find_summary(client, orig.get("store_id") or ret["store_id"],
+                               orig.get("register_id"), orig.get("business_date"),
+                               orig.get("pos_transaction_id"), expand=True)
+    return None if found is None else Original(found[0], str(found[1]["id"]), found[1])
+
+
+def summarised_posting(ret: ReturnRec, records: list[Written], summary: str) -> Posting:
+    """A return of a summarised receipt: its records name the summary; no loyalty reversal
+    (the summary earned none: it books to the guest and upserts no shoppers), and the
+    result says so by ``loyalty_skipped``."""
+    named = tuple(replace(w, links={**w.links, "summary": summary}) for w in records)
+    points = ret.get("loyalty_points_reversed")
+    result: dict[str, Any] = {"summary_external_id": summary}
+    if points:
+        result["loyalty_skipped"] = {"reason": LOYALTY_SUMMARISED, "points": points}
+    return Posting(named, result=result)
 
 
 def _customer(refs: ReturnRefs, original: Original | None) -> str:
@@ -143,9 +187,15 @@ async def post_return(client: ReliableClient, ret: ReturnRec,
     """
     original = None
     if refs.original is not None:
-        original = await find_original(client, refs)
+        original = await find_original(client, refs) or await summary_original(client, ret,
+                                                                               refs)
         if original is None:
-            return Missing(refs.original, refs.original_types,
+            orig = ret["original"]
+            via_summary = summary_dependency(
+                orig.get("store_id") or ret["store_id"], orig.get("register_id"),
+                orig.get("business_date"), orig.get("pos_transaction_id")) \
+                if "cashSale" in refs.original_types else ()
+            return Missing(refs.original, (*refs.original_types, *via_summary),
                            f"return {ret['pos_transaction_id']} of {refs.original}, "
                            "not in NetSuite yet")
     if original is not None and original.record_type == "salesOrder":
@@ -173,6 +223,10 @@ async def post_return(client: ReliableClient, ret: ReturnRec,
         records.append(await ensure(client, "cashSale", ext,
                                     lambda: client.create_or_find("cashSale", ext, body),
                                     {"return": refund.netsuite_id}))
+    summary = original.record.get("externalId") if original is not None and \
+        str(original.record.get("externalId") or "").startswith(SUMMARY_PREFIX) else None
+    if summary is not None:
+        return summarised_posting(ret, records, str(summary))
     reversal = movement(REVERSE, ret.get("loyalty_points_reversed"), _customer(refs, original),
                         refs.guest_customer, (refund.record_type, refund.netsuite_id),
                         ret["store_id"], ret["pos_transaction_id"],

@@ -50,6 +50,20 @@ def rejection_for(err: NetSuiteError, record_type: str, external_id: str) -> Rej
                       "error_path": err.error_path or ""})
 
 
+async def post_in_order(flow: Flow, ctx: Any, items: Any) -> list[Outcome]:
+    """Each ``(event, refs, headers)`` through ``flow.post``, one after the other in window
+    order (a record NetSuite refuses is that event's outcome; ``NetSuiteUnavailable``
+    propagates: the whole window is written again, idempotently)."""
+    outcomes: list[Outcome] = []
+    for i, (event, refs, _headers) in enumerate(items):
+        ctx.at(i)
+        try:
+            outcomes.append(await flow.post(ctx, event, refs))
+        except NetSuiteError as err:
+            outcomes.append(refused(flow, event, err))
+    return outcomes
+
+
 def refused(flow: Flow, event: Event, err: NetSuiteError) -> Refused:
     """A NetSuite error a flow's post raised, as its outcome (the record type is read from
     the request path: a flow writes several kinds)."""

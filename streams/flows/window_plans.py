@@ -21,11 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from tillbridge.connectors.netsuite.retry import ReliableClient
 from tillbridge.streams.flows.base import Event, Flow, Lookups
+from tillbridge.streams.flows.sale import conflicting_resend
 from tillbridge.streams.flows.stock import post_window
+from tillbridge.streams.ledger.sale_records import sale_external_id
 from tillbridge.streams.ledger.stock import body_lines, revive
 from tillbridge.streams.ledger.summary import (
     RECEIPTS_FIELD,
@@ -33,10 +35,11 @@ from tillbridge.streams.ledger.summary import (
     summary_txn_id,
 )
 from tillbridge.streams.ledger.tax import tax_setup
-from tillbridge.streams.ledger.types import Skipped, Written
+from tillbridge.streams.ledger.types import Refused, Skipped, Written
 from tillbridge.streams.refdata.sync_modes import parse_tag
 from tillbridge.streams.stages.reasons import ReasonCode, Stage
-from tillbridge.streams.stages.records import Rejection
+from tillbridge.streams.stages.records import Rejection, SaleRec
+from tillbridge.streams.stages.resend import content_fingerprint, content_summary
 from tillbridge.streams.windows.book import digest
 from tillbridge.streams.windows.engine import WindowSpec
 
@@ -66,6 +69,21 @@ class Plan:
         raise NotImplementedError
 
     def skip(self, event: Event) -> Skipped | None:
+        return None
+
+    def member_book(self, event: Event) -> list[Any]:
+        """What the window book keeps of a member beside its event time and lateness
+        (sales: their content fingerprint and totals, so a changed re-send is told)."""
+        return []
+
+    def resend_conflict(self, event: Event, held: Event | list[Any] | None,
+                        where: dict[str, Any]) -> Refused | None:
+        """A re-send of a member whose content differs from the held one (None: the
+        same content, or a plan that cannot tell)."""
+        return None
+
+    def own_external_id(self, event: Event) -> str | None:
+        """A member's own record's externalId (batch sales); None: the window's record."""
         return None
 
 
@@ -104,10 +122,22 @@ class SalePlan(Plan):
     def member_id(self, event: Event) -> str:
         return f"{event['store_id']}/{event['pos_transaction_id']}"
 
+    def member_book(self, event: Event) -> list[Any]:
+        summary = content_summary(event)
+        return [content_fingerprint(summary),
+                {k: summary.get(k) for k in ("total", "tax_total")}]
+
+    def resend_conflict(self, event: Event, held: Event | list[Any] | None,
+                        where: dict[str, Any]) -> Refused | None:
+        return sale_resend_conflict(event, held, where)
+
 
 @dataclass(frozen=True)
 class BatchPlan(SalePlan):
     """Per-record sales written together at the window's close."""
+
+    def own_external_id(self, event: Event) -> str | None:
+        return sale_external_id(event)
 
 
 @dataclass(frozen=True)
@@ -122,6 +152,38 @@ class SummaryPlan(SalePlan, SharedPlan):
 
     def skip(self, event: Event) -> Skipped | None:
         return None
+
+    def member_book(self, event: Event) -> list[Any]:
+        return SalePlan.member_book(self, event)
+
+    def resend_conflict(self, event: Event, held: Event | list[Any] | None,
+                        where: dict[str, Any]) -> Refused | None:
+        return SalePlan.resend_conflict(self, event, held, where)
+
+
+def sale_resend_conflict(event: Event, held: Event | list[Any] | None,
+                         where: dict[str, Any]) -> Refused | None:
+    """A sale re-sent into a window (still open: ``held`` is the member's event; closed:
+    its book entry ``[time, late, fingerprint, totals]``) with other content: the same
+    ``conflicting_resend`` as a real-time sale's, naming the window and its record.
+    ``where``: ``record_type``, ``netsuite_id``, ``external_id`` (the summary or the
+    sale's own record; the window id while it is open) and ``window``."""
+    if isinstance(held, dict):  # the member's event, in an open window
+        posted = content_summary(cast(SaleRec, held))
+        previous = {**where, "content_fp": content_fingerprint(posted), "content": posted}
+    elif isinstance(held, list) and len(held) >= 4:
+        previous = {**where, "content_fp": held[2], "content": held[3], "lines_unknown": True}
+    else:
+        return None  # a book entry from before fingerprints were kept: cannot tell
+    refused = conflicting_resend(previous, event)
+    if refused is None:
+        return None
+    inputs = refused.rejection.inputs  # built for this refusal alone
+    inputs["window"] = where.get("window")
+    if previous.get("lines_unknown"):
+        inputs["differences"]["lines"] = (
+            "not kept: a window keeps each member's fingerprint and totals, not its lines")
+    return refused
 
 
 def inventory_plan(flow: Flow, spec: WindowSpec) -> SharedPlan:
@@ -184,12 +246,29 @@ async def post_summary(client: ReliableClient, body: dict[str, Any]) -> Written 
                                      "window_receipts": json.dumps(body[RECEIPTS_FIELD])})
 
 
+@dataclass(frozen=True)
+class EventBatchPlan(Plan):
+    """Payments and returns in the ``batch`` mode: per store, register and business day,
+    each event its own records, written when the window closes (``post_batch``)."""
+
+    def key(self, event: Event) -> str:
+        return f"{event['store_id']}:{event['register_id']}:{event['business_date']}"
+
+    def member_id(self, event: Event) -> str:
+        if self.flow.kind == "payment":  # several payments per POS transaction
+            return f"pay/{event['payment_id']}"
+        return f"{event['store_id']}/{event['pos_transaction_id']}"
+
+
 def sale_plan(flow: Flow, tag: str, default_s: float, grace_s: float, idle_s: float,
               retain_s: float, zone: Callable[[str], str]) -> Plan:
-    """The plan of a sale routed under mode ``tag`` (``summary/14400s``, ``batch/at0600``)."""
+    """The plan of an event routed under mode ``tag`` (``summary/14400s``,
+    ``batch/at0600``): sales, payments and returns."""
     mode, window_s, schedule = parse_tag(tag)
     spec = WindowSpec(window_s or default_s, grace_s, idle_s, retain_s, schedule)
     name = f"{flow.kind}.{tag}"
+    if flow.kind != "sale":
+        return EventBatchPlan(name, flow, spec, zone)
     if mode == "batch":
         return BatchPlan(name, flow, spec, zone)
     plan = SummaryPlan(name, flow, spec, zone, "cashSale", post=post_summary,

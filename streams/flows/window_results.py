@@ -18,6 +18,7 @@ from typing import Any
 
 from tillbridge.connectors.kafka import topics
 from tillbridge.streams.flows.base import Event, Flow
+from tillbridge.streams.ledger.loyalty import LOYALTY_SUMMARISED
 from tillbridge.streams.ledger.types import Written
 from tillbridge.streams.runtime import metrics
 from tillbridge.streams.stages.messages import Outbound, Source
@@ -39,6 +40,7 @@ def posted_results(flow: Flow, members: Sequence[tuple[Event, Source]],
     now = time.time()
     observe = metrics.EVENT_TO_RECORD.observe if written.created else None
     ids_of, event_time = flow.ids, flow.event_time
+    summary = written.links.get("summary") == "true"
     outs: list[Outbound] = []
     for event, origin in members:
         ids = ids_of(event)
@@ -49,6 +51,9 @@ def posted_results(flow: Flow, members: Sequence[tuple[Event, Source]],
             "event_type": flow.kind, **ids, "outcome": "posted",
             "source": f"{origin.topic}/{origin.partition}/{origin.offset}",
             "event_time": when.isoformat() if when is not None else None}
+        if summary and event.get("loyalty_points_earned"):
+            doc["loyalty_skipped"] = {"reason": LOYALTY_SUMMARISED,
+                                      "points": event["loyalty_points_earned"]}
         key = str(ids.get("pos_transaction_id") or ids.get("external_id") or "").encode()
         value = json.dumps(doc).encode()[:-1] + tail
         out = Outbound(topics.RESULTS, key, value, list(_HEADERS))

@@ -21,6 +21,11 @@ from typing import Any
 from tillbridge.streams.ledger.ids import external_id
 
 RECORD_TYPE = "customrecord_tillbridge_loyalty"
+#: why no movement is written for a receipt booked inside a summary (``summary`` sync mode
+#: of sales): the summary books to the guest customer and upserts no shoppers, so there
+#: is no customer to credit; the receipt's (and its returns') results carry
+#: ``loyalty_skipped: {"reason": "summarised_sale", "points": n}`` instead
+LOYALTY_SUMMARISED = "summarised_sale"
 F_CUSTOMER = "custrecord_tb_loyalty_customer"
 F_TRANSACTION = "custrecord_tb_loyalty_transaction"
 F_POINTS = "custrecord_tb_loyalty_points"

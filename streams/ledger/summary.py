@@ -40,6 +40,7 @@ from tillbridge.streams.stages.records import DiscountRec, SaleLineRec, SaleRec,
 
 RECEIPTS_FIELD = "custbody_tillbridge_receipts"
 SUMMARY_KIND = "sum"
+SUMMARY_PREFIX = f"pos-{SUMMARY_KIND}-"
 CENT = Decimal("0.01")
 
 

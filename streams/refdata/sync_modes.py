@@ -13,8 +13,9 @@ time; inventory and settlement in batches. What each flow accepts is in ``ACCEPT
 inventory is aggregated by nature (one adjustment per location and window of
 ``TILLBRIDGE_WINDOW_S``) and settlement is a daily batch by nature (one Z-report per
 register and business day, posted when it comes): for both, ``batch`` is the only mode
-and their shape is not set here (``FIXED_SHAPE``); payments, returns, orders and customers
-have no batch writer yet, so ``realtime`` only. Sales take all three.
+and their shape is not set here (``FIXED_SHAPE``). Payments and returns take ``realtime`` or
+``batch`` (their windows close after the sales' in the same pass: a sale comes first);
+orders and customers have no batch writer yet, so ``realtime`` only. Sales take all three.
 
 The mode in force when ingest routes an event travels with it (the ``tillbridge.mode``
 hop header: ``ModeSpec.tag``), so a switch changes where *later* events go and never what
@@ -34,8 +35,8 @@ KIND_FLOW = {"sale": "sales", "payment": "payments", "return": "returns", "order
              "inventory": "inventory", "settlement": "settlement", "customer": "customers"}
 ACCEPTED: dict[str, tuple[Mode, ...]] = {
     "sales": ("realtime", "batch", "summary"),
-    "payments": ("realtime",), "returns": ("realtime",), "orders": ("realtime",),
-    "customers": ("realtime",),
+    "payments": ("realtime", "batch"), "returns": ("realtime", "batch"),
+    "orders": ("realtime",), "customers": ("realtime",),
     "inventory": ("batch",), "settlement": ("batch",),
 }
 HYBRID: dict[str, Mode] = {"sales": "realtime", "payments": "realtime", "returns": "realtime",
@@ -50,7 +51,7 @@ FIXED_SHAPE = {
 }
 #: flows whose batch / summary the window agent carries out (routed there by their mode);
 #: inventory is windowed whatever the mode says, settlement is posted per register-day
-BY_WINDOW_AGENT = frozenset({"sales"})
+BY_WINDOW_AGENT = frozenset({"sales", "payments", "returns"})
 H_MODE = "tillbridge.mode"
 _LENGTH = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -152,7 +153,8 @@ class SyncModes:
 
     def window_tag(self, kind: str) -> str | None:
         """The mode tag when a ``Flow.kind``'s events go to the window agent by their mode
-        (sales in ``batch`` or ``summary``); None: the flow's own route."""
+        (sales in ``batch`` or ``summary``, payments and returns in ``batch``); None: the
+        flow's own route."""
         spec = self.of(kind)
         return spec.tag if spec.windowed and KIND_FLOW.get(kind) in BY_WINDOW_AGENT else None
 

@@ -27,10 +27,11 @@ from tillbridge.connectors.netsuite.batch import BatchWriter
 from tillbridge.connectors.netsuite.errors import NetSuiteError, NetSuiteUnavailable
 from tillbridge.streams.flows import drain, sink
 from tillbridge.streams.flows.base import Flow
+from tillbridge.streams.flows.drain import close_rank
 from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.flows.window_plans import Plan, SharedPlan
 from tillbridge.streams.flows.window_results import posted_results
-from tillbridge.streams.ledger.types import Skipped, Written
+from tillbridge.streams.ledger.types import Refused, Skipped, Written
 from tillbridge.streams.runtime import metrics
 from tillbridge.streams.runtime.acks import AckQueue
 from tillbridge.streams.runtime.emit import EmitterLike
@@ -38,7 +39,7 @@ from tillbridge.streams.stages.deadletter import dead_letter
 from tillbridge.streams.stages.messages import Outbound, Source
 from tillbridge.streams.stages.records import Rejection
 from tillbridge.streams.windows.book import WindowBook, WindowRecord
-from tillbridge.streams.windows.engine import Window, WindowEngine
+from tillbridge.streams.windows.engine import Added, Window, WindowEngine
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,24 @@ class Member:
                  handle: Any) -> None:
         self.flow, self.origin, self.routed = flow, origin, routed
         self.event, self.refs, self.handle = event, refs, handle
+
+
+def held_conflict(plan: Plan, engine: WindowEngine[Member], book: WindowBook, added: Added,
+                  member_id: str, event: Any) -> Refused | None:
+    """A re-send of a window's member (open: the held event; closed: its book entry) whose
+    content differs: ``conflicting_resend``, never a quiet duplicate."""
+    if added.verdict == "duplicate":
+        win = next((w for w in engine.open_windows if w.wid == added.wid), None)
+        held = win.members[member_id].item.event if win and member_id in win.members else None
+        where = {"record_type": "window", "netsuite_id": None, "external_id": None}
+    else:
+        record = book.get(added.wid)
+        held = record.members.get(member_id) if record is not None else None
+        where = {"record_type": plan.record_type if isinstance(plan, SharedPlan) else "cashSale",
+                 "netsuite_id": record.netsuite_id if record is not None else None,
+                 "external_id": (record.external_id if record is not None else None)
+                 or plan.own_external_id(event)}
+    return plan.resend_conflict(event, held, {**where, "window": added.wid})
 
 
 async def emit_all(emitter: EmitterLike, outs: Sequence[Outbound]) -> None:
@@ -79,7 +98,7 @@ class WindowCloser:
     async def close_all(self, plans: dict[str, Plan],
                         engines: dict[str, WindowEngine[Member]]) -> None:
         async with self._lock:
-            for name, engine in list(engines.items()):
+            for name, engine in sorted(engines.items(), key=lambda e: close_rank(e[0])):
                 ready = engine.take_ready()
                 for window in ready:
                     await self.close(plans[name], window)
@@ -99,7 +118,7 @@ class WindowCloser:
 
     async def close(self, plan: Plan, window: Window[Member]) -> None:
         members = [m.item for m in window.members.values()]
-        book_members = {mid: [m.event_time.isoformat(), m.late]
+        book_members = {mid: [m.event_time.isoformat(), m.late, *plan.member_book(m.item.event)]
                         for mid, m in window.members.items()}
         if not isinstance(plan, SharedPlan):
             await self._close_batch(plan, window, members, book_members)

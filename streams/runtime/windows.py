@@ -31,7 +31,7 @@ from tillbridge.streams.runtime import control, events
 from tillbridge.streams.runtime.acks import AckQueue
 from tillbridge.streams.runtime.emit import EmitterLike
 from tillbridge.streams.runtime.guard import Failed, Guard
-from tillbridge.streams.runtime.window_close import Member, WindowCloser
+from tillbridge.streams.runtime.window_close import Member, WindowCloser, held_conflict
 from tillbridge.streams.stages.deadletter import dead_letter, header
 from tillbridge.streams.stages.messages import Outbound, Source
 from tillbridge.streams.stages.reasons import ReasonCode, Stage
@@ -210,6 +210,9 @@ class WindowAgent:
             log.info("late event %s (%s) into window %s", member_id, when, added.wid)
         if added.verdict in ("added", "late"):
             return None
+        conflict = held_conflict(plan, engine, self.book, added, member_id, event)
+        if conflict is not None:  # a changed re-send, never a quiet duplicate
+            return self.pipe.messages(flow, event, origin, src, conflict)
         if added.verdict == "duplicate":
             return sink.posting_messages(flow, event, origin, Posting(()))
         record = self.book.get(added.wid)

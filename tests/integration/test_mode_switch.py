@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.factories import make_sale, split_tenders
+from tests.factories import make_return, make_sale, split_tenders
 from tests.integration.helpers import (
     Outcomes,
     encode_sales,
@@ -29,6 +29,7 @@ from tests.integration.helpers import (
     worker_metric,
 )
 from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.kafka.serde import AvroCodec
 from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.devstack.stack import WorkerProcess, settings_env
 from tillbridge.streams.refdata.mappings import Mappings
@@ -137,3 +138,52 @@ def test_a_mode_switch_mid_window_loses_nothing_and_posts_nothing_twice(stack,
                           check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     print("reconciled:", proc.stdout[:600])
+
+
+def test_switching_returns_from_batch_to_realtime_mid_window(stack, tmp_path) -> None:
+    """Returns batched in a 60 s window, then switched to real time while that window is
+    open: the return routed before the switch posts when its window closes (after the one
+    routed after it), each return's cashRefund is in NetSuite once, at its refund total."""
+    doc = dict(Mappings.load().document)
+    doc["sync"] = {"returns": {"mode": "batch", "window": "60s"}}
+    path = tmp_path / "mappings.json"
+    path.write_text(json.dumps(doc))
+    s = stack.settings.replace(mappings_path=str(path), mappings_reload_s=0.3,
+                               window_grace_s=0, window_idle_s=4, window_tick_s=0.3)
+    sales = [make_sale(pos_transaction_id=f"S001-R01-00014{i}") for i in (2, 3)]
+    rets = [make_return(pos_transaction_id=f"S001-R02-00017{i}",
+                        original={**make_return()["original"],
+                                  "pos_transaction_id": f"S001-R01-00014{i}"})
+            for i in (2, 3)]
+    encode = AvroCodec(s.schema_registry_url or "").encoder(topics.RETURN)
+    out = Outcomes(s)
+    with WorkerProcess(s) as worker:
+        produce(s, encode_sales(s, sales))
+        wait_for(out, {x["pos_transaction_id"] for x in sales})
+        produce(s, [(b"S001-R01-000142", encode(rets[0]))], topics.RETURN.name)
+        wait_until(lambda: worker_metric(worker, "tillbridge_events_routed_total",
+                                         destination=topics.ROUTED_WINDOW) >= 1, 20,
+                   "the batched return routed to its window")
+        doc["version"] += 1
+        doc["sync"] = {"returns": "realtime"}
+        path.write_text(json.dumps(doc))
+        wait_until(lambda: httpx.get(worker.url + "/ready").json()["mappings_version"]
+                   == doc["version"], 15, "returns switched to realtime")
+        produce(s, [(b"S001-R01-000143", encode(rets[1]))], topics.RETURN.name)
+        early = wait_for(out, {"S001-R02-000173"})
+        assert "S001-R02-000172" not in early, "the batch window was still open"
+        got = wait_for(out, {"S001-R02-000172"})
+    out.close()
+    assert not out.dead, out.summary()
+    assert [got[r["pos_transaction_id"]]["outcome"] for r in rets] == ["posted", "posted"]
+    rows = asyncio.run(_refunds(s))
+    assert sorted(r["externalid"] for r in rows) == [
+        f"pos-rtn-S001-{r['pos_transaction_id']}" for r in rets], "each refund once"
+    assert [abs(D(r["foreigntotal"])) for r in rows] == [r["refund_total"] for r in rets]
+
+
+async def _refunds(s: Settings) -> list[dict[str, Any]]:
+    async with NetSuiteClient(s.netsuite_base_url or "", NetSuiteCredentials.dev()) as c:
+        return await c.suiteql("SELECT externalid, foreigntotal FROM transaction "
+                               "WHERE recordtype = ? ORDER BY externalid",
+                               params=["cashrefund"])
