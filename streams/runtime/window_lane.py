@@ -179,6 +179,9 @@ class InventoryLane:
                 msgs = await loop.run_in_executor(None, consumer.consume, LANE_BATCH,
                                                   LANE_WAIT_S)
                 try:
+                    for m in msgs:
+                        if m.error():  # a client notice, not a record: nothing to count
+                            log.warning("inventory lane consumer: %s", m.error())
                     await self.handle([m for m in msgs if not m.error()])
                     await self.commit(consumer)
                 except Exception:  # noqa: BLE001 - the lane must keep running
