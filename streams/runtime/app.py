@@ -31,6 +31,7 @@ from tillbridge.streams.runtime import (
     order_status,
     recon_watch,
     web,
+    window_lane,
 )
 from tillbridge.streams.runtime.emit import Emitter
 from tillbridge.streams.runtime.ingest import IngestAgent
@@ -54,9 +55,11 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
     reliable = lag.watermarks_reliable(bootstrap, settings.lag_from_watermarks)
     app = faust_app.make_app(settings, trust_watermarks=reliable)
     faust_app.track_assignment(app)
-    channels = faust_app.channels(app, settings)
     pipe = pipeline or Pipeline(settings)
     enabled = {a.strip() for a in settings.agents.split(",") if a.strip()}
+    # the inventory lane reads the raw inventory topic itself: ingest leaves it alone
+    channels = faust_app.channels(app, settings, frozenset(
+        {topics.INVENTORY.name} if "lane" in enabled else ()))
     commit.flush_emitters_before_commit(app, emitters := [])
 
     def emitter() -> Emitter:
@@ -93,12 +96,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
     faust_app.every(app, LAG_INTERVAL_S, lag.LagExporter(lambda: app.consumer, reliable).export)
     faust_app.every(app, settings.park_recheck_s, parking.tick)
 
-    window = _window_agent(app, settings, pipe, emitter()) if "window" in enabled else None
-    if "ingest" in enabled:
-        out = emitter()
-        ingest = IngestAgent(pipe, out, guard.standard(out.send, hold=events.hold),
-                             after=[window.ready] if window is not None else [])
-        app.agent(channels.inputs, name="ingest")(ingest.run)
+    _input_agents(app, settings, pipe, enabled, emitter, channels.inputs)
     if sink_emitter is not None:
         sink = SinkAgent(pipe, channels.posted, sink_emitter, sink_guard, parking,
                          owned=owned, config=SinkConfig.from_settings(settings))
@@ -108,6 +106,21 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App
     _store_agents(app, settings, pipe, enabled, emitter)
     web.add_routes(app, pipe)
     return app
+
+
+def _input_agents(app: faust.App, settings: Settings, pipe: Pipeline, enabled: set[str],
+                  emitter: Callable[[], Emitter], inputs: Any) -> None:
+    """The window agent, the inventory lane (``window_lane.py``) and the ingest agent, which
+    starts only once the other two have read their window book."""
+    lane_on = "lane" in enabled
+    window = _window_agent(app, settings, pipe, emitter(), lane_on) \
+        if "window" in enabled else None
+    lane = window_lane.install(app, settings, pipe, emitter()) if lane_on else None
+    if "ingest" in enabled:
+        out = emitter()
+        ingest = IngestAgent(pipe, out, guard.standard(out.send, hold=events.hold),
+                             after=[a.ready for a in (window, lane) if a is not None])
+        app.agent(inputs, name="ingest")(ingest.run)
 
 
 def _store_agents(app: faust.App, settings: Settings, pipe: Pipeline, enabled: set[str],
@@ -121,13 +134,15 @@ def _store_agents(app: faust.App, settings: Settings, pipe: Pipeline, enabled: s
 
 
 def _window_agent(app: faust.App, settings: Settings, pipe: Pipeline,
-                  out: Emitter) -> WindowAgent:
+                  out: Emitter, lane: bool) -> WindowAgent:
     """The window agent (``runtime/windows.py``) on the routed windowed topic, its book
     loaded before it takes an event, and its wall-clock tick."""
     spec = WindowSpec(settings.window_s, settings.window_grace_s, settings.window_idle_s,
                       settings.window_retain_s)
     agent = WindowAgent(pipe, out, guard.standard(out.send, origin=pipe.origin,
                                                   hold=events.hold), spec,
+                        # with the lane on, inventory windows are the lane's
+                        mine=lambda flow: not (lane and flow == window_lane.INVENTORY_PLAN),
                         owned=lambda: faust_app.owned_partitions(app, topics.ROUTED_WINDOW))
     app.window_agent = agent  # type: ignore[attr-defined]  # tests and the demo read it
 

@@ -66,11 +66,12 @@ class Channels:
     posted: Any  # the dedupe table: POS transaction -> NetSuite record
 
 
-def channels(app: faust.App, settings: Settings) -> Channels:
+def channels(app: faust.App, settings: Settings, skip: frozenset[str] = frozenset()
+             ) -> Channels:
     # One ingest agent over every input family the route stage knows (same partition
     # count), not one agent each: Tansu's group assignment degrades with more agents.
     return Channels(
-        inputs=app.topic(*(t for t in route.ROUTES), key_serializer="raw",
+        inputs=app.topic(*(t for t in route.ROUTES if t not in skip), key_serializer="raw",
                          value_serializer="raw"),
         routed=app.topic(topics.ROUTED_REALTIME, key_serializer="raw",
                          value_serializer="raw"),

@@ -72,6 +72,9 @@ LAG_RELIABLE = Gauge("tillbridge_consumer_lag_reliable",
                      "1 when consumer lag is computed from trustworthy watermarks; 0 on brokers "
                      "(Tansu 0.6) whose latest-offset answer is wrong, where lag is not exported.",
                      registry=REGISTRY)
+LANE_FIRST_RECORD = Gauge("tillbridge_lane_first_record_seconds",
+                          "When the inventory lane took its first record (epoch seconds).",
+                          registry=REGISTRY)
 READY = Gauge("tillbridge_ready", "1 once reference data is loaded and the worker processes.",
               registry=REGISTRY)
 REFDATA_VERSION = Gauge("tillbridge_refdata_version",

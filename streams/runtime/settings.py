@@ -189,11 +189,11 @@ class Settings(BaseSettings):
         "TILLBRIDGE_REBALANCE_TIMEOUT_S", 3.0,
         "Group rebalance timeout. Tansu makes every join wait this long: keep it short.")
     agents: str = _setting(
-        "TILLBRIDGE_AGENTS", "ingest,sink,window,availability,orderstatus",
+        "TILLBRIDGE_AGENTS", "ingest,sink,window,lane,availability,orderstatus",
         "Agents this worker runs: ingest (decode/validate/enrich/route), sink (NetSuite, one "
-        "record per event), window (NetSuite, one record per location and window: "
-        "inventory), availability and orderstatus (NetSuite back to the stores: one worker "
-        "each). Split them to scale the NetSuite side apart from validation.")
+        "record per event), window (routed windowed sales), lane (inventory: raw topic into "
+        "its windows in one hop, not through ingest; one worker), availability and "
+        "orderstatus (one worker each). Split them to scale NetSuite apart from validation.")
     group_instance_id: str | None = _setting(
         "TILLBRIDGE_GROUP_INSTANCE_ID", None,
         "Static group membership (KIP-345): a stable id per worker (e.g. the pod name) lets "

@@ -35,7 +35,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -71,7 +71,10 @@ class WindowRecord:
         return replace(self, state=state, netsuite_id=netsuite_id or self.netsuite_id)
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+        # shallow: every field is JSON already (asdict's deep copy of a few thousand
+        # members cost ~30 ms a window, profiled)
+        doc = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> WindowRecord:

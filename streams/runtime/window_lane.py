@@ -1,0 +1,267 @@
+"""The inventory lane: raw inventory movements into their windows without Faust's
+per-event stream and without the routed hop.
+
+A confluent-kafka consumer of its own (group ``<app id>-inventory-lane``) takes batches
+(``consume(n, timeout)``) of the inventory topic; each record goes through the pure ingest
+stages (``Pipeline.ingest``: decode, validate, enrich) and, when it routes to the window
+topic, straight into the window agent (``runtime/windows.py``: its engine, book and closer)
+as if it had been read back from there. Measured in ``make bench``: two Faust hops cap the
+window flow at ~0.08 of the bare loop; this lane removes both.
+
+At-least-once, as the Faust path: every record is taken into the window agent's
+``AckQueue`` and released strictly in offset order once its outcome is produced (a dead
+letter, a result, or its window's post); only released offsets are committed, after the
+emitter's flush. A record held in an open window is never committed past. A restarted
+worker reads the window book first and then the uncommitted records again, and a window
+already posted is recognised by the book (one post per window, deterministic externalId).
+
+One worker runs the lane and it takes every partition by assignment (no group
+rebalance): the raw inventory topic is keyed per movement, not per location, so two lanes
+would each hold part of a location's window.
+
+Tansu: a worker killed with -9 stays in its consumer group as a ghost holding its
+partitions, and every join waits the rebalance timeout (hence the assignment); a waiting
+fetch is not woken by new data (``fetch.wait.max.ms`` is the worker's short
+``fetch_max_wait_ms``); offsets are counted by reading, never from watermarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import faust
+from confluent_kafka import OFFSET_STORED, Consumer, Message, TopicPartition
+
+from tillbridge.connectors.kafka import topics
+from tillbridge.connectors.kafka.admin import ensure_topics
+from tillbridge.streams.flows.base import Flow
+from tillbridge.streams.flows.pipeline import Pipeline
+from tillbridge.streams.runtime import faust_app, metrics
+from tillbridge.streams.runtime.emit import EmitterLike
+from tillbridge.streams.runtime.guard import Failed, Guard, ingest_stage, standard
+from tillbridge.streams.runtime.settings import Settings
+from tillbridge.streams.runtime.windows import WindowAgent
+from tillbridge.streams.stages.deadletter import dead_letter
+from tillbridge.streams.stages.decode import decode
+from tillbridge.streams.stages.messages import Outbound, RawHeaders, Source
+from tillbridge.streams.stages.records import Rejection
+from tillbridge.streams.windows.engine import WindowSpec
+
+log = logging.getLogger(__name__)
+
+#: the inventory's plan name in the window book (``flows/window_plans.py``)
+INVENTORY_PLAN = "inventory"
+PARTITIONS_TIMEOUT_S = 30.0
+LANE_BATCH = 2000
+#: A partly filled batch waits at most this long (seconds).
+LANE_WAIT_S = 0.02
+
+
+Prepared = tuple[Flow, Source, Any, Any]
+
+
+@dataclass(slots=True)
+class LaneEvent:
+    """One raw record as the window agent sees it: ``message.partition`` (its
+    ``AckQueue``), ``prepared`` (what ``Pipeline.prepare`` would give after the hop) and
+    ``ack()`` (its release, in offset order)."""
+
+    raw: Source
+    prepared: Prepared | Outbound | None
+    offsets: Offsets
+
+    @property
+    def message(self) -> Source:
+        return self.raw
+
+    def ack(self) -> None:
+        self.offsets.release(self.raw.partition, self.raw.offset)
+
+
+@dataclass
+class Offsets:
+    """Per partition, the next offset to commit (one past the last released record);
+    ``due`` takes what changed since the last commit."""
+
+    topic: str
+    _next: dict[int, int] = field(default_factory=dict)
+    _dirty: set[int] = field(default_factory=set)
+
+    def release(self, partition: int, offset: int) -> None:
+        if offset + 1 > self._next.get(partition, -1):
+            self._next[partition] = offset + 1
+            self._dirty.add(partition)
+
+    def due(self) -> list[tuple[str, int, int]]:
+        out = [(self.topic, p, self._next[p]) for p in sorted(self._dirty)]
+        self._dirty.clear()
+        return out
+
+
+def source_of(msg: Message) -> Source:
+    """A confluent-kafka message as the pipeline's ``Source``."""
+    return Source(msg.topic() or "", msg.partition() or 0, msg.offset() or 0, msg.key(),
+                  msg.value(), cast(RawHeaders, msg.headers() or []))
+
+
+class Ingest:
+    """``Pipeline.ingest``'s steps for an inventory record (decode, validate, enrich), but
+    the decoded event and refs are kept instead of a routed record (no second decode).
+    The event's "routed" record is its raw one: acks go by its partition and offset, and
+    its origin is itself."""
+
+    def __init__(self, pipe: Pipeline, topic: str) -> None:
+        self.pipe, self.flow, self.topic = pipe, pipe.flows.get(topic), topic
+        #: the labelled counters, made at the first record (a series made here would read
+        #: 0 beside the ingest agent's); not ``routed``: nothing is routed
+        self.counted: tuple[Any, Any] | None = None
+
+    def __call__(self, raw: Source) -> Prepared | Outbound:
+        flow = self.flow
+        if flow is None or not flow.windowed:
+            return self.pipe.ingest(raw)  # not a windowed flow: its routed record or DLQ
+        if self.counted is None:
+            self.counted = (metrics.CONSUMED.labels(self.topic),
+                            metrics.VALIDATED.labels(self.topic))
+        consumed, validated = self.counted
+        consumed.inc()
+        event = decode(self.pipe.codec, raw)
+        if isinstance(event, Outbound):
+            return event
+        refs = flow.resolve(event, self.pipe.lookups)
+        if isinstance(refs, Rejection):
+            return dead_letter(raw, refs)
+        validated.inc()
+        return flow, raw, event, refs
+
+
+def lane_config(bootstrap: str, group: str, session_s: float, fetch_wait_ms: int
+                ) -> dict[str, Any]:
+    session_ms = int(session_s * 1000)
+    return {"bootstrap.servers": bootstrap, "group.id": group,
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "session.timeout.ms": session_ms,
+            "max.poll.interval.ms": max(session_ms, 1000),
+            "fetch.wait.max.ms": fetch_wait_ms, "enable.partition.eof": False}
+
+
+class InventoryLane:
+    """``run()`` is the lane's task: consume, ingest, window, commit; it never raises
+    out (a failed batch step is logged and the records stay uncommitted)."""
+
+    def __init__(self, pipe: Pipeline, agent: WindowAgent, emitter: EmitterLike,
+                 guard: Guard, config: dict[str, Any], *,
+                 consumer: Callable[[dict[str, Any]], Any] = Consumer,
+                 topic: str = topics.INVENTORY.name) -> None:
+        self.pipe, self.agent, self.emitter, self.guard = pipe, agent, emitter, guard
+        self.topic = topic
+        self.offsets = Offsets(topic)
+        self._config, self._make = config, consumer
+        self._stopping = False
+        self.consumed = 0
+        self._ingest = Ingest(pipe, topic)
+
+    # -- the loop ------------------------------------------------------------------------
+    async def run(self) -> None:
+        await self.agent.ready.wait()
+        loop = asyncio.get_running_loop()
+        consumer = self._make(self._config)
+        # every partition by assignment, not a group subscription: one worker runs the
+        # lane, and on Tansu a worker killed with -9 stays in its group as a ghost holding
+        # its partitions (and every join waits the rebalance timeout). Offsets are still
+        # committed under the group and read back from it at start.
+        parts = await loop.run_in_executor(None, self.partitions, consumer)
+        consumer.assign([TopicPartition(self.topic, p, OFFSET_STORED) for p in parts])
+        try:
+            while not self._stopping:
+                msgs = await loop.run_in_executor(None, consumer.consume, LANE_BATCH,
+                                                  LANE_WAIT_S)
+                try:
+                    for m in msgs:
+                        if m.error():  # a client notice, not a record: nothing to count
+                            log.warning("inventory lane consumer: %s", m.error())
+                    await self.handle([m for m in msgs if not m.error()])
+                    await self.commit(consumer)
+                except Exception:  # noqa: BLE001 - the lane must keep running
+                    log.exception("inventory lane batch failed; records stay uncommitted")
+        finally:
+            await loop.run_in_executor(None, consumer.close)
+
+    def partitions(self, consumer: Any) -> list[int]:
+        meta = consumer.list_topics(self.topic, timeout=PARTITIONS_TIMEOUT_S)
+        return sorted(meta.topics[self.topic].partitions)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def handle(self, msgs: Sequence[Any]) -> None:
+        """Each record ingested; its dead letter out at once, or it joins the window
+        agent's batch (windows, results, posts)."""
+        ingest, acks = self._ingest, self.agent.acks
+        batch: list[LaneEvent] = []
+        if msgs and not self.consumed:
+            metrics.LANE_FIRST_RECORD.set(time.time())  # the bench's start of the span
+        for msg in msgs:
+            self.consumed += 1
+            raw = source_of(msg)
+            event = LaneEvent(raw, None, self.offsets)
+            try:
+                event.prepared = ingest(raw)
+            except Exception as exc:  # noqa: BLE001 - never skip a record silently
+                await self.agent.handle(batch)  # the records before it first (acks in order)
+                batch = []
+                acks.take(event)
+                failed = await self.guard.failed(ingest_stage(exc), raw, exc, event)
+                if failed is Failed.DEAD_LETTERED:
+                    acks.done(event)
+                continue
+            # a dead letter too: the agent emits it in its turn, so acks stay in order
+            batch.append(event)
+        await self.agent.handle(batch)
+
+    async def commit(self, consumer: Any) -> None:
+        """Released offsets committed after everything produced for them is acked."""
+        due = self.offsets.due()
+        if not due:
+            return
+        await self.emitter.flush()
+        consumer.commit(offsets=[TopicPartition(t, p, o) for t, p, o in due],
+                        asynchronous=True)
+
+
+def _no_hold(_event: Any) -> None:
+    """A lane record is held by staying unreleased in the ``AckQueue``: nothing to do."""
+
+
+def install(app: faust.App, settings: Settings, pipe: Pipeline, out: EmitterLike
+            ) -> WindowAgent:
+    """The lane's own window agent (its book loaded before the first record) and the
+    lane's task and wall-clock tick on ``app``; the agent is returned (``ready``)."""
+    bootstrap = settings.kafka_bootstrap_servers or ""
+    spec = WindowSpec(settings.window_s, settings.window_grace_s, settings.window_idle_s,
+                      settings.window_retain_s)
+    guard = standard(out.send, origin=pipe.origin, hold=_no_hold)
+    agent = WindowAgent(pipe, out, guard, spec, source=lambda e: e.raw, hold=_no_hold,
+                        mine=lambda flow: flow == INVENTORY_PLAN)
+    config = lane_config(bootstrap, f"{settings.app_id}-inventory-lane",
+                         settings.session_timeout_s, settings.fetch_max_wait_ms)
+    lane = InventoryLane(pipe, agent, out, guard, config)
+    app.inventory_lane = lane  # type: ignore[attr-defined]  # tests and the demo read it
+
+    @app.task
+    async def inventory_lane() -> None:
+        ensure_topics(bootstrap, [topics.INVENTORY.name, topics.ROUTED_WINDOW, topics.WINDOWS],
+                      partitions=settings.topic_partitions, configs=topics.TOPIC_CONFIGS)
+        await agent.load(bootstrap)
+        try:
+            await lane.run()
+        finally:
+            agent.stop()
+
+    faust_app.every(app, settings.window_tick_s, agent.tick)
+    return agent

@@ -1,0 +1,153 @@
+"""The inventory lane's pure parts: which offsets it may commit (never past a record held
+in an open window) and its consumer settings for Tansu."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tillbridge.streams.runtime.acks import AckQueue
+from tillbridge.streams.runtime.guard import Failed
+from tillbridge.streams.runtime.window_lane import (
+    InventoryLane,
+    LaneEvent,
+    Offsets,
+    lane_config,
+)
+from tillbridge.streams.stages.messages import Outbound, Source
+from tillbridge.streams.windows.book import WindowRecord
+
+TOPIC = "pos.inventory"
+
+
+def event(offsets: Offsets, partition: int, offset: int) -> LaneEvent:
+    return LaneEvent(Source(TOPIC, partition, offset, b"k", b"v", []), None, offsets)
+
+
+def queue() -> AckQueue:
+    return AckQueue(lambda _e: None, lambda e: e.ack())
+
+
+def test_nothing_is_committed_past_a_record_held_in_an_open_window() -> None:
+    offsets, acks = Offsets(TOPIC), queue()
+    held, after, later = (event(offsets, 0, o) for o in (10, 11, 12))
+    for e in (held, after, later):
+        acks.take(e)
+    acks.done(after)  # a dead letter out at once: still behind the held record
+    acks.done(later)
+    assert offsets.due() == []
+    acks.done(held)  # its window posted: all three released, commit one past the last
+    assert offsets.due() == [(TOPIC, 0, 13)]
+    assert offsets.due() == [], "committed once"
+
+
+def test_partitions_are_committed_apart() -> None:
+    offsets, acks = Offsets(TOPIC), queue()
+    a, b = event(offsets, 0, 5), event(offsets, 1, 7)
+    acks.take(a)
+    acks.take(b)
+    acks.done(b)
+    assert offsets.due() == [(TOPIC, 1, 8)]
+    acks.done(a)
+    assert offsets.due() == [(TOPIC, 0, 6)]
+
+
+def test_a_release_never_moves_the_offset_back() -> None:
+    offsets = Offsets(TOPIC)
+    offsets.release(0, 20)
+    offsets.release(0, 3)  # a record read again after a rebalance, released late
+    assert offsets.due() == [(TOPIC, 0, 21)]
+
+
+def test_consumer_settings_commit_by_hand_and_keep_tansu_waits_short() -> None:
+    conf = lane_config("b:9092", "g-inventory-lane", 6.0, 50)
+    assert conf["enable.auto.commit"] is False
+    assert conf["fetch.wait.max.ms"] == 50
+    assert conf["session.timeout.ms"] == 6000
+    assert conf["max.poll.interval.ms"] == 6000  # librdkafka's join (rebalance) timeout
+
+
+def test_a_book_record_encodes_as_before() -> None:
+    rec = WindowRecord("w1", "inventory", "S001", "2026-01-01T00:00:00+00:00",
+                       "2026-01-01T01:00:00+00:00", "eid", "closing",
+                       {"M1": ["2026-01-01T00:10:00+00:00", False]}, "d", None,
+                       {"lines": [{"qty": "2"}]})
+    assert WindowRecord.from_json(rec.to_json()) == rec
+    assert rec.to_json().startswith(b'{"body":{"lines":[{"qty":"2"}]},"content":"d"')
+
+
+class Msg:
+    """A confluent-kafka message's accessors (no broker needed for the lane's loop body)."""
+
+    def __init__(self, offset: int, value: bytes) -> None:
+        self._offset, self._value = offset, value
+
+    def topic(self) -> str:
+        return TOPIC
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> None:
+        return None
+
+
+class Agent:
+    """The window agent's side the lane uses: its ``AckQueue`` and ``handle`` (recorded)."""
+
+    def __init__(self) -> None:
+        self.acks = queue()
+        self.batches: list[list[int]] = []
+
+    async def handle(self, batch: list[LaneEvent]) -> None:
+        """Takes each event as the real agent does and finishes none (all in open windows)."""
+        for e in batch:
+            self.acks.take(e)
+        self.batches.append([e.raw.offset for e in batch])
+
+
+def lane_event(agent: Agent, offset: int) -> LaneEvent:
+    return next(e for q in agent.acks._queues.values() for e, _done in q
+                if e.raw.offset == offset)
+
+
+class Guard:
+    def __init__(self) -> None:
+        self.failed_at: list[tuple[str, int]] = []
+
+    async def failed(self, stage: str, src: Source, exc: Exception, event: object) -> Failed:
+        self.failed_at.append((stage, src.offset))
+        return Failed.DEAD_LETTERED
+
+
+def test_every_record_reaches_the_agent_in_offset_order_and_a_failure_is_dead_lettered(
+) -> None:
+    """A dead letter goes through the agent's batch in its turn (acks stay in offset order);
+    a record whose ingest raised is dead-lettered after the records before it are taken,
+    and is not committable while one of them is held in an open window."""
+    agent, guard = Agent(), Guard()
+    lane = InventoryLane.__new__(InventoryLane)
+    lane.agent, lane.guard, lane.offsets, lane.consumed = agent, guard, Offsets(TOPIC), 0
+
+    def ingest(raw: Source) -> Outbound:
+        if raw.value == b"boom":
+            raise ValueError("bad record")
+        return Outbound("dlq", None, raw.value)
+
+    lane._ingest = ingest  # type: ignore[assignment]
+    msgs = [Msg(0, b"a"), Msg(1, b"boom"), Msg(2, b"b")]
+    asyncio.run(lane.handle(msgs))
+    assert agent.batches == [[0], [2]]
+    assert guard.failed_at == [("decode", 1)]
+    assert lane.consumed == 3
+    assert agent.acks.pending() == 3 and lane.offsets.due() == [], "held behind offset 0"
+    agent.acks.done(lane_event(agent, 0))
+    assert lane.offsets.due() == [(TOPIC, 0, 2)], "offset 1 released with 0; 2 still open"
