@@ -411,4 +411,17 @@ def test_every_agent_the_worker_knows_runs_in_some_workload(
 
     default = Settings.from_env({}).agents.split(",")
     for agent in default:
-        _role(docs, agent)
+        if agent != "lane":  # the one-worker shortcut: see the next test
+            _role(docs, agent)
+
+
+def test_no_workload_runs_the_inventory_lane(docs: list[dict[str, Any]]) -> None:
+    """The lane reads every inventory partition by assignment, in ingest's place, so it is
+    for one worker only; here ingest scales to several pods and inventory goes through
+    ingest's group and the sink pods' window agent, each movement once."""
+    for d in docs:
+        if _is_workload(d):
+            agents = _env(_container(d)).get("TILLBRIDGE_AGENTS", "").split(",")
+            assert "lane" not in agents, d["metadata"]["name"]
+    sink = _env(_container(_role(docs, "window")))["TILLBRIDGE_AGENTS"]
+    assert "lane" not in sink and "window" in sink

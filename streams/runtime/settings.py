@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from tillbridge.connectors.netsuite import auth
 from tillbridge.connectors.netsuite.oauth2 import Algorithm
+from tillbridge.streams.runtime import settings_values as values
 from tillbridge.streams.runtime.settings_source import (
     ACTIVE_SOURCE,
     FILE_SUFFIX,
@@ -35,52 +36,21 @@ from tillbridge.streams.runtime.settings_source import (
     field_env,
     reading,
 )
+from tillbridge.streams.runtime.settings_values import (
+    Count,
+    NonNegative,
+    Port,
+    Seconds,
+    SecondsOrZero,
+    WindowSeconds,
+)
 
 AuthMethod = Literal["tba", "oauth2"]
 WriteMode = Literal["create", "upsert"]
 LogLevel = Literal["crit", "error", "warn", "info", "debug"]
 LogFormat = Literal["text", "json"]
 LagMode = Literal["auto", "on", "off"]
-STORE_SCHEMES = ("rocksdb", "memory")
 
-
-
-# -- value types: the checks live in the annotation, so every way in (environment, file,
-#    explicit construction, replace) is held to them -------------------------------------------
-
-def _lowercase(value: object) -> object:
-    """Choices are matched case-insensitively (``OAuth2`` is ``oauth2``), as they always were."""
-    return value.strip().lower() if isinstance(value, str) else value
-
-
-def _uppercase(value: object) -> object:
-    """JWT algorithm names are upper case (``es256`` is ``ES256``)."""
-    return value.strip().upper() if isinstance(value, str) else value
-
-
-_LOG_LEVEL_ALIASES = {"warning": "warn", "critical": "crit"}
-
-
-def _log_level(value: object) -> object:
-    """Python's spellings (warning, critical) mean the documented short names."""
-    value = _lowercase(value)
-    return _LOG_LEVEL_ALIASES.get(value, value) if isinstance(value, str) else value
-
-
-def _store_url(value: str) -> str:
-    """Faust would only fail on an unknown store once the worker builds its tables."""
-    scheme, sep, _ = value.partition("://")
-    if not sep or scheme.lower() not in STORE_SCHEMES:
-        raise ValueError(f"must be {' or '.join(s + '://' for s in STORE_SCHEMES)}")
-    return value
-
-
-Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Count = Annotated[int, Field(gt=0)]
-NonNegative = Annotated[int, Field(ge=0)]
-SecondsOrZero = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-WindowSeconds = Annotated[float, Field(ge=1, allow_inf_nan=False)]
-Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 def _setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
@@ -107,7 +77,7 @@ class Settings(BaseSettings):
         "Confluent-compatible schema registry. Unset: the embedded registry is started.")
     netsuite_account_id: str = _setting("NETSUITE_ACCOUNT_ID", auth.DEV_ACCOUNT_ID,
                                         "NetSuite account id (OAuth realm), e.g. 1234567_SB1.")
-    netsuite_auth: Annotated[AuthMethod, BeforeValidator(_lowercase)] = _setting(
+    netsuite_auth: Annotated[AuthMethod, BeforeValidator(values.lowercase)] = _setting(
         "NETSUITE_AUTH", "tba",
         "How the worker logs in to NetSuite: tba (OAuth 1.0a token-based authentication, "
         "the NETSUITE_CONSUMER_*/TOKEN_* settings) or oauth2 (OAuth 2.0 client credentials "
@@ -130,7 +100,7 @@ class Settings(BaseSettings):
         "OAuth 2.0: PEM file with the certificate's private key (unencrypted; RSA for "
         "PS256, EC P-256 for ES256). The key is read from the file, never from the "
         "environment, and never logged.")
-    netsuite_jwt_algorithm: Annotated[Algorithm, BeforeValidator(_uppercase)] = _setting(
+    netsuite_jwt_algorithm: Annotated[Algorithm, BeforeValidator(values.uppercase)] = _setting(
         "NETSUITE_JWT_ALGORITHM", "PS256",
         "OAuth 2.0: how the JWT assertion is signed: PS256 or ES256.")
     netsuite_scopes: str = _setting("NETSUITE_SCOPES", "rest_webservices",
@@ -164,7 +134,7 @@ class Settings(BaseSettings):
         "NETSUITE_THROTTLE_BUDGET_S", 300.0,
         "How long one request may keep being throttled (429) before the sink treats "
         "NetSuite as unavailable and pauses; 429s never dead-letter an event.")
-    netsuite_write_mode: Annotated[WriteMode, BeforeValidator(_lowercase)] = _setting(
+    netsuite_write_mode: Annotated[WriteMode, BeforeValidator(values.lowercase)] = _setting(
         "NETSUITE_WRITE_MODE", "create",
         "How sales are written, both idempotent by externalId: create (POST; a repeat is "
         "refused as 'already exists' and looked up; 1 request) or upsert (PUT eid:; 2).")
@@ -188,20 +158,20 @@ class Settings(BaseSettings):
     rebalance_timeout_s: Seconds = _setting(
         "TILLBRIDGE_REBALANCE_TIMEOUT_S", 3.0,
         "Group rebalance timeout. Tansu makes every join wait this long: keep it short.")
-    agents: str = _setting(
+    agents: Annotated[str, AfterValidator(values.check_agents)] = _setting(
         "TILLBRIDGE_AGENTS", "ingest,sink,window,lane,availability,orderstatus",
         "Agents this worker runs: ingest (decode/validate/enrich/route), sink (NetSuite, one "
         "record per event), window (routed windowed sales), lane (inventory: raw topic into "
-        "its windows in one hop, not through ingest; one worker), availability and "
+        "its windows in one hop, in ingest's place: one worker, beside ingest), availability and "
         "orderstatus (one worker each). Split them to scale NetSuite apart from validation.")
     group_instance_id: str | None = _setting(
         "TILLBRIDGE_GROUP_INSTANCE_ID", None,
         "Static group membership (KIP-345): a stable id per worker (e.g. the pod name) lets "
         "a restarted worker take its partitions back at once instead of waiting for the "
         "old member to expire.")
-    log_level: Annotated[LogLevel, BeforeValidator(_log_level)] = _setting(
+    log_level: Annotated[LogLevel, BeforeValidator(values.log_level)] = _setting(
         "TILLBRIDGE_LOG_LEVEL", "warn", "Worker log level: crit, error, warn, info, debug.")
-    log_format: Annotated[LogFormat, BeforeValidator(_lowercase)] = _setting(
+    log_format: Annotated[LogFormat, BeforeValidator(values.lowercase)] = _setting(
         "TILLBRIDGE_LOG_FORMAT", "text",
         "Worker log lines: text, or json (one object per line: time, level, logger, "
         "message, the record's ids where known, exc) for log shippers.")
@@ -209,7 +179,7 @@ class Settings(BaseSettings):
         "TILLBRIDGE_TRACEMALLOC_FRAMES", 0,
         "Trace Python allocations with this many frames (0: off) so /debug/memory can name "
         "what grew since its baseline; costs CPU, for diagnosing a rising RSS.")
-    store: Annotated[str, AfterValidator(_store_url)] = _setting(
+    store: Annotated[str, AfterValidator(values.store_url)] = _setting(
         "TILLBRIDGE_STORE", "rocksdb://",
         "Faust table store: rocksdb:// (local RocksDB, changelog-backed) or memory://.")
     refdata_refresh_s: Seconds = _setting(
@@ -218,7 +188,7 @@ class Settings(BaseSettings):
     mappings_reload_s: Seconds = _setting(
         "TILLBRIDGE_MAPPINGS_RELOAD_S", 10.0,
         "How often the mappings file is checked for changes (hot reload).")
-    lag_from_watermarks: Annotated[LagMode, BeforeValidator(_lowercase)] = _setting(
+    lag_from_watermarks: Annotated[LagMode, BeforeValidator(values.lowercase)] = _setting(
         "TILLBRIDGE_LAG_FROM_WATERMARKS", "auto",
         "Export consumer lag from high watermarks: auto (not on Tansu, whose watermarks are "
         "wrong), on, off.")
