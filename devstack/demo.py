@@ -119,8 +119,10 @@ def compact(block: dict[str, Any]) -> dict[str, Any]:
                          for b in block["banked"]},
             "over_short_journals": {f"{b['store_id']}/{b['register_id']}": b["over_short"]
                                     for b in block["banked"] if b.get("over_short")},
-            "waiting": {k: v["waiting_for"] for k, v in block["settlements"].items()
-                        if v["outcome"] == "parked"},
+            "waiting": {f"{b['store_id']}/{b['register_id']}": waits["waiting_for"]
+                        for b in block["banked"]
+                        if (waits := block["settlements"].get(b["settlement_id"], {}))
+                        .get("outcome") == "parked"},
             "injected": block["injected"],
             "reconciliation": {store: {"exit_code": r["exit_code"],
                                        "drift_count": r["drift_count"],
@@ -361,7 +363,9 @@ def summary_table(t: Tally) -> Table:
     if t.settlement:
         block = compact(t.settlement)
         for register, total in block["deposits"].items():
-            table.add_row(f"deposit {register} {block['business_date']}", str(total or "waits"))
+            waits = block["waiting"].get(register)
+            table.add_row(f"deposit {register} {block['business_date']}",
+                          str(total or (f"waits for {waits}" if waits else "none")))
         for store, r in block["reconciliation"].items():
             table.add_row(f"reconcile {store}: exit {r['exit_code']}",
                           f"{r['drift_count']} ({r['drift_amount']})")
