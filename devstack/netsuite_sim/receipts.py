@@ -31,7 +31,7 @@ from tillbridge.devstack.netsuite_sim.store import Record, Store
 from tillbridge.devstack.netsuite_sim.txn import (
     COMMON_FIELDS,
     ZERO,
-    dec,
+    check_from_lines,
     kept_lines,
     start,
     status,
@@ -166,16 +166,8 @@ def check_ra_credit(store: Store, out: dict[str, Any]) -> dict[str, Any]:
     if ra is None or ra.type != "returnAuthorization":
         return out
     progress = ra_progress(store, ra)
-    by_line = {ln["line"]: ln for ln in ra.fields["item"]["items"]}
-    for index, ln in enumerate(out["item"]["items"]):
-        key = ln.get("orderLine")
-        if key is None:
-            continue
-        if key not in by_line:
-            raise invalid_value(key, "orderLine", f"item.items[{index}].orderLine")
-        if dec(ln.get("quantity")) > creditable(store, by_line[key], progress[key]):
-            raise user_error("You cannot credit more than the received, uncredited quantity.",
-                             f"item.items[{index}].quantity")
+    check_from_lines(out, ra, lambda line: creditable(store, line, progress[line["line"]]),
+                     "You cannot credit more than the received, uncredited quantity.")
     return out
 
 

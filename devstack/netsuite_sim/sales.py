@@ -26,6 +26,7 @@ from tillbridge.devstack.netsuite_sim.txn import (
     applied_by_others,
     apply_lines,
     check_account,
+    check_from_lines,
     dec,
     kept_lines,
     optional_refs,
@@ -181,16 +182,8 @@ def check_order_billing(store: Store, out: dict[str, Any],
     if owner(order) != (out.get("entity") or {}).get("id"):
         raise invalid_value(order.id, "createdFrom", "createdFrom")
     progress = order_progress(store, order)
-    by_line = {ln["line"]: ln for ln in order.fields["item"]["items"]}
-    for index, ln in enumerate(out["item"]["items"]):
-        key = ln.get("orderLine")
-        if key is None:
-            continue
-        if key not in by_line:
-            raise invalid_value(key, "orderLine", f"item.items[{index}].orderLine")
-        if dec(ln.get("quantity")) > billable(store, order, by_line[key], progress):
-            raise user_error("You cannot bill more than the fulfilled, unbilled quantity.",
-                             f"item.items[{index}].quantity")
+    check_from_lines(out, order, lambda line: billable(store, order, line, progress),
+                     "You cannot bill more than the fulfilled, unbilled quantity.")
     return out
 
 

@@ -196,6 +196,22 @@ def apply_lines(store: Store, out: dict[str, Any], sublist: str, doc_types: set[
     return total
 
 
+def check_from_lines(out: dict[str, Any], source: Record, allowed: Callable[[Any], Decimal],
+                     message: str) -> None:
+    """Each item line that names an ``orderLine`` of ``source`` (the order or RA it is
+    created from) asks for no more than ``allowed(source line)``: NetSuite's check on a bill,
+    a receipt or a credit made from another transaction."""
+    by_line = {ln["line"]: ln for ln in source.fields["item"]["items"]}
+    for index, ln in enumerate(out["item"]["items"]):
+        key = ln.get("orderLine")
+        if key is None:
+            continue
+        if key not in by_line:
+            raise invalid_value(key, "orderLine", f"item.items[{index}].orderLine")
+        if dec(ln.get("quantity")) > allowed(by_line[key]):
+            raise user_error(message, f"item.items[{index}].quantity")
+
+
 def owner(record: Record) -> str | None:
     """The customer a transaction belongs to (``entity`` or ``customer``)."""
     ref = record.fields.get("customer") or record.fields.get("entity")
