@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 from datetime import UTC, date, datetime
 from typing import Any
@@ -13,24 +12,19 @@ import httpx
 import pytest
 
 from tests.factories import make_sale
+from tests.sinkkit import EventCodec, routed, sink_session
 from tillbridge.connectors.kafka import topics
-from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
-from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.devstack.netsuite_sim import SimServer
 from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.refdata.mappings import MappingError, Mappings, StoreMapping
-from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.runtime import metrics
 from tillbridge.streams.runtime.settings import Settings
-from tillbridge.streams.stages import route
 from tillbridge.streams.stages.business_day import (
     business_date,
     date_mismatch,
     mismatch_audit,
     store_business_date,
 )
-from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
-from tillbridge.streams.stages.messages import Source
 from tillbridge.streams.stages.validate import validate_sale
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -107,31 +101,13 @@ def test_missing_business_date_is_computed_and_a_far_one_is_audited() -> None:
 # -- through the sink, against the NetSuite simulator ---------------------------------------
 
 
-class _Codec:
-    """Stands in for the Avro codec (not under test here): the routed value is ``sale``."""
-
-    def __init__(self, sale: dict[str, Any]) -> None:
-        self.sale = sale
-
-    def decode(self, value: bytes, topic: str) -> dict[str, Any]:
-        return copy.deepcopy(self.sale)
-
-
 def _post(sim: SimServer, sale: dict[str, Any], offset: int) -> tuple[list[Any], dict[str, Any]]:
     maps = Mappings.load()
-    pipe = Pipeline(Settings.from_env({}), codec=_Codec(sale), mappings=maps)  # type: ignore[arg-type]
+    pipe = Pipeline(Settings.from_env({}), codec=EventCodec(sale), mappings=maps)  # type: ignore[arg-type]
 
     async def run() -> tuple[list[Any], dict[str, Any]]:
-        async with NetSuiteClient(sim.base_url, NetSuiteCredentials.dev()) as client:
-            ref = ReferenceData()
-            await ref.load(client)
-            enr = enrich_sale(sale, maps, ref)  # type: ignore[arg-type]
-            assert isinstance(enr, Enrichment)
-            pipe.reliable = ReliableClient(client, RetryPolicy(max_attempts=1))
-            headers = [(route.H_ENRICHMENT, enr.to_json()), (route.H_SRC_TOPIC, b"pos.sale.v1"),
-                       (route.H_SRC_PARTITION, b"0"), (route.H_SRC_OFFSET, str(offset).encode())]
-            outs = await pipe.sink_all(
-                Source(topics.ROUTED_REALTIME, 0, offset, b"k", b"v", headers), {})
+        async with sink_session(sim, pipe, sale, maps) as (client, enr):
+            outs = await pipe.sink_all(routed(offset, enr), {})
             record = await client.get("cashSale", json.loads(outs[0].value)["netsuite_id"])
             return outs, record
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 from decimal import Decimal as D
 from typing import Any
@@ -12,13 +11,11 @@ import httpx
 import pytest
 
 from tests.factories import make_sale
+from tests.sinkkit import EventCodec, routed, sink_session
 from tillbridge.connectors.kafka import topics
-from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
-from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.devstack.netsuite_sim import SimServer
 from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.refdata.mappings import Mappings
-from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages import route
 from tillbridge.streams.stages.duplicates import (
@@ -27,7 +24,6 @@ from tillbridge.streams.stages.duplicates import (
     partial_entry,
     sync_state,
 )
-from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
 from tillbridge.streams.stages.messages import Source
 
 # -- fingerprint and window (pure) -----------------------------------------------------------
@@ -83,22 +79,8 @@ def _reset(sim):
     httpx.post(f"{sim.base_url}/__sim/reset")
 
 
-class _Codec:
-    """Stands in for the Avro codec: the routed value is the sale itself."""
-
-    def __init__(self, sale: dict[str, Any]) -> None:
-        self.sale = sale
-
-    def decode(self, value: bytes, topic: str) -> dict[str, Any]:
-        return copy.deepcopy(self.sale)
 
 
-def _routed(enr: Enrichment, offset: int, double_scan_of: str | None = None) -> Source:
-    headers = [(route.H_ENRICHMENT, enr.to_json()), (route.H_SRC_TOPIC, b"pos.sale.v1"),
-               (route.H_SRC_PARTITION, b"0"), (route.H_SRC_OFFSET, str(offset).encode())]
-    if double_scan_of:
-        headers.append(("tillbridge.double_scan_of", double_scan_of.encode()))
-    return Source(topics.ROUTED_REALTIME, 0, offset, b"k", b"v", headers)
 
 
 def _stats(sim) -> dict[str, Any]:
@@ -110,22 +92,18 @@ def test_partial_sync_is_recorded_then_completed_without_a_second_customer(sim) 
     sale["customer"].update(loyalty_id="LOY-PART-1", email="part@example.com",
                             first_name="Pat", last_name="Ial", anonymous_tag=None)
     maps = Mappings.load()
-    pipe = Pipeline(Settings.from_env({}), codec=_Codec(sale), mappings=maps)  # type: ignore[arg-type]
+    pipe = Pipeline(Settings.from_env({}), codec=EventCodec(sale), mappings=maps)  # type: ignore[arg-type]
     posted: dict[str, Any] = {}
 
     async def scenario() -> list[list[Any]]:
-        async with NetSuiteClient(sim.base_url, NetSuiteCredentials.dev()) as client:
-            ref = ReferenceData()
-            await ref.load(client)
-            enr = enrich_sale(sale, maps, ref)
-            assert isinstance(enr, Enrichment) and enr.customer.rule == "new_identified"
-            pipe.reliable = ReliableClient(client, RetryPolicy(max_attempts=1))
+        async with sink_session(sim, pipe, sale, maps) as (client, enr):
+            assert enr.customer.rule == "new_identified"
             # The item is retired after enrichment: the customer lands, the cashSale does not.
             httpx.post(f"{sim.base_url}/__sim/items/TEE-001/deactivate").raise_for_status()
-            first = await pipe.sink_all(_routed(enr, 1), posted)
+            first = await pipe.sink_all(routed(1, enr), posted)
             httpx.post(f"{sim.base_url}/__sim/items/TEE-001").raise_for_status()
-            second = await pipe.sink_all(_routed(enr, 2), posted)
-            third = await pipe.sink_all(_routed(enr, 3), posted)
+            second = await pipe.sink_all(routed(2, enr), posted)
+            third = await pipe.sink_all(routed(3, enr), posted)
             return [first, second, third]
 
     first, second, third = asyncio.run(scenario())
@@ -159,16 +137,12 @@ def sync_customer(first: list[Any], posted: dict[str, Any], key: str,
 def test_double_scan_flag_travels_to_the_result(sim) -> None:
     sale = make_sale(pos_transaction_id="S001-R01-DS2")
     maps = Mappings.load()
-    pipe = Pipeline(Settings.from_env({}), codec=_Codec(sale), mappings=maps)  # type: ignore[arg-type]
+    pipe = Pipeline(Settings.from_env({}), codec=EventCodec(sale), mappings=maps)  # type: ignore[arg-type]
 
     async def scenario() -> list[Any]:
-        async with NetSuiteClient(sim.base_url, NetSuiteCredentials.dev()) as client:
-            ref = ReferenceData()
-            await ref.load(client)
-            enr = enrich_sale(sale, maps, ref)
-            assert isinstance(enr, Enrichment)
-            pipe.reliable = ReliableClient(client, RetryPolicy(max_attempts=1))
-            return await pipe.sink_all(_routed(enr, 1, "S001/S001-R01-DS1"), {})
+        async with sink_session(sim, pipe, sale, maps) as (client, enr):
+            flag = [("tillbridge.double_scan_of", b"S001/S001-R01-DS1")]
+            return await pipe.sink_all(routed(1, enr, extra=flag), {})
 
     out = asyncio.run(scenario())
     result = json.loads(out[0].value)
@@ -179,12 +153,12 @@ def test_ingest_flags_the_same_basket_under_a_new_id() -> None:
     from tests.factories import sandbox_refdata
 
     sale = make_sale()
-    codec = _Codec(sale)
+    codec = EventCodec(sale)
     pipe = Pipeline(Settings.from_env({}), codec=codec, mappings=Mappings.load())  # type: ignore[arg-type]
     pipe.refdata = sandbox_refdata()
     src = Source("pos.sale.v1", 0, 1, b"k", b"v", [])
     first = pipe.ingest(src)
-    codec.sale = make_sale(pos_transaction_id="S001-R01-000043")
+    codec.event = make_sale(pos_transaction_id="S001-R01-000043")
     second = pipe.ingest(src)
     assert first.topic == second.topic == topics.ROUTED_REALTIME
     assert "tillbridge.double_scan_of" not in dict(first.headers)
@@ -199,21 +173,16 @@ def test_a_replayed_event_is_told_apart_from_a_pos_duplicate(sim) -> None:
     duplicate. Read back from the simulator: one cashSale, stamped with the first event."""
     sale = make_sale(pos_transaction_id="S001-R01-RPL1")
     maps = Mappings.load()
-    pipe = Pipeline(Settings.from_env({}), codec=_Codec(sale), mappings=maps)  # type: ignore[arg-type]
+    pipe = Pipeline(Settings.from_env({}), codec=EventCodec(sale), mappings=maps)  # type: ignore[arg-type]
 
     async def scenario() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        async with NetSuiteClient(sim.base_url, NetSuiteCredentials.dev()) as client:
-            ref = ReferenceData()
-            await ref.load(client)
-            enr = enrich_sale(sale, maps, ref)
-            assert isinstance(enr, Enrichment)
-            pipe.reliable = ReliableClient(client, RetryPolicy(max_attempts=1))
+        async with sink_session(sim, pipe, sale, maps) as (client, enr):
             table: dict[str, Any] = {}
-            outs = [await pipe.sink_all(_routed(enr, 5), table),   # first time
-                    await pipe.sink_all(_routed(enr, 5), table),   # replay, table knows
-                    await pipe.sink_all(_routed(enr, 5), {}),      # replay, table lost
-                    await pipe.sink_all(_routed(enr, 6), table),   # POS sent it again
-                    await pipe.sink_all(_routed(enr, 7), {})]      # again, table lost
+            outs = [await pipe.sink_all(routed(5, enr), table),   # first time
+                    await pipe.sink_all(routed(5, enr), table),   # replay, table knows
+                    await pipe.sink_all(routed(5, enr), {}),      # replay, table lost
+                    await pipe.sink_all(routed(6, enr), table),   # POS sent it again
+                    await pipe.sink_all(routed(7, enr), {})]      # again, table lost
             docs = [json.loads(o[0].value) for o in outs]
             record = await client.get("cashSale", docs[0]["netsuite_id"])
             return docs, record

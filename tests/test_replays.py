@@ -5,7 +5,6 @@ simulator over real HTTP: one record, stamped with the first event's input coord
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 from typing import Any
 
@@ -13,16 +12,12 @@ import httpx
 import pytest
 
 from tests.factories import make_order
+from tests.sinkkit import EventCodec, routed, sink_session
 from tillbridge.connectors.kafka import topics
-from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
-from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.devstack.netsuite_sim import SimServer
 from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.refdata.mappings import Mappings
-from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.runtime.settings import Settings
-from tillbridge.streams.stages import route
-from tillbridge.streams.stages.messages import Source
 
 
 @pytest.fixture(scope="module")
@@ -31,38 +26,24 @@ def sim():
         yield server
 
 
-class _Codec:
-    """Stands in for the Avro codec: the routed value is the event itself."""
-
-    def __init__(self, event: dict[str, Any]) -> None:
-        self.event = event
-
-    def decode(self, value: bytes, topic: str) -> dict[str, Any]:
-        return copy.deepcopy(self.event)
 
 
-def _routed(topic: str, offset: int) -> Source:
-    headers = [(route.H_SRC_TOPIC, topic.encode()), (route.H_SRC_PARTITION, b"1"),
-               (route.H_SRC_OFFSET, str(offset).encode())]
-    return Source(topics.ROUTED_REALTIME, 1, offset, b"k", b"v", headers)
 
 
 def test_an_order_replayed_after_a_crash_is_not_a_duplicate(sim: SimServer) -> None:
     httpx.post(f"{sim.base_url}/__sim/reset").raise_for_status()
     order = make_order(order_id="ORD-RPL-1")
-    pipe = Pipeline(Settings.from_env({}), codec=_Codec(order),  # type: ignore[arg-type]
+    pipe = Pipeline(Settings.from_env({}), codec=EventCodec(order),  # type: ignore[arg-type]
                     mappings=Mappings.load())
     topic = topics.OMNICHANNEL.name
 
     async def scenario() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        async with NetSuiteClient(sim.base_url, NetSuiteCredentials.dev()) as client:
-            ref = ReferenceData()
-            await ref.load(client)
-            pipe.refdata = ref
-            pipe.reliable = ReliableClient(client, RetryPolicy(max_attempts=1))
-            outs = [await pipe.sink_all(_routed(topic, 40), {}),   # first time
-                    await pipe.sink_all(_routed(topic, 40), {}),   # replayed after a crash
-                    await pipe.sink_all(_routed(topic, 41), {})]   # the OMS sent it again
+        async with sink_session(sim, pipe, refdata=True) as (client, _):
+            def src(offset: int) -> Any:
+                return routed(offset, topic=topic, partition=1)
+            outs = [await pipe.sink_all(src(40), {}),   # first time
+                    await pipe.sink_all(src(40), {}),   # replayed after a crash
+                    await pipe.sink_all(src(41), {})]   # the OMS sent it again
             docs = [json.loads(o[-1].value) for o in outs]
             order_id = docs[0]["records"][0]["netsuite_id"]
             return docs, await client.get("salesOrder", order_id)

@@ -12,18 +12,13 @@ import httpx
 import pytest
 
 from tests.factories import make_sale
+from tests.sinkkit import EventCodec, routed, sink_session
 from tillbridge.connectors.kafka import topics
-from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
-from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.devstack.netsuite_sim import SimServer
 from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.refdata.mappings import Mappings
-from tillbridge.streams.refdata.snapshot import ReferenceData
 from tillbridge.streams.runtime import metrics
 from tillbridge.streams.runtime.settings import Settings
-from tillbridge.streams.stages import route
-from tillbridge.streams.stages.enrich import Enrichment, enrich_sale
-from tillbridge.streams.stages.messages import Source
 from tillbridge.streams.stages.resend import content_diff, content_fingerprint, content_summary
 
 # -- fingerprint and diff (pure) -------------------------------------------------------------
@@ -93,20 +88,8 @@ def sim():
         yield server
 
 
-class _Codec:
-    """Stands in for the Avro codec (not under test here): the routed value is ``sale``."""
-
-    def __init__(self, sale: dict[str, Any]) -> None:
-        self.sale = sale
-
-    def decode(self, value: bytes, topic: str) -> dict[str, Any]:
-        return copy.deepcopy(self.sale)
 
 
-def _routed(enr: Enrichment, offset: int) -> Source:
-    headers = [(route.H_ENRICHMENT, enr.to_json()), (route.H_SRC_TOPIC, b"pos.sale.v1"),
-               (route.H_SRC_PARTITION, b"0"), (route.H_SRC_OFFSET, str(offset).encode())]
-    return Source(topics.ROUTED_REALTIME, 0, offset, b"k", b"v", headers)
 
 
 def _three_tees(sale: dict[str, Any]) -> dict[str, Any]:
@@ -126,24 +109,19 @@ def test_a_changed_resend_is_dead_lettered_and_the_posted_record_stays(sim) -> N
     sale = make_sale(pos_transaction_id="S001-R01-CONFL1")
     changed = _three_tees(sale)
     maps = Mappings.load()
-    codec = _Codec(sale)
+    codec = EventCodec(sale)
     pipe = Pipeline(Settings.from_env({}), codec=codec, mappings=maps)  # type: ignore[arg-type]
     counted = metrics.REGISTRY.get_sample_value(
         "tillbridge_conflicting_resends_total", {"store": "S001"}) or 0.0
 
     async def scenario() -> tuple[list[Any], dict[str, Any]]:
-        async with NetSuiteClient(sim.base_url, NetSuiteCredentials.dev()) as client:
-            ref = ReferenceData()
-            await ref.load(client)
-            enr = enrich_sale(sale, maps, ref)
-            assert isinstance(enr, Enrichment)
-            pipe.reliable = ReliableClient(client, RetryPolicy(max_attempts=1))
+        async with sink_session(sim, pipe, sale, maps) as (client, enr):
             table: dict[str, Any] = {}
-            outs = [await pipe.sink_all(_routed(enr, 5), table),   # first time
-                    await pipe.sink_all(_routed(enr, 5), table),   # replay of that event
-                    await pipe.sink_all(_routed(enr, 6), table)]   # identical re-send
-            codec.sale = changed
-            outs.append(await pipe.sink_all(_routed(enr, 7), table))  # changed re-send
+            outs = [await pipe.sink_all(routed(5, enr), table),   # first time
+                    await pipe.sink_all(routed(5, enr), table),   # replay of that event
+                    await pipe.sink_all(routed(6, enr), table)]   # identical re-send
+            codec.event = changed
+            outs.append(await pipe.sink_all(routed(7, enr), table))  # changed re-send
             record = await client.get("cashSale", json.loads(outs[0][0].value)["netsuite_id"])
             return outs, record
 
@@ -177,20 +155,15 @@ def test_with_the_table_lost_netsuites_stamped_fingerprint_still_tells_a_conflic
     sale = make_sale(pos_transaction_id="S001-R01-CONFL2")
     changed = _three_tees(sale)
     maps = Mappings.load()
-    codec = _Codec(sale)
+    codec = EventCodec(sale)
     pipe = Pipeline(Settings.from_env({}), codec=codec, mappings=maps)  # type: ignore[arg-type]
 
     async def scenario() -> list[Any]:
-        async with NetSuiteClient(sim.base_url, NetSuiteCredentials.dev()) as client:
-            ref = ReferenceData()
-            await ref.load(client)
-            enr = enrich_sale(sale, maps, ref)
-            assert isinstance(enr, Enrichment)
-            pipe.reliable = ReliableClient(client, RetryPolicy(max_attempts=1))
-            outs = [await pipe.sink_all(_routed(enr, 5), {}),  # posted
-                    await pipe.sink_all(_routed(enr, 6), {})]  # identical, table lost
-            codec.sale = changed
-            outs.append(await pipe.sink_all(_routed(enr, 7), {}))  # changed, table lost
+        async with sink_session(sim, pipe, sale, maps) as (client, enr):
+            outs = [await pipe.sink_all(routed(5, enr), {}),  # posted
+                    await pipe.sink_all(routed(6, enr), {})]  # identical, table lost
+            codec.event = changed
+            outs.append(await pipe.sink_all(routed(7, enr), {}))  # changed, table lost
             return outs
 
     outs = asyncio.run(scenario())
