@@ -69,8 +69,9 @@ def committed(store: Store) -> dict[tuple[str, str], Decimal]:
 
 
 def item_location_rows(store: Store) -> list[dict[str, Any]]:
-    moved = store.index("stock_moves", stock_moves)
-    held = store.index("committed", committed)
+    moved = stock_moves(store)
+    held = store.index("committed", committed,
+                       [("transaction", "salesOrder"), ("transaction", "itemFulfillment")])
     out = []
     for i in store.items.values():
         levels = i.get("levels") or {}

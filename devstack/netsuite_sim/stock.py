@@ -8,6 +8,7 @@ so a test can read back whether tillbridge booked a unit once, twice or not at a
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from tillbridge.devstack.netsuite_sim.records import ref_id
 from tillbridge.devstack.netsuite_sim.store import Record, Store
@@ -41,13 +42,13 @@ def _moves(rec: Record, store: Store) -> list[tuple[str, str, Decimal]]:
     return out
 
 
-def stock_moves(store: Store) -> dict[tuple[str, str], Decimal]:
-    """Net units moved per (item, location) by every transaction the sim holds."""
-    net: dict[tuple[str, str], Decimal] = {}
-    for rec in store.records("transaction"):
-        for item, loc, qty in _moves(rec, store):
-            net[(item, loc)] = net.get((item, loc), Decimal(0)) + qty
-    return net
+def stock_moves(store: Store) -> dict[Any, Decimal]:
+    """Net units moved per (item, location) by every transaction the sim holds: kept up to
+    date write by write (``Store.view``), since availability polls read it all day. A
+    record's part depends on its ``createdFrom``'s type too, which does not change."""
+    def moves(rec: Record) -> list[tuple[Any, Decimal]]:
+        return [((item, loc), qty) for item, loc, qty in _moves(rec, store)]
+    return store.view("stock_moves", "transaction", None, moves, summing=True).totals
 
 
 def as_quantity(qty: Decimal) -> int | float:

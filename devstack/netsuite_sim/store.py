@@ -7,6 +7,7 @@ case-insensitively. Only the event loop thread touches the store, so no locks.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -95,6 +96,9 @@ class Store:
         #: writes so far, per (group, record type) and (group, None); ``_writes`` in all
         self._versions: Counter[tuple[str, str | None]] = Counter()
         self._writes = 0
+        #: ids written or deleted, per group, in order: what incremental views catch up on
+        self._changed: dict[str, list[str]] = {g: [] for g in _ID_FLOOR}
+        self._views: dict[Hashable, _View[Any]] = {}
         for emp in self.employees.values():  # employees are entities: they consume ids
             self._bump("entity", str(emp["id"]))
         for cust in seed.get("customers", []):
@@ -133,6 +137,7 @@ class Store:
         """Insert or replace a record and index its external id."""
         old = self._records[group].get(record.id)
         self._touch(group, record.type, None if old is None else old.type)
+        self._changed[group].append(record.id)
         if old is not None and old.external_id:
             self._eids[group].pop(old.external_id.lower(), None)
         self._records[group][record.id] = record
@@ -152,6 +157,7 @@ class Store:
 
     def delete(self, group: str, record: Record) -> None:
         self._touch(group, record.type)
+        self._changed[group].append(record.id)
         self._records[group].pop(record.id, None)
         if record.external_id:
             self._eids[group].pop(record.external_id.lower(), None)
@@ -176,27 +182,55 @@ class Store:
         return hit[1]
 
     def records(self, group: str, record_type: str | None = None) -> list[Record]:
-        """Records of a group (optionally one type), in id order; do not mutate the list."""
-        return self.index(("records", group, record_type), lambda s: sorted(
-            (r for r in s._records[group].values()
-             if record_type is None or r.type == record_type),
-            key=lambda r: (len(r.id), r.id)), [(group, record_type)])
+        """Records of a group (optionally one type), in id order; do not mutate the list.
+
+        Kept in order as records are written (not sorted again after each write: the
+        availability and status polls read every transaction while sales keep coming)."""
+        def place(record: Record) -> list[tuple[Hashable, Record]]:
+            return [((len(record.id), record.id), record)]
+        view = self.view(("records", group, record_type), group, record_type, place)
+        return view.ordered()
+
+    def view(self, key: Hashable, group: str, record_type: str | None,
+             contribute: Callable[[Record], list[tuple[Hashable, T]]],
+             summing: bool = False) -> _View[T]:
+        """An index of the records of ``group`` (of ``record_type``, or all): each record
+        contributes ``(bucket, value)`` pairs. Brought up to date on each read from the
+        ids written since, record by record, so its cost follows the writes, not the
+        store's size: a payment's "applied by others" read after each payment write was
+        a scan of every payment (quadratic over a soak). ``summing``: also keep each
+        bucket's total (``totals``), for values that add up."""
+        changed = self._changed[group]
+        records = self._records[group]
+        found = self._views.get(key)
+        if found is None:
+            found = self._views[key] = _View(contribute, summing)
+            found.seen = len(changed)
+            for rec in records.values():
+                if record_type is None or rec.type == record_type:
+                    found.add(rec)
+            return found
+        for rid in changed[found.seen:]:
+            found.drop(rid)
+            now = records.get(rid)
+            if now is not None and (record_type is None or now.type == record_type):
+                found.add(now)
+        found.seen = len(changed)
+        return found
 
     def transaction(self, record_id: str) -> Record | None:
         """Any transaction by internal id (ids are unique across the group)."""
         return self._records["transaction"].get(record_id)
 
     def created_from(self, source_id: str, record_type: str) -> list[Record]:
-        """Transactions of ``record_type`` whose ``createdFrom`` points at ``source_id``."""
-        def build(store: Store) -> dict[str, list[Record]]:
-            by_source: dict[str, list[Record]] = {}
-            for r in store.records("transaction", record_type):
-                source = (r.fields.get("createdFrom") or {}).get("id")
-                if source is not None:
-                    by_source.setdefault(source, []).append(r)
-            return by_source
-        return list(self.index(("created_from", record_type), build,
-                               [("transaction", record_type)]).get(source_id, ()))
+        """Transactions of ``record_type`` whose ``createdFrom`` points at ``source_id``,
+        in id order."""
+        def source(r: Record) -> list[tuple[Hashable, Record]]:
+            found = (r.fields.get("createdFrom") or {}).get("id")
+            return [] if found is None else [(str(found), r)]
+        made = self.view(("created_from", record_type), "transaction", record_type, source)
+        return sorted((r for rs in made.get(source_id).values() for r in rs),
+                      key=lambda r: (len(r.id), r.id))
 
     def held(self) -> Counter[str]:
         """Records currently held, per type."""
@@ -221,3 +255,56 @@ class Store:
                 "lastmodifieddate": now_utc().strftime("%Y-%m-%d %H:%M:%S")}
         self.items[new_id] = item
         return item
+
+
+class _View(Generic[T]):
+    """Buckets of values, each remembered per contributing record so a rewrite of the
+    record replaces its part (``Store.view``)."""
+
+    def __init__(self, contribute: Callable[[Record], list[tuple[Hashable, T]]],
+                 summing: bool = False) -> None:
+        self.contribute = contribute
+        self.summing = summing
+        self.totals: dict[Hashable, Any] = {}
+        self.seen = 0
+        self.buckets: dict[Hashable, dict[str, list[T]]] = {}
+        self._by_record: dict[str, list[Hashable]] = {}
+        self._keys: list[Any] = []  # the buckets in order, kept by insertion
+        self._ordered: list[T] | None = None
+
+    def add(self, record: Record) -> None:
+        pairs = self.contribute(record)
+        self._by_record[record.id] = [bucket for bucket, _ in pairs]
+        for bucket, value in pairs:
+            held = self.buckets.get(bucket)
+            if held is None:
+                held = self.buckets[bucket] = {}
+                bisect.insort(self._keys, bucket)
+            held.setdefault(record.id, []).append(value)
+            if self.summing:
+                self.totals[bucket] = self.totals.get(bucket, 0) + value
+        self._ordered = None
+
+    def drop(self, record_id: str) -> None:
+        for bucket in self._by_record.pop(record_id, ()):
+            held = self.buckets.get(bucket)
+            if held is not None:
+                gone = held.pop(record_id, [])
+                for value in gone if self.summing else ():
+                    self.totals[bucket] -= value
+                if not held:
+                    del self.buckets[bucket]
+                    self.totals.pop(bucket, None)
+                    del self._keys[bisect.bisect_left(self._keys, bucket)]
+                self._ordered = None
+
+    def get(self, bucket: Hashable) -> dict[str, list[T]]:
+        """The values in ``bucket``, per contributing record id."""
+        return self.buckets.get(bucket, {})
+
+    def ordered(self) -> list[T]:
+        """Every value, in bucket order (buckets must be comparable)."""
+        if self._ordered is None:
+            self._ordered = [v for b in self._keys for vs in self.buckets[b].values()
+                             for v in vs]
+        return self._ordered

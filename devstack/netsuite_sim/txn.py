@@ -8,7 +8,7 @@ leave a stale balance behind.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextvars import ContextVar
 from decimal import Decimal
 from functools import partial
@@ -226,23 +226,18 @@ def applied_by_others(store: Store, doc_id: str, sources: dict[str, tuple[str, .
     total = ZERO
     for record_type, sublists in sources.items():
         for name in sublists:
-            applied = store.index(("applied", record_type, name),
-                                  partial(_applications, record_type=record_type, sublist=name),
-                                  [("transaction", record_type)])
-            total += sum((amount for rid, amount in applied.get(doc_id, ()) if rid != me), ZERO)
+            applied = store.view(("applied", record_type, name), "transaction", record_type,
+                                 partial(_applications, sublist=name))
+            total += sum((amount for rid, amounts in applied.get(doc_id).items() if rid != me
+                          for amount in amounts), ZERO)
     return total
 
 
-def _applications(store: Store, record_type: str,
-                  sublist: str) -> dict[str, list[tuple[str, Decimal]]]:
-    """Applied doc id -> (applying record id, amount) over one sublist of one type."""
-    out: dict[str, list[tuple[str, Decimal]]] = {}
-    for record in store.records("transaction", record_type):
-        for line in (record.fields.get(sublist) or {}).get("items", []):
-            if line.get("apply", True):
-                doc = str((line.get("doc") or {}).get("id"))
-                out.setdefault(doc, []).append((record.id, dec(line.get("amount"))))
-    return out
+def _applications(record: Record, sublist: str) -> list[tuple[Hashable, Decimal]]:
+    """(applied doc id, amount) of each applied line of one sublist of the record."""
+    return [(str((line.get("doc") or {}).get("id")), dec(line.get("amount")))
+            for line in (record.fields.get(sublist) or {}).get("items", [])
+            if line.get("apply", True)]
 
 
 def own_applied(record: Record, sublist: str = "apply") -> Decimal:
