@@ -1,4 +1,4 @@
-"""Payments and returns in the ``batch`` sync mode (issue 11 §1): written when their window
+"""Payments, returns and orders in the ``batch`` sync mode (issue 11 §1): written when their window
 closes, a sale before what depends on it, payments' records through NetSuite's async batch
 jobs. The in-process simulator (real HTTP) is read back to the cent; the drain runs with a
 stand-in pipeline whose ``prepare`` hands over decoded events (there is no schema registry
@@ -14,13 +14,14 @@ from typing import Any
 
 import httpx
 
-from tests.factories import make_payment, make_return, make_sale, sandbox_refdata
+from tests.factories import make_order, make_payment, make_return, make_sale, sandbox_refdata
 from tillbridge.connectors.netsuite import NetSuiteClient
 from tillbridge.connectors.netsuite.batch import BatchWriter, PollPolicy
 from tillbridge.connectors.netsuite.retry import ReliableClient, RetryPolicy
 from tillbridge.devstack.netsuite_sim.server import SimServer
 from tillbridge.streams.flows import drain
 from tillbridge.streams.flows.base import Flow, Lookups, SinkContext
+from tillbridge.streams.flows.order import OrderFlow
 from tillbridge.streams.flows.payment import PaymentFlow
 from tillbridge.streams.flows.returns import ReturnFlow
 from tillbridge.streams.flows.sale import SaleFlow, SaleRefs
@@ -147,6 +148,37 @@ def test_batched_payments_of_an_order_are_deposits_written_by_one_batch_job() ->
     assert [(r["externalid"].rsplit("-", 1)[-1], abs(D(r["foreigntotal"])))
             for r in deposits] == [("1", D("30.00")), ("2", D("20.00"))]
     assert stats["records"]["customerDeposit"]["created"] == 2
+
+
+def test_a_batched_orders_events_are_written_in_their_sequence() -> None:
+    """One window holds a web order's pickup (sequence 2) before its placement (sequence
+    1), and another order: the placement is written first, so the pickup is not parked but
+    fulfils and bills the salesOrder at the till; read back to the cent."""
+    from datetime import UTC, datetime
+
+    placed = make_order()
+    pickup = make_order(sequence=2, status="PICKED_UP", event_id="ev-pickup",
+                        store_id="S001", register_id="R02", pos_transaction_id="S001-R02-000778",
+                        occurred_at=datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
+    for line in pickup["lines"]:
+        line["quantity_fulfilled"] = line["quantity_ordered"]
+    other = make_order(order_id="WEB-1002", event_id="ev-other")
+    flow = OrderFlow()
+    events = {}
+    for n, ev in enumerate((pickup, other, placed), 1):
+        refs = flow.resolve(ev, LOOKUPS)  # type: ignore[arg-type]
+        assert not hasattr(refs, "reason"), refs
+        events[n] = (flow, ev, refs)
+    with SimServer() as sim:
+        outs, _jobs = run(sim, events)
+        orders = _read(sim, "SELECT externalid, foreigntotal FROM transaction "
+                            "WHERE recordtype = 'salesorder' ORDER BY externalid")
+        bills = _read(sim, "SELECT foreigntotal FROM transaction WHERE recordtype = 'cashsale'")
+        shipped = _read(sim, "SELECT id FROM transaction WHERE recordtype = 'itemfulfillment'")
+    assert [outcome(o) for o in outs] == ["posted", "posted", "posted"], outs
+    assert [(r["externalid"], D(r["foreigntotal"])) for r in orders] == [
+        ("pos-ord-WEB-1001", placed["total"]), ("pos-ord-WEB-1002", other["total"])]
+    assert [D(b["foreigntotal"]) for b in bills] == [placed["total"]] and len(shipped) == 1
 
 
 def _read(sim: SimServer, query: str) -> list[dict[str, Any]]:

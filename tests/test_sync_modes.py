@@ -60,6 +60,8 @@ def test_modes_windows_and_schedules_parse_and_travel_as_tags() -> None:
     batched = mappings({"payments": "batch", "returns": {"mode": "batch", "window": "1h"}}).sync
     assert [batched.window_tag(k) for k in ("payment", "return", "order", "sale")] == \
         ["batch/default", "batch/3600s", None, None]
+    assert mappings({"orders": {"mode": "batch", "window": "2h"}}).sync.window_tag("order") \
+        == "batch/7200s"
     assert mappings().sync.window_tag("sale") is None
     assert parse_tag("summary/14400s") == ("summary", 14400.0, ())
     sched = SyncModes.parse({"sales": {"mode": "batch", "schedule": ["22:00", "06:00"]}})
@@ -69,8 +71,32 @@ def test_modes_windows_and_schedules_parse_and_travel_as_tags() -> None:
     assert parse_tag("batch/default") == ("batch", None, ())
 
 
+def test_an_order_in_batch_mode_goes_to_the_window_agent_by_its_store_and_event() -> None:
+    """Ingest routes it to the window topic under its mode tag; its window is its
+    store and register's (a web order has neither: ``-:-``), its member its event id."""
+    from tests.factories import make_order
+    from tests.sinkkit import EventCodec
+    from tillbridge.streams.flows.order import OrderFlow
+    from tillbridge.streams.flows.pipeline import Pipeline
+    from tillbridge.streams.flows.window_plans import sale_plan
+    from tillbridge.streams.refdata.sync_modes import H_MODE
+    from tillbridge.streams.runtime.settings import Settings
+    from tillbridge.streams.stages.messages import Source
+
+    web, till = make_order(), make_order(store_id="S001", register_id="R02", event_id="e2")
+    pipe = Pipeline(Settings.from_env({}), codec=EventCodec(web),  # type: ignore[arg-type]
+                    mappings=mappings({"orders": {"mode": "batch", "window": "2h"}}))
+    pipe.refdata = sandbox_refdata()
+    out = pipe.ingest(Source(topics.OMNICHANNEL.name, 0, 1, b"k", b"v", []))
+    assert out.topic == topics.ROUTED_WINDOW and dict(out.headers)[H_MODE] == b"batch/7200s"
+    plan = sale_plan(OrderFlow(), "batch/7200s", 60, 5, 1, 60, lambda _s: "UTC")
+    assert (plan.key(web), plan.key(till)) == ("-:-", "S001:R02")
+    assert plan.member_id(till) == "ord/e2" and plan.spec.size_s == 7200
+
+
 @pytest.mark.parametrize(("sync", "says"), [
-    ({"orders": "batch"}, "not accepted for orders"),
+    ({"orders": "summary"}, "not accepted for orders"),
+    ({"customers": "batch"}, "written with the sale, order or loyalty record"),
     ({"payments": "summary"}, "not accepted for payments"),
     ({"sales": "hourly"}, "not accepted for sales"),
     ({"tills": "realtime"}, "unknown flow"),

@@ -50,18 +50,24 @@ def rejection_for(err: NetSuiteError, record_type: str, external_id: str) -> Rej
                       "error_path": err.error_path or ""})
 
 
-async def post_in_order(flow: Flow, ctx: Any, items: Any) -> list[Outcome]:
+async def post_in_order(flow: Flow, ctx: Any, items: Any,
+                        order: Callable[[Event], Any] | None = None) -> list[Outcome]:
     """Each ``(event, refs, headers)`` through ``flow.post``, one after the other in window
-    order (a record NetSuite refuses is that event's outcome; ``NetSuiteUnavailable``
-    propagates: the whole window is written again, idempotently)."""
-    outcomes: list[Outcome] = []
-    for i, (event, refs, _headers) in enumerate(items):
+    order, or sorted by ``order`` (an order's events by their sequence); the outcomes come
+    back in the items' order. A record NetSuite refuses is that event's outcome;
+    ``NetSuiteUnavailable`` propagates: the whole window is written again, idempotently."""
+    turn = list(range(len(items)))
+    if order is not None:
+        turn.sort(key=lambda i: order(items[i][0]))
+    outcomes: dict[int, Outcome] = {}
+    for i in turn:
+        event, refs, _headers = items[i]
         ctx.at(i)
         try:
-            outcomes.append(await flow.post(ctx, event, refs))
+            outcomes[i] = await flow.post(ctx, event, refs)
         except NetSuiteError as err:
-            outcomes.append(refused(flow, event, err))
-    return outcomes
+            outcomes[i] = refused(flow, event, err)
+    return [outcomes[i] for i in range(len(items))]
 
 
 def refused(flow: Flow, event: Event, err: NetSuiteError) -> Refused:

@@ -248,22 +248,29 @@ async def post_summary(client: ReliableClient, body: dict[str, Any]) -> Written 
 
 @dataclass(frozen=True)
 class EventBatchPlan(Plan):
-    """Payments and returns in the ``batch`` mode: per store, register and business day,
-    each event its own records, written when the window closes (``post_batch``)."""
+    """Payments, returns and orders in the ``batch`` mode: each event its own records,
+    written when the window closes (``post_batch``). Payments and returns per store,
+    register and business day; omnichannel order events per store and register where
+    they happened (web orders have neither: one window of their own), each event a
+    member by its event id (an order has many events; a re-sent one is a duplicate)."""
 
     def key(self, event: Event) -> str:
+        if self.flow.kind == "order":
+            return f"{event.get('store_id') or '-'}:{event.get('register_id') or '-'}"
         return f"{event['store_id']}:{event['register_id']}:{event['business_date']}"
 
     def member_id(self, event: Event) -> str:
         if self.flow.kind == "payment":  # several payments per POS transaction
             return f"pay/{event['payment_id']}"
+        if self.flow.kind == "order":
+            return f"ord/{event['event_id']}"
         return f"{event['store_id']}/{event['pos_transaction_id']}"
 
 
 def sale_plan(flow: Flow, tag: str, default_s: float, grace_s: float, idle_s: float,
               retain_s: float, zone: Callable[[str], str]) -> Plan:
     """The plan of an event routed under mode ``tag`` (``summary/14400s``,
-    ``batch/at0600``): sales, payments and returns."""
+    ``batch/at0600``): sales, payments, returns and orders."""
     mode, window_s, schedule = parse_tag(tag)
     spec = WindowSpec(window_s or default_s, grace_s, idle_s, retain_s, schedule)
     name = f"{flow.kind}.{tag}"

@@ -13,9 +13,13 @@ time; inventory and settlement in batches. What each flow accepts is in ``ACCEPT
 inventory is aggregated by nature (one adjustment per location and window of
 ``TILLBRIDGE_WINDOW_S``) and settlement is a daily batch by nature (one Z-report per
 register and business day, posted when it comes): for both, ``batch`` is the only mode
-and their shape is not set here (``FIXED_SHAPE``). Payments and returns take ``realtime`` or
-``batch`` (their windows close after the sales' in the same pass: a sale comes first);
-orders and customers have no batch writer yet, so ``realtime`` only. Sales take all three.
+and their shape is not set here (``FIXED_SHAPE``). Payments, returns and orders take
+``realtime`` or ``batch`` (their windows close after the sales' in the same pass: a sale
+comes first, then orders, payments, returns; an order's events are written in their
+sequence). Customers are ``realtime`` only: tillbridge writes a customer only as part of
+the sale, order or loyalty record that needs it (matched or created just before it), so
+there is no customer event to defer; batching the sale defers its customer with it
+(``ONLY_REALTIME``). Sales take all three.
 
 The mode in force when ingest routes an event travels with it (the ``tillbridge.mode``
 hop header: ``ModeSpec.tag``), so a switch changes where *later* events go and never what
@@ -36,7 +40,7 @@ KIND_FLOW = {"sale": "sales", "payment": "payments", "return": "returns", "order
 ACCEPTED: dict[str, tuple[Mode, ...]] = {
     "sales": ("realtime", "batch", "summary"),
     "payments": ("realtime", "batch"), "returns": ("realtime", "batch"),
-    "orders": ("realtime",), "customers": ("realtime",),
+    "orders": ("realtime", "batch"), "customers": ("realtime",),
     "inventory": ("batch",), "settlement": ("batch",),
 }
 HYBRID: dict[str, Mode] = {"sales": "realtime", "payments": "realtime", "returns": "realtime",
@@ -51,7 +55,12 @@ FIXED_SHAPE = {
 }
 #: flows whose batch / summary the window agent carries out (routed there by their mode);
 #: inventory is windowed whatever the mode says, settlement is posted per register-day
-BY_WINDOW_AGENT = frozenset({"sales", "payments", "returns"})
+BY_WINDOW_AGENT = frozenset({"sales", "payments", "returns", "orders"})
+#: why a flow takes no other mode than realtime (said when a sync section asks for one)
+ONLY_REALTIME = {
+    "customers": "customers are written with the sale, order or loyalty record that needs "
+                 "them, never as events of their own: batch the sales (or orders) instead",
+}
 H_MODE = "tillbridge.mode"
 _LENGTH = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -133,8 +142,9 @@ def _entry(flow: str, raw: Any, where: str) -> ModeSpec:
         raise SyncConfigError(f"{where}: expected a mode name or an object")
     mode = raw.get("mode", HYBRID[flow])
     if mode not in ACCEPTED[flow]:
+        why = f": {ONLY_REALTIME[flow]}" if flow in ONLY_REALTIME else ""
         raise SyncConfigError(f"{where}: mode {mode!r} not accepted for {flow} "
-                              f"(accepted: {', '.join(ACCEPTED[flow])})")
+                              f"(accepted: {', '.join(ACCEPTED[flow])}){why}")
     window = raw.get("window", raw.get("window_s"))
     schedule = raw.get("schedule")
     if flow in FIXED_SHAPE and (window is not None or schedule is not None):
