@@ -223,3 +223,20 @@ def test_no_retention_keeps_every_window() -> None:
         _close_into(book, e)
     assert e.expire(book.closed("inventory")) == [] and e.horizon("S001") is None
     assert e.add("S001", "m0", at(5), "replayed").verdict == "counted"
+
+
+def test_the_last_window_kept_for_speed_never_changes_which_window_a_time_is_in() -> None:
+    """The engine remembers the last fixed window it found; times jumping back and forth
+    across edges (and a zone other than UTC) must still get ``window_start``'s answer."""
+    import random
+    from datetime import timezone as tz
+
+    from tillbridge.streams.windows.engine import window_start
+
+    engine: WindowEngine[int] = WindowEngine("inventory", WindowSpec(90.5, 0, 0, 0))
+    rng, base = random.Random(3), datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+    for _ in range(2000):
+        t = base + timedelta(seconds=rng.choice((rng.uniform(0, 400), 181, 90.5, 0)))
+        if rng.random() < 0.1:
+            t = t.astimezone(tz(timedelta(hours=-8)))
+        assert engine._start("k", t) == window_start(t, 90.5), t

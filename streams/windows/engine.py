@@ -60,6 +60,8 @@ class WindowSpec:
 
 
 def _utc(t: datetime) -> datetime:
+    if t.tzinfo is UTC:  # what the Avro decoder gives: nothing to convert (the hot path)
+        return t
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
@@ -166,6 +168,9 @@ class WindowEngine(Generic[T]):
         self._open: dict[str, Window[T]] = {}
         self._ready: list[Window[T]] = []
         self._wids: dict[tuple[str, datetime], str] = {}
+        #: the last fixed-length window found (start, end): the next record's is the same
+        #: one almost always, and a hit saves the epoch arithmetic
+        self._last: tuple[datetime, datetime] | None = None
 
     # -- queries -----------------------------------------------------------------------
     @property
@@ -179,7 +184,12 @@ class WindowEngine(Generic[T]):
     def _start(self, key: str, t: datetime) -> datetime:
         if self.spec.schedule:
             return scheduled_bounds(t, self.spec.schedule, self._zone(key))[0]
-        return window_start(t, self.spec.size_s)
+        last = self._last  # fixed windows are aligned to the epoch: the same for every key
+        if last is not None and last[0] <= t < last[1]:
+            return last[0]
+        start = window_start(t, self.spec.size_s)
+        self._last = (start, start + timedelta(seconds=self.spec.size_s))
+        return start
 
     def _end(self, key: str, start: datetime) -> datetime:
         if self.spec.schedule:
