@@ -274,3 +274,23 @@ def test_the_window_agent_dead_letters_a_changed_resend_and_holds_an_exact_one()
     [out] = agent.add(src, None, START.timestamp()) or []
     assert out.topic.startswith("tillbridge.dlq.")
     assert header(out.headers, H_REASON) == "conflicting_resend"
+
+
+def test_the_window_agent_drops_only_the_windows_of_revoked_partitions() -> None:
+    """``WindowAgent.revoked`` (a stand-in pipeline, as above): a rebalance takes routed
+    partition 0 away; the window holding its record is dropped unposted (the new owner
+    reads the record again), the window of partition 1 stays open here."""
+    pipe = _Pipe()
+    agent = WindowAgent(pipe, RecordingEmitter(), None,  # type: ignore[arg-type]
+                        WindowSpec(3600, 0, 60, 0))
+    sales = [sale for sale, _ in receipts()][:2]
+    for partition, (sale, register) in enumerate(zip(sales, ("R01", "R02"), strict=True)):
+        pipe.next = {**sale, "register_id": register}
+        src = Source("tillbridge.routed.window.v1", partition, 3, register.encode(), b"v",
+                     [(H_MODE, b"summary/3600s")])
+        assert agent.add(src, None, START.timestamp()) is None
+    [engine] = agent.engines.values()
+    assert sorted(w.key.split(":")[1] for w in engine.open_windows) == ["R01", "R02"]
+    agent.revoked({0})
+    assert [w.key.split(":")[1] for w in engine.open_windows] == ["R02"]
+    assert engine.take_ready() == [], "dropped, not closed: nothing is posted for it here"

@@ -240,3 +240,30 @@ def test_the_last_window_kept_for_speed_never_changes_which_window_a_time_is_in(
         if rng.random() < 0.1:
             t = t.astimezone(tz(timedelta(hours=-8)))
         assert engine._start("k", t) == window_start(t, 90.5), t
+
+
+def test_a_partition_moved_away_and_back_posts_its_window_once() -> None:
+    """A rebalance, engine by engine: worker A drops its open window unposted (its
+    partition went to B, which reads the records again from the committed offset); B
+    builds the same window id and posts it; when the partition comes back, A learns B's
+    window from the book: the members count as seen, and a straggler of that window goes
+    on to the next one instead of reopening it."""
+    a, b = engine(), engine()
+    a.add("S001", "m1", at(5), "a")
+    a.add("S001", "m2", at(20), "b")
+    [held] = a.open_windows
+    assert a.drop(held.wid) is not None and a.open_windows == []
+    assert "m1" not in a.known, "dropped unposted: the new owner counts it, not A"
+    for mid, t in (("m1", 5), ("m2", 20), ("m3", 75)):  # B reads them again, and more
+        b.add("S001", mid, at(t), mid)
+    [closed] = b.take_ready()
+    assert closed.wid == held.wid and set(members(closed)) == {"m1", "m2"}
+    book = WindowBook()
+    rec = WindowRecord(closed.wid, "inventory", "S001", T0.isoformat(), at(60).isoformat(),
+                       "pos-adj-S001-x", "posted",
+                       {m: [at(5).isoformat(), False] for m in ("m1", "m2")}, "d", "7")
+    book.apply(rec.wid.encode(), rec.to_json())
+    a.learn(book.known("inventory"), book.frontiers("inventory"))  # the partition is back
+    assert a.add("S001", "m1", at(5), "a").verdict == "counted"
+    straggler = a.add("S001", "m7", at(30), "late")
+    assert straggler.verdict == "late" and straggler.wid != closed.wid
