@@ -117,27 +117,33 @@ class Ingest:
 
     def __init__(self, pipe: Pipeline, topic: str) -> None:
         self.pipe, self.flow, self.topic = pipe, pipe.flows.get(topic), topic
-        #: the labelled counters, made at the first record (a series made here would read
-        #: 0 beside the ingest agent's); not ``routed``: nothing is routed
-        self.counted: tuple[Any, Any] | None = None
+        #: records consumed and validated since the last ``count`` (the counters are
+        #: moved once a batch: two labelled increments a record were a tenth of its cost)
+        self.consumed = self.validated = 0
 
     def __call__(self, raw: Source) -> Prepared | Outbound:
         flow = self.flow
         if flow is None or not flow.windowed:
             return self.pipe.ingest(raw)  # not a windowed flow: its routed record or DLQ
-        if self.counted is None:
-            self.counted = (metrics.CONSUMED.labels(self.topic),
-                            metrics.VALIDATED.labels(self.topic))
-        consumed, validated = self.counted
-        consumed.inc()
+        self.consumed += 1
         event = decode(self.pipe.codec, raw)
         if isinstance(event, Outbound):
             return event
         refs = flow.resolve(event, self.pipe.lookups)
         if isinstance(refs, Rejection):
             return dead_letter(raw, refs)
-        validated.inc()
+        self.validated += 1
         return flow, raw, event, refs
+
+    def count(self) -> None:
+        """The batch's counts into ``tillbridge_events_consumed_total`` and ``_validated``
+        (the series made at the first record: one made before would read 0 beside the
+        ingest agent's; not ``routed``: nothing is routed)."""
+        if self.consumed:
+            metrics.CONSUMED.labels(self.topic).inc(self.consumed)
+        if self.validated:
+            metrics.VALIDATED.labels(self.topic).inc(self.validated)
+        self.consumed = self.validated = 0
 
 
 def lane_config(bootstrap: str, group: str, session_s: float, fetch_wait_ms: int
@@ -222,6 +228,8 @@ class InventoryLane:
                 continue
             # a dead letter too: the agent emits it in its turn, so acks stay in order
             batch.append(event)
+        if isinstance(ingest, Ingest):  # (a test hands in a bare function)
+            ingest.count()
         await self.agent.handle(batch)
 
     async def commit(self, consumer: Any) -> None:

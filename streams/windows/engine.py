@@ -171,6 +171,8 @@ class WindowEngine(Generic[T]):
         #: the last fixed-length window found (start, end): the next record's is the same
         #: one almost always, and a hit saves the epoch arithmetic
         self._last: tuple[datetime, datetime] | None = None
+        self._grace = timedelta(seconds=spec.grace_s)
+        self._retain = timedelta(seconds=spec.retain_s)
 
     # -- queries -----------------------------------------------------------------------
     @property
@@ -210,7 +212,9 @@ class WindowEngine(Generic[T]):
             handle: Any = None, now: float = 0.0) -> Added:
         """Put one record in its window (or the next open one when late); closes the key's
         windows its event time leaves behind (``take_ready``)."""
-        state = self._keys.setdefault(key, _Key())
+        state = self._keys.get(key)
+        if state is None:
+            state = self._keys[key] = _Key()
         state.last_seen = now
         seen = self.known.get(member_id)
         if seen is not None:
@@ -236,7 +240,7 @@ class WindowEngine(Generic[T]):
         self.known[member_id] = win.wid
         if state.watermark is None or t > state.watermark:
             state.watermark = t
-            self._advance(key, state, t - timedelta(seconds=self.spec.grace_s))
+            self._advance(key, state, t - self._grace)
         return Added("late" if late else "added", win.wid)
 
     def tick(self, now: float) -> None:
@@ -266,7 +270,7 @@ class WindowEngine(Generic[T]):
         state = self._keys.get(key)
         if state is None or state.closed_end is None or not self.spec.retain_s:
             return None
-        return state.closed_end - timedelta(seconds=self.spec.retain_s)
+        return state.closed_end - self._retain
 
     def expire(self, closed: Mapping[str, tuple[str, datetime, Iterable[str]]]) -> list[str]:
         """Of ``closed`` (the window book's final windows: id -> key, end, member ids), the
