@@ -294,3 +294,35 @@ def test_the_window_agent_drops_only_the_windows_of_revoked_partitions() -> None
     agent.revoked({0})
     assert [w.key.split(":")[1] for w in engine.open_windows] == ["R02"]
     assert engine.take_ready() == [], "dropped, not closed: nothing is posted for it here"
+
+
+def test_the_window_agent_takes_up_a_reassigned_partitions_windows_from_the_book() -> None:
+    """``WindowAgent.on_assigned`` then ``handle`` (stand-in pipeline as above; the book is
+    fed by hand, since its Kafka follower cannot run here): partition 0 goes away and its
+    open window is dropped; another worker posts that window; when the partition comes
+    back, the next batch learns it from the book first, so the record read again is
+    counted in the posted window, not opened in a new one here."""
+    import asyncio
+
+    from tillbridge.streams.windows.book import WindowRecord
+
+    pipe = _Pipe()
+    agent = WindowAgent(pipe, RecordingEmitter(), None,  # type: ignore[arg-type]
+                        WindowSpec(3600, 0, 60, 0))
+    pipe.next = receipts()[0][0]
+    src = Source("tillbridge.routed.window.v1", 0, 3, b"S001:R01", b"v",
+                 [(H_MODE, b"summary/3600s")])
+    assert agent.add(src, None, START.timestamp()) is None
+    [engine] = agent.engines.values()
+    [win] = engine.open_windows
+    agent.revoked({0})
+    assert engine.open_windows == [] and engine.take_ready() == []
+    [name] = agent.engines
+    rec = WindowRecord(win.wid, name, win.key, win.start.isoformat(), win.end.isoformat(),
+                       "pos-sum-x", "posted", {m: [START.isoformat(), False]
+                                               for m in win.members}, "d", "77")
+    agent.book.apply(rec.wid.encode(), rec.to_json())  # what the other worker wrote
+    agent.on_assigned()
+    asyncio.run(agent.handle([]))
+    assert agent.add(src, None, START.timestamp()) is not None, "counted, not reopened"
+    assert engine.open_windows == []
