@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
 
@@ -80,13 +82,17 @@ def test_probe_marks_broker_and_registry_down_and_up() -> None:
     class Admin:
         fail = True
 
-        def list_topics(self, timeout: float = 0) -> object:
+        asked: list[str | None] = []
+
+        def list_topics(self, topic: str | None = None, timeout: float = 0) -> object:
+            self.asked.append(topic)
             if self.fail:
                 raise RuntimeError("transport failure")
             return object()
 
     admin = Admin()
-    probe = Probe("x", "http://127.0.0.1:1", health=h, interval_s=0.2, admin=admin)
+    probe = Probe("x", "http://127.0.0.1:1", health=h, interval_s=0.2, admin=admin,
+                  topic="tillbridge.results")
     probe.once()
     clock.t += health.BROKER_GRACE_S + 1
     doc, ok = h.ready()
@@ -94,6 +100,46 @@ def test_probe_marks_broker_and_registry_down_and_up() -> None:
     admin.fail = False
     probe.once()
     assert "broker" not in _failing(h.ready()[0])
+    assert admin.asked == ["tillbridge.results"] * 2, "one topic's metadata, not the cluster's"
+
+
+def test_probe_keeps_one_registry_connection_across_rounds() -> None:
+    """A registry stand-in (a local HTTP server counting connections): three rounds reuse
+    one kept-alive connection, so no client or SSL context is built per round."""
+    connections: list[int] = []
+
+    class Registry(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            connections.append(1)
+            super().setup()
+
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *_args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    class Admin:
+        def list_topics(self, topic: str | None = None, timeout: float = 0) -> object:
+            return object()
+
+    h = Health(Clock())
+    probe = Probe("x", f"http://127.0.0.1:{server.server_port}", health=h, admin=Admin())
+    try:
+        for _ in range(3):
+            probe.once()
+        assert h.checks["schema_registry"].ok
+        assert len(connections) == 1
+    finally:
+        server.shutdown()
 
 
 def test_live_fails_on_a_stale_heartbeat_or_a_crashed_agent_not_on_readiness() -> None:

@@ -31,6 +31,10 @@ ROUTED = Counter("tillbridge_events_routed", "Records routed to a destination.",
                  ["topic", "destination"], registry=REGISTRY)
 DEAD_LETTERED = Counter("tillbridge_events_dead_lettered", "Records sent to a dead-letter topic.",
                         ["topic", "stage", "reason"], registry=REGISTRY)
+WINDOW_CLOSE_FAILURES = Counter(
+    "tillbridge_window_close_failures",
+    "Closed windows whose close (book, post, outcomes) failed; each is tried again at the "
+    "next tick, its members held.", ["flow"], registry=REGISTRY)
 POSTED = Counter("tillbridge_records_posted", "NetSuite records created or upserted.",
                  ["record_type"], registry=REGISTRY)
 DUPLICATES = Counter("tillbridge_duplicates_prevented",

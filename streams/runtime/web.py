@@ -12,6 +12,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from tillbridge.connectors.kafka import topics
 from tillbridge.connectors.netsuite.breaker import BreakerState
 from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.observe import page
@@ -80,8 +81,10 @@ def add_routes(app: Any, pipe: Pipeline) -> None:
 
     @app.task
     async def start_probe() -> None:
+        # the results topic: one every worker produces to (a producer-type client's
+        # metadata request for a missing topic may create it)
         health.Probe(pipe.settings.kafka_bootstrap_servers or "",
-                     pipe.settings.schema_registry_url).start()
+                     pipe.settings.schema_registry_url, topic=topics.RESULTS).start()
 
     @app.timer(interval=health.HEARTBEAT_S)
     async def heartbeat() -> None:

@@ -38,7 +38,7 @@ from tillbridge.streams.runtime.emit import EmitterLike
 from tillbridge.streams.stages.deadletter import dead_letter
 from tillbridge.streams.stages.messages import Outbound, Source
 from tillbridge.streams.stages.records import Rejection
-from tillbridge.streams.windows.book import WindowBook, WindowRecord
+from tillbridge.streams.windows.book import WindowBook, WindowRecord, page_key
 from tillbridge.streams.windows.engine import Added, Window, WindowEngine
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,20 @@ class WindowCloser:
         async with self._lock:
             for name, engine in sorted(engines.items(), key=lambda e: close_rank(e[0])):
                 ready = engine.take_ready()
-                for window in ready:
-                    await self.close(plans[name], window)
+                for n, window in enumerate(ready):
+                    try:
+                        await self.close(plans[name], window)
+                    except Exception:  # noqa: BLE001 - a window is never dropped
+                        # its members stay held (not acked), so the input is not committed
+                        # past them: tried again at the next tick (book and post are
+                        # idempotent by window id and externalId), or read again after a
+                        # restart
+                        metrics.WINDOW_CLOSE_FAILURES.labels(name).inc()
+                        log.exception("window %s could not be closed; tried again at the "
+                                      "next tick", window.wid)
+                        engine.give_back(ready[n:])
+                        ready = ready[:n]
+                        break
                 if ready:
                     await self.retain(engine)
 
@@ -111,9 +123,10 @@ class WindowCloser:
         gone = engine.expire(self.book.closed(engine.flow))
         if not gone:
             return
-        self.book.forget(gone)
         for wid in gone:
-            await self.emitter.send(Outbound(topics.WINDOWS, wid.encode(), None))
+            record = self.book.get(wid)
+            if record is not None:
+                await self.unbook(record)
         log.info("window retention: %d %s windows forgotten", len(gone), engine.flow)
 
     async def close(self, plan: Plan, window: Window[Member]) -> None:
@@ -132,14 +145,14 @@ class WindowCloser:
             "closing" if body is not None else "empty", book_members,
             plan.content(body) if body is not None else "",
             body=json.loads(json.dumps(body, default=str)) if body is not None else None)
-        await self.book_record(record)
+        record = await self.book_record(record)
         await self.post(plan, record, members, body)
 
     async def _close_batch(self, plan: Plan, window: Window[Member], members: list[Member],
                            book_members: dict[str, list[Any]]) -> None:
         record = WindowRecord(window.wid, plan.name, window.key, window.start.isoformat(),
                               window.end.isoformat(), "", "closing", book_members)
-        await self.book_record(record)
+        record = await self.book_record(record)
         if self._writer is None:
             self._writer = drain.batch_writer(self.pipe)
         while True:
@@ -156,10 +169,26 @@ class WindowCloser:
         for m in members:
             self.acks.done(m.handle)
 
-    async def book_record(self, record: WindowRecord) -> None:
+    async def book_record(self, record: WindowRecord) -> WindowRecord:
+        """Into the book and delivered. A ``closing`` record is the window's first: its
+        members go on pages when they are too many for one record (``book.py``), and
+        the record as booked (``member_pages`` set) is returned for its later states."""
+        pages: list[bytes] = []
+        if record.state == "closing" and not record.member_pages:
+            record, pages = record.paged()
+        for n, value in enumerate(pages):
+            await self.emitter.send(Outbound(topics.WINDOWS, page_key(record.wid, n), value))
         self.book.put(record)
         await self.emitter.send(Outbound(topics.WINDOWS, record.wid.encode(), record.to_json()))
         await self.emitter.flush()
+        return record
+
+    async def unbook(self, record: WindowRecord) -> None:
+        """A window out of the book: its record's tombstone and its pages'."""
+        self.book.forget([record.wid])
+        for n in range(record.member_pages):
+            await self.emitter.send(Outbound(topics.WINDOWS, page_key(record.wid, n), None))
+        await self.emitter.send(Outbound(topics.WINDOWS, record.wid.encode(), None))
 
     async def post(self, plan: SharedPlan, record: WindowRecord, members: list[Member],
                    body: dict[str, Any] | None = None) -> None:

@@ -104,9 +104,7 @@ class WindowAgent:
                 if isinstance(plan, SharedPlan):
                     await self.closer.post(plan, record, [])
                 else:
-                    self.book.forget([record.wid])
-                    await self.emitter.send(Outbound(topics.WINDOWS, record.wid.encode(),
-                                                     None))
+                    await self.closer.unbook(record)
 
     def _apply(self, key: bytes | None, value: bytes | None, _ts: int) -> None:
         self.book.apply(key, value)

@@ -22,6 +22,15 @@ older than that horizon that it no longer knows (it may be one of the forgotten 
 so a forgotten window is never rebuilt and re-posted with other content. The latest window
 of each key is never forgotten: the frontier, and the horizon, survive restarts.
 
+Pages: a busy store's window can hold tens of thousands of members, more than one record
+may carry (10,000 movements made a 3.5 MB record: the broker's 1 MB limit refused it and
+the window could never be booked, so its store stopped). Members beyond ``PAGE_BYTES`` go
+on pages of their own, keyed ``<window id>#members/<n>``, produced before the window's
+record, which then says how many pages it has (``member_pages``) and carries none; later
+states of the window write the record alone. A reader exposes such a window only once it
+holds every page (pages and record may arrive in any order), and retention tombstones the
+pages with the record.
+
 States: ``closing`` (content fixed, not yet confirmed in NetSuite), ``posted`` (NetSuite
 holds it; ``netsuite_id``), ``empty`` (nothing to post: every line netted to zero),
 ``conflict`` (NetSuite holds a record under this window's externalId with other content:
@@ -40,6 +49,10 @@ from datetime import datetime
 from typing import Any
 
 STATES = frozenset({"closing", "posted", "empty", "conflict", "refused"})
+#: members of one window beyond this many bytes of JSON go on pages (well below the
+#: broker's 1 MB default, with room for the record's framing and headers)
+PAGE_BYTES = 256 * 1024
+PAGE_SEP = "#members/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +71,8 @@ class WindowRecord:
     #: the NetSuite body to post (JSON: quantities as strings), so a window closed before a
     #: crash is posted after it from the book alone
     body: dict[str, Any] | None = None
+    #: pages the members are on (``page_messages``); 0: in this record
+    member_pages: int = 0
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
@@ -74,12 +89,37 @@ class WindowRecord:
         # shallow: every field is JSON already (asdict's deep copy of a few thousand
         # members cost ~30 ms a window, profiled)
         doc = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        if self.member_pages:
+            doc["members"] = {}  # on its pages
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    def paged(self, page_bytes: int = PAGE_BYTES) -> tuple[WindowRecord, list[bytes]]:
+        """This record as it is first booked: itself and no pages when its members fit in
+        ``page_bytes``; else the record with ``member_pages`` set, and its pages' values
+        (``page_key(wid, n)``), to be produced before it."""
+        pages: list[dict[str, list[Any]]] = [{}]
+        size = 0
+        for mid, entry in self.members.items():
+            grows = len(mid) + len(json.dumps(entry)) + 4
+            if size + grows > page_bytes and pages[-1]:
+                pages.append({})
+                size = 0
+            pages[-1][mid] = entry
+            size += grows
+        if len(pages) == 1:
+            return replace(self, member_pages=0), []
+        values = [json.dumps({"wid": self.wid, "page": n, "members": page},
+                             separators=(",", ":")).encode() for n, page in enumerate(pages)]
+        return replace(self, member_pages=len(pages)), values
 
     @classmethod
     def from_json(cls, raw: bytes) -> WindowRecord:
         doc = json.loads(raw)
         return cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+
+
+def page_key(wid: str, n: int) -> bytes:
+    return f"{wid}{PAGE_SEP}{n}".encode()
 
 
 def digest(lines: Iterable[tuple[str, str]]) -> str:
@@ -98,20 +138,66 @@ class WindowBook:
 
     def __init__(self) -> None:
         self.records: dict[str, WindowRecord] = {}
+        #: paged windows not yet whole: their latest record, and the pages read so far
+        self._waiting: dict[str, WindowRecord] = {}
+        self._pages: dict[str, dict[int, dict[str, list[Any]]]] = {}
         self._lock = threading.Lock()
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         """One record of the topic (a tombstone forgets the window)."""
         if key is None:
             return
-        wid = key.decode()
-        record = WindowRecord.from_json(value) if value is not None else None
+        wid, sep, page = key.decode().partition(PAGE_SEP)
         with self._lock:
+            if sep:
+                self._apply_page(wid, int(page) if page.isdigit() else -1, value)
+                return
+            record = WindowRecord.from_json(value) if value is not None else None
             if record is None:
                 self.records.pop(wid, None)
-            elif not (record.state == "closing" and wid in self.records
-                      and self.records[wid].final):
-                self.records[wid] = record  # a final state is never taken back
+                self._waiting.pop(wid, None)
+            elif record.member_pages:
+                self._apply_paged(record)
+            else:
+                self._keep(record)
+
+    def _keep(self, record: WindowRecord) -> None:
+        held = self.records.get(record.wid)
+        if not (record.state == "closing" and held is not None and held.final):
+            self.records[record.wid] = record  # a final state is never taken back
+
+    def _apply_paged(self, record: WindowRecord) -> None:
+        """A paged window's record: whole at once when its members are known (a later
+        state of a window read before), else once its last page is read."""
+        held = self.records.get(record.wid)
+        if held is not None and held.members:
+            self._keep(replace(record, members=held.members))
+            return
+        waiting = self._waiting.get(record.wid)
+        if not (record.state == "closing" and waiting is not None and waiting.final):
+            self._waiting[record.wid] = record
+        self._assemble(record.wid)
+
+    def _apply_page(self, wid: str, n: int, value: bytes | None) -> None:
+        if n < 0:
+            return
+        if value is None:  # retention's tombstone
+            self._pages.get(wid, {}).pop(n, None)
+            return
+        if wid in self.records:  # whole already (a page read again)
+            return
+        self._pages.setdefault(wid, {})[n] = json.loads(value)["members"]
+        self._assemble(wid)
+
+    def _assemble(self, wid: str) -> None:
+        record, pages = self._waiting.get(wid), self._pages.get(wid, {})
+        if record is None or any(n not in pages for n in range(record.member_pages)):
+            return
+        members: dict[str, list[Any]] = {}
+        for n in range(record.member_pages):
+            members.update(pages[n])
+        del self._waiting[wid], self._pages[wid]
+        self._keep(replace(record, members=members))
 
     def put(self, record: WindowRecord) -> None:
         with self._lock:
@@ -147,6 +233,8 @@ class WindowBook:
         with self._lock:
             for wid in wids:
                 self.records.pop(wid, None)
+                self._waiting.pop(wid, None)
+                self._pages.pop(wid, None)
 
     def unfinished(self, flow: str) -> list[WindowRecord]:
         """Closed but not confirmed (the worker stopped between book and post)."""

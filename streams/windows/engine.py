@@ -295,6 +295,10 @@ class WindowEngine(Generic[T]):
         ready, self._ready = self._ready, []
         return sorted(ready, key=lambda w: (w.start, w.key))
 
+    def give_back(self, windows: Iterable[Window[T]]) -> None:
+        """Closed windows whose close failed: ready again, first, for the next try."""
+        self._ready[:0] = windows
+
     def forget(self, member_ids: Iterable[str]) -> None:
         """Drop member ids from the duplicate check (retention of old windows)."""
         for mid in member_ids:
