@@ -20,7 +20,7 @@ from tillbridge.devstack.broker import free_port
 from tillbridge.streams.flows import sink as flow_sink
 from tillbridge.streams.flows.sale import SaleFlow
 from tillbridge.streams.ledger.types import Missing, Refused
-from tillbridge.streams.runtime import guard, logformat, web
+from tillbridge.streams.runtime import guard, logformat, metrics, web
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.stages import deadletter
 from tillbridge.streams.stages.messages import Outbound, Source, log_ids
@@ -113,6 +113,26 @@ def test_metrics_expose_process_cpu_memory_and_open_files() -> None:
     for series in ("process_cpu_seconds_total", "process_resident_memory_bytes",
                    "process_open_fds", "process_max_fds"):
         assert f"\n{series} " in body, series
+
+
+def test_observe_all_exposes_what_observe_one_by_one_does() -> None:
+    """The window results' bulk observation against the client's own ``observe``: the
+    same buckets (bounds included: 0.25 falls in le=0.25), count and sum."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    amounts = [0.0, 0.05, 0.051, 0.25, 3.0, 29.9, 1e6, 0.25]
+    texts = []
+    for bulk in (False, True):
+        reg = CollectorRegistry()
+        h = Histogram("x_seconds", "x", buckets=(.05, .1, .25, .5, 1, 30), registry=reg)
+        if bulk:
+            metrics.observe_all(h, amounts)
+        else:
+            for a in amounts:
+                h.observe(a)
+        texts.append("\n".join(line for line in generate_latest(reg).decode().splitlines()
+                               if "_created" not in line))
+    assert texts[0] == texts[1] and 'x_seconds_bucket{le="0.25"} 5.0' in texts[0]
 
 
 # -- the ids each line carries --------------------------------------------------------------

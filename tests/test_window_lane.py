@@ -4,12 +4,15 @@ in an open window) and its consumer settings for Tansu."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from tillbridge.streams.runtime.acks import AckQueue
 from tillbridge.streams.runtime.guard import Failed
 from tillbridge.streams.runtime.window_lane import (
+    NOTHING_YET,
     InventoryLane,
     LaneEvent,
+    Marks,
     Offsets,
     lane_config,
 )
@@ -136,6 +139,7 @@ def test_every_record_reaches_the_agent_in_offset_order_and_a_failure_is_dead_le
     agent, guard = Agent(), Guard()
     lane = InventoryLane.__new__(InventoryLane)
     lane.agent, lane.guard, lane.offsets, lane.consumed = agent, guard, Offsets(TOPIC), 0
+    lane.marks = Marks()
 
     def ingest(raw: Source) -> Outbound:
         if raw.value == b"boom":
@@ -151,3 +155,19 @@ def test_every_record_reaches_the_agent_in_offset_order_and_a_failure_is_dead_le
     assert agent.acks.pending() == 3 and lane.offsets.due() == [], "held behind offset 0"
     agent.acks.done(lane_event(agent, 0))
     assert lane.offsets.due() == [(TOPIC, 0, 2)], "offset 1 released with 0; 2 still open"
+
+
+def test_the_low_watermark_is_the_slowest_partition_not_quiet() -> None:
+    marks = Marks(quiet_s=5.0)
+    t0 = datetime(2026, 11, 26, 8, tzinfo=UTC)
+    assert marks.low(100.0) is None
+    marks.assign([0, 1], 100.0)
+    marks.saw(0, t0 + timedelta(minutes=50), 100.0)
+    assert marks.low(100.0) == NOTHING_YET, "partition 1 not read yet: nothing closes"
+    marks.saw(0, t0 + timedelta(minutes=50), 100.0)
+    marks.saw(1, t0 + timedelta(minutes=5), 100.0)
+    marks.saw(1, t0 + timedelta(minutes=2), 101.0)  # an older one: the mark stays
+    assert marks.low(101.0) == t0 + timedelta(minutes=5)
+    marks.saw(0, t0 + timedelta(minutes=55), 104.0)
+    assert marks.low(107.0) == t0 + timedelta(minutes=55), "partition 1 quiet: left out"
+    assert marks.low(200.0) is None

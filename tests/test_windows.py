@@ -267,3 +267,29 @@ def test_a_partition_moved_away_and_back_posts_its_window_once() -> None:
     assert a.add("S001", "m1", at(5), "a").verdict == "counted"
     straggler = a.add("S001", "m7", at(30), "late")
     assert straggler.verdict == "late" and straggler.wid != closed.wid
+
+
+def test_a_partition_read_behind_the_others_is_not_late_under_the_low_watermark() -> None:
+    """A backlog read a partition at a time: partition 0's movements of 15:00-15:50 first,
+    then partition 1's of the same hour. By the key's own watermark partition 1's are late
+    (its window closed when 15:50 was read); held back to the inputs' low watermark (the
+    inventory lane's ``Marks``), the hour stays open and takes them all on time."""
+    spec = WindowSpec(size_s=3600, grace_s=60, idle_s=30)
+    own: WindowEngine[str] = WindowEngine("inventory", spec)
+    held: WindowEngine[str] = WindowEngine("inventory", spec)
+    hour = T0 - timedelta(minutes=T0.minute)
+    p0 = [(f"a{i}", hour + timedelta(minutes=i)) for i in range(0, 51, 5)]
+    p1 = [(f"b{i}", hour + timedelta(minutes=i)) for i in range(0, 51, 5)]
+    nxt = ("n0", hour + timedelta(minutes=65))
+    low = hour  # partition 1 not read yet: its mark is where it starts
+    for mid, t in [*p0, nxt]:
+        own.add("S001", mid, t, "x")
+        held.add("S001", mid, t, "x", low=low)
+    verdicts_own = {own.add("S001", mid, t, "x").verdict for mid, t in p1}
+    verdicts_held = {held.add("S001", mid, t, "x", low=min(t, nxt[1])).verdict
+                     for mid, t in p1}
+    assert verdicts_own == {"late"} and verdicts_held == {"added"}
+    held.add("S001", "n1", hour + timedelta(minutes=66), "x", low=nxt[1])
+    [closed] = held.take_ready()
+    assert len(closed.members) == len(p0) + len(p1) and not any(
+        m.late for m in closed.members.values())

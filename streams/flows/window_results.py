@@ -38,15 +38,15 @@ def posted_results(flow: Flow, members: Sequence[tuple[Event, Source]],
     tail = (', "records": ' + json.dumps(records) + ', "result_time": '
             + json.dumps(result_time) + "}").encode()
     now = time.time()
-    observe = metrics.EVENT_TO_RECORD.observe if written.created else None
+    waited: list[float] | None = [] if written.created else None
     ids_of, event_time = flow.ids, flow.event_time
     summary = written.links.get("summary") == "true"
     outs: list[Outbound] = []
     for event, origin in members:
         ids = ids_of(event)
         when = event_time(event)
-        if observe is not None and when is not None:
-            observe(max(0.0, now - when.timestamp()))
+        if waited is not None and when is not None:
+            waited.append(max(0.0, now - when.timestamp()))
         doc: dict[str, Any] = {
             "event_type": flow.kind, **ids, "outcome": "posted",
             "source": f"{origin.topic}/{origin.partition}/{origin.offset}",
@@ -59,4 +59,6 @@ def posted_results(flow: Flow, members: Sequence[tuple[Event, Source]],
         out = Outbound(topics.RESULTS, key, value, list(_HEADERS))
         out.written = (written.external_id,)
         outs.append(out)
+    if waited:
+        metrics.observe_all(metrics.EVENT_TO_RECORD, waited)
     return outs

@@ -6,6 +6,8 @@ not only on volume.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -239,3 +241,20 @@ def ns_request_hook(record_type: str, method: str, status: int | None, seconds: 
         outcome = f"{status // 100}xx"
     NS_REQUESTS.labels(record_type, method, outcome).inc()
     NS_LATENCY.labels(record_type, method).observe(seconds)
+
+
+def observe_all(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """Many observations at once (a window's thousands of members): each bucket and the
+    sum incremented once, where ``observe`` per member took ~5 % of the inventory lane's
+    time (py-spy). Uses the client's own bucket values; ``tests/test_logformat.py``
+    checks the exposition equals ``observe``'s."""
+    if not amounts:
+        return
+    bounds = histogram._upper_bounds  # noqa: SLF001 - see the docstring
+    counts = [0] * len(bounds)
+    for amount in amounts:
+        counts[bisect_left(bounds, amount)] += 1  # the first bound >= amount (+Inf last)
+    histogram._sum.inc(sum(amounts))  # noqa: SLF001
+    for bucket, n in zip(histogram._buckets, counts, strict=True):  # noqa: SLF001
+        if n:
+            bucket.inc(n)

@@ -15,6 +15,16 @@ emitter's flush. A record held in an open window is never committed past. A rest
 worker reads the window book first and then the uncommitted records again, and a window
 already posted is recognised by the book (one post per window, deterministic externalId).
 
+Event time across partitions: the raw topic is keyed per movement, so a location's
+movements come from every partition, and a consumer reading a backlog takes a run of one
+partition, then of the next (a fetch brings up to 1 MB a partition: minutes or hours of
+event time). Judged by the key's own watermark, the second partition's movements were
+"late" (a 160,000-movement backlog made thousands of late lines, one per movement, and a
+3.5 MB window). The lane keeps each partition's highest event time and hands the window
+agent their minimum (``Marks.low``: partitions quiet for ``PARTITION_QUIET_S`` left out, so a
+partition with nothing to say holds nothing back) and a key's windows close no further
+than that, as a Kafka Streams or Flink job does with its input's low watermark.
+
 One worker runs the lane and it takes every partition by assignment (no group
 rebalance): the raw inventory topic is keyed per movement, not per location, so two lanes
 would each hold part of a location's window.
@@ -32,6 +42,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
@@ -60,6 +71,12 @@ PARTITIONS_TIMEOUT_S = 30.0
 LANE_BATCH = 2000
 #: A partly filled batch waits at most this long (seconds).
 LANE_WAIT_S = 0.02
+#: A partition with no record for this long (wall clock) no longer holds the low
+#: watermark back.
+PARTITION_QUIET_S = 5.0
+#: The low watermark while a partition has given nothing yet: no window closes on event
+#: time (the wall clock still closes a quiet store's).
+NOTHING_YET = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 Prepared = tuple[Flow, Source, Any, Any]
@@ -101,6 +118,38 @@ class Offsets:
         out = [(self.topic, p, self._next[p]) for p in sorted(self._dirty)]
         self._dirty.clear()
         return out
+
+
+@dataclass
+class Marks:
+    """Per partition, the highest event time read and when (wall clock) the last record
+    came; ``low`` is the minimum over the partitions not quiet."""
+
+    quiet_s: float = PARTITION_QUIET_S
+    _marks: dict[int, list[Any]] = field(default_factory=dict)
+
+    def assign(self, partitions: Sequence[int], now: float) -> None:
+        """The partitions read: each holds everything back until its first record, or
+        until it has been quiet ``quiet_s`` (an empty partition)."""
+        for p in partitions:
+            self._marks.setdefault(p, [None, now])
+
+    def saw(self, partition: int, when: datetime, now: float) -> None:
+        mark = self._marks.get(partition)
+        if mark is None:
+            self._marks[partition] = [when, now]
+            return
+        if mark[0] is None or when > mark[0]:
+            mark[0] = when
+        mark[1] = now
+
+    def low(self, now: float) -> datetime | None:
+        live = [when for when, seen in self._marks.values() if now - seen <= self.quiet_s]
+        if not live:
+            return None
+        if None in live:  # a partition not read yet
+            return NOTHING_YET
+        return min(live)
 
 
 def source_of(msg: Message) -> Source:
@@ -171,6 +220,7 @@ class InventoryLane:
         self._stopping = False
         self.consumed = 0
         self._ingest = Ingest(pipe, topic)
+        self.marks = Marks()
 
     # -- the loop ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -183,6 +233,7 @@ class InventoryLane:
         # committed under the group and read back from it at start.
         parts = await loop.run_in_executor(None, self.partitions, consumer)
         consumer.assign([TopicPartition(self.topic, p, OFFSET_STORED) for p in parts])
+        self.marks.assign(parts, time.time())
         try:
             while not self._stopping:
                 msgs = await loop.run_in_executor(None, consumer.consume, LANE_BATCH,
@@ -208,16 +259,21 @@ class InventoryLane:
     async def handle(self, msgs: Sequence[Any]) -> None:
         """Each record ingested; its dead letter out at once, or it joins the window
         agent's batch (windows, results, posts)."""
-        ingest, acks = self._ingest, self.agent.acks
+        ingest, acks, saw = self._ingest, self.agent.acks, self.marks.saw
         batch: list[LaneEvent] = []
+        now = time.time()
         if msgs and not self.consumed:
-            metrics.LANE_FIRST_RECORD.set(time.time())  # the bench's start of the span
+            metrics.LANE_FIRST_RECORD.set(now)  # the bench's start of the span
         for msg in msgs:
             self.consumed += 1
             raw = source_of(msg)
             event = LaneEvent(raw, None, self.offsets)
             try:
-                event.prepared = ingest(raw)
+                event.prepared = ready = ingest(raw)
+                if type(ready) is tuple:  # (flow, origin, event, refs): not a dead letter
+                    when = ready[0].event_time(ready[2])
+                    if when is not None:
+                        saw(raw.partition, when, now)
             except Exception as exc:  # noqa: BLE001 - never skip a record silently
                 await self.agent.handle(batch)  # the records before it first (acks in order)
                 batch = []
@@ -230,6 +286,7 @@ class InventoryLane:
             batch.append(event)
         if isinstance(ingest, Ingest):  # (a test hands in a bare function)
             ingest.count()
+        self.agent.low = self.marks.low(now)
         await self.agent.handle(batch)
 
     async def commit(self, consumer: Any) -> None:

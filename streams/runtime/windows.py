@@ -73,6 +73,10 @@ class WindowAgent:
         self.ready = asyncio.Event()
         self._follower: control.TopicFollower | None = None
         self._relearn = False
+        #: the input's low watermark, set by the inventory lane before each batch (its
+        #: location's records come from every partition); None: the Faust agent's input
+        #: is keyed by its window key, one partition a key
+        self.low: datetime | None = None
 
     @property
     def windows_posted(self) -> int:
@@ -206,7 +210,8 @@ class WindowAgent:
         member_id = plan.member_id(event)
         when = flow.event_time(event)
         added = engine.add(plan.key(event), member_id, when or datetime.fromtimestamp(now),
-                           Member(flow, origin, src, event, refs, handle), None, now)
+                           Member(flow, origin, src, event, refs, handle), None, now,
+                           self.low)
         if added.verdict == "expired":
             return [dead_letter(origin, expired(member_id, when, engine))]
         if added.verdict == "late":

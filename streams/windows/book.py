@@ -96,21 +96,26 @@ class WindowRecord:
     def paged(self, page_bytes: int = PAGE_BYTES) -> tuple[WindowRecord, list[bytes]]:
         """This record as it is first booked: itself and no pages when its members fit in
         ``page_bytes``; else the record with ``member_pages`` set, and its pages' values
-        (``page_key(wid, n)``), to be produced before it."""
-        pages: list[dict[str, list[Any]]] = [{}]
-        size = 0
-        for mid, entry in self.members.items():
-            grows = len(mid) + len(json.dumps(entry)) + 4
-            if size + grows > page_bytes and pages[-1]:
-                pages.append({})
-                size = 0
-            pages[-1][mid] = entry
-            size += grows
-        if len(pages) == 1:
+        (``page_key(wid, n)``), to be produced before it. One encoding of the members
+        sizes them; a page still over the limit is halved (entries of uneven size)."""
+        ids = list(self.members)
+        whole = len(json.dumps(self.members, separators=(",", ":")))
+        if whole <= page_bytes:
             return replace(self, member_pages=0), []
-        values = [json.dumps({"wid": self.wid, "page": n, "members": page},
-                             separators=(",", ":")).encode() for n, page in enumerate(pages)]
-        return replace(self, member_pages=len(pages)), values
+        per = max(1, len(ids) * page_bytes // whole)
+        values: list[bytes] = []
+        chunks = [ids[i:i + per] for i in range(0, len(ids), per)]
+        while chunks:
+            chunk = chunks.pop(0)
+            value = json.dumps({"wid": self.wid, "page": len(values),
+                                "members": {mid: self.members[mid] for mid in chunk}},
+                               separators=(",", ":")).encode()
+            if len(value) > page_bytes and len(chunk) > 1:
+                half = len(chunk) // 2
+                chunks[:0] = [chunk[:half], chunk[half:]]
+                continue
+            values.append(value)
+        return replace(self, member_pages=len(values)), values
 
     @classmethod
     def from_json(cls, raw: bytes) -> WindowRecord:

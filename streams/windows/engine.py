@@ -144,6 +144,9 @@ class Added:
 @dataclass(slots=True)
 class _Key:
     watermark: datetime | None = None
+    #: the event time the key's windows are closed up to (before the grace): its
+    #: watermark, held back to the input's low watermark when one is given
+    edge: datetime | None = None
     frontier: datetime | None = None
     last_seen: float = 0.0  # wall clock of the last record, for the quiet-store close
     #: end of the key's latest closed window (what the window book says after a restart):
@@ -209,9 +212,14 @@ class WindowEngine(Generic[T]):
 
     # -- input -------------------------------------------------------------------------
     def add(self, key: str, member_id: str, event_time: datetime, item: T,
-            handle: Any = None, now: float = 0.0) -> Added:
+            handle: Any = None, now: float = 0.0, low: datetime | None = None) -> Added:
         """Put one record in its window (or the next open one when late); closes the key's
-        windows its event time leaves behind (``take_ready``)."""
+        windows its event time leaves behind (``take_ready``).
+
+        ``low``: the input's low watermark, when a key's records come from several input
+        partitions read at different paces (the inventory lane): the key's windows close
+        no further than it, so a record of a partition read behind the others is not
+        taken for late (``runtime/window_lane.py`` keeps it)."""
         state = self._keys.get(key)
         if state is None:
             state = self._keys[key] = _Key()
@@ -238,9 +246,13 @@ class WindowEngine(Generic[T]):
         win.members[member_id] = Member(member_id, t, late, item)
         win.handles.append(handle)
         self.known[member_id] = win.wid
-        if state.watermark is None or t > state.watermark:
-            state.watermark = t
-            self._advance(key, state, t - self._grace)
+        mark = state.watermark
+        if mark is None or t > mark:
+            mark = state.watermark = t
+        edge = mark if low is None or low > mark else low
+        if state.edge is None or edge > state.edge:
+            state.edge = edge
+            self._advance(key, state, edge - self._grace)
         return Added("late" if late else "added", win.wid)
 
     def tick(self, now: float) -> None:
