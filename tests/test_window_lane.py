@@ -109,6 +109,10 @@ class Agent:
     def __init__(self) -> None:
         self.acks = queue()
         self.batches: list[list[int]] = []
+        self.lows: list[object] = []
+
+    def hold_to(self, low: object) -> None:
+        self.lows.append(low)
 
     async def handle(self, batch: list[LaneEvent]) -> None:
         """Takes each event as the real agent does and finishes none (all in open windows)."""

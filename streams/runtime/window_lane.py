@@ -286,7 +286,7 @@ class InventoryLane:
             batch.append(event)
         if isinstance(ingest, Ingest):  # (a test hands in a bare function)
             ingest.count()
-        self.agent.low = self.marks.low(now)
+        self.agent.hold_to(self.marks.low(now))
         await self.agent.handle(batch)
 
     async def commit(self, consumer: Any) -> None:

@@ -183,6 +183,15 @@ class WindowAgent:
             self.acks.done(event)
         await self.close_ready()
 
+    def hold_to(self, low: datetime | None) -> None:
+        """The input's low watermark (the inventory lane's, before each batch, an empty
+        one too): a change releases every key's windows up to it at once."""
+        if low == self.low:
+            return
+        self.low = low
+        for engine in self.engines.values():
+            engine.release(low)
+
     def revoked(self, partitions: set[int]) -> None:
         """Partitions gone to another worker: their open windows are dropped unposted and
         their records never acked here (the new owner reads them again)."""

@@ -255,6 +255,19 @@ class WindowEngine(Generic[T]):
             self._advance(key, state, edge - self._grace)
         return Added("late" if late else "added", win.wid)
 
+    def release(self, low: datetime | None) -> None:
+        """The input's low watermark moved (``add``'s ``low``): every key's windows close
+        up to its own watermark held back to ``low`` (None: not held back), without
+        waiting for the key's next record."""
+        for key, state in self._keys.items():
+            mark = state.watermark
+            if mark is None:
+                continue
+            edge = mark if low is None or low > mark else low
+            if state.edge is None or edge > state.edge:
+                state.edge = edge
+                self._advance(key, state, edge - self._grace)
+
     def tick(self, now: float) -> None:
         """Wall clock ``now`` (UNIX seconds): every key quiet for ``idle`` closes the
         windows that ended ``grace`` before now."""
