@@ -167,6 +167,16 @@ def memory(worker: WorkerProcess, reset: bool = False) -> dict:
     return httpx.get(url + ("?reset=1" if reset else ""), timeout=30).json()
 
 
+def rocksdb_mb(worker: WorkerProcess) -> float:
+    """What the worker's RocksDB tables hold in memory (memtables, block caches, table
+    readers: their own accounts, from /debug/memory), NaN when the page does not answer."""
+    try:
+        tables = memory(worker).get("rocksdb", {})
+    except (httpx.HTTPError, ValueError):
+        return float("nan")
+    return sum(v for t in tables.values() for k, v in t.items() if k.endswith("_mb"))
+
+
 def print_heap(doc: dict) -> None:
     """The Python heap against RSS, and the allocation sites that grew since warm-up."""
     print(f"worker python heap {doc.get('python_heap_mb')} MB of RSS {doc.get('rss_mb'):.0f} MB; "
@@ -231,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             started, seen = time.monotonic(), 0
             last = started
             trend: list[tuple[float, float]] = []
+            rest: list[tuple[float, float]] = []  # RSS less what RocksDB accounts for
             print(f"soak: {args.rate:g} sales/s for {args.minutes:g} min; worker pid "
                   f"{worker.proc.pid}, broker pid {bpid}")
             while True:
@@ -241,14 +252,16 @@ def main(argv: list[str] | None = None) -> int:
                 lat = latencies(results, seen, pub.sent_at)
                 seen = len(results)
                 w_rss = rss_mb(worker.proc.pid)
+                rocks = rocksdb_mb(worker)
                 b_rss = rss_mb(bpid) if bpid else float("nan")
                 busy, cpu, last = cpu_share(pids, cpu, last)
                 if elapsed >= args.warmup:
                     if not trend and args.tracemalloc:
                         memory(worker, reset=True)
                     trend.append((elapsed, w_rss))
+                    rest.append((elapsed, w_rss - rocks))
                 print(f"t={elapsed:7.0f}s published={pub.delivered} outcomes={tail.count()} "
-                      f"worker_rss={w_rss:.0f}MB broker_rss={b_rss:.0f}MB "
+                      f"worker_rss={w_rss:.0f}MB (rocksdb {rocks:.0f}MB) broker_rss={b_rss:.0f}MB "
                       f"latency p50={quantile(lat, 0.5):.3f}s p99={quantile(lat, 0.99):.3f}s "
                       f"cpu {busy}",
                       flush=True)
@@ -257,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
                 if pub.done.is_set() and elapsed > seconds + 300:
                     break
             base = s.netsuite_base_url or ""
+            if len(rest) > 1:
+                print(f"worker RSS less RocksDB's own memory, after warm-up: "
+                      f"{slope_per_hour(rest):+.1f} MB/hour; over its second half: "
+                      f"{slope_per_hour(rest[len(rest) // 2:]):+.1f} MB/hour")
             return verdict(args, tail, pub, base, worker, trend)
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tracemalloc
+from pathlib import Path
+from types import SimpleNamespace
 
 from tillbridge.streams.runtime import memprobe
 
@@ -34,3 +36,24 @@ def _line_of(text: str) -> int:
     """The line of this file that allocates (so the test does not hard-code a number)."""
     with open(__file__) as f:
         return next(n for n, line in enumerate(f, 1) if text in line and "kept" in line)
+
+
+def test_rocksdb_memory_reads_each_partitions_own_account(tmp_path: Path) -> None:
+    """Two real RocksDB databases (rocksdict, as Faust's store opens them) standing for
+    two partitions of a table: their memtables are summed, in MB, per table."""
+    import rocksdict
+
+    dbs = {p: rocksdict.Rdict(str(tmp_path / f"p{p}")) for p in (0, 1)}
+    try:
+        for p, db in dbs.items():
+            for i in range(5000 * (p + 1)):
+                db[f"pos-{i:06d}".encode()] = b"x" * 100
+        table = SimpleNamespace(data=SimpleNamespace(_dbs=dbs))
+        doc = memprobe.report(tables={"posted": table, "memory": SimpleNamespace()})
+        posted = doc["rocksdb"]["posted"]
+        assert posted["partitions"] == 2 and set(doc["rocksdb"]) == {"posted"}
+        one = dbs[1].property_int_value("rocksdb.cur-size-all-mem-tables") / 2**20
+        assert posted["memtables_mb"] > one > 1.0, posted
+    finally:
+        for db in dbs.values():
+            db.close()

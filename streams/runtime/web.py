@@ -111,4 +111,4 @@ def add_routes(app: Any, pipe: Pipeline) -> None:
 
     @app.page("/debug/memory")
     async def memory_page(web: Any, request: Any) -> Any:
-        return web.json(memprobe.report(reset="reset" in request.query))
+        return web.json(memprobe.report(reset="reset" in request.query, tables=app.tables))
