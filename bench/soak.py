@@ -193,6 +193,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--every", type=float, default=60.0, help="report interval, seconds")
     ap.add_argument("--warmup", type=float, default=120.0, help="seconds left out of the trend")
     ap.add_argument("--fail-on-growth", action="store_true")
+    ap.add_argument("--arena-max", type=int, default=0, metavar="N",
+                    help="MALLOC_ARENA_MAX for the worker (glibc's malloc arenas; 0: unset)")
     ap.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
                     help="trace the worker's Python heap; print what grew after warm-up")
     return ap.parse_args(argv)
@@ -229,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     with local_stack(Settings.from_env(), sim_process=True) as stack:
         s = stack.settings
         frames = str(args.tracemalloc) if args.tracemalloc else ""
-        with WorkerProcess(s, TILLBRIDGE_TRACEMALLOC_FRAMES=frames or "0") as worker, TopicTail(
+        arenas = {"MALLOC_ARENA_MAX": str(args.arena_max)} if args.arena_max else {}
+        with WorkerProcess(s, TILLBRIDGE_TRACEMALLOC_FRAMES=frames or "0",
+                           **arenas) as worker, TopicTail(
                 s.kafka_bootstrap_servers or "", [topics.RESULTS, *topics.DLQ_TOPICS]) as tail:
             assert worker.proc is not None
             bpid = broker_pid(s.kafka_bootstrap_servers or "")
