@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         s = stack.settings
         frames = str(args.tracemalloc) if args.tracemalloc else ""
         arenas = {"MALLOC_ARENA_MAX": str(args.arena_max)} if args.arena_max else {}
-        with WorkerProcess(s, TILLBRIDGE_TRACEMALLOC_FRAMES=frames or "0",
+        with WorkerProcess(s, None, None, TILLBRIDGE_TRACEMALLOC_FRAMES=frames or "0",
                            **arenas) as worker, TopicTail(
                 s.kafka_bootstrap_servers or "", [topics.RESULTS, *topics.DLQ_TOPICS]) as tail:
             assert worker.proc is not None
