@@ -3,9 +3,10 @@
 ``python -m bench.lane_profile [N]``: the lane's loop body (``InventoryLane.handle``:
 decode, validate, enrich, window add) over N movements already read, then the windows'
 close (one inventoryAdjustment per store and window against the simulator, a result per
-movement), under cProfile; what is produced is kept in memory, not sent. Prints µs per
-movement (with and without the profiler) and the top functions by own time. The consumer,
-the producer and the broker are left out: this is the part the lane's own code decides.
+movement), under cProfile, with the worker's garbage-collector settings; what is produced
+is kept in memory, not sent. Prints µs per movement (with and without the profiler) and
+the top functions by own time. The consumer, the producer and the broker are left out:
+this is the part the lane's own code decides.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from tillbridge.connectors.netsuite import NetSuiteClient, NetSuiteCredentials
 from tillbridge.devstack.stack import local_stack
 from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.refdata.snapshot import ReferenceData
+from tillbridge.streams.runtime import gc_tuning
+from tillbridge.streams.runtime.acks import OffsetAcks
 from tillbridge.streams.runtime.guard import standard
 from tillbridge.streams.runtime.settings import Settings
 from tillbridge.streams.runtime.window_lane import INVENTORY_PLAN, InventoryLane
@@ -96,7 +99,8 @@ async def _run(settings: Settings, msgs: list[Msg], profile: cProfile.Profile | 
     agent = WindowAgent(pipe, out, standard(out.send, origin=pipe.origin,
                                             hold=lambda _e: None), spec,
                         source=lambda e: e.raw, hold=lambda _e: None,
-                        mine=lambda flow: flow == INVENTORY_PLAN, clock=lambda: clock[0])
+                        mine=lambda flow: flow == INVENTORY_PLAN, clock=lambda: clock[0],
+                        acks=OffsetAcks(topics.INVENTORY.name))
     agent.ready.set()
     lane = InventoryLane(pipe, agent, out, agent.guard, {}, consumer=lambda _c: None)
     start = time.perf_counter()
@@ -118,6 +122,7 @@ def main(n: int = 20_000) -> None:
         s = stack.settings
         msgs = [Msg(i, k, v) for i, (k, v) in
                 enumerate(encoded_movements(s.schema_registry_url or "", n))]
+        gc_tuning.tune(s.gc_gen0_threshold)  # as the worker does (its heap built)
         bare, made = asyncio.run(_run(s.replace(app_id="lane-profile-1"), msgs, None))
         prof = cProfile.Profile()
         profiled, _ = asyncio.run(_run(s.replace(app_id="lane-profile-2"), msgs, prof))

@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from tillbridge.streams.runtime.acks import AckQueue
+from tillbridge.streams.runtime.acks import OffsetAcks
 from tillbridge.streams.runtime.guard import Failed
 from tillbridge.streams.runtime.window_lane import (
     NOTHING_YET,
     InventoryLane,
     LaneEvent,
     Marks,
-    Offsets,
     lane_config,
 )
 from tillbridge.streams.stages.messages import Outbound, Source
@@ -22,43 +21,55 @@ from tillbridge.streams.windows.book import WindowRecord
 TOPIC = "pos.inventory"
 
 
-def event(offsets: Offsets, partition: int, offset: int) -> LaneEvent:
-    return LaneEvent(Source(TOPIC, partition, offset, b"k", b"v", []), None, offsets)
-
-
-def queue() -> AckQueue:
-    return AckQueue(lambda _e: None, lambda e: e.ack())
+def event(partition: int, offset: int) -> LaneEvent:
+    return LaneEvent(Source(TOPIC, partition, offset, b"k", b"v", []), None)
 
 
 def test_nothing_is_committed_past_a_record_held_in_an_open_window() -> None:
-    offsets, acks = Offsets(TOPIC), queue()
-    held, after, later = (event(offsets, 0, o) for o in (10, 11, 12))
+    acks = OffsetAcks(TOPIC)
+    held, after, later = (event(0, o) for o in (10, 11, 12))
     for e in (held, after, later):
         acks.take(e)
     acks.done(after)  # a dead letter out at once: still behind the held record
     acks.done(later)
-    assert offsets.due() == []
+    assert acks.due() == [] and acks.pending() == 3
     acks.done(held)  # its window posted: all three released, commit one past the last
-    assert offsets.due() == [(TOPIC, 0, 13)]
-    assert offsets.due() == [], "committed once"
+    assert acks.due() == [(TOPIC, 0, 13)]
+    assert acks.due() == [], "committed once"
+    assert acks.pending() == 0
+
+
+def test_release_stops_at_the_first_record_still_held() -> None:
+    acks = OffsetAcks(TOPIC)
+    events = [event(0, o) for o in range(5)]
+    for e in events:
+        acks.take(e)
+    for n in (1, 3, 0):  # 0 releases 0 and 1; 2 is still in its window
+        acks.done(events[n])
+    assert acks.due() == [(TOPIC, 0, 2)]
+    acks.done(events[2])
+    assert acks.due() == [(TOPIC, 0, 4)], "3 was done early: released with 2"
+    acks.done(events[2])  # done again (a window closed twice): nothing moves
+    acks.done(events[4])
+    assert acks.due() == [(TOPIC, 0, 5)]
 
 
 def test_partitions_are_committed_apart() -> None:
-    offsets, acks = Offsets(TOPIC), queue()
-    a, b = event(offsets, 0, 5), event(offsets, 1, 7)
+    acks = OffsetAcks(TOPIC)
+    a, b = event(0, 5), event(1, 7)
     acks.take(a)
     acks.take(b)
     acks.done(b)
-    assert offsets.due() == [(TOPIC, 1, 8)]
+    assert acks.due() == [(TOPIC, 1, 8)]
     acks.done(a)
-    assert offsets.due() == [(TOPIC, 0, 6)]
+    assert acks.due() == [(TOPIC, 0, 6)]
 
 
 def test_a_release_never_moves_the_offset_back() -> None:
-    offsets = Offsets(TOPIC)
-    offsets.release(0, 20)
-    offsets.release(0, 3)  # a record read again after a rebalance, released late
-    assert offsets.due() == [(TOPIC, 0, 21)]
+    acks = OffsetAcks(TOPIC)
+    acks.release(0, 20)
+    acks.release(0, 3)  # a record read again after a rebalance, released late
+    assert acks.due() == [(TOPIC, 0, 21)]
 
 
 def test_consumer_settings_commit_by_hand_and_keep_tansu_waits_short() -> None:
@@ -104,12 +115,13 @@ class Msg:
 
 
 class Agent:
-    """The window agent's side the lane uses: its ``AckQueue`` and ``handle`` (recorded)."""
+    """The window agent's side the lane uses: its ack tracker and ``handle`` (recorded)."""
 
     def __init__(self) -> None:
-        self.acks = queue()
+        self.acks = OffsetAcks(TOPIC)
         self.batches: list[list[int]] = []
         self.lows: list[object] = []
+        self.taken: dict[int, LaneEvent] = {}
 
     def hold_to(self, low: object) -> None:
         self.lows.append(low)
@@ -118,12 +130,8 @@ class Agent:
         """Takes each event as the real agent does and finishes none (all in open windows)."""
         for e in batch:
             self.acks.take(e)
+            self.taken[e.raw.offset] = e
         self.batches.append([e.raw.offset for e in batch])
-
-
-def lane_event(agent: Agent, offset: int) -> LaneEvent:
-    return next(e for q in agent.acks._queues.values() for e, _done in q
-                if e.raw.offset == offset)
 
 
 class Guard:
@@ -142,7 +150,7 @@ def test_every_record_reaches_the_agent_in_offset_order_and_a_failure_is_dead_le
     and is not committable while one of them is held in an open window."""
     agent, guard = Agent(), Guard()
     lane = InventoryLane.__new__(InventoryLane)
-    lane.agent, lane.guard, lane.offsets, lane.consumed = agent, guard, Offsets(TOPIC), 0
+    lane.agent, lane.guard, lane.acks, lane.consumed = agent, guard, agent.acks, 0
     lane.marks = Marks()
 
     def ingest(raw: Source) -> Outbound:
@@ -156,9 +164,9 @@ def test_every_record_reaches_the_agent_in_offset_order_and_a_failure_is_dead_le
     assert agent.batches == [[0], [2]]
     assert guard.failed_at == [("decode", 1)]
     assert lane.consumed == 3
-    assert agent.acks.pending() == 3 and lane.offsets.due() == [], "held behind offset 0"
-    agent.acks.done(lane_event(agent, 0))
-    assert lane.offsets.due() == [(TOPIC, 0, 2)], "offset 1 released with 0; 2 still open"
+    assert agent.acks.pending() == 3 and lane.acks.due() == [], "held behind offset 0"
+    agent.acks.done(agent.taken[0])
+    assert lane.acks.due() == [(TOPIC, 0, 2)], "offset 1 released with 0; 2 still open"
 
 
 def test_the_low_watermark_is_the_slowest_partition_not_quiet() -> None:

@@ -98,6 +98,8 @@ class Flow:
         raise NotImplementedError
 
     def event_time(self, event: Event) -> datetime | None:
+        if type(event) is dict:  # a decoded event: skip the ABC check (hot, per record)
+            return event.get("occurred_at")
         return event.get("occurred_at") if isinstance(event, Mapping) else None
 
     def audit(self, event: Event, skipped: Skipped) -> list[Outbound]:

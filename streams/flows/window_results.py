@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,18 @@ from tillbridge.streams.runtime import metrics
 from tillbridge.streams.stages.messages import Outbound, Source
 
 _HEADERS = [("tillbridge.outcome", b"posted")]
+#: the C string escaper ``json.dumps`` itself uses (``ensure_ascii``)
+_text: Callable[[str], str] = getattr(json.encoder, "encode_basestring_ascii")  # noqa: B009
+
+
+def _value(v: Any) -> str:
+    """One JSON value as ``json.dumps`` writes it; strings and None (nearly every id)
+    without setting up an encoder (``json.dumps`` does per call: ~1 µs of ~2)."""
+    if v is None:
+        return "null"
+    if type(v) is str:
+        return _text(v)
+    return json.dumps(v)
 
 
 def posted_results(flow: Flow, members: Sequence[tuple[Event, Source]],
@@ -42,20 +54,29 @@ def posted_results(flow: Flow, members: Sequence[tuple[Event, Source]],
     ids_of, event_time = flow.ids, flow.event_time
     summary = written.links.get("summary") == "true"
     outs: list[Outbound] = []
+    head = '{"event_type": ' + _text(flow.kind)
+    keys: dict[str, str] = {}  # each id's name, escaped once a window
     for event, origin in members:
         ids = ids_of(event)
         when = event_time(event)
         if waited is not None and when is not None:
             waited.append(max(0.0, now - when.timestamp()))
-        doc: dict[str, Any] = {
-            "event_type": flow.kind, **ids, "outcome": "posted",
-            "source": f"{origin.topic}/{origin.partition}/{origin.offset}",
-            "event_time": when.isoformat() if when is not None else None}
+        # the document as json.dumps wrote it (same keys, order and separators), written
+        # directly: thousands a window (``bench.lane_profile``)
+        parts = [head]
+        for k, v in ids.items():
+            name = keys.get(k)
+            if name is None:
+                name = keys[k] = _text(k)
+            parts.append(f", {name}: {_value(v)}")
+        parts.append(f', "outcome": "posted", "source": '
+                     f'{_text(f"{origin.topic}/{origin.partition}/{origin.offset}")}, '
+                     f'"event_time": {_value(when.isoformat() if when is not None else None)}')
         if summary and event.get("loyalty_points_earned"):
-            doc["loyalty_skipped"] = {"reason": LOYALTY_SUMMARISED,
-                                      "points": event["loyalty_points_earned"]}
+            parts.append(', "loyalty_skipped": ' + json.dumps(
+                {"reason": LOYALTY_SUMMARISED, "points": event["loyalty_points_earned"]}))
         key = str(ids.get("pos_transaction_id") or ids.get("external_id") or "").encode()
-        value = json.dumps(doc).encode()[:-1] + tail
+        value = "".join(parts).encode() + tail
         out = Outbound(topics.RESULTS, key, value, list(_HEADERS))
         out.written = (written.external_id,)
         outs.append(out)

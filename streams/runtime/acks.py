@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 
 class AckQueue:
@@ -51,3 +51,73 @@ class AckQueue:
 
     def pending(self) -> int:
         return len(self._entries)
+
+
+class Acks(Protocol):
+    """What the window agent and its closer use of an ack tracker."""
+
+    def take(self, event: Any) -> None: ...
+
+    def done(self, event: Any) -> None: ...
+
+    def drop(self, partitions: set[int]) -> None: ...
+
+    def pending(self) -> int: ...
+
+
+class OffsetAcks:
+    """``AckQueue``'s order for a consumer that commits by hand (the inventory lane): it
+    keeps offsets, not records, and ``due`` says where each partition may be committed
+    (one past the last record released in order). Each record's event has ``raw``, its
+    ``Source``. Two calls a record instead of six callbacks (~2.5 µs a movement of the
+    lane's ~30, ``bench.lane_profile``)."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self._held: dict[int, deque[int]] = {}  # offsets taken and not released, in order
+        self._early: dict[int, set[int]] = {}  # done, behind a record still held
+        self._next: dict[int, int] = {}
+        self._dirty: set[int] = set()
+
+    def take(self, event: Any) -> None:
+        raw = event.raw
+        held = self._held.get(raw.partition)
+        if held is None:
+            held = self._held[raw.partition] = deque()
+            self._early[raw.partition] = set()
+        held.append(raw.offset)
+
+    def done(self, event: Any) -> None:
+        raw = event.raw
+        held = self._held.get(raw.partition)
+        if not held or raw.offset < held[0]:  # released already: nothing to do
+            return
+        if held[0] != raw.offset:
+            self._early[raw.partition].add(raw.offset)
+            return
+        early = self._early[raw.partition]
+        last = held.popleft()
+        while held and held[0] in early:
+            early.discard(last := held.popleft())
+        self.release(raw.partition, last)
+
+    def release(self, partition: int, offset: int) -> None:
+        """``offset`` and all before it may be committed (never moves back: a record read
+        again and released late)."""
+        if offset + 1 > self._next.get(partition, -1):
+            self._next[partition] = offset + 1
+            self._dirty.add(partition)
+
+    def due(self) -> list[tuple[str, int, int]]:
+        """What changed since the last call: (topic, partition, next offset) to commit."""
+        out = [(self.topic, p, self._next[p]) for p in sorted(self._dirty)]
+        self._dirty.clear()
+        return out
+
+    def drop(self, partitions: set[int]) -> None:
+        for p in partitions:
+            self._held.pop(p, None)
+            self._early.pop(p, None)
+
+    def pending(self) -> int:
+        return sum(len(h) for h in self._held.values())

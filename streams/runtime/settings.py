@@ -179,6 +179,11 @@ class Settings(BaseSettings):
         "TILLBRIDGE_TRACEMALLOC_FRAMES", 0,
         "Trace Python allocations with this many frames (0: off) so /debug/memory can name "
         "what grew since its baseline; costs CPU, for diagnosing a rising RSS.")
+    gc_gen0_threshold: NonNegative = _setting(
+        "TILLBRIDGE_GC_GEN0_THRESHOLD", 50_000,
+        "Allocations between two young-generation garbage collections (Python's default is "
+        "700; 0 keeps it). With windows holding thousands of decoded events, collections "
+        "at 700 took ~25% of the inventory lane's CPU (see runtime/gc_tuning.py).")
     store: Annotated[str, AfterValidator(values.store_url)] = _setting(
         "TILLBRIDGE_STORE", "rocksdb://",
         "Faust table store: rocksdb:// (local RocksDB, changelog-backed) or memory://.")

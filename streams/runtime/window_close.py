@@ -33,7 +33,7 @@ from tillbridge.streams.flows.window_plans import Plan, SharedPlan
 from tillbridge.streams.flows.window_results import posted_results
 from tillbridge.streams.ledger.types import Refused, Skipped, Written
 from tillbridge.streams.runtime import metrics
-from tillbridge.streams.runtime.acks import AckQueue
+from tillbridge.streams.runtime.acks import Acks
 from tillbridge.streams.runtime.emit import EmitterLike
 from tillbridge.streams.stages.deadletter import dead_letter
 from tillbridge.streams.stages.messages import Outbound, Source
@@ -86,7 +86,7 @@ class WindowCloser:
     """Books, posts and acks closed windows; forgets old ones (retention)."""
 
     def __init__(self, pipe: Pipeline, emitter: EmitterLike, book: WindowBook,
-                 acks: AckQueue) -> None:
+                 acks: Acks) -> None:
         self.pipe, self.emitter, self.book, self.acks = pipe, emitter, book, acks
         self.windows_posted = 0
         #: the sale flow's dedupe table for batch windows: not durable, the batch writer's

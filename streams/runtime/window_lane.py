@@ -8,12 +8,14 @@ topic, straight into the window agent (``runtime/windows.py``: its engine, book 
 as if it had been read back from there. Measured in ``make bench``: two Faust hops cap the
 window flow at ~0.08 of the bare loop; this lane removes both.
 
-At-least-once, as the Faust path: every record is taken into the window agent's
-``AckQueue`` and released strictly in offset order once its outcome is produced (a dead
-letter, a result, or its window's post); only released offsets are committed, after the
-emitter's flush. A record held in an open window is never committed past. A restarted
-worker reads the window book first and then the uncommitted records again, and a window
-already posted is recognised by the book (one post per window, deterministic externalId).
+At-least-once, as the Faust path: every record is taken into the window agent's ack
+tracker (``acks.OffsetAcks``: the lane's offsets, where the Faust agent keeps an
+``AckQueue`` of events) and released strictly in offset order once its outcome is
+produced (a dead letter, a result, or its window's post); only released offsets are
+committed, after the emitter's flush. A record held in an open window is never
+committed past. A restarted worker reads the window book first and then the uncommitted
+records again, and a window already posted is recognised by the book (one post per
+window, deterministic externalId).
 
 Event time across partitions: the raw topic is keyed per movement, so a location's
 movements come from every partition, and a consumer reading a backlog takes a run of one
@@ -53,6 +55,7 @@ from tillbridge.connectors.kafka.admin import ensure_topics
 from tillbridge.streams.flows.base import Flow
 from tillbridge.streams.flows.pipeline import Pipeline
 from tillbridge.streams.runtime import faust_app, metrics
+from tillbridge.streams.runtime.acks import OffsetAcks
 from tillbridge.streams.runtime.emit import EmitterLike
 from tillbridge.streams.runtime.guard import Failed, Guard, ingest_stage, standard
 from tillbridge.streams.runtime.settings import Settings
@@ -84,40 +87,12 @@ Prepared = tuple[Flow, Source, Any, Any]
 
 @dataclass(slots=True)
 class LaneEvent:
-    """One raw record as the window agent sees it: ``message.partition`` (its
-    ``AckQueue``), ``prepared`` (what ``Pipeline.prepare`` would give after the hop) and
-    ``ack()`` (its release, in offset order)."""
+    """One raw record as the window agent sees it: ``raw`` (its ``Source``: the lane's
+    ``OffsetAcks`` go by its partition and offset) and ``prepared`` (what
+    ``Pipeline.prepare`` would give after the hop)."""
 
     raw: Source
     prepared: Prepared | Outbound | None
-    offsets: Offsets
-
-    @property
-    def message(self) -> Source:
-        return self.raw
-
-    def ack(self) -> None:
-        self.offsets.release(self.raw.partition, self.raw.offset)
-
-
-@dataclass
-class Offsets:
-    """Per partition, the next offset to commit (one past the last released record);
-    ``due`` takes what changed since the last commit."""
-
-    topic: str
-    _next: dict[int, int] = field(default_factory=dict)
-    _dirty: set[int] = field(default_factory=set)
-
-    def release(self, partition: int, offset: int) -> None:
-        if offset + 1 > self._next.get(partition, -1):
-            self._next[partition] = offset + 1
-            self._dirty.add(partition)
-
-    def due(self) -> list[tuple[str, int, int]]:
-        out = [(self.topic, p, self._next[p]) for p in sorted(self._dirty)]
-        self._dirty.clear()
-        return out
 
 
 @dataclass
@@ -214,8 +189,10 @@ class InventoryLane:
                  consumer: Callable[[dict[str, Any]], Any] = Consumer,
                  topic: str = topics.INVENTORY.name) -> None:
         self.pipe, self.agent, self.emitter, self.guard = pipe, agent, emitter, guard
+        if not isinstance(agent.acks, OffsetAcks):
+            raise TypeError("the lane's window agent must ack by offset (OffsetAcks)")
+        self.acks = agent.acks  # what the lane commits
         self.topic = topic
-        self.offsets = Offsets(topic)
         self._config, self._make = config, consumer
         self._stopping = False
         self.consumed = 0
@@ -267,7 +244,7 @@ class InventoryLane:
         for msg in msgs:
             self.consumed += 1
             raw = source_of(msg)
-            event = LaneEvent(raw, None, self.offsets)
+            event = LaneEvent(raw, None)
             try:
                 event.prepared = ready = ingest(raw)
                 if type(ready) is tuple:  # (flow, origin, event, refs): not a dead letter
@@ -291,7 +268,7 @@ class InventoryLane:
 
     async def commit(self, consumer: Any) -> None:
         """Released offsets committed after everything produced for them is acked."""
-        due = self.offsets.due()
+        due = self.acks.due()
         if not due:
             return
         await self.emitter.flush()
@@ -312,7 +289,8 @@ def install(app: faust.App, settings: Settings, pipe: Pipeline, out: EmitterLike
                       settings.window_retain_s)
     guard = standard(out.send, origin=pipe.origin, hold=_no_hold)
     agent = WindowAgent(pipe, out, guard, spec, source=lambda e: e.raw, hold=_no_hold,
-                        mine=lambda flow: flow == INVENTORY_PLAN)
+                        mine=lambda flow: flow == INVENTORY_PLAN,
+                        acks=OffsetAcks(topics.INVENTORY.name))
     config = lane_config(bootstrap, f"{settings.app_id}-inventory-lane",
                          settings.session_timeout_s, settings.fetch_max_wait_ms)
     lane = InventoryLane(pipe, agent, out, guard, config)

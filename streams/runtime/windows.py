@@ -28,7 +28,7 @@ from tillbridge.streams.flows.window_plans import Plan, SharedPlan, inventory_pl
 from tillbridge.streams.ledger.types import Posting, Skipped, Written
 from tillbridge.streams.refdata.sync_modes import H_MODE
 from tillbridge.streams.runtime import control, events
-from tillbridge.streams.runtime.acks import AckQueue
+from tillbridge.streams.runtime.acks import AckQueue, Acks
 from tillbridge.streams.runtime.emit import EmitterLike
 from tillbridge.streams.runtime.guard import Failed, Guard
 from tillbridge.streams.runtime.window_close import Member, WindowCloser, held_conflict
@@ -57,7 +57,8 @@ class WindowAgent:
                  clock: Callable[[], float] = time.time,
                  source: Callable[[Any], Source] = events.source,
                  hold: Callable[[Any], None] = events.hold,
-                 mine: Callable[[str], bool] = lambda _flow: True) -> None:
+                 mine: Callable[[str], bool] = lambda _flow: True,
+                 acks: Acks | None = None) -> None:
         self.pipe, self.emitter, self.guard, self.spec = pipe, emitter, guard, spec
         self.book = book or WindowBook()
         self.owned = owned
@@ -65,7 +66,9 @@ class WindowAgent:
         #: the window book flows this agent finishes after a crash (the inventory lane's
         #: agent and the Faust one split them: ``window_lane.py``)
         self.mine = mine
-        self.acks = AckQueue(hold, lambda e: e.ack())
+        #: Faust's events acked in offset order; the inventory lane gives its own (offsets
+        #: it commits by hand)
+        self.acks: Acks = acks if acks is not None else AckQueue(hold, lambda e: e.ack())
         self.plans: dict[str, Plan] = {f.kind: inventory_plan(f, spec)
                                        for f in pipe.flows.values() if f.windowed}
         self.engines: dict[str, WindowEngine[Member]] = {}

@@ -12,7 +12,14 @@ import time
 
 import faust
 
-from tillbridge.streams.runtime import faust_app, logfilter, logformat, memprobe, state
+from tillbridge.streams.runtime import (
+    faust_app,
+    gc_tuning,
+    logfilter,
+    logformat,
+    memprobe,
+    state,
+)
 from tillbridge.streams.runtime.app import build_app
 from tillbridge.streams.runtime.settings import Settings
 
@@ -41,6 +48,7 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
         watch = state.ChangelogWatch(table, settings.kafka_bootstrap_servers or "")
         faust_app.every(app, WATCH_INTERVAL_S, watch.tick)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    gc_tuning.tune(settings.gc_gen0_threshold)  # the app built: its heap is frozen
     # Faust's terminal spinner sets the root logger to DEBUG so it can spin on every record;
     # every aiokafka debug call then builds a LogRecord (~8% of ingest CPU, profiled).
     worker.spinner = None

@@ -152,6 +152,13 @@ class _Key:
     #: end of the key's latest closed window (what the window book says after a restart):
     #: the retention horizon counts back from it, so it is the same before and after one
     closed_end: datetime | None = None
+    #: the edge at which the frontier moves next (the end of its window + grace): below
+    #: it a record's edge changes nothing, and ``_advance`` is not called (a record's
+    #: cost, ``bench.lane_profile``); None: not known, call it
+    advance_at: datetime | None = None
+    #: ``horizon`` for ``horizon_of`` (the ``closed_end`` it was counted back from)
+    horizon: datetime | None = None
+    horizon_of: datetime | None = None
 
 
 class WindowEngine(Generic[T]):
@@ -231,9 +238,12 @@ class WindowEngine(Generic[T]):
                 return Added("duplicate", seen)
             return Added("counted", seen)
         t = _utc(event_time)
-        horizon = self.horizon(key)
-        if horizon is not None and t < horizon:
-            return Added("expired", "")
+        closed_end = state.closed_end
+        if closed_end is not None and self.spec.retain_s:
+            if state.horizon_of is not closed_end:  # what ``horizon`` says, kept per key
+                state.horizon, state.horizon_of = closed_end - self._retain, closed_end
+            if t < state.horizon:  # type: ignore[operator]  # set just above
+                return Added("expired", "")
         start = self._start(key, t)
         late = state.frontier is not None and start < state.frontier
         if late:
@@ -252,7 +262,8 @@ class WindowEngine(Generic[T]):
         edge = mark if low is None or low > mark else low
         if state.edge is None or edge > state.edge:
             state.edge = edge
-            self._advance(key, state, edge - self._grace)
+            if state.advance_at is None or edge >= state.advance_at:
+                self._advance(key, state, edge - self._grace)
         return Added("late" if late else "added", win.wid)
 
     def release(self, low: datetime | None) -> None:
@@ -281,8 +292,12 @@ class WindowEngine(Generic[T]):
         """Move the key's frontier to the start of the window holding ``edge``."""
         frontier = self._start(key, edge)
         if state.frontier is not None and frontier <= state.frontier:
+            state.advance_at = self._end(key, state.frontier) + self._grace
             return
         state.frontier = frontier
+        # frontiers only move forward (``learn`` too): a later one leaves this early,
+        # which costs one more call, never a missed close
+        state.advance_at = self._end(key, frontier) + self._grace
         for wid, win in list(self._open.items()):
             if win.key == key and win.start < frontier:
                 self._ready.append(self._open.pop(wid))
