@@ -4,9 +4,10 @@ in an open window) and its consumer settings for Tansu."""
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import UTC, datetime, timedelta
 
-from tillbridge.streams.runtime.acks import OffsetAcks
+from tillbridge.streams.runtime.acks import AckQueue, OffsetAcks
 from tillbridge.streams.runtime.guard import Failed
 from tillbridge.streams.runtime.window_lane import (
     NOTHING_YET,
@@ -183,3 +184,32 @@ def test_the_low_watermark_is_the_slowest_partition_not_quiet() -> None:
     marks.saw(0, t0 + timedelta(minutes=55), 104.0)
     assert marks.low(107.0) == t0 + timedelta(minutes=55), "partition 1 quiet: left out"
     assert marks.low(200.0) is None
+
+
+def test_offset_acks_commit_where_an_ack_queue_would() -> None:
+    """``OffsetAcks`` against the ``AckQueue`` it stands in for, on random orders of
+    finishing (records across partitions, windows posting out of order, some done twice):
+    after every step both allow the same commit position per partition."""
+    for seed in range(30):
+        rng = random.Random(seed)
+        released: dict[int, int] = {}
+
+        def release(e: LaneEvent, released: dict[int, int] = released) -> None:
+            released[e.raw.partition] = max(released.get(e.raw.partition, -1),
+                                            e.raw.offset + 1)
+
+        queue = AckQueue(lambda _e: None, release, partition=lambda e: e.raw.partition)
+        acks = OffsetAcks(TOPIC)
+        committed: dict[int, int] = {}
+        events = [event(p, o) for o in range(40) for p in range(3)]
+        for e in events:
+            queue.take(e)
+            acks.take(e)
+        order = events + rng.sample(events, 10)  # some done twice
+        rng.shuffle(order)
+        for e in order:
+            queue.done(e)
+            acks.done(e)
+            committed.update((p, o) for _t, p, o in acks.due())
+            assert committed == released, f"seed {seed}"
+        assert committed == {0: 40, 1: 40, 2: 40} and acks.pending() == 0
