@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import tracemalloc
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,6 +15,8 @@ def test_without_tracing_the_page_says_how_to_turn_it_on() -> None:
     doc = memprobe.report()
     assert doc["tracing"] is False and "TILLBRIDGE_TRACEMALLOC_FRAMES" in doc["hint"]
     assert doc["rss_mb"] is None or doc["rss_mb"] > 1
+    assert doc["gc_frozen"] == gc.get_freeze_count()
+    assert doc["gc_threshold"] == list(gc.get_threshold())
 
 
 def test_with_tracing_the_growth_since_the_baseline_names_its_line() -> None:

@@ -78,6 +78,9 @@ def report(reset: bool = False, limit: int = 15,
     """
     global _baseline
     doc: dict[str, Any] = {"rss_mb": rss_mb(), "gc_objects": len(gc.get_objects()),
+                           # the start-up heap ``gc_tuning`` froze (not in gc_objects)
+                           "gc_frozen": gc.get_freeze_count(),
+                           "gc_threshold": list(gc.get_threshold()),
                            "tracing": tracemalloc.is_tracing(),
                            "rocksdb": rocksdb_memory(tables or {})}
     if not tracemalloc.is_tracing():

@@ -152,11 +152,12 @@ class _Key:
     #: end of the key's latest closed window (what the window book says after a restart):
     #: the retention horizon counts back from it, so it is the same before and after one
     closed_end: datetime | None = None
-    #: the edge at which the frontier moves next (the end of its window + grace): below
-    #: it a record's edge changes nothing, and ``_advance`` is not called (a record's
-    #: cost, ``bench.lane_profile``); None: not known, call it
-    advance_at: datetime | None = None
-    #: ``horizon`` for ``horizon_of`` (the ``closed_end`` it was counted back from)
+    #: the end of the frontier's window: ``_advance`` to an edge before it moves nothing,
+    #: and returns before any window arithmetic (a record's cost, ``bench.lane_profile``);
+    #: None: not known yet
+    next_start: datetime | None = None
+    #: the retention horizon and the ``closed_end`` it was counted back from (kept: it
+    #: is asked once a record)
     horizon: datetime | None = None
     horizon_of: datetime | None = None
 
@@ -238,12 +239,9 @@ class WindowEngine(Generic[T]):
                 return Added("duplicate", seen)
             return Added("counted", seen)
         t = _utc(event_time)
-        closed_end = state.closed_end
-        if closed_end is not None and self.spec.retain_s:
-            if state.horizon_of is not closed_end:  # what ``horizon`` says, kept per key
-                state.horizon, state.horizon_of = closed_end - self._retain, closed_end
-            if t < state.horizon:  # type: ignore[operator]  # set just above
-                return Added("expired", "")
+        horizon = self._horizon(state)
+        if horizon is not None and t < horizon:
+            return Added("expired", "")
         start = self._start(key, t)
         late = state.frontier is not None and start < state.frontier
         if late:
@@ -256,14 +254,9 @@ class WindowEngine(Generic[T]):
         win.members[member_id] = Member(member_id, t, late, item)
         win.handles.append(handle)
         self.known[member_id] = win.wid
-        mark = state.watermark
-        if mark is None or t > mark:
-            mark = state.watermark = t
-        edge = mark if low is None or low > mark else low
-        if state.edge is None or edge > state.edge:
-            state.edge = edge
-            if state.advance_at is None or edge >= state.advance_at:
-                self._advance(key, state, edge - self._grace)
+        if state.watermark is None or t > state.watermark:
+            state.watermark = t
+        self._raise_edge(key, state, low)
         return Added("late" if late else "added", win.wid)
 
     def release(self, low: datetime | None) -> None:
@@ -271,13 +264,18 @@ class WindowEngine(Generic[T]):
         up to its own watermark held back to ``low`` (None: not held back), without
         waiting for the key's next record."""
         for key, state in self._keys.items():
-            mark = state.watermark
-            if mark is None:
-                continue
-            edge = mark if low is None or low > mark else low
-            if state.edge is None or edge > state.edge:
-                state.edge = edge
-                self._advance(key, state, edge - self._grace)
+            self._raise_edge(key, state, low)
+
+    def _raise_edge(self, key: str, state: _Key, low: datetime | None) -> None:
+        """The key's edge: its watermark held back to ``low``; a rise closes what it
+        leaves ``grace`` behind."""
+        mark = state.watermark
+        if mark is None:
+            return
+        edge = mark if low is None or low > mark else low
+        if state.edge is None or edge > state.edge:
+            state.edge = edge
+            self._advance(key, state, edge - self._grace)
 
     def tick(self, now: float) -> None:
         """Wall clock ``now`` (UNIX seconds): every key quiet for ``idle`` closes the
@@ -290,14 +288,16 @@ class WindowEngine(Generic[T]):
 
     def _advance(self, key: str, state: _Key, edge: datetime) -> None:
         """Move the key's frontier to the start of the window holding ``edge``."""
+        if state.next_start is not None and edge < state.next_start:
+            return  # still in the frontier's window
         frontier = self._start(key, edge)
         if state.frontier is not None and frontier <= state.frontier:
-            state.advance_at = self._end(key, state.frontier) + self._grace
+            state.next_start = self._end(key, state.frontier)
             return
         state.frontier = frontier
-        # frontiers only move forward (``learn`` too): a later one leaves this early,
-        # which costs one more call, never a missed close
-        state.advance_at = self._end(key, frontier) + self._grace
+        # frontiers only move forward (``learn`` too): one moved elsewhere leaves this
+        # behind it, which costs one more ``_start``, never a missed close
+        state.next_start = self._end(key, frontier)
         for wid, win in list(self._open.items()):
             if win.key == key and win.start < frontier:
                 self._ready.append(self._open.pop(wid))
@@ -308,9 +308,15 @@ class WindowEngine(Generic[T]):
     def horizon(self, key: str) -> datetime | None:
         """Records older than this were in windows retention forgot (None: keep all)."""
         state = self._keys.get(key)
-        if state is None or state.closed_end is None or not self.spec.retain_s:
+        return self._horizon(state) if state is not None else None
+
+    def _horizon(self, state: _Key) -> datetime | None:
+        closed_end = state.closed_end
+        if closed_end is None or not self.spec.retain_s:
             return None
-        return state.closed_end - self._retain
+        if state.horizon_of is not closed_end:
+            state.horizon, state.horizon_of = closed_end - self._retain, closed_end
+        return state.horizon
 
     def expire(self, closed: Mapping[str, tuple[str, datetime, Iterable[str]]]) -> list[str]:
         """Of ``closed`` (the window book's final windows: id -> key, end, member ids), the
