@@ -7,6 +7,8 @@ import tracemalloc
 from pathlib import Path
 from types import SimpleNamespace
 
+import rocksdict
+
 from tillbridge.streams.runtime import memprobe
 
 
@@ -44,8 +46,6 @@ def _line_of(text: str) -> int:
 def test_rocksdb_memory_reads_each_partitions_own_account(tmp_path: Path) -> None:
     """Two real RocksDB databases (rocksdict, as Faust's store opens them) standing for
     two partitions of a table: their memtables are summed, in MB, per table."""
-    import rocksdict
-
     dbs = {p: rocksdict.Rdict(str(tmp_path / f"p{p}")) for p in (0, 1)}
     try:
         for p, db in dbs.items():
